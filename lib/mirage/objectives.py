@@ -1,0 +1,237 @@
+"""Advantage estimators and the policy loss, defined once.
+
+Every estimator has verl 0.9.1's estimator signature
+``fn(token_level_rewards, response_mask, index, config=None, **kwargs) -> (advantages, returns)``
+so the verl plugin registers these very functions with ``register_adv_est`` and the
+CPU testbed's local GRPO loop calls them directly. ``policy_loss`` computes what
+verl's ``compute_policy_loss_vanilla`` + ``agg_loss`` compute (asymmetric clip,
+dual clip, token-mean over the whole mini-batch).
+
+Two definitions of negative/positive sample reinforcement are offered, under
+distinct names, because they differ:
+
+* ``masked_nsr`` / ``masked_psr`` (the paper): ordinary GRPO advantages multiplied
+  by a mask. Masked responses keep their tokens in the token-mean normaliser.
+* ``nsr_pm1`` / ``psr_pm1`` / ``w_reinforce`` (Zhu et al. 2025): no group
+  normalisation, a fixed +-1 (or +lambda) advantage, and the unselected responses
+  are *dropped* from the batch (``Estimator.drops_unselected``), so the normaliser
+  counts kept tokens only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+Tensor = torch.Tensor
+
+
+def _cfg_get(config: Any, key: str, default: Any) -> Any:
+    """Read ``key`` from a verl AlgoConfig / DictConfig / dict, else ``default``."""
+    if config is None:
+        return default
+    if isinstance(config, dict):
+        return config.get(key, default)
+    getter = getattr(config, "get", None)
+    if callable(getter):
+        try:
+            return getter(key, default)
+        except Exception:  # dataclass configs raise on unknown keys
+            pass
+    return getattr(config, key, default)
+
+
+def _group_ids(index: Any) -> np.ndarray:
+    """Map arbitrary group labels (uids, ints) to 0..G-1 in first-seen order."""
+    labels = np.asarray(index, dtype=object)
+    _, first, inverse = np.unique(labels.astype(str), return_index=True, return_inverse=True)
+    return inverse.reshape(-1)
+
+
+def grpo_scores(scores: Tensor, index: Any, epsilon: float = 1e-6, norm_by_std: bool = True) -> Tensor:
+    """Group-normalised scores, exactly as verl's ``compute_grpo_outcome_advantage``.
+
+    Per group: (score - mean) / (std + epsilon) with the unbiased std; a group of one
+    gets mean 0 and std 1.
+    """
+    scores = scores.detach().to(torch.float32)
+    gid = torch.as_tensor(_group_ids(index), dtype=torch.long)
+    n_groups = int(gid.max().item()) + 1 if gid.numel() else 0
+    count = torch.zeros(n_groups).index_add_(0, gid, torch.ones_like(scores))
+    total = torch.zeros(n_groups).index_add_(0, gid, scores)
+    mean = total / count
+    sq = torch.zeros(n_groups).index_add_(0, gid, (scores - mean[gid]) ** 2)
+    std = torch.sqrt(sq / (count - 1).clamp(min=1))
+    single = count == 1
+    mean = torch.where(single, torch.zeros_like(mean), mean)
+    std = torch.where(single, torch.ones_like(std), std)
+    if norm_by_std:
+        return (scores - mean[gid]) / (std[gid] + epsilon)
+    return scores - mean[gid]
+
+
+def _outcome(token_level_rewards: Tensor) -> Tensor:
+    return token_level_rewards.sum(dim=-1)
+
+
+def _broadcast(per_response: Tensor, response_mask: Tensor) -> tuple[Tensor, Tensor]:
+    adv = per_response.unsqueeze(-1).to(response_mask.dtype if response_mask.is_floating_point() else torch.float32)
+    adv = adv * response_mask
+    return adv, adv
+
+
+def compute_grpo(token_level_rewards: Tensor, response_mask: Tensor, index: Any, epsilon: float = 1e-6,
+                 norm_adv_by_std_in_grpo: bool = True, config: Any = None, **_: Any) -> tuple[Tensor, Tensor]:
+    """Standard GRPO outcome advantage (same numbers as verl's built-in ``grpo``)."""
+    norm = _cfg_get(config, "norm_adv_by_std_in_grpo", norm_adv_by_std_in_grpo)
+    return _broadcast(grpo_scores(_outcome(token_level_rewards), index, epsilon, norm), response_mask)
+
+
+def compute_masked_nsr(token_level_rewards: Tensor, response_mask: Tensor, index: Any, epsilon: float = 1e-6,
+                       norm_adv_by_std_in_grpo: bool = True, config: Any = None, **_: Any) -> tuple[Tensor, Tensor]:
+    """The paper's NSR: GRPO advantages kept only on responses with reward < 1."""
+    scores = _outcome(token_level_rewards)
+    norm = _cfg_get(config, "norm_adv_by_std_in_grpo", norm_adv_by_std_in_grpo)
+    adv = grpo_scores(scores, index, epsilon, norm) * (scores < 1).float()
+    return _broadcast(adv, response_mask)
+
+
+def compute_masked_psr(token_level_rewards: Tensor, response_mask: Tensor, index: Any, epsilon: float = 1e-6,
+                       norm_adv_by_std_in_grpo: bool = True, config: Any = None, **_: Any) -> tuple[Tensor, Tensor]:
+    """The paper's PSR: GRPO advantages kept only on responses with reward > 0."""
+    scores = _outcome(token_level_rewards)
+    norm = _cfg_get(config, "norm_adv_by_std_in_grpo", norm_adv_by_std_in_grpo)
+    adv = grpo_scores(scores, index, epsilon, norm) * (scores > 0).float()
+    return _broadcast(adv, response_mask)
+
+
+def compute_nsr_pm1(token_level_rewards: Tensor, response_mask: Tensor, index: Any = None, config: Any = None,
+                    **_: Any) -> tuple[Tensor, Tensor]:
+    """Zhu et al. NSR: advantage -1 on wrong responses (reward <= 0), 0 elsewhere (dropped)."""
+    scores = _outcome(token_level_rewards)
+    return _broadcast(-(scores <= 0).float(), response_mask)
+
+
+def compute_psr_pm1(token_level_rewards: Tensor, response_mask: Tensor, index: Any = None, config: Any = None,
+                    **_: Any) -> tuple[Tensor, Tensor]:
+    """Zhu et al. PSR: advantage +1 on correct responses (reward > 0), 0 elsewhere (dropped)."""
+    scores = _outcome(token_level_rewards)
+    return _broadcast((scores > 0).float(), response_mask)
+
+
+def compute_w_reinforce(token_level_rewards: Tensor, response_mask: Tensor, index: Any = None, config: Any = None,
+                        lam: float | None = None, **_: Any) -> tuple[Tensor, Tensor]:
+    """Zhu et al. W-REINFORCE: +lambda on correct, -1 on wrong (lambda defaults to 0.1)."""
+    if lam is None:
+        lam = float(_cfg_get(config, "w_reinforce_lambda", 0.1))
+    scores = _outcome(token_level_rewards)
+    adv = torch.where(scores > 0, torch.full_like(scores, float(lam)), torch.full_like(scores, -1.0))
+    return _broadcast(adv, response_mask)
+
+
+@dataclass(frozen=True)
+class Estimator:
+    name: str
+    fn: Callable[..., tuple[Tensor, Tensor]]
+    # True: responses whose advantage is exactly 0 are removed from the batch
+    # (Zhu et al.), so they do not count in the token-mean normaliser.
+    drops_unselected: bool = False
+    # The name verl knows it by. Built-in grpo stays verl's own; ours are prefixed
+    # so they can never collide with a future verl estimator.
+    verl_name: str = ""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[Tensor, Tensor]:
+        return self.fn(*args, **kwargs)
+
+
+ESTIMATORS: dict[str, Estimator] = {
+    e.name: e
+    for e in [
+        Estimator("grpo", compute_grpo, verl_name="grpo"),
+        Estimator("masked_nsr", compute_masked_nsr, verl_name="mirage_masked_nsr"),
+        Estimator("masked_psr", compute_masked_psr, verl_name="mirage_masked_psr"),
+        Estimator("nsr_pm1", compute_nsr_pm1, drops_unselected=True, verl_name="mirage_nsr_pm1"),
+        Estimator("psr_pm1", compute_psr_pm1, drops_unselected=True, verl_name="mirage_psr_pm1"),
+        Estimator("w_reinforce", compute_w_reinforce, verl_name="mirage_w_reinforce"),
+    ]
+}
+
+
+def get_estimator(name: str) -> Estimator:
+    try:
+        return ESTIMATORS[name]
+    except KeyError:
+        raise KeyError(f"unknown advantage estimator {name!r}; known: {', '.join(ESTIMATORS)}") from None
+
+
+def kept_responses(estimator: str, advantages: Tensor) -> Tensor:
+    """Boolean per response: True where the response stays in the batch.
+
+    ``advantages`` is (batch, response_length) or (batch,). Only estimators with
+    ``drops_unselected`` drop anything: a masked (paper) NSR/PSR response keeps its
+    tokens in the normaliser even though its advantage is zero.
+    """
+    if not get_estimator(estimator).drops_unselected:
+        return torch.ones(advantages.shape[0], dtype=torch.bool)
+    per_response = advantages if advantages.dim() == 1 else advantages.abs().sum(dim=-1)
+    return per_response != 0
+
+
+# --- the policy loss ----------------------------------------------------------------
+def policy_loss(
+    old_log_prob: Tensor,
+    log_prob: Tensor,
+    advantages: Tensor,
+    response_mask: Tensor,
+    clip_ratio_low: float = 0.2,
+    clip_ratio_high: float = 0.28,
+    clip_ratio_c: float = 10.0,
+    loss_agg_mode: str = "token-mean",
+    batch_num_tokens: float | Tensor | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """PPO clipped loss with asymmetric clip and dual clip, as verl's vanilla loss.
+
+    ``batch_num_tokens``: the token-mean denominator. verl normalises by the valid
+    tokens of the whole mini-batch even when it is split into micro-batches; pass
+    that count here when calling on a micro-batch (default: this batch's tokens).
+    """
+    if clip_ratio_c <= 1.0:
+        raise ValueError(f"clip_ratio_c must be > 1 (dual clip), got {clip_ratio_c}")
+    mask = response_mask.to(log_prob.dtype)
+    neg_kl = torch.clamp(log_prob - old_log_prob, min=-20.0, max=20.0)
+    ratio = torch.exp(neg_kl)
+    losses1 = -advantages * ratio
+    losses2 = -advantages * torch.clamp(ratio, 1 - clip_ratio_low, 1 + clip_ratio_high)
+    clipped1 = torch.maximum(losses1, losses2)
+    losses3 = -advantages * clip_ratio_c
+    clipped2 = torch.minimum(losses3, clipped1)
+    losses = torch.where(advantages < 0, clipped2, clipped1)
+
+    n_valid = mask.sum()
+    if loss_agg_mode == "token-mean":
+        denom = n_valid if batch_num_tokens is None else batch_num_tokens
+        loss = (losses * mask).sum() / denom
+    elif loss_agg_mode == "seq-mean-token-mean":
+        per_seq_tokens = mask.sum(-1)
+        seq = (losses * mask).sum(-1) / (per_seq_tokens + 1e-8)
+        seq_mask = (per_seq_tokens > 0).to(seq.dtype)
+        loss = (seq * seq_mask).sum() / seq_mask.sum()
+    elif loss_agg_mode == "seq-mean-token-sum":
+        seq = (losses * mask).sum(-1)
+        seq_mask = (mask.sum(-1) > 0).to(seq.dtype)
+        loss = (seq * seq_mask).sum() / seq_mask.sum()
+    else:
+        raise ValueError(f"unsupported loss_agg_mode {loss_agg_mode!r}")
+
+    with torch.no_grad():
+        safe = n_valid.clamp(min=1)
+        metrics = {
+            "actor/pg_clipfrac": float(((losses2 > losses1).float() * mask).sum() / safe),
+            "actor/ppo_kl": float((-neg_kl * mask).sum() / safe),
+            "actor/pg_clipfrac_lower": float(
+                ((clipped1 > losses3).float() * (advantages < 0).float() * mask).sum() / safe),
+        }
+    return loss, metrics

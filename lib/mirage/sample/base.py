@@ -1,0 +1,77 @@
+"""One sampling interface; ``hf.py`` (CPU/GPU, transformers) and ``vllm.py`` implement it.
+
+Seeds are per prompt, derived from the run's seed and the problem id, so a
+problem's samples never depend on which other prompts share its batch, on the
+batch size, or on how a run was split across processes and resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+Messages = list[dict[str, str]]  # a chat: [{"role": "user", "content": "..."}]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 1024  # always explicit: vLLM's default is 16
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Completion:
+    text: str
+    finish_reason: str  # "stop" (EOS / stop string) or "length" (cut at max_tokens)
+    num_tokens: int
+    token_ids: list[int] | None = None
+    logprobs: list[float] | None = None  # sampled-token log-probs, when the backend gives them
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def prompt_seed(seed: int, problem_id: Any) -> int:
+    """A stable 63-bit seed for one problem's samples (independent of batch composition)."""
+    digest = hashlib.sha256(f"{int(seed)}\x00{problem_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def apply_chat_template(tokenizer: Any, messages: Messages) -> str:
+    """The prompt text a chat model sees: the tokenizer's own template, generation prompt on."""
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+class Sampler(ABC):
+    """Draw ``params.n`` completions for each chat prompt."""
+
+    backend: str = "?"
+
+    @abstractmethod
+    def generate(self, prompts: Sequence[Messages], params: SamplingParams,
+                 seeds: Sequence[int]) -> list[list[Completion]]:
+        """One list of ``params.n`` completions per prompt, in prompt order.
+
+        ``seeds[i]`` seeds prompt i (see ``prompt_seed``); the same prompt, seed and
+        params give the same completions whatever else is in the batch.
+        """
+
+    def describe(self) -> dict[str, Any]:
+        """What to record with every result: backend, model, library versions, hardware."""
+        return {"backend": self.backend}
