@@ -1,0 +1,371 @@
+"""The vLLM sampler, and data parallelism over several engines (one per GPU or TP group).
+
+``VLLMSampler`` turns chat prompts into token ids exactly as verl's dataset does
+(the tokenizer's chat template with the generation prompt, then tokenised without
+adding special tokens again) and sends one request per prompt, seeded with the
+prompt's own seed. vLLM seeds child i of an ``n > 1`` request with ``seed + i``,
+so when a prompt's samples are split over several requests each request starts
+at ``seed + <samples already requested>``: the offsets are disjoint and the
+samples are the ones a single request would have drawn.
+
+``LLM(data_parallel_size > 1)`` does not work inside one process, so several
+GPUs are used by ``ShardedSampler``: it cuts every batch of prompts into
+contiguous shards, runs one per worker (a subprocess pinned with
+CUDA_VISIBLE_DEVICES, or a Ray actor on any node), and merges the results back
+in prompt order. Sharding knows nothing about vLLM; any ``Sampler`` factory works.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import multiprocessing as mp
+import os
+import platform
+import sys
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from importlib import metadata
+from typing import Any, Callable, Sequence
+
+from mirage.sample.base import Completion, Messages, Sampler, SamplingParams, apply_chat_template
+
+
+def _import_vllm():
+    try:
+        return importlib.import_module("vllm")
+    except ImportError as e:
+        raise ImportError(
+            "the vllm backend needs vLLM, which is not installed in this environment "
+            "(it is CUDA-only: install the gpu extra, `pip install -e '.[gpu]'`, on a GPU machine, "
+            "or use --backend hf)") from e
+
+
+def split_n(n: int, max_per_call: int | None) -> list[tuple[int, int]]:
+    """(seed offset, samples) for each request that draws a prompt's ``n`` samples."""
+    step = n if not max_per_call else max_per_call
+    return [(start, min(step, n - start)) for start in range(0, n, step)]
+
+
+def library_versions(*dists: str) -> dict[str, str | None]:
+    """Installed versions (None when absent), read from package metadata without importing."""
+    out = {}
+    for dist in dists:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def hardware() -> dict[str, Any]:
+    """The machine a result came from (host, CPUs, visible GPUs)."""
+    info: dict[str, Any] = {"host": platform.node(), "platform": platform.platform(),
+                            "python": platform.python_version(), "cpu_count": os.cpu_count(),
+                            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    torch = sys.modules.get("torch")  # only if the backend loaded it: never pay for an import here
+    if torch is not None and torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+class VLLMSampler(Sampler):
+    """``vllm.LLM`` behind the ``Sampler`` interface (one engine, tensor parallel inside it)."""
+
+    backend = "vllm"
+
+    def __init__(self, model: str, *, tensor_parallel_size: int = 1, dtype: str = "auto",
+                 max_model_len: int | None = None, seed: int = 0, gpu_memory_utilization: float = 0.9,
+                 max_samples_per_call: int | None = None, **engine_kwargs: Any):
+        vllm = _import_vllm()
+        self.model = str(model)
+        self.engine_args = dict(tensor_parallel_size=tensor_parallel_size, dtype=dtype,
+                                max_model_len=max_model_len, seed=seed,
+                                gpu_memory_utilization=gpu_memory_utilization, **engine_kwargs)
+        self.max_samples_per_call = max_samples_per_call
+        self._sampling_params = vllm.SamplingParams
+        self.llm = vllm.LLM(model=self.model, **self.engine_args)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def render_prompt(self, messages: Messages) -> str:
+        return apply_chat_template(self.tokenizer, messages)
+
+    def prompt_token_ids(self, messages: Messages) -> list[int]:
+        # verl tokenises the rendered template without adding a second BOS.
+        return list(self.tokenizer.encode(self.render_prompt(messages), add_special_tokens=False))
+
+    def generate(self, prompts: Sequence[Messages], params: SamplingParams,
+                 seeds: Sequence[int]) -> list[list[Completion]]:
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        owners, inputs, requests = [], [], []
+        for i, (messages, seed) in enumerate(zip(prompts, seeds)):
+            ids = self.prompt_token_ids(messages)
+            for offset, n in split_n(params.n, self.max_samples_per_call):
+                owners.append(i)
+                inputs.append({"prompt_token_ids": ids})
+                requests.append(self._sampling_params(
+                    n=n, temperature=params.temperature, top_p=params.top_p,
+                    max_tokens=params.max_tokens, seed=int(seed) + offset))
+        outputs = self.llm.generate(inputs, requests, use_tqdm=False) if inputs else []
+        if len(outputs) != len(inputs):
+            raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(inputs)} requests")
+        results: list[list[Completion]] = [[] for _ in prompts]
+        for i, out in zip(owners, outputs):
+            for c in sorted(out.outputs, key=lambda c: c.index):  # child index = seed offset
+                results[i].append(Completion(text=c.text, finish_reason=str(c.finish_reason),
+                                             num_tokens=len(c.token_ids), token_ids=list(c.token_ids)))
+        for i, r in enumerate(results):
+            if len(r) != params.n:
+                raise RuntimeError(f"prompt {i}: vLLM returned {len(r)} samples, expected {params.n}")
+        return results
+
+    def describe(self) -> dict[str, Any]:
+        versions = library_versions("vllm", "torch", "transformers")
+        return {"backend": self.backend, "model": self.model, **self.engine_args,
+                "max_samples_per_call": self.max_samples_per_call, "versions": versions,
+                "hardware": hardware()}
+
+
+# --- data parallelism: shards of prompts over several workers -----------------------
+def shard_bounds(n_items: int, n_shards: int) -> list[tuple[int, int]]:
+    """Contiguous [start, end) ranges covering ``n_items``; sizes differ by at most one."""
+    if n_shards < 1:
+        raise ValueError(f"n_shards must be >= 1, got {n_shards}")
+    base, extra = divmod(n_items, n_shards)
+    bounds, start = [], 0
+    for s in range(n_shards):
+        end = start + base + (s < extra)
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
+class ShardedSampler(Sampler):
+    """Run each batch on several workers (contiguous shards) and merge in prompt order.
+
+    A worker has ``submit(prompts, params, seeds) -> future`` (anything with
+    ``.result()``), ``describe()`` and ``close()``. Because every prompt carries its
+    own seed, the merged result does not depend on the number of workers.
+    """
+
+    def __init__(self, workers: Sequence[Any]):
+        if not workers:
+            raise ValueError("ShardedSampler needs at least one worker")
+        self.workers = list(workers)
+        self._describe: dict[str, Any] | None = None
+
+    @property
+    def backend(self) -> str:  # type: ignore[override]
+        return self.describe()["backend"]
+
+    def render_prompt(self, messages: Messages) -> str:
+        return self.workers[0].render_prompt(messages)
+
+    def generate(self, prompts, params, seeds):
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        jobs = [(a, b, w.submit(list(prompts[a:b]), params, list(seeds[a:b])))
+                for w, (a, b) in zip(self.workers, shard_bounds(len(prompts), len(self.workers))) if b > a]
+        merged: list[list[Completion]] = []
+        for a, b, job in jobs:  # wait for every shard, in prompt order
+            shard = job.result()
+            if len(shard) != b - a:
+                raise RuntimeError(f"worker for prompts [{a}, {b}) returned {len(shard)} results")
+            merged.extend(shard)
+        return merged
+
+    def describe(self) -> dict[str, Any]:
+        if self._describe is None:
+            workers = [w.describe() for w in self.workers]
+            self._describe = {**workers[0], "data_parallel_size": len(workers), "workers": workers}
+        return self._describe
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.close()
+
+
+class ThreadWorker:
+    """An in-process worker (one sampler, one thread); for tests and single-engine runs."""
+
+    def __init__(self, sampler: Sampler):
+        self.sampler = sampler
+        self._pool = ThreadPoolExecutor(max_workers=1)
+
+    def submit(self, prompts, params, seeds) -> Future:
+        return self._pool.submit(self.sampler.generate, prompts, params, seeds)
+
+    def render_prompt(self, messages):
+        return self.sampler.render_prompt(messages)
+
+    def describe(self):
+        return self.sampler.describe()
+
+    def close(self):
+        self._pool.shutdown()
+
+
+def _serve(conn, factory: Callable[[], Sampler], env: dict[str, str]) -> None:
+    """Subprocess main loop: build the sampler, then answer requests until 'close'."""
+    os.environ.update(env)
+    try:
+        sampler = factory()
+        conn.send(("ok", None))
+    except BaseException:  # report the failure to the parent instead of dying silently
+        conn.send(("error", traceback.format_exc()))
+        return
+    while True:
+        try:
+            op, args = conn.recv()
+        except EOFError:  # the parent went away
+            return
+        if op == "close":
+            return
+        try:
+            conn.send(("ok", getattr(sampler, op)(*args)))
+        except BaseException:
+            conn.send(("error", traceback.format_exc()))
+
+
+class _Reply:
+    def __init__(self, worker: "ProcessWorker"):
+        self.worker = worker
+
+    def result(self):
+        return self.worker._receive()
+
+
+class ProcessWorker:
+    """A sampler in its own (spawned) process, e.g. one vLLM engine pinned to some GPUs.
+
+    ``factory`` must be picklable (a class or ``functools.partial``); ``env`` is set
+    before the child imports anything, so ``CUDA_VISIBLE_DEVICES`` takes effect.
+    """
+
+    def __init__(self, factory: Callable[[], Sampler], env: dict[str, str] | None = None):
+        self.env = dict(env or {})
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        saved = {k: os.environ.get(k) for k in self.env}
+        os.environ.update(self.env)  # inherited by the spawned child from its first instruction
+        try:
+            # not a daemon: vLLM starts its own engine processes, which daemons may not do
+            self.process = ctx.Process(target=_serve, args=(child, factory, self.env))
+            self.process.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        child.close()
+        atexit.register(self.close)  # runs before multiprocessing joins its children at exit
+        self._busy = True
+        self._receive()  # the sampler was built (or its error is raised here)
+
+    def _receive(self):
+        try:
+            status, value = self._conn.recv()
+        except EOFError:
+            raise RuntimeError(f"sampler process {self.process.pid} died "
+                               f"(exit code {self.process.exitcode}, env {self.env})") from None
+        self._busy = False
+        if status == "error":
+            raise RuntimeError(f"sampler process (env {self.env}) failed:\n{value}")
+        return value
+
+    def _call(self, op: str, *args):
+        if self._busy:
+            raise RuntimeError("ProcessWorker: previous request not collected yet")
+        self._busy = True
+        self._conn.send((op, args))
+        return _Reply(self)
+
+    def submit(self, prompts, params, seeds) -> _Reply:
+        return self._call("generate", prompts, params, seeds)
+
+    def render_prompt(self, messages):
+        return self._call("render_prompt", messages).result()
+
+    def describe(self):
+        return self._call("describe").result()
+
+    def close(self):
+        atexit.unregister(self.close)
+        if self._conn.closed:
+            return
+        if self.process.is_alive():
+            self._conn.send(("close", ()))
+            self.process.join(timeout=60)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self._conn.close()
+
+
+class _RayFuture:
+    def __init__(self, ref):
+        self.ref = ref
+
+    def result(self):
+        import ray
+
+        return ray.get(self.ref)
+
+
+class RayWorker:
+    """A sampler inside a Ray actor holding ``num_gpus`` GPUs (Ray pins the devices).
+
+    Works across nodes: connect first (``ray.init(address="auto")``, or set RAY_ADDRESS).
+    """
+
+    def __init__(self, factory: Callable[[], Sampler], num_gpus: float = 1, num_cpus: float = 1):
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True)
+        actor_cls = ray.remote(num_gpus=num_gpus, num_cpus=num_cpus)(_SamplerActor)
+        self.actor = actor_cls.remote(factory)
+        self.ray = ray
+
+    def submit(self, prompts, params, seeds) -> _RayFuture:
+        return _RayFuture(self.actor.call.remote("generate", prompts, params, seeds))
+
+    def render_prompt(self, messages):
+        return self.ray.get(self.actor.call.remote("render_prompt", messages))
+
+    def describe(self):
+        return self.ray.get(self.actor.call.remote("describe"))
+
+    def close(self):
+        self.ray.kill(self.actor)
+
+
+class _SamplerActor:
+    def __init__(self, factory):
+        self.sampler = factory()
+
+    def call(self, op, *args):
+        return getattr(self.sampler, op)(*args)
+
+
+def gpu_groups(gpus: Sequence[str], tensor_parallel_size: int) -> list[str]:
+    """CUDA_VISIBLE_DEVICES for each engine: consecutive groups of ``tensor_parallel_size`` GPUs."""
+    gpus = [str(g) for g in gpus]
+    if tensor_parallel_size < 1 or len(gpus) % tensor_parallel_size:
+        raise ValueError(f"{len(gpus)} GPUs ({','.join(gpus)}) do not split into engines of "
+                         f"tensor_parallel_size={tensor_parallel_size}")
+    return [",".join(gpus[i:i + tensor_parallel_size]) for i in range(0, len(gpus), tensor_parallel_size)]
+
+
+def data_parallel(factory: Callable[[], Sampler], gpus: Sequence[str], tensor_parallel_size: int = 1,
+                  use_ray: bool = False) -> ShardedSampler:
+    """One engine per group of ``tensor_parallel_size`` GPUs, as processes or Ray actors.
+
+    With Ray, ``gpus`` only counts the GPUs to use (Ray places the actors, on any node).
+    """
+    groups = gpu_groups(gpus, tensor_parallel_size)
+    if use_ray:
+        return ShardedSampler([RayWorker(factory, num_gpus=tensor_parallel_size) for _ in groups])
+    return ShardedSampler([ProcessWorker(factory, {"CUDA_VISIBLE_DEVICES": g}) for g in groups])

@@ -1,0 +1,239 @@
+"""The vLLM sampler's code around the engine, against a fake ``vllm`` module.
+
+The fake implements exactly the surface VLLMSampler uses: ``vllm.LLM(model=..., **engine
+args)``, ``LLM.get_tokenizer()``, ``LLM.generate(prompts, sampling_params, use_tqdm=...)``
+returning ``RequestOutput``-shaped objects (``.outputs[i].index/.text/.token_ids/
+.finish_reason``), and ``vllm.SamplingParams`` (max_tokens defaults to 16, like vLLM).
+Like vLLM, child i of an n-sample request is drawn from seed + i.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import sys
+import types
+from dataclasses import dataclass
+
+import pytest
+
+from mirage.sample import vllm as vs
+from mirage.sample.base import SamplingParams, prompt_seed
+
+
+class FakeTokenizer:
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+        assert tokenize is False and add_generation_prompt is True
+        return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
+
+    def encode(self, text, add_special_tokens=True):
+        return ([1] if add_special_tokens else []) + [ord(ch) for ch in text]  # 1 = BOS
+
+
+@dataclass
+class FakeSamplingParams:
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 16  # vLLM's default: the sampler must always override it
+    seed: int | None = None
+
+
+@dataclass
+class FakeCompletion:
+    index: int
+    text: str
+    token_ids: list
+    finish_reason: str
+
+
+@dataclass
+class FakeRequestOutput:
+    prompt_token_ids: list
+    outputs: list
+
+
+class FakeLLM:
+    instances: list = []
+
+    def __init__(self, model, **engine_args):
+        self.model, self.engine_args = model, engine_args
+        self.calls = []  # (prompt token ids, params) per request
+        FakeLLM.instances.append(self)
+
+    def get_tokenizer(self):
+        return FakeTokenizer()
+
+    def generate(self, prompts, sampling_params, use_tqdm=True):
+        assert isinstance(sampling_params, list) and len(sampling_params) == len(prompts)
+        outs = []
+        for prompt, sp in zip(prompts, sampling_params):
+            ids = prompt["prompt_token_ids"]
+            self.calls.append((ids, sp))
+            children = []
+            for i in range(sp.n):
+                rng = random.Random(f"{sum(ids)}/{len(ids)}/{sp.seed + i}/{sp.temperature}")
+                length = rng.randint(1, sp.max_tokens + 4)
+                cut = length > sp.max_tokens
+                tokens = [rng.randint(97, 122) for _ in range(min(length, sp.max_tokens))]
+                children.append(FakeCompletion(i, "".join(map(chr, tokens)), tokens, "length" if cut else "stop"))
+            outs.append(FakeRequestOutput(ids, children[::-1]))  # vLLM does not promise index order
+        return outs
+
+
+def fake_vllm_module():
+    return types.SimpleNamespace(LLM=FakeLLM, SamplingParams=FakeSamplingParams, __version__="fake")
+
+
+def make_fake_sampler(model="fake-model", **kwargs):
+    """Picklable factory: builds a VLLMSampler on the fake engine (also inside spawned workers)."""
+    sys.modules["vllm"] = fake_vllm_module()
+    sampler = vs.VLLMSampler(model, **kwargs)
+    sampler.cuda_visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return sampler
+
+
+class FailingSampler:
+    def __init__(self):
+        raise ValueError("engine could not start: no GPU")
+
+
+@pytest.fixture(autouse=True)
+def _fake_vllm(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm_module())
+    FakeLLM.instances.clear()
+
+
+PROMPTS = [[{"role": "user", "content": f"problem {i}: {'x' * i}"}] for i in range(7)]
+SEEDS = [prompt_seed(3, f"toy/{i}") for i in range(7)]
+PARAMS = SamplingParams(n=8, temperature=0.9, top_p=0.95, max_tokens=12)
+
+
+def texts(results):
+    return [[c.text for c in cs] for cs in results]
+
+
+def test_engine_built_with_requested_args():
+    s = vs.VLLMSampler("m", tensor_parallel_size=4, dtype="bfloat16", max_model_len=4096, seed=7)
+    args = FakeLLM.instances[-1].engine_args
+    assert FakeLLM.instances[-1].model == "m"
+    assert (args["tensor_parallel_size"], args["dtype"], args["max_model_len"], args["seed"]) == (4, "bfloat16", 4096, 7)
+    assert s.describe()["tensor_parallel_size"] == 4
+
+
+def test_prompt_is_chat_template_without_second_bos():
+    s = vs.VLLMSampler("m")
+    s.generate(PROMPTS[:2], PARAMS, SEEDS[:2])
+    ids = [call[0] for call in FakeLLM.instances[-1].calls]
+    expected = [[ord(ch) for ch in f"<user>{p[0]['content']}<assistant>"] for p in PROMPTS[:2]]
+    assert ids == expected  # rendered with the generation prompt, no BOS prepended by encode
+
+
+def test_sampling_params_explicit_and_seeded_per_prompt():
+    s = vs.VLLMSampler("m")
+    out = s.generate(PROMPTS, PARAMS, SEEDS)
+    calls = FakeLLM.instances[-1].calls
+    assert [sp.seed for _, sp in calls] == SEEDS
+    for _, sp in calls:
+        assert (sp.n, sp.temperature, sp.top_p, sp.max_tokens) == (8, 0.9, 0.95, 12)
+    assert [len(cs) for cs in out] == [8] * 7
+    # children come back in index order whatever order the engine used
+    first = out[0]
+    rng_texts = [FakeLLM.instances[-1].generate([{"prompt_token_ids": calls[0][0]}],
+                                                [FakeSamplingParams(1, 0.9, 0.95, 12, SEEDS[0] + i)])[0].outputs[0].text
+                 for i in range(8)]
+    assert [c.text for c in first] == rng_texts
+
+
+def test_split_requests_use_disjoint_seed_offsets_and_match_one_request():
+    whole = vs.VLLMSampler("m").generate(PROMPTS, PARAMS, SEEDS)
+    split_sampler = vs.VLLMSampler("m", max_samples_per_call=3)
+    split = split_sampler.generate(PROMPTS, PARAMS, SEEDS)
+    calls = FakeLLM.instances[-1].calls
+    assert [(sp.n, sp.seed - SEEDS[0]) for _, sp in calls[:3]] == [(3, 0), (3, 3), (2, 6)]
+    for p in range(len(PROMPTS)):
+        child_seeds = [sp.seed + i for ids, sp in calls[3 * p:3 * p + 3] for i in range(sp.n)]
+        assert child_seeds == [SEEDS[p] + i for i in range(8)]  # disjoint, no gaps
+    assert texts(split) == texts(whole)
+
+
+def test_split_n():
+    assert vs.split_n(8, None) == [(0, 8)]
+    assert vs.split_n(8, 8) == [(0, 8)]
+    assert vs.split_n(7, 3) == [(0, 3), (3, 3), (6, 1)]
+
+
+def test_finish_reason_and_token_counts_recorded():
+    out = vs.VLLMSampler("m").generate(PROMPTS, PARAMS, SEEDS)
+    flat = [c for cs in out for c in cs]
+    assert {c.finish_reason for c in flat} == {"stop", "length"}
+    for c in flat:
+        assert c.num_tokens == len(c.token_ids) == len(c.text)
+        assert (c.finish_reason == "length") == (c.num_tokens == PARAMS.max_tokens) or c.finish_reason == "stop"
+        assert c.num_tokens <= PARAMS.max_tokens
+
+
+def test_missing_vllm_gives_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    with pytest.raises(ImportError, match="gpu extra"):
+        vs.VLLMSampler("m")
+
+
+@pytest.mark.parametrize("n_items,n_shards", [(0, 3), (1, 4), (7, 3), (8, 4), (10, 1), (5, 8)])
+def test_shard_bounds_cover_in_order_and_balance(n_items, n_shards):
+    bounds = vs.shard_bounds(n_items, n_shards)
+    assert len(bounds) == n_shards
+    assert bounds[0][0] == 0 and bounds[-1][1] == n_items
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    sizes = [b - a for a, b in bounds]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_gpu_groups():
+    assert vs.gpu_groups(["0", "1", "2", "3"], 2) == ["0,1", "2,3"]
+    assert vs.gpu_groups([4, 5, 6], 1) == ["4", "5", "6"]
+    with pytest.raises(ValueError, match="tensor_parallel_size=2"):
+        vs.gpu_groups(["0", "1", "2"], 2)
+
+
+@pytest.mark.parametrize("n_workers,n_prompts", [(3, 7), (4, 2), (2, 1)])
+def test_sharded_sampler_merges_in_prompt_order(n_workers, n_prompts):
+    single = vs.VLLMSampler("m").generate(PROMPTS[:n_prompts], PARAMS, SEEDS[:n_prompts])
+    sharded = vs.ShardedSampler([vs.ThreadWorker(vs.VLLMSampler("m")) for _ in range(n_workers)])
+    try:
+        merged = sharded.generate(PROMPTS[:n_prompts], PARAMS, SEEDS[:n_prompts])
+        busy = [len(w.sampler.llm.calls) for w in sharded.workers]
+    finally:
+        sharded.close()
+    assert texts(merged) == texts(single)
+    assert sum(b > 0 for b in busy) == min(n_workers, n_prompts)  # every non-empty shard ran on its own engine
+
+
+def test_process_workers_pin_gpus_and_merge():
+    factory = functools.partial(make_fake_sampler, "fake-model")
+    sharded = vs.data_parallel(factory, ["0", "1", "2", "3"], tensor_parallel_size=2)
+    try:
+        merged = sharded.generate(PROMPTS, PARAMS, SEEDS)
+        desc = sharded.describe()
+        rendered = sharded.render_prompt(PROMPTS[0])
+    finally:
+        sharded.close()
+    assert [w.process.exitcode for w in sharded.workers] == [0, 0]
+    assert texts(merged) == texts(vs.VLLMSampler("fake-model").generate(PROMPTS, PARAMS, SEEDS))
+    assert desc["data_parallel_size"] == 2
+    assert [w["hardware"]["cuda_visible_devices"] for w in desc["workers"]] == ["0,1", "2,3"]
+    assert rendered == "<user>problem 0: <assistant>"
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") != "0,1"  # the parent's environment is restored
+
+
+def test_process_worker_reports_child_errors():
+    with pytest.raises(RuntimeError, match="engine could not start: no GPU"):
+        vs.ProcessWorker(FailingSampler, {"CUDA_VISIBLE_DEVICES": "0"})
+    worker = vs.ProcessWorker(functools.partial(make_fake_sampler, "m"))
+    try:
+        with pytest.raises(RuntimeError, match="prompts but"):
+            worker.submit(PROMPTS, PARAMS, SEEDS[:2]).result()
+        assert len(worker.submit(PROMPTS[:1], PARAMS, SEEDS[:1]).result()[0]) == 8  # still serving
+    finally:
+        worker.close()
