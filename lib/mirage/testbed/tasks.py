@@ -1,0 +1,271 @@
+"""The testbed's two tasks: procedurally generated problems with exact verifiers.
+
+* ``toy-math``: a chain of 3-5 single-digit operands joined by + - * ("5+3*4-2").
+  CORRECT procedure: products first, then left to right. BUGGY procedure (the
+  misconception): strictly left to right, ignoring precedence.
+* ``toy-logic``: a Caesar shift of a random lowercase word ("Caesar +3: cab").
+  CORRECT: shift every letter forward by k. BUGGY: shift it backward. The answer
+  space is 26**length, so guessing gives pass@k ~ 0.
+
+Every problem is generated so that the two procedures give different answers
+(``agreement_rate`` measures how often they would agree without that filter). A
+response shows one procedure's steps: ``<think>STEPS</think> <answer>ANSWER</answer>``.
+Pretraining on a mixture of correct and buggy solutions is the alignment dial
+(see pretrain.py).
+
+Train and test problems are disjoint by construction: a problem belongs to the
+test split iff a hash of its canonical key falls in the test bucket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+TASK_NAMES = ("toy-math", "toy-logic")
+INSTRUCTION = "Think in <think> </think>, answer in <answer> </answer>."
+SPLITS = ("train", "test")
+TEST_BUCKETS = 10  # a problem is in "test" iff hash(key) % 100 < TEST_BUCKETS (10% of the space)
+MATH_MAX_VALUE = 99  # every intermediate value of both procedures stays within +-99
+DEFAULT_DIFFICULTY = {"toy-math": (3, 4), "toy-logic": (3, 4, 5)}
+DIFFICULTY_RANGE = {"toy-math": (3, 5), "toy-logic": (2, 6)}  # operands / word length
+DEFAULT_SIZES = {"train": 4000, "test": 200}
+DEFAULT_SEEDS = {"train": 0, "test": 1}
+
+
+@dataclass(frozen=True)
+class Problem:
+    data_source: str  # "toy-math" | "toy-logic"
+    question: str  # the problem text shown after the instruction
+    answer: str  # the CORRECT procedure's answer (the ground truth)
+    steps: str  # the CORRECT procedure's scratchpad
+    buggy_answer: str  # the BUGGY procedure's answer
+    buggy_steps: str
+    difficulty: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.data_source}|{self.question}"
+
+    @property
+    def split(self) -> str:
+        return split_of(self.key)
+
+    def prompt(self) -> list[dict[str, str]]:
+        return [{"role": "user", "content": f"{INSTRUCTION}\n\n{self.question}"}]
+
+    def response(self, correct: bool = True) -> str:
+        steps, answer = (self.steps, self.answer) if correct else (self.buggy_steps, self.buggy_answer)
+        return format_response(steps, answer)
+
+
+def format_response(steps: str, answer: str) -> str:
+    return f"<think>{steps}</think> <answer>{answer}</answer>"
+
+
+def split_of(key: str) -> str:
+    bucket = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") % 100
+    return "test" if bucket < TEST_BUCKETS else "train"
+
+
+# --- toy-math ---------------------------------------------------------------------
+def _apply(a: int, op: str, b: int) -> int:
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+def _reduce(nums: list[int], ops: list[str], which) -> tuple[int, list[str]]:
+    """Reduce the expression one operator at a time; ``which`` picks the next operator index."""
+    nums, ops, steps = list(nums), list(ops), []
+    while ops:
+        i = which(ops)
+        value = _apply(nums[i], ops[i], nums[i + 1])
+        steps.append(f"{nums[i]}{ops[i]}{nums[i + 1]}={value}")
+        nums[i:i + 2], ops[i:i + 1] = [value], []
+    return nums[0], steps
+
+
+def math_procedures(nums: list[int], ops: list[str]):
+    """(correct value, correct steps, buggy value, buggy steps) of one expression."""
+    correct = _reduce(nums, ops, lambda o: o.index("*") if "*" in o else 0)
+    buggy = _reduce(nums, ops, lambda o: 0)
+    return correct[0], correct[1], buggy[0], buggy[1]
+
+
+def _math_candidate(rng: random.Random, difficulty: int) -> Problem | None:
+    nums = [rng.randint(1, 9) for _ in range(difficulty)]
+    ops = [rng.choice("+-*") for _ in range(difficulty - 1)]
+    value, steps, bvalue, bsteps = math_procedures(nums, ops)
+    if value == bvalue:
+        return None
+    for step in steps + bsteps:
+        if abs(int(step.split("=")[1])) > MATH_MAX_VALUE:
+            return None
+    question = "".join(f"{n}{o}" for n, o in zip(nums, ops)) + str(nums[-1])
+    return Problem("toy-math", question, str(value), " ".join(steps), str(bvalue), " ".join(bsteps),
+                   difficulty)
+
+
+# --- toy-logic --------------------------------------------------------------------
+def _shift(word: str, k: int) -> tuple[str, str]:
+    out = "".join(chr((ord(c) - 97 + k) % 26 + 97) for c in word)
+    return out, " ".join(f"{c}>{d}" for c, d in zip(word, out))
+
+
+def _logic_candidate(rng: random.Random, difficulty: int) -> Problem:
+    word = "".join(rng.choice(string.ascii_lowercase) for _ in range(difficulty))
+    k = rng.randint(1, 9)  # k != 13, so forward and backward always differ
+    answer, steps = _shift(word, k)
+    banswer, bsteps = _shift(word, -k)
+    return Problem("toy-logic", f"Caesar +{k}: {word}", answer, steps, banswer, bsteps, difficulty)
+
+
+_CANDIDATES = {"toy-math": _math_candidate, "toy-logic": _logic_candidate}
+
+
+def _check_task(task: str) -> str:
+    if task not in _CANDIDATES:
+        raise ValueError(f"unknown testbed task {task!r}; known: {', '.join(TASK_NAMES)}")
+    return task
+
+
+def _check_difficulties(task: str, difficulties) -> tuple[int, ...]:
+    difficulties = tuple(DEFAULT_DIFFICULTY[task] if difficulties is None else difficulties)
+    lo, hi = DIFFICULTY_RANGE[task]
+    bad = [d for d in difficulties if not lo <= int(d) <= hi]
+    if not difficulties or bad:
+        raise ValueError(f"{task}: difficulties must be in [{lo}, {hi}], got {difficulties}")
+    return tuple(int(d) for d in difficulties)
+
+
+def iter_problems(task: str, split: str, seed: int, difficulties=None) -> Iterator[Problem]:
+    """An endless, deterministic stream of problems of one split (may repeat)."""
+    _check_task(task)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {SPLITS}")
+    difficulties = _check_difficulties(task, difficulties)
+    rng = random.Random(f"{task}/{split}/{seed}")
+    make = _CANDIDATES[task]
+    while True:
+        problem = make(rng, rng.choice(difficulties))
+        if problem is not None and problem.split == split:
+            yield problem
+
+
+def generate(task: str, split: str, n: int, seed: int = 0, difficulties=None) -> list[Problem]:
+    """``n`` distinct problems of one split, deterministic in (task, split, seed, difficulties)."""
+    seen: dict[str, Problem] = {}
+    stream = iter_problems(task, split, seed, difficulties)
+    for attempts, problem in enumerate(stream):
+        seen.setdefault(problem.key, problem)
+        if len(seen) >= n:
+            break
+        if attempts > 50 * n + 10_000:
+            raise ValueError(f"{task}/{split}: could not find {n} distinct problems "
+                             f"(difficulties {difficulties}); the space is too small")
+    return list(seen.values())
+
+
+def agreement_rate(task: str, n: int = 20_000, seed: int = 0, difficulties=None) -> float:
+    """How often the correct and buggy procedures agree on UNFILTERED random problems."""
+    _check_task(task)
+    difficulties = _check_difficulties(task, difficulties)
+    rng, agree = random.Random(f"agreement/{task}/{seed}"), 0
+    for _ in range(n):
+        d = rng.choice(difficulties)
+        if task == "toy-math":
+            nums = [rng.randint(1, 9) for _ in range(d)]
+            ops = [rng.choice("+-*") for _ in range(d - 1)]
+            value, _, bvalue, _ = math_procedures(nums, ops)
+            agree += value == bvalue
+        else:
+            p = _logic_candidate(rng, d)
+            agree += p.answer == p.buggy_answer
+    return agree / n
+
+
+# --- rows and datasets ------------------------------------------------------------
+def to_row(problem: Problem, index: int, split: str) -> dict[str, Any]:
+    """One verl-schema row."""
+    return {
+        "data_source": problem.data_source,
+        "prompt": problem.prompt(),
+        "ability": "math" if problem.data_source == "toy-math" else "logic",
+        "reward_model": {"style": "rule", "ground_truth": problem.answer},
+        "extra_info": {"index": index, "split": split, "difficulty": problem.difficulty,
+                       "question": problem.question, "buggy_answer": problem.buggy_answer,
+                       "steps": problem.steps, "buggy_steps": problem.buggy_steps},
+    }
+
+
+def problems_frame(task: str, split: str, n: int, seed: int = 0, difficulties=None) -> pd.DataFrame:
+    problems = generate(task, split, n, seed, difficulties)
+    return pd.DataFrame([to_row(p, i, split) for i, p in enumerate(problems)])
+
+
+def parse_dataset_name(name: str) -> tuple[str, str]:
+    task, _, split = name.rpartition("_")
+    if task not in TASK_NAMES or split not in SPLITS:
+        raise ValueError(f"not a testbed dataset: {name!r}; expected <task>_<split> with task in "
+                         f"{TASK_NAMES} and split in {SPLITS}")
+    return task, split
+
+
+def ensure_dataset(name: str, root: str | os.PathLike | None = None, n: int | None = None,
+                   seed: int | None = None, difficulties=None, overwrite: bool = False) -> Path:
+    """Write (atomically, once) and return ``mirage.tasks.dataset_path(name)``.
+
+    ``name`` is "toy-math_train", "toy-math_test", "toy-logic_train" or "toy-logic_test".
+    An existing file is reused unless ``overwrite``; generation is deterministic, so a
+    rewrite with the same arguments gives the same rows.
+    """
+    from mirage.runs import write_parquet_atomic
+    from mirage.tasks import dataset_path
+
+    task, split = parse_dataset_name(name)
+    path = dataset_path(name, root)
+    if path.exists() and not overwrite:
+        return path
+    n = DEFAULT_SIZES[split] if n is None else int(n)
+    seed = DEFAULT_SEEDS[split] if seed is None else int(seed)
+    write_parquet_atomic(path, problems_frame(task, split, n, seed, difficulties))
+    return path
+
+
+# --- verification -----------------------------------------------------------------
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_FORMAT_RE = re.compile(r"^\s*<think>.*?</think>\s*<answer>.*?</answer>\s*$", re.DOTALL)
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def check_answer(data_source: str, pred: Any, ground_truth: Any, extra_info: Any = None) -> bool:
+    """Exact verifier: the predicted answer equals the ground truth up to whitespace.
+
+    ``pred`` is model text (the inside of ``<answer>``); any value, however odd,
+    gives True or False and never raises.
+    """
+    task = data_source[4:] if isinstance(data_source, str) and data_source.startswith("val/") else data_source
+    _check_task(task)
+    if not isinstance(pred, str) or ground_truth is None:
+        return False
+    return _normalise(pred) == _normalise(str(ground_truth))
+
+
+def extract_answer(response: str) -> str | None:
+    """The text of the last ``<answer>...</answer>`` (newlines allowed), or None."""
+    found = _ANSWER_RE.findall(response) if isinstance(response, str) else []
+    return found[-1] if found else None
+
+
+def format_ok(response: str) -> bool:
+    return isinstance(response, str) and _FORMAT_RE.match(response) is not None
