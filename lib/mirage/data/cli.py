@@ -1,0 +1,144 @@
+"""``mirage data``: prepare, one-shot, download, list. Heavy imports live in the handlers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    parser.set_defaults(func=lambda a: parser.print_help() or 2)
+
+    p = sub.add_parser("prepare", help="convert a dataset to verl parquet under the data root",
+                       description="Convert one dataset (--dataset NAME --source PATH|hub) or everything found "
+                                   "in a folder laid out like ../shared/data (--all-local --shared DIR) to "
+                                   "<root>/verl/<name>.parquet.")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--dataset", help="dataset name (see `mirage data list`)")
+    what.add_argument("--all-local", action="store_true", help="convert every dataset found under --shared")
+    p.add_argument("--source", help="input file or folder, or 'hub' (deepscaler, synlogic_easy_*)")
+    p.add_argument("--shared", help="folder laid out like ../shared/data (with --all-local)")
+    p.add_argument("--root", help="data root (default $MIRAGE_DATA, else the checkout's data/)")
+    p.add_argument("--skip-empty-answers", action="store_true",
+                   help="DeepScaleR: drop rows with a null/empty answer (reported) instead of failing")
+    p.set_defaults(func=_prepare)
+
+    p = sub.add_parser("one-shot", help="one example duplicated to the batch size (RQ2)",
+                       description="Pick one row of a verl parquet by historical variance of its accuracy "
+                                   "history (--history JSON --rank R) or at random (--random --seed S), and "
+                                   "write it --batch-size times to --out.")
+    p.add_argument("--source", required=True, help="verl parquet to pick from (rows keyed by extra_info.index)")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--history", help="JSON {extra_info.index: [accuracy per epoch]}")
+    how.add_argument("--random", action="store_true", help="pick uniformly at random with --seed")
+    p.add_argument("--rank", type=int, default=1, help="rank by std of the history, 1 = highest (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
+    p.add_argument("--batch-size", type=int, default=128, help="rows to write (default 128, the paper's batch)")
+    p.add_argument("--out", required=True, help="output parquet path")
+    p.set_defaults(func=_one_shot)
+
+    p = sub.add_parser("download", help="fetch DeepScaleR and SynLogic-Easy from the HF hub and convert them",
+                       description="Download the canonical raw files from the Hugging Face hub into "
+                                   "<root>/raw/ and convert them (needs a network).")
+    p.add_argument("--root", help="data root")
+    p.add_argument("--dry-run", action="store_true", help="only print the download commands")
+    p.add_argument("--skip-empty-answers", action="store_true",
+                   help="DeepScaleR: drop rows with a null/empty answer (reported) instead of failing")
+    p.set_defaults(func=_download)
+
+    p = sub.add_parser("list", help="datasets under the data root, with row counts",
+                       description="List the registered datasets and any other parquet under <root>/verl/.")
+    p.add_argument("--root", help="data root")
+    p.set_defaults(func=_list)
+
+
+def _root(args) -> Path:
+    from mirage.tasks import data_root
+
+    return Path(args.root).resolve() if args.root else data_root()
+
+
+def _prepare(args) -> int:
+    from mirage.data.common import DataError
+    from mirage.data.prepare import DATASETS, ONE_SHOT_HISTORY, prepare, write_one_shot
+
+    root = _root(args)
+    if args.dataset:
+        if not args.source:
+            sys.exit("mirage data prepare: --source PATH|hub is required with --dataset")
+        path, conv = prepare(args.dataset, args.source, root, args.skip_empty_answers)
+        print(conv.summary())
+        print(f"-> {path}")
+        return 0
+    if not args.shared:
+        sys.exit("mirage data prepare --all-local: --shared DIR is required")
+    shared = Path(args.shared)
+    failed = []
+    for name, spec in DATASETS.items():
+        source = shared / spec.shared
+        if not source.exists():
+            print(f"{name}: skipped, {source} not found")
+            continue
+        try:
+            path, conv = prepare(name, source, root, args.skip_empty_answers)
+        except DataError as e:  # report it, go on with the other datasets, fail at the end
+            print(f"{name}: FAILED: {e}")
+            failed.append(name)
+            continue
+        print(f"{name}: {conv.summary()}\n  -> {path}")
+    history_file = shared / ONE_SHOT_HISTORY
+    if (root / "verl" / "deepscaler_dsr_sub.parquet").exists() and history_file.exists() \
+            and "deepscaler_dsr_sub" not in failed:
+        from mirage.data.one_shot import load_history
+
+        source = root / "verl" / "deepscaler_dsr_sub.parquet"
+        for name, kw in [("one_shot_pi1", {"history": load_history(history_file), "rank": 1}),
+                         ("one_shot_random_seed0", {"seed": 0})]:
+            path, example = write_one_shot(name, source, root, **kw)
+            print(f"{name}: example {example} x 128 from {source.name}\n  -> {path}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _one_shot(args) -> int:
+    from mirage.data.one_shot import load_history, one_shot_set
+    from mirage.runs import write_parquet_atomic
+
+    if args.history:
+        rows, example = one_shot_set(args.source, args.batch_size, history=load_history(args.history),
+                                     rank=args.rank)
+    else:
+        rows, example = one_shot_set(args.source, args.batch_size, seed=args.seed)
+    write_parquet_atomic(args.out, rows)
+    print(f"example extra_info.index={example} x {args.batch_size} -> {args.out}")
+    return 0
+
+
+def _download(args) -> int:
+    from mirage.data import hub
+    from mirage.data.prepare import prepare
+
+    root = _root(args)
+    for name in hub.HUB_FILES:
+        if args.dry_run:
+            print(hub.download_command(name, root))
+            print(f"mirage data prepare --dataset {name} --source {hub.raw_path(name, root)} --root {root}")
+            continue
+        path, conv = prepare(name, "hub", root, args.skip_empty_answers)
+        print(f"{conv.summary()}\n-> {path}")
+    return 0
+
+
+def _list(args) -> int:
+    from mirage.data.prepare import list_datasets
+
+    root = _root(args)
+    print(f"data root: {root}")
+    for d in list_datasets(root):
+        rows = "missing" if d["rows"] is None else f"{d['rows']:>7} rows"
+        print(f"  {d['name']:<26} {rows:<13} {d['source'] or ''}")
+    return 0
