@@ -125,11 +125,15 @@ def update_manifest(run_dir: str | os.PathLike, **fields: Any) -> dict:
     return manifest
 
 
-def next_metrics_path(run_dir: str | os.PathLike) -> Path:
-    """A fresh metrics file for a new attempt (verl truncates its log on resume)."""
+def next_metrics_path(run_dir: str | os.PathLike, create: bool = True) -> Path:
+    """A fresh metrics file for a new attempt (verl truncates its log on resume).
+
+    ``create=False`` only names it (a dry run must not write anything).
+    """
     logs = Path(run_dir) / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    n = len(list(logs.glob("metrics-*.jsonl")))
+    if create:
+        logs.mkdir(parents=True, exist_ok=True)
+    n = len(list(logs.glob("metrics-*.jsonl"))) if logs.is_dir() else 0
     return logs / f"metrics-{n:03d}.jsonl"
 
 
@@ -137,12 +141,17 @@ _STEP_DIR = re.compile(r"global_step_(\d+)$")
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(step, HF model dir) for every saved checkpoint, in step order."""
+    """(step, HF model dir) for every saved checkpoint with HF weights, in step order.
+
+    verl writes config.json and the tokenizer into ``huggingface/`` even when it saves
+    no HF weights there (``hf_model`` not in save_contents), so weights are required.
+    """
     out = []
     for d in (Path(run_dir) / "checkpoints").glob("global_step_*"):
         m = _STEP_DIR.search(d.name)
         hf = d / "actor" / "huggingface"
-        if m and (hf / "config.json").exists():
+        has_weights = any(hf.glob("*.safetensors")) or any(hf.glob("pytorch_model*.bin"))
+        if m and (hf / "config.json").exists() and has_weights:
             out.append((int(m.group(1)), hf))
     return sorted(out)
 
