@@ -82,6 +82,8 @@ def test_download_dry_run_and_offline_error(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "hf download agentica-org/DeepScaleR-Preview-Dataset deepscaler.json --repo-type dataset" in out
     assert "MiniMaxAI/SynLogic synlogic_easy/validation.parquet" in out
+    assert "git clone --quiet https://github.com/KOR-Bench/KOR-Bench" in out
+    assert "--dataset korbench_cipher --source" in out
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)

@@ -163,11 +163,35 @@ def test_korbench_prompts_as_the_benchmark_builds_them(category):
         assert [r["extra_info"][extra] for r in conv.rows] == [s[extra] for s in samples]
 
 
-def test_korbench_template_is_kept_verbatim_and_braces_in_text_survive():
+def test_korbench_template_comes_from_the_given_file_and_braces_in_text_survive(tmp_path):
+    from conftest import STANDIN_ROLE
+
     assert set(templates()) == set(CATEGORIES)
-    assert templates()["operation"].startswith("You are an intelligent assistant specializing in evaluating")
+    assert templates()["operation"].startswith(STANDIN_ROLE)  # the file named by MIRAGE_KORBENCH_TEMPLATE
     text = korbench_prompt("logic", "rule {x}", "q {}")
     assert "rule {x}\n\n### Question:\nq {}\n\n### Answer:" in text
+
+
+def test_korbench_template_missing_or_broken_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="mirage data download"):
+        templates(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("logic_prompt_format: [x]\n", encoding="utf-8")
+    with pytest.raises(DataError, match="operation_prompt_format"):
+        templates(bad)
+
+
+def test_korbench_uses_the_template_of_the_checkout_it_reads(tmp_path, monkeypatch):
+    from conftest import _standin_yaml
+
+    checkout = tmp_path / "KOR-Bench"
+    shutil.copytree(SHARED / "korbench/logic", checkout / "data" / "logic")
+    (checkout / "config" / "prompt").mkdir(parents=True)
+    (checkout / "config" / "prompt" / "zero-shot.yaml").write_text(
+        _standin_yaml().replace("STAND-IN", "CHECKOUT"), encoding="utf-8")
+    monkeypatch.delenv("MIRAGE_KORBENCH_TEMPLATE")
+    conv = convert_korbench(checkout / "data" / "logic", "logic")
+    assert conv.rows[0]["prompt"][0]["content"].startswith("CHECKOUT TEMPLATE")
 
 
 def test_korbench_broken_copies(tmp_path):

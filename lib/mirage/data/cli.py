@@ -39,9 +39,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output parquet path")
     p.set_defaults(func=_one_shot)
 
-    p = sub.add_parser("download", help="fetch DeepScaleR and SynLogic-Easy from the HF hub and convert them",
-                       description="Download the canonical raw files from the Hugging Face hub into "
-                                   "<root>/raw/ and convert them (needs a network).")
+    p = sub.add_parser("download", help="fetch DeepScaleR, SynLogic-Easy (HF hub) and KOR-Bench (GitHub), convert them",
+                       description="Download the canonical raw files (Hugging Face hub; KOR-Bench's pinned GitHub "
+                                   "checkout, which also holds its prompt template) into <root>/raw/ and convert "
+                                   "them (needs a network).")
     p.add_argument("--root", help="data root")
     p.add_argument("--dry-run", action="store_true", help="only print the download commands")
     p.add_argument("--skip-empty-answers", action="store_true",
@@ -120,6 +121,7 @@ def _one_shot(args) -> int:
 
 def _download(args) -> int:
     from mirage.data import hub
+    from mirage.data.korbench import CATEGORIES
     from mirage.data.prepare import prepare
 
     root = _root(args)
@@ -129,6 +131,18 @@ def _download(args) -> int:
             print(f"mirage data prepare --dataset {name} --source {hub.raw_path(name, root)} --root {root}")
             continue
         path, conv = prepare(name, "hub", root, args.skip_empty_answers)
+        print(f"{conv.summary()}\n-> {path}")
+    kor = hub.korbench_checkout(root)
+    if args.dry_run:
+        for cmd in hub.korbench_commands(root):
+            print(" ".join(cmd))
+    else:
+        hub.fetch_korbench(root)
+    for c in CATEGORIES:
+        if args.dry_run:
+            print(f"mirage data prepare --dataset korbench_{c} --source {kor / 'data' / c} --root {root}")
+            continue
+        path, conv = prepare(f"korbench_{c}", kor / "data" / c, root)
         print(f"{conv.summary()}\n-> {path}")
     return 0
 

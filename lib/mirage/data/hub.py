@@ -42,3 +42,33 @@ def fetch(name: str, root: str | Path) -> Path:
             f"{str(e).splitlines()[0]}). Without a network, fetch it on another machine "
             f"({download_command(name, root)}) and pass it with --source FILE."
         ) from e
+
+
+# KOR-Bench is on GitHub, not the hub: its data and its zero-shot prompt template come
+# from one pinned checkout (mirage does not redistribute the template).
+def korbench_checkout(root: str | Path) -> Path:
+    return Path(root) / "raw" / "KOR-Bench"
+
+
+def korbench_commands(root: str | Path) -> list[list[str]]:
+    from mirage.data.korbench import KORBENCH_COMMIT, KORBENCH_REPO
+
+    dest = korbench_checkout(root)
+    return [["git", "clone", "--quiet", KORBENCH_REPO, str(dest)],
+            ["git", "-C", str(dest), "checkout", "--quiet", KORBENCH_COMMIT]]
+
+
+def fetch_korbench(root: str | Path) -> Path:
+    """Clone KOR-Bench at the pinned commit (or reuse the clone); a clear error without a network."""
+    import subprocess
+
+    dest = korbench_checkout(root)
+    if (dest / "config" / "prompt" / "zero-shot.yaml").is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for cmd in korbench_commands(root):
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"`{' '.join(cmd)}` failed ({done.stderr.strip()[:300]}). Without a network, clone "
+                               f"KOR-Bench elsewhere and copy it to {dest}.")
+    return dest

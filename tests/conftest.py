@@ -1,0 +1,37 @@
+"""Suite-wide fixtures."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+# KOR-Bench's zero-shot template is read from a KOR-Bench checkout, which CI does not
+# have. This stand-in has the benchmark's structure (role line, three numbered
+# instructions, "### <X> Rule:", "### Question:", "### Answer:") in our own words; it
+# tests the converter's mechanics, not the benchmark's wording.
+_HEADERS = {"operation": "Operation", "logic": "Logic", "cipher": "Cipher", "puzzle": "Puzzle",
+            "counterfactual": "Story"}
+STANDIN_ROLE = "STAND-IN TEMPLATE (not KOR-Bench's wording): you answer questions under the rule below."
+
+
+def _standin_yaml() -> str:
+    out = []
+    for cat, header in _HEADERS.items():
+        body = (f"{STANDIN_ROLE}\n\n### Instructions:\n\n1. Read the rule.\n2. Apply it.\n"
+                f"3. Put the answer in double square brackets.\n\n### {header} Rule:\n\n{{}}\n\n"
+                f"### Question:\n{{}}\n\n### Answer:\n")
+        indented = "".join(f"    {line}\n" if line else "\n" for line in body.split("\n")[:-1])
+        out.append(f"{cat}_prompt_format:\n  - |\n{indented}")
+    return "\n".join(out)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def korbench_standin_template(tmp_path_factory):
+    if os.environ.get("MIRAGE_KORBENCH_TEMPLATE"):  # a real checkout's template was given
+        yield Path(os.environ["MIRAGE_KORBENCH_TEMPLATE"])
+        return
+    path = tmp_path_factory.mktemp("korbench") / "zero-shot.yaml"
+    path.write_text(_standin_yaml(), encoding="utf-8")
+    os.environ["MIRAGE_KORBENCH_TEMPLATE"] = str(path)
+    yield path
+    os.environ.pop("MIRAGE_KORBENCH_TEMPLATE", None)
