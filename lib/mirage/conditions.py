@@ -75,7 +75,8 @@ class Condition:
         return {"variant": variant, **self.reward_kwargs, **overrides}
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        # not dataclasses.asdict: it deep-copies the read-only mappings, which cannot be pickled
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["reward_kwargs"] = dict(self.reward_kwargs)
         d["estimator_kwargs"] = dict(self.estimator_kwargs)
         d["reward_scope"] = self.reward_scope
