@@ -648,14 +648,10 @@ def one_shot_choice(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 # Metrics shown for RQ3: which samples carried a gradient, and the entropy.
 POLARITY_METRICS = [
-    ("train/kept_groups", "prompt groups with
-mixed rewards (kept)"),
-    ("train/kept_responses", "share of responses
-kept in the batch"),
-    ("train/acc/mean", "true accuracy of
-training samples"),
-    ("actor/entropy", "policy entropy
-(nats / token)"),
+    ("train/kept_groups", "prompt groups with\nmixed rewards (kept)"),
+    ("train/kept_responses", "share of responses\nkept in the batch"),
+    ("train/acc/mean", "true accuracy of\ntraining samples"),
+    ("actor/entropy", "policy entropy\n(nats / token)"),
 ]
 
 
