@@ -89,7 +89,8 @@ def test_steps_are_consistent_with_answers(task):
         else:
             k = int(p.question.split("+")[1].split(":")[0])
             word = p.question.split(": ")[1]
-            assert [s[2] for s in p.steps.split()] == list(p.answer)
+            assert p.steps.split() == [f"{w}+{k}={a}" for w, a in zip(word, p.answer)]
+            assert p.buggy_steps.split() == [f"{w}-{k}={a}" for w, a in zip(word, p.buggy_answer)]
             assert all((ord(a) - ord(w)) % 26 == k for w, a in zip(word, p.answer))
             assert all((ord(w) - ord(a)) % 26 == k for w, a in zip(word, p.buggy_answer))
 

@@ -4,7 +4,8 @@
   CORRECT procedure: products first, then left to right. BUGGY procedure (the
   misconception): strictly left to right, ignoring precedence.
 * ``toy-logic``: a Caesar shift of a random lowercase word ("Caesar +3: cab").
-  CORRECT: shift every letter forward by k. BUGGY: shift it backward. The answer
+  CORRECT: shift every letter forward by k ("c+3=f a+3=d b+3=e"). BUGGY: shift it
+  backward ("c-3=z ..."), misreading the direction. The answer
   space is 26**length, so guessing gives pass@k ~ 0.
 
 Every problem is generated so that the two procedures give different answers
@@ -115,8 +116,9 @@ def _math_candidate(rng: random.Random, difficulty: int) -> Problem | None:
 
 # --- toy-logic --------------------------------------------------------------------
 def _shift(word: str, k: int) -> tuple[str, str]:
+    """(shifted word, steps); each step names its own shift ("c+3=f"), so it is local to compute."""
     out = "".join(chr((ord(c) - 97 + k) % 26 + 97) for c in word)
-    return out, " ".join(f"{c}>{d}" for c, d in zip(word, out))
+    return out, " ".join(f"{c}{k:+d}={d}" for c, d in zip(word, out))
 
 
 def _logic_candidate(rng: random.Random, difficulty: int) -> Problem:
