@@ -16,6 +16,7 @@ import sys
 import types
 from dataclasses import dataclass
 
+import pandas as pd
 import pytest
 
 from mirage.sample import vllm as vs
@@ -237,3 +238,53 @@ def test_process_worker_reports_child_errors():
         assert len(worker.submit(PROMPTS[:1], PARAMS, SEEDS[:1]).result()[0]) == 8  # still serving
     finally:
         worker.close()
+
+
+# --- the vLLM path through mirage.evaluate ---------------------------------------------------
+class FlakyLLM(FakeLLM):
+    """Fails on its second generate call, like an engine dying mid-evaluation."""
+
+    def generate(self, prompts, sampling_params, use_tqdm=True):
+        self.served = getattr(self, "served", 0) + 1
+        if self.served > 1:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return super().generate(prompts, sampling_params, use_tqdm)
+
+
+@pytest.fixture
+def toy_dataset(tmp_path):
+    from mirage.testbed.tasks import problems_frame
+
+    path = tmp_path / "toy.parquet"
+    problems_frame("toy-math", "test", 5, seed=2).to_parquet(path)
+    return str(path)
+
+
+def _rows(out):
+    from mirage.evaluate import read_samples
+
+    return read_samples(out).sort_values(["problem_id", "sample_index"]).reset_index(drop=True)
+
+
+def test_evaluate_with_vllm_resumes_and_shards_identically(toy_dataset, tmp_path, monkeypatch):
+    from mirage.evaluate import evaluate
+
+    kwargs = dict(n=4, max_tokens=10, seed=1, batch_size=2, score_processes=0, progress=False)
+    evaluate("fake-model", toy_dataset, sampler=vs.VLLMSampler("fake-model"), out_dir=tmp_path / "ref", **kwargs)
+
+    monkeypatch.setattr(sys.modules["vllm"], "LLM", FlakyLLM)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        evaluate("fake-model", toy_dataset, sampler=vs.VLLMSampler("fake-model"), out_dir=tmp_path / "cut", **kwargs)
+    assert len(list((tmp_path / "cut" / "samples" / "toy").glob("part-*.parquet"))) == 1  # the first chunk kept
+    monkeypatch.setattr(sys.modules["vllm"], "LLM", FakeLLM)
+    evaluate("fake-model", toy_dataset, sampler=vs.VLLMSampler("fake-model"), out_dir=tmp_path / "cut", **kwargs)
+    reference = _rows(tmp_path / "ref")
+    assert len(reference) == 20 and set(reference["finish_reason"]) == {"stop", "length"}
+    pd.testing.assert_frame_equal(_rows(tmp_path / "cut"), reference)
+
+    sharded = vs.data_parallel(functools.partial(make_fake_sampler, "fake-model"), ["0", "1", "2"])
+    try:
+        evaluate("fake-model", toy_dataset, sampler=sharded, out_dir=tmp_path / "dp", **kwargs)
+    finally:
+        sharded.close()
+    pd.testing.assert_frame_equal(_rows(tmp_path / "dp"), reference)
