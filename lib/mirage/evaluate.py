@@ -359,6 +359,7 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
                    disable=not progress, dynamic_ncols=True)
         sample_s = wait_s = 0.0
         written = 0
+        loop_start = time.time()  # throughput excludes model loading
 
         def finish(job):  # wait for a chunk's scores, then write its part file
             nonlocal wait_s, written
@@ -371,7 +372,7 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
             write_parquet_atomic(out_dir / "samples" / dataset / f"part-{pos:06d}.parquet", frame)
             written += len(frame)
             bar.update(len(frame) // n)
-            bar.set_postfix(samples_per_s=f"{written / (time.time() - started):.1f}")
+            bar.set_postfix(samples_per_s=f"{written / (time.time() - loop_start):.1f}")
 
         pending = None
         try:
@@ -407,9 +408,9 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
             scorer.close()
             if own_sampler and hasattr(sampler, "close"):
                 sampler.close()
-        attempt.update(seconds=round(time.time() - started, 3), sample_seconds=round(sample_s, 3),
-                       score_wait_seconds=round(wait_s, 3),
-                       samples_per_second=round(written / max(time.time() - started, 1e-9), 2))
+        attempt.update(seconds=round(time.time() - started, 3), setup_seconds=round(loop_start - started, 3),
+                       sample_seconds=round(sample_s, 3), score_wait_seconds=round(wait_s, 3),
+                       samples_per_second=round(written / max(time.time() - loop_start, 1e-9), 2))
         manifest.setdefault("attempts", []).append(attempt)
 
     samples = read_samples(out_dir)
