@@ -38,6 +38,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nnodes", type=int, default=None, help="verl: number of nodes (recipe: 1)")
     parser.add_argument("--extra", action="append", default=[], metavar="HYDRA_OVERRIDE",
                         help="verl: an extra raw Hydra override, passed through last (repeatable)")
+    parser.add_argument("--train-file", default=None, metavar="PARQUET",
+                        help="verl: train on this parquet instead of the task's (e.g. a one-shot file)")
+    parser.add_argument("--no-launch", action="store_true",
+                        help="verl: write the run directory (manifest, command.sh, resolved config) and stop")
     parser.set_defaults(func=run)
 
 
