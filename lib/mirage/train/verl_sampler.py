@@ -1,0 +1,312 @@
+"""The training-batch sampler mirage plugs into verl 0.9.1's V1 trainer.
+
+verl's reward managers see one response at a time, and its advantage estimators
+see neither the responses' log-probs nor the batch composition. The one place
+that sees whole finished groups before advantages are computed is the V1
+trainer's replay buffer, which verl lets a user replace
+(``trainer.v1.sampler.custom_sampler``). ``MirageReplayBuffer`` does four things
+there, for the training partition only (validation is verl's own, unchanged):
+
+1. Group and log-prob rewards. Every response was already scored by
+   ``mirage.rewards.compute_score`` (ground-truth variant, which also returns
+   ``pred`` and ``format``). For majority vote the training score becomes
+   ``mirage.rewards.majority_vote_rewards`` over the group; for entropy
+   minimisation it becomes ``mirage.rewards.mean_token_logprob`` of the rollout
+   log-probs (``rollout_log_probs``, on by default in 0.9.1). The new score is
+   written back to the TransferQueue (``rm_scores``), so dynamic sampling,
+   advantages and verl's logged ``critic/score`` all see it.
+2. Dynamic sampling as in the paper's DAPO recipe: groups whose scores are all
+   equal are dropped; while fewer than ``train_batch_size`` groups carry signal,
+   another whole generation batch is drawn, at most ``max_num_gen_batches`` in
+   all (0 = unbounded). verl's own V1 replay buffer ignores that cap (it refills
+   forever); this one enforces it and then falls back to the groups it has (see
+   docs/cluster.md for how the fallback differs from the release's).
+3. Dropping for the +-1 estimators (``Estimator.drops_unselected``): responses
+   with zero advantage leave the batch, so the token-mean normaliser counts kept
+   tokens only (a custom loss cannot change it).
+4. Logging what verl's V1 metrics lack: ``train/acc/mean``, ``train/format/mean``
+   (ground-truth accuracy and format rate of the responses, whatever the reward),
+   ``train/kept_groups``, ``train/num_gen_batches``, ``train/fallback``,
+   ``train/dropped_responses``.
+
+The score and selection logic are plain functions on ``verl.DataProto``
+(``training_scores``, ``uniform_groups``, ``kept_mask``), tested on hand-built batches.
+
+Selected with ``trainer.v1.sampler.custom_sampler.path=pkg://mirage.train.verl_sampler``,
+``...name=MirageReplayBuffer`` and ``+trainer.v1.sampler.sampler_kwargs.*`` (the
+fields of ``SamplerOptions``; verl does not pass its filter settings to a custom sampler).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import transfer_queue as tq
+from tensordict import TensorDict
+from transfer_queue import KVBatchMeta
+from verl import DataProto
+from verl.trainer.ppo import core_algos
+from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+
+from mirage.conditions import GROUP_REWARDS, LOGPROB_REWARDS, REWARDS
+from mirage.objectives import get_estimator, kept_responses
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SamplerOptions:
+    """What the sampler needs to know about the run (``trainer.v1.sampler.sampler_kwargs``)."""
+
+    reward: str = "ground_truth"  # a mirage.conditions reward name
+    estimator: str = "grpo"  # a mirage.objectives estimator name
+    dynamic_sampling: bool = True
+    max_num_gen_batches: int = 2  # generation batches per step, first one included; <= 0: unbounded
+    poll_interval: float = 2.0  # seconds between looks at the TransferQueue
+    # as in the condition's reward_kwargs, for the majority vote's answer comparison
+    math_checker: str | None = None
+    release_faithful: bool = False
+
+    def __post_init__(self):
+        if self.reward not in REWARDS:
+            raise ValueError(f"sampler_kwargs.reward: unknown reward {self.reward!r}; known: {REWARDS}")
+        get_estimator(self.estimator)  # raises naming the known ones
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any] | None) -> "SamplerOptions":
+        kwargs = dict(kwargs or {})
+        unknown = set(kwargs) - {f.name for f in fields(cls)}
+        if unknown:
+            raise KeyError(f"trainer.v1.sampler.sampler_kwargs: unknown keys {sorted(unknown)}")
+        return cls(**kwargs)
+
+
+# --- the logic, on DataProto ------------------------------------------------------
+def _groups(uids: np.ndarray) -> dict[str, np.ndarray]:
+    """uid -> row indices, in first-seen order."""
+    out: dict[str, list[int]] = {}
+    for i, uid in enumerate(uids):
+        out.setdefault(str(uid), []).append(i)
+    return {uid: np.asarray(idx) for uid, idx in out.items()}
+
+
+def training_scores(data: DataProto, reward: str, math_checker: str | None = None,
+                    release_faithful: bool = False) -> torch.Tensor:
+    """The training score of each response under a group or log-prob reward.
+
+    ``data`` holds responses of one or more groups: ``non_tensor_batch`` has ``uid``
+    (the group), and for majority vote ``pred``, ``format`` and ``data_source``;
+    ``batch`` has ``rollout_log_probs`` and ``response_mask`` for entropy minimisation.
+    """
+    from mirage.rewards import majority_vote_rewards, mean_token_logprob
+
+    if reward in LOGPROB_REWARDS:
+        if "rollout_log_probs" not in data.batch.keys():
+            raise KeyError("entropy_min needs rollout_log_probs: keep actor_rollout_ref.rollout.calculate_log_probs=True")
+        return torch.as_tensor(mean_token_logprob(data.batch["rollout_log_probs"], data.batch["response_mask"]),
+                               dtype=torch.float32).reshape(-1)
+    if reward in GROUP_REWARDS:
+        nt = data.non_tensor_batch
+        for key in ("uid", "pred", "format", "data_source"):
+            if key not in nt:
+                raise KeyError(f"majority_vote needs {key!r} for every response (compute_score returns pred/format)")
+        scores = torch.zeros(len(data), dtype=torch.float32)
+        for idx in _groups(nt["uid"]).values():
+            votes = majority_vote_rewards([nt["pred"][i] for i in idx], [nt["format"][i] for i in idx],
+                                          str(nt["data_source"][idx[0]]), math_checker=math_checker,
+                                          release_faithful=release_faithful)
+            scores[torch.as_tensor(idx)] = torch.as_tensor(votes, dtype=torch.float32)
+        return scores
+    raise ValueError(f"reward {reward!r} is scored per response by compute_score, not by the sampler")
+
+
+def is_uniform(group_scores: np.ndarray) -> bool:
+    """Two or more responses, all with the same score: no signal for a group-normalised estimator."""
+    return len(group_scores) > 1 and bool(np.all(group_scores == group_scores[0]))
+
+
+def uniform_groups(uids: np.ndarray, scores: np.ndarray) -> set[str]:
+    """The groups dynamic sampling drops."""
+    return {uid for uid, idx in _groups(uids).items() if is_uniform(np.asarray(scores)[idx])}
+
+
+def kept_mask(data: DataProto, estimator: str) -> np.ndarray:
+    """Which responses stay in the batch: the estimator's own advantages decide (mirage.objectives)."""
+    est = get_estimator(estimator)
+    adv, _ = est.fn(token_level_rewards=data.batch["rm_scores"], response_mask=data.batch["response_mask"],
+                    index=data.non_tensor_batch["uid"])
+    return kept_responses(estimator, adv).cpu().numpy()
+
+
+# --- TransferQueue glue -------------------------------------------------------------
+def _uid(key: str) -> str:
+    return key.split("_")[0]  # keys are {uid}_{session_id}_{index}; uids are uuid4 strings
+
+
+def _as_list(value: Any) -> list:
+    if isinstance(value, torch.Tensor):
+        return list(value.unbind(0))
+    return list(value.tolist()) if hasattr(value, "tolist") else list(value)
+
+
+def _padded(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)
+
+
+class MirageReplayBuffer(ReplayBuffer):
+    """verl's sync ReplayBuffer with mirage's rewards, dynamic sampling with a cap, and +-1 dropping."""
+
+    def __init__(self, trainer_mode: str, trainer_config: Any, max_off_policy_threshold: Any,
+                 max_off_policy_strategy: str, sampler_kwargs: Any, poll_interval: float = 2.0,
+                 refill_fn: Any = None, **kwargs: Any):
+        if trainer_mode != "sync":
+            raise ValueError(f"MirageReplayBuffer supports trainer.v1.trainer_mode=sync only, got {trainer_mode!r}")
+        self.options = SamplerOptions.from_kwargs(sampler_kwargs)
+        if self.options.dynamic_sampling and refill_fn is None:
+            raise ValueError("dynamic sampling needs the trainer's refill_fn")
+        super().__init__(trainer_mode, trainer_config, max_off_policy_threshold, max_off_policy_strategy,
+                         sampler_kwargs, poll_interval=self.options.poll_interval, refill_fn=refill_fn, **kwargs)
+        # Advantages are computed in this process: fail here, loudly, if the plugin is missing.
+        verl_name = get_estimator(self.options.estimator).verl_name
+        try:
+            core_algos.get_adv_estimator_fn(verl_name)
+        except ValueError:
+            raise RuntimeError(f"advantage estimator {verl_name!r} is not registered in this process: set "
+                               "VERL_USE_EXTERNAL_MODULES=mirage.train.verl_plugin for every Ray process") from None
+        self._scores: dict[str, np.ndarray] = {}  # uid -> training scores of its responses
+
+    # 1. scores (and the group/log-prob rewrite) of newly finished groups
+    def _score_groups(self, partition_id: str, uids: set[str]) -> None:
+        new = uids - self._scores.keys()
+        keys = [k for k in self.partitions[partition_id] if _uid(k) in new]
+        if not keys:
+            self._scores.update({uid: np.zeros(0) for uid in new})  # a failed group with no responses
+            return
+        rewrite = self.options.reward in GROUP_REWARDS + LOGPROB_REWARDS
+        wanted = ["rm_scores", "response_mask"]
+        if self.options.reward in GROUP_REWARDS:
+            wanted += ["extra_fields", "data_source"]
+        if self.options.reward in LOGPROB_REWARDS:
+            wanted += ["rollout_log_probs"]
+        got = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=wanted)
+        rm_scores = _as_list(got["rm_scores"])
+        scores = torch.stack([s.sum() for s in rm_scores]).numpy()
+        if rewrite:
+            data = self._as_dataproto(keys, got)
+            scores = training_scores(data, self.options.reward, self.options.math_checker,
+                                     self.options.release_faithful).numpy()
+            # the score sits on the last response token, as verl's AgentLoopOutput puts it
+            new_rm = []
+            for s, value in zip(rm_scores, scores):
+                t = torch.zeros_like(s, dtype=torch.float32)
+                t[-1] = float(value)
+                new_rm.append(t)
+            tq.kv_batch_put(keys=keys, partition_id=partition_id,
+                            fields=TensorDict({"rm_scores": torch.nested.as_nested_tensor(new_rm, layout=torch.jagged)},
+                                              batch_size=len(keys)))
+        uid_arr = np.array([_uid(k) for k in keys], dtype=object)
+        for uid in new:
+            self._scores[uid] = scores[uid_arr == uid]
+
+    @staticmethod
+    def _as_dataproto(keys: list[str], got: TensorDict) -> DataProto:
+        tensors = {"rm_scores": _padded(_as_list(got["rm_scores"])),
+                   "response_mask": _padded(_as_list(got["response_mask"]))}
+        if "rollout_log_probs" in got.keys():
+            tensors["rollout_log_probs"] = _padded(_as_list(got["rollout_log_probs"]))
+        non_tensors = {"uid": np.array([_uid(k) for k in keys], dtype=object)}
+        if "extra_fields" in got.keys():
+            infos = [(getattr(e, "data", e) or {}).get("reward_extra_info", {}) for e in _as_list(got["extra_fields"])]
+            for name in ("pred", "format"):
+                missing = [k for k, info in zip(keys, infos) if name not in info]
+                if missing:
+                    raise KeyError(f"compute_score returned no {name!r} for responses {missing[:3]}")
+                non_tensors[name] = np.array([info[name] for info in infos], dtype=object)
+        if "data_source" in got.keys():
+            non_tensors["data_source"] = np.array(_as_list(got["data_source"]), dtype=object)
+        return DataProto.from_dict(tensors=tensors, non_tensors=non_tensors)
+
+    # 2. the sync sampling loop: whole generation batches, capped, then fall back
+    def sample(self, global_steps: int, partition_id: str, batch_size: int) -> tuple[KVBatchMeta, dict]:
+        if partition_id == "val":
+            return super().sample(global_steps, partition_id, batch_size)
+        opts = self.options
+        self._scores = {}  # sync mode: nothing outlives a step
+        gen_batches, fallback = 1, False
+        last_debug = time.time()
+        while True:
+            self._sync_metadata_from_transfer_queue()
+            if self.pending_keys[partition_id] or self.running_keys[partition_id]:
+                last_debug = self._wait_for_next_poll(partition_id, last_debug)
+                continue
+            terminal = self.finished_keys[partition_id] | self.failure_keys[partition_id]
+            self._score_groups(partition_id, terminal)
+            usable = {uid for uid in terminal if len(self._scores[uid])}  # failed groups may have no responses
+            uninformative = {uid for uid in usable if is_uniform(self._scores[uid])} if opts.dynamic_sampling else set()
+            informative = usable - uninformative
+            if len(informative) >= batch_size or not opts.dynamic_sampling:
+                pool = informative
+                break
+            if opts.max_num_gen_batches <= 0 or gen_batches < opts.max_num_gen_batches:
+                self.refill_fn(batch_size)
+                gen_batches += 1
+                continue
+            # Cap reached: train on the groups with signal; with none, on groups without
+            # (a zero-advantage step, as the release does).
+            fallback = True
+            pool = informative or usable
+            logger.warning("step %d: %d of %d groups carry signal after %d generation batches; training on %s",
+                           global_steps, len(informative), batch_size, gen_batches,
+                           "those" if informative else "groups without signal (a zero-advantage step)")
+            break
+        if not pool:
+            raise RuntimeError(f"step {global_steps}: no finished prompt groups to train on")
+
+        selected, snapshot, _ = self._select_prompt_uids(partition_id, pool, batch_size)
+        self._clear_groups(partition_id, terminal - set(selected))
+        batch = self._materialize_batch(partition_id, selected, snapshot)
+        if not batch.keys:
+            raise RuntimeError(f"step {global_steps}: the selected groups have no responses (all rollouts failed)")
+        metrics = {
+            "train/num_gen_batches": float(gen_batches),
+            "train/kept_groups": float(len(set(selected) & informative)),
+            "train/fallback": float(fallback),
+            "training/filter_groups/evicted_samples": float(len(uninformative - set(selected))),
+        }
+        metrics.update(self._response_metrics(batch))
+        batch, dropped = self._drop_unselected(batch)
+        metrics["train/dropped_responses"] = float(dropped)
+        return batch, metrics
+
+    def _response_metrics(self, batch: KVBatchMeta) -> dict[str, float]:
+        got = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+        infos = [(getattr(e, "data", e) or {}).get("reward_extra_info", {}) for e in _as_list(got["extra_fields"])]
+        out = {}
+        for name in ("acc", "format"):
+            values = [float(info[name]) for info in infos if info.get(name) is not None]
+            if values:
+                out[f"train/{name}/mean"] = float(np.mean(values))
+        return out
+
+    # 3. +-1 estimators: responses with zero advantage leave the batch
+    def _drop_unselected(self, batch: KVBatchMeta) -> tuple[KVBatchMeta, int]:
+        if not get_estimator(self.options.estimator).drops_unselected:
+            return batch, 0
+        got = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
+                              select_fields=["rm_scores", "response_mask"])
+        data = self._as_dataproto(batch.keys, got)
+        keep = kept_mask(data, self.options.estimator)
+        if not keep.any():
+            keep[0] = True  # verl needs one sample; its advantage is 0, so the update is a no-op
+        dropped = [k for k, kept in zip(batch.keys, keep) if not kept]
+        if dropped:
+            tq.kv_clear(keys=dropped, partition_id=batch.partition_id)
+        kept_keys = [k for k, kept in zip(batch.keys, keep) if kept]
+        kept_tags = [t for t, kept in zip(batch.tags, keep) if kept]
+        return KVBatchMeta(partition_id=batch.partition_id, keys=kept_keys, tags=kept_tags,
+                           extra_info=batch.extra_info), len(dropped)
