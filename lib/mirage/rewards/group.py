@@ -1,0 +1,85 @@
+"""Rewards that need more than one response: majority vote (TTRL) and entropy minimisation.
+
+Pure functions, so the verl backend (a sampler hook that sees finished groups)
+and the local testbed loop compute them the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from mirage.rewards import mathcheck
+
+
+def cluster_answers(preds: Sequence[str | None], data_source: str, math_checker: str | None = None,
+                    release_faithful: bool = False, timeout: float = mathcheck.TIMEOUT_S) -> list[int | None]:
+    """Per response, the index of the first response with an equivalent answer (None: no answer).
+
+    Math sources compare with the math checker (``0.5``, ``\\frac12`` and ``1/2``
+    share a label); other sources compare stripped strings.
+    """
+    from mirage.rewards.score import source_family
+
+    valid = [i for i, p in enumerate(preds) if p is not None and p.strip()]
+    answers = [preds[i] for i in valid]
+    if source_family(data_source) == "math":
+        checker = math_checker or ("release" if release_faithful else "math_verify")
+        local = mathcheck.cluster(answers, checker, timeout)
+    else:
+        first: dict[str, int] = {}
+        local = [first.setdefault(a.strip(), j) for j, a in enumerate(answers)]
+    labels: list[int | None] = [None] * len(preds)
+    for j, i in enumerate(valid):
+        labels[i] = valid[local[j]]
+    return labels
+
+
+def majority_vote_rewards(preds: Sequence[str | None], formats: Sequence[float | bool], data_source: str,
+                          math_checker: str | None = None, release_faithful: bool = False,
+                          timeout: float = mathcheck.TIMEOUT_S) -> list[float]:
+    """TTRL reward: 1.0 where the format is ok AND the answer equals the group's majority answer.
+
+    Every response with a non-empty answer votes. The majority is the largest
+    cluster; a tie goes to the cluster whose first member comes first. No answer
+    in the group -> all 0.
+    """
+    if len(preds) != len(formats):
+        raise ValueError(f"preds ({len(preds)}) and formats ({len(formats)}) differ in length")
+    labels = cluster_answers(preds, data_source, math_checker, release_faithful, timeout)
+    counts: dict[int, int] = {}
+    for label in labels:
+        if label is not None:
+            counts[label] = counts.get(label, 0) + 1
+    if not counts:
+        return [0.0] * len(preds)
+    majority = min(counts, key=lambda label: (-counts[label], label))
+    return [float(bool(ok) and label == majority) for ok, label in zip(formats, labels)]
+
+
+def mean_token_logprob(logprobs, mask=None):
+    """Mean log-prob over each response's tokens: the entropy-minimisation reward (<= 0).
+
+    ``logprobs`` is a (batch, length) torch tensor or a list of per-response
+    lists; ``mask`` (same shape, 1 = response token) defaults to all tokens.
+    Returns a (batch,) tensor for tensor input, else a list of floats. A
+    response with no tokens gets 0.0.
+    """
+    if hasattr(logprobs, "dim"):  # torch tensor, without importing torch here
+        if logprobs.dim() != 2:
+            raise ValueError(f"logprobs must be (batch, length), got shape {tuple(logprobs.shape)}")
+        m = (logprobs.new_ones(logprobs.shape) if mask is None else mask.to(logprobs.dtype))
+        if m.shape != logprobs.shape:
+            raise ValueError(f"mask shape {tuple(m.shape)} != logprobs shape {tuple(logprobs.shape)}")
+        # masked_fill, not a product: padding may hold -inf, and -inf * 0 is nan.
+        return logprobs.masked_fill(m == 0, 0.0).sum(-1) / m.sum(-1).clamp(min=1)
+    if mask is None:
+        mask = [[1] * len(row) for row in logprobs]
+    if len(mask) != len(logprobs):
+        raise ValueError(f"mask has {len(mask)} rows, logprobs {len(logprobs)}")
+    out = []
+    for i, (row, row_mask) in enumerate(zip(logprobs, mask)):
+        if len(row) != len(row_mask):
+            raise ValueError(f"row {i}: {len(row)} log-probs but {len(row_mask)} mask entries")
+        n = sum(1 for m in row_mask if m)
+        out.append(sum(float(lp) for lp, m in zip(row, row_mask) if m) / n if n else 0.0)
+    return out
