@@ -206,7 +206,7 @@ def score_samples(items: Sequence[tuple], format_gated: bool, score_kwargs: dict
     return out
 
 
-class _Scorer:
+class ScorePool:
     """Scores a chunk in a process pool (or inline with processes=0) while the next is sampled."""
 
     def __init__(self, processes: int, format_gated: bool, score_kwargs: dict):
@@ -317,8 +317,9 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
 
     n = n or default_n(task_or_dataset)
     max_tokens = max_tokens or default_max_tokens(task_or_dataset)
-    if score_processes is None:
-        score_processes = max(1, min(8, (os.cpu_count() or 2) - 1))
+    if score_processes is None:  # testbed answers are checked in microseconds: a pool would only compete for CPUs
+        testbed = task_kind(task_or_dataset) == "testbed"
+        score_processes = 0 if testbed else max(1, min(8, (os.cpu_count() or 2) - 1))
     settings = EvalSettings(model=str(model), task=str(task_or_dataset), n=n, temperature=temperature,
                             top_p=top_p, max_tokens=max_tokens, seed=seed, step=step,
                             format_gated=format_gated,
@@ -354,7 +355,7 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
         })
         write_json_atomic(manifest_path, manifest)
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
-        scorer = _Scorer(score_processes, format_gated, settings.score_kwargs)
+        scorer = ScorePool(score_processes, format_gated, settings.score_kwargs)
         bar = tqdm(total=total, initial=total - len(todo), unit="problem", desc=f"eval {_slug(model)}",
                    disable=not progress, dynamic_ncols=True)
         sample_s = wait_s = 0.0
@@ -561,7 +562,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32,
                    help="problems per sampling call and per part file (a kill loses at most one chunk)")
     p.add_argument("--score-processes", type=int, default=None,
-                   help="scoring processes (default: min(8, CPUs - 1); 0 scores inline)")
+                   help="scoring processes (default: 0 = inline for testbed tasks, whose checks take "
+                        "microseconds; min(8, CPUs - 1) otherwise)")
     p.add_argument("--format-gated", action="store_true",
                    help="count the training reward (format AND correct) instead of plain accuracy")
     p.add_argument("--math-checker", choices=["math_verify", "exact"], default=None,
