@@ -72,15 +72,17 @@ class FakeLLM:
         for prompt, sp in zip(prompts, sampling_params):
             ids = prompt["prompt_token_ids"]
             self.calls.append((ids, sp))
-            children = []
-            for i in range(sp.n):
-                rng = random.Random(f"{sum(ids)}/{len(ids)}/{sp.seed + i}/{sp.temperature}")
-                length = rng.randint(1, sp.max_tokens + 4)
-                cut = length > sp.max_tokens
-                tokens = [rng.randint(97, 122) for _ in range(min(length, sp.max_tokens))]
-                children.append(FakeCompletion(i, "".join(map(chr, tokens)), tokens, "length" if cut else "stop"))
+            children = [child(i, ids, sp.seed + i, sp) for i in range(sp.n)]
             outs.append(FakeRequestOutput(ids, children[::-1]))  # vLLM does not promise index order
         return outs
+
+
+def child(index, ids, seed, sp) -> FakeCompletion:
+    """One sample: a pure function of the prompt, its own seed and the sampling settings."""
+    rng = random.Random(f"{sum(ids)}/{len(ids)}/{seed}/{sp.temperature}")
+    length = rng.randint(1, sp.max_tokens + 4)
+    tokens = [rng.randint(97, 122) for _ in range(min(length, sp.max_tokens))]
+    return FakeCompletion(index, "".join(map(chr, tokens)), tokens, "length" if length > sp.max_tokens else "stop")
 
 
 def fake_vllm_module():
@@ -119,7 +121,8 @@ def test_engine_built_with_requested_args():
     s = vs.VLLMSampler("m", tensor_parallel_size=4, dtype="bfloat16", max_model_len=4096, seed=7)
     args = FakeLLM.instances[-1].engine_args
     assert FakeLLM.instances[-1].model == "m"
-    assert (args["tensor_parallel_size"], args["dtype"], args["max_model_len"], args["seed"]) == (4, "bfloat16", 4096, 7)
+    assert (args["tensor_parallel_size"], args["dtype"], args["max_model_len"], args["seed"]) == \
+        (4, "bfloat16", 4096, 7)
     assert s.describe()["tensor_parallel_size"] == 4
 
 
@@ -139,12 +142,9 @@ def test_sampling_params_explicit_and_seeded_per_prompt():
     for _, sp in calls:
         assert (sp.n, sp.temperature, sp.top_p, sp.max_tokens) == (8, 0.9, 0.95, 12)
     assert [len(cs) for cs in out] == [8] * 7
-    # children come back in index order whatever order the engine used
-    first = out[0]
-    rng_texts = [FakeLLM.instances[-1].generate([{"prompt_token_ids": calls[0][0]}],
-                                                [FakeSamplingParams(1, 0.9, 0.95, 12, SEEDS[0] + i)])[0].outputs[0].text
-                 for i in range(8)]
-    assert [c.text for c in first] == rng_texts
+    # children come back in index order (child i drawn from seed + i), whatever order the engine used
+    ids, sp = calls[0]
+    assert [c.text for c in out[0]] == [child(i, ids, SEEDS[0] + i, sp).text for i in range(8)]
 
 
 def test_split_requests_use_disjoint_seed_offsets_and_match_one_request():

@@ -40,7 +40,7 @@ import pandas as pd
 
 from mirage import __version__
 from mirage.conditions import RECIPES
-from mirage.runs import list_checkpoints, read_manifest, write_json_atomic, write_parquet_atomic
+from mirage.runs import atomic_path, list_checkpoints, read_manifest, write_json_atomic, write_parquet_atomic
 from mirage.tasks import TASKS, dataset_path
 
 DEFAULT_N = {"testbed": 64, "paper": 256}  # n large enough for the k the curves report
@@ -388,17 +388,7 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
                         finish(pending)
                     raise
                 sample_s += time.perf_counter() - t
-                rows, items = [], []
-                for (_, _, row), pseed, samples in zip(chunk, seeds, completions):
-                    if len(samples) != n:
-                        raise RuntimeError(f"sampler returned {len(samples)} samples for problem "
-                                           f"{row.problem_id!r} of {dataset}, expected {n}")
-                    for i, c in enumerate(samples):
-                        rows.append({"dataset": dataset, "problem_id": row.problem_id,
-                                     "data_source": row.data_source, "sample_index": i, "text": c.text,
-                                     "finish_reason": c.finish_reason, "num_tokens": int(c.num_tokens),
-                                     "ground_truth": row.ground_truth, "seed": seed, "prompt_seed": pseed})
-                        items.append((row.data_source, c.text, row.ground_truth, row.extra_info))
+                rows, items = _sample_rows(chunk, seeds, completions, n, seed)
                 if pending:
                     finish(pending)
                 pending = (rows, scorer.submit(items), dataset, pos)
@@ -421,8 +411,8 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
             raise RuntimeError(f"{out_dir}: {name} has samples for {got} of {len(problems)} problems")
     table = passk_table(samples, n, seed=seed, n_boot=n_boot)
     write_parquet_atomic(out_dir / "passk.parquet", table)
-    table.to_csv(out_dir / "passk.csv.tmp", index=False)
-    os.replace(out_dir / "passk.csv.tmp", out_dir / "passk.csv")
+    with atomic_path(out_dir / "passk.csv") as tmp:
+        table.to_csv(tmp, index=False)
     by_dataset = samples.groupby("dataset")
     manifest.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), summary={
         d: {"pass@1": float(t.loc[t.k == 1, "pass_at_k"].iloc[0]),
@@ -432,6 +422,22 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
         for d, t in table.groupby("dataset")})
     write_json_atomic(manifest_path, manifest)
     return table
+
+
+def _sample_rows(chunk: list, seeds: list[int], completions: list, n: int, seed: int) -> tuple[list, list]:
+    """Unscored sample rows of a chunk, and the (data_source, text, ground_truth, extra_info) to score."""
+    rows, items = [], []
+    for (dataset, _, problem), pseed, samples in zip(chunk, seeds, completions):
+        if len(samples) != n:
+            raise RuntimeError(f"sampler returned {len(samples)} samples for problem {problem.problem_id!r} "
+                               f"of {dataset}, expected {n}")
+        for i, c in enumerate(samples):
+            rows.append({"dataset": dataset, "problem_id": problem.problem_id, "data_source": problem.data_source,
+                         "sample_index": i, "text": c.text, "finish_reason": c.finish_reason,
+                         "num_tokens": int(c.num_tokens), "ground_truth": problem.ground_truth, "seed": seed,
+                         "prompt_seed": pseed})
+            items.append((problem.data_source, c.text, problem.ground_truth, problem.extra_info))
+    return rows, items
 
 
 def _chunks(todo: list, batch_size: int) -> Iterable[list]:
@@ -536,8 +542,8 @@ def align(models: Sequence[str], tasks: Sequence[str], n: int | None = None, out
             "pass_at_1", "alignment", "k_max", "temperature", "top_p", "eval_seed", "eval_dir"]
     table = table[cols]
     write_parquet_atomic(out / "alignment.parquet", table)
-    table.to_csv(out / "alignment.csv.tmp", index=False)
-    os.replace(out / "alignment.csv.tmp", out / "alignment.csv")
+    with atomic_path(out / "alignment.csv") as tmp:
+        table.to_csv(tmp, index=False)
     return table
 
 
