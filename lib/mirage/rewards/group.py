@@ -15,12 +15,14 @@ def cluster_answers(preds: Sequence[str | None], data_source: str, math_checker:
                     release_faithful: bool = False, timeout: float = mathcheck.TIMEOUT_S) -> list[int | None]:
     """Per response, the index of the first response with an equivalent answer (None: no answer).
 
+    ``preds`` entries that are not non-empty strings (None, NaN from a table) do not vote.
+
     Math sources compare with the math checker (``0.5``, ``\\frac12`` and ``1/2``
     share a label); other sources compare stripped strings.
     """
     from mirage.rewards.score import source_family
 
-    valid = [i for i, p in enumerate(preds) if p is not None and p.strip()]
+    valid = [i for i, p in enumerate(preds) if isinstance(p, str) and p.strip()]  # None / NaN: no vote
     answers = [preds[i] for i in valid]
     if source_family(data_source) == "math":
         checker = math_checker or ("release" if release_faithful else "math_verify")

@@ -6,11 +6,13 @@ modules and sometimes ``eval`` model text. So both run in small persistent
 child processes (``serve(role, arg)`` in a fresh interpreter), one pool per
 calling process, started lazily:
 
-* each request gets a soft timeout inside the child (an interval timer in the
-  child's main thread, raising an exception that ``except Exception`` in library
-  code cannot swallow) and a hard deadline in the caller (the child is killed and
-  restarted on next use), so a pathological input costs about ``timeout`` seconds
-  from any thread of any process;
+* each request gets a soft timeout inside the child, counted in the child's CPU
+  time (``ITIMER_PROF``: on a busy machine a legitimate check is not cut short,
+  so verdicts do not depend on load; and SIGALRM stays free for math-verify),
+  raising an exception that ``except Exception`` in library code cannot swallow;
+  and a hard wall-clock deadline in the caller (``2 * timeout + 1`` s; the child
+  is killed and restarted on next use) for anything that hangs without computing.
+  A pathological input costs about ``timeout`` seconds from any thread of any process;
 * the child's stdout is the protocol channel (one JSON object per line); anything
   the library prints goes to /dev/null;
 * the child's address space is capped (``MEMORY_LIMIT_BYTES``) so a huge
@@ -35,7 +37,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-HARD_GRACE_S = 0.5  # hard deadline = soft timeout + this
+def hard_deadline(timeout: float) -> float:
+    return 2 * timeout + 1.0
 START_TIMEOUT_S = 120.0  # a cold start imports sympy / SynLogic on a busy machine
 MEMORY_LIMIT_BYTES = 4 << 30
 
@@ -85,7 +88,7 @@ class Worker:
         try:
             self.proc.stdin.write(request.encode())
             self.proc.stdin.flush()
-            reply = self._read_line(time.monotonic() + timeout + HARD_GRACE_S)
+            reply = self._read_line(time.monotonic() + hard_deadline(timeout))
         except BrokenPipeError:
             self.kill()
             raise WorkerDied(f"reward worker {self.role!r} exited (code {self.proc.returncode})") from None
@@ -217,15 +220,15 @@ class SoftTimeout(BaseException):
 @contextmanager
 def time_limit(seconds: float):
     """Inside a worker handler: a tighter soft limit for one step of a request."""
-    outer, _ = signal.setitimer(signal.ITIMER_REAL, 0)
-    start = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer) if outer else seconds)
+    outer, _ = signal.setitimer(signal.ITIMER_PROF, 0)
+    start = time.process_time()
+    signal.setitimer(signal.ITIMER_PROF, min(seconds, outer) if outer else seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
         if outer:  # give the request's own limit back (what is left of it)
-            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - start), 1e-3))
+            signal.setitimer(signal.ITIMER_PROF, max(outer - (time.process_time() - start), 1e-3))
 
 
 def _handlers(role: str, arg: str | None) -> dict:
@@ -262,22 +265,22 @@ def serve(role: str, arg: str | None = None):
         send({"fatal": f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"})
         return
 
-    def on_alarm(signum, frame):
+    def on_timer(signum, frame):
         raise SoftTimeout()
 
-    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGPROF, on_timer)
     send({"ready": True})
     for line in sys.stdin.buffer:
         request = json.loads(line)
         try:
-            signal.setitimer(signal.ITIMER_REAL, request["timeout"])
+            signal.setitimer(signal.ITIMER_PROF, request["timeout"])
             try:
                 result = handlers[request["method"]](**request["params"])
             finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.setitimer(signal.ITIMER_PROF, 0)
             send({"ok": result})
         except SoftTimeout:
-            send({"error": f"timed out after {request['timeout']} s", "timeout": True})
+            send({"error": f"timed out after {request['timeout']} s of CPU", "timeout": True})
         except Exception as e:  # a failure on this input: the caller scores 0 and records it
             send({"error": f"{type(e).__name__}: {e}"[:500]})
 
