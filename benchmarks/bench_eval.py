@@ -3,8 +3,10 @@
 1. Scoring throughput (responses/s) of ``mirage.rewards.compute_score``, one process vs
    mirage.evaluate's process pool, on
    - math: MATH500's own reference solutions as the reasoning, closed by an answer that
-     is the gold string, an equivalent rewriting of it, or another problem's answer
-     (math-verify does real work on the last two), read from a verl parquet;
+     is the gold string, the gold reformatted (boxed / in $...$), or another problem's
+     answer, read from a verl parquet. The first two mostly take compute_score's fast
+     path; wrong answers go through math-verify (in its guarded worker process), the
+     worst case, which the GPU estimate uses;
    - testbed: toy-math responses (correct / buggy procedure / truncated junk).
 2. Sampling throughput on the testbed: HFSampler on a testbed model, n=64.
 3. mirage.evaluate on the testbed with inline scoring vs the pool: wall time and the
@@ -44,7 +46,7 @@ def equivalent(gold: str) -> str:
 
 
 def math_items(path: str, count: int, kind: str = "mix", seed: int = 0) -> list[tuple]:
-    """kind: 'gold' (the answer string itself), 'equivalent' (rewritten), 'wrong' (another problem's), 'mix'."""
+    """kind: 'gold' (the answer string itself), 'equivalent' (reformatted), 'wrong' (another problem's), 'mix'."""
     rows = pd.read_parquet(path)
     rng = random.Random(seed)
     items = []
