@@ -289,3 +289,10 @@ def test_bad_datasets_fail_clearly(dataset, tmp_path):
 def test_task_defaults():
     assert ev.default_n("toy-math") == 64 and ev.default_n("math") == 256
     assert ev.default_max_tokens("toy-logic") == 64 and ev.default_max_tokens("math500") == 8192
+
+
+def test_default_out_dir_names(tmp_path):
+    ckpt = tmp_path / "seed0" / "checkpoints" / "global_step_50" / "actor" / "huggingface"
+    ckpt.mkdir(parents=True)
+    assert ev.default_out_dir(str(ckpt), "toy-math") == Path("runs/eval/seed0--global_step_50/toy-math")
+    assert ev.default_out_dir("Qwen/Qwen2.5-7B", "math") == Path("runs/eval/Qwen--Qwen2.5-7B/math")

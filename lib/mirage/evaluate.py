@@ -293,9 +293,12 @@ def default_out_dir(model: str, task_or_dataset: str) -> Path:
 
 
 def _slug(text: str) -> str:
+    """A folder name for a model / task: a path's last part (a checkpoint's: <run>--global_step_N)."""
     text = str(text).rstrip("/")
     if os.sep in text and Path(text).exists():
-        text = Path(text).name
+        path = Path(text).resolve()
+        checkpoint = path.name == "huggingface" and path.parent.name == "actor"
+        text = f"{path.parents[3].name}--{path.parents[1].name}" if checkpoint else path.name
     return re.sub(r"[^A-Za-z0-9._-]+", "--", text)
 
 
