@@ -4,10 +4,12 @@ Correctness is asserted here; a hang fails through the pytest timeout.
 """
 
 import random
+import time
 
 import pytest
 
 from mirage.rewards import RESULT_KEYS, compute_score, majority_vote_rewards
+from mirage.rewards.safe_arith import evaluate
 
 KOR = {"rule_id": "1", "idx": "1"}
 MB = 1 << 20
@@ -100,7 +102,22 @@ def test_pathological_answers_in_a_majority_vote():
     assert majority_vote_rewards(preds, [1] * 5, "math500") == [0, 1, 1, 0, 0]
 
 
-def test_puzzle_expressions_are_never_evaluated_with_eval():
+def test_hostile_puzzle_expressions_score_zero():
     for expr in ("9**9**9**9=24", "__import__('os').system('echo hacked')=24", "(lambda: 24)()=24", "24" * 600 + "=24"):
-        r = compute_score("korbench/puzzle", f"<answer>[[{expr}]]</answer>", "[[(2+1)*8=24]]", {"rule_id": "10", "idx": "91"})
+        r = compute_score("korbench/puzzle", f"<answer>[[{expr}]]</answer>", "[[(2+1)*8=24]]",
+                          {"rule_id": "10", "idx": "91"})
         check(r, acc=0.0)
+
+
+def test_arithmetic_without_eval():
+    assert evaluate("(1+2)*8") == 24 and evaluate("-3--27") == 24 and evaluate(" 4*6 ") == 24
+    assert evaluate("8/(3-8/3)") != 24  # Python float semantics, as eval (KOR-Bench's rules)
+    assert evaluate("8/(3-8/3)", exact=True) == 24  # exact rationals (the game-of-24 fix)
+    assert evaluate("2**10") == 1024 and evaluate("7//2") == 3 and evaluate("7%4") == 3
+    refused = ["9**9**9**9", "10**5000", "2.5**1000", "1/0", "08+16", "x+1", "abs(-24)", "__import__('os')",
+               "(lambda: 24)()", "[24][0]", "'24'", "True+23", "1+" * 600 + "1", "(" * 300 + "1" + ")" * 300,
+               "3 4", "", "(-8)**0.5"]
+    for expr in refused:
+        start = time.monotonic()
+        assert evaluate(expr) is None and evaluate(expr, exact=True) is None, expr
+        assert time.monotonic() - start < 1.0, expr

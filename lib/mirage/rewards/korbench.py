@@ -27,6 +27,7 @@ in the response length: KOR's regexes are quadratic on adversarial text.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from mirage.rewards import safe_arith, worker
@@ -218,6 +219,7 @@ def is_correct(category: str, response: str, answer: str, rule_id, idx, mode: st
 
 
 # --- "documented" mode: sympy's LaTeX parser ---------------------------------------------
+@functools.lru_cache(maxsize=1)
 def latex_parser_problem() -> str | None:
     """Why sympy's LaTeX parser is unusable here, or None when it works."""
     from importlib import metadata

@@ -103,8 +103,8 @@ def cluster(answers: list[str], checker: str = "math_verify", timeout: float = T
         return labels
     sendable = [i for i in reps if len(answers[i]) <= MAX_ANSWER_CHARS]
     try:  # each parse / verify has its own limit inside; the request's covers them all
-        merged = worker.call("math", "math_cluster", {"answers": [answers[i] for i in sendable], "step_timeout": timeout},
-                             timeout * (1 + 2 * len(sendable)))
+        params = {"answers": [answers[i] for i in sendable], "step_timeout": timeout}
+        merged = worker.call("math", "math_cluster", params, timeout * (1 + 2 * len(sendable)))
     except (worker.WorkerTimeout, worker.WorkerDied):
         return labels
     rep_label = {sendable[j]: sendable[m] for j, m in enumerate(merged)}
