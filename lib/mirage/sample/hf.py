@@ -44,6 +44,47 @@ class SampleBatch:
         return (torch.arange(self.responses.shape[1])[None, :] < self.lengths[:, None]).float()
 
 
+def preallocated_cache(capacity: int):
+    """A ``DynamicCache`` whose layers write into buffers of ``capacity`` positions.
+
+    The stock cache grows by ``torch.cat`` at every step: a fresh multi-MB allocation
+    per layer per token, which on CPU costs page faults and dominated decode time.
+    """
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class PreallocatedLayer(DynamicLayer):
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.dtype, self.device = key_states.dtype, key_states.device
+                self._k = key_states.new_empty((*key_states.shape[:2], capacity, key_states.shape[-1]))
+                self._v = value_states.new_empty((*value_states.shape[:2], capacity, value_states.shape[-1]))
+                self.length, self.is_initialized = 0, True
+            end = self.length + key_states.shape[-2]
+            if end > capacity:
+                raise RuntimeError(f"KV cache full: {end} positions > capacity {capacity}")
+            self._k[:, :, self.length:end] = key_states
+            self._v[:, :, self.length:end] = value_states
+            self.length = end
+            self._views()
+            return self.keys, self.values
+
+        def _views(self):
+            self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            self._k, self._v = self._k.repeat_interleave(repeats, 0), self._v.repeat_interleave(repeats, 0)
+            self._views()
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self._views()
+
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = PreallocatedLayer
+    return cache
+
+
 def _as_list(ids: Any) -> list[int]:
     if ids is None:
         return []
@@ -143,16 +184,15 @@ def _sample_chunk(model, prompts, seeds, n, temperature, top_p, max_tokens, stop
                             for s in seeds]).reshape(rows, max_tokens)
     ids, mask = left_pad(prompts, pad_token_id)
     ids, mask = ids.to(device), mask.to(device)
-    from transformers import DynamicCache
-
-    cache = DynamicCache()
+    cache = preallocated_cache(ids.shape[1] + max_tokens)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask), past_key_values=cache,
                 use_cache=True, logits_to_keep=1)
     cache = out.past_key_values
     if n > 1:
         cache.batch_repeat_interleave(n)
     logits = out.logits[:, -1].repeat_interleave(n, dim=0)
-    mask = mask.repeat_interleave(n, dim=0)
+    width = ids.shape[1]
+    mask = torch.cat([mask, mask.new_zeros(mask.shape[0], max_tokens)], dim=1).repeat_interleave(n, dim=0)
     next_pos = mask.sum(-1)  # position id of the first response token
 
     responses = torch.full((rows, max_tokens), pad_token_id, dtype=torch.long)
@@ -160,29 +200,32 @@ def _sample_chunk(model, prompts, seeds, n, temperature, top_p, max_tokens, stop
     lengths = torch.full((rows,), max_tokens, dtype=torch.long)
     stopped = torch.zeros(rows, dtype=torch.bool)
     alive = torch.arange(rows)  # original row of each row still in the batch
-    stop = stop.to(device)
+    live = torch.ones(rows, dtype=torch.bool)  # rows of the batch still generating
     for t in range(max_tokens):
         tokens, lp = _pick(logits, uniforms[alive, t].to(device), temperature, top_p)
-        responses[alive, t] = tokens.cpu()
-        logprobs[alive, t] = lp.cpu()
-        done = torch.isin(tokens, stop) if stop.numel() else torch.zeros_like(tokens, dtype=torch.bool)
-        if done.any():
-            lengths[alive[done.cpu()]] = t + 1
-            stopped[alive[done.cpu()]] = True
-        if t == max_tokens - 1 or bool(done.all()):
+        tokens, lp = tokens.cpu(), lp.cpu()
+        responses[alive[live], t] = tokens[live]
+        logprobs[alive[live], t] = lp[live]
+        done = live & torch.isin(tokens, stop)
+        lengths[alive[done]] = t + 1
+        stopped[alive[done]] = True
+        live &= ~done
+        if t == max_tokens - 1 or not bool(live.any()):
             break
-        if done.any():  # drop finished rows from the batch and the cache
-            keep = (~done).nonzero().squeeze(-1)
-            cache.batch_select_indices(keep)
-            alive, tokens, mask, next_pos = alive[keep.cpu()], tokens[keep], mask[keep], next_pos[keep]
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-                    past_key_values=cache, use_cache=True)
+        if int((~live).sum()) >= max(1, len(live) // 4):  # drop finished rows (batching the copies)
+            keep = live.nonzero().squeeze(-1)
+            keep_dev = keep.to(device)
+            cache.batch_select_indices(keep_dev)
+            alive, live, tokens = alive[keep], live[keep], tokens[keep]
+            mask, next_pos = mask[keep_dev], next_pos[keep_dev]
+        mask[:, width + t] = 1
+        out = model(input_ids=tokens[:, None].to(device), attention_mask=mask[:, :width + t + 1],
+                    position_ids=next_pos[:, None], past_key_values=cache, use_cache=True)
         cache = out.past_key_values
         logits = out.logits[:, -1]
         next_pos = next_pos + 1
-    width = int(lengths.max())
-    return responses[:, :width], logprobs[:, :width], lengths, stopped
+    longest = int(lengths.max())
+    return responses[:, :longest], logprobs[:, :longest], lengths, stopped
 
 
 class HFSampler(Sampler):

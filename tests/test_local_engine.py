@@ -1,0 +1,277 @@
+"""The local GRPO engine: every condition runs, rewards really change, determinism, resume.
+
+Runs are tiny (4 prompts x 4 samples, 2-3 steps) on a shipped testbed model, so
+every check below looks at real rollouts of a real model.
+"""
+
+import argparse
+import collections
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mirage import runs
+from mirage.conditions import CONDITIONS
+from mirage.train import local
+
+MODEL = "dial-60"  # shipped testbed model: solves toy-math about half the time (mixed groups)
+TINY = dict(total_steps=2, train_batch_size=4, rollout_n=4, ppo_mini_batch_size=4, max_response_length=40,
+            val_freq=2, save_freq=1, lr=1e-4, max_num_gen_batches=2)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    from mirage.testbed.tasks import ensure_dataset
+
+    root = tmp_path_factory.mktemp("data")
+    ensure_dataset("toy-math_train", root, n=64)
+    ensure_dataset("toy-math_test", root, n=16)
+    return root
+
+
+def _train(run_dir, condition, data_root, seed=0, **kw):
+    overrides = {**TINY, **kw.pop("overrides", {})}
+    return local.train(MODEL, "toy-math", condition, seed=seed, run_dir=run_dir, overrides=overrides,
+                       data_root=data_root, progress=False, dump_rollouts=True, val_problems=8, **kw)
+
+
+def _metrics(run_dir, timing=False):
+    """{step: metrics} with the later attempt winning; wall-clock timings left out unless asked for."""
+    out = {}
+    for path in sorted((run_dir / "logs").glob("metrics-*.jsonl")):
+        for rec in runs.read_jsonl(path):
+            out[rec["step"]] = {k: v for k, v in rec["data"].items() if timing or not k.startswith("timing_s/")}
+    return out
+
+
+def _dump(run_dir, step=1):
+    return runs.read_jsonl(run_dir / "rollouts" / f"{step}.jsonl")
+
+
+@pytest.fixture(scope="module")
+def gt_run(tmp_path_factory, data_root):
+    return _train(tmp_path_factory.mktemp("runs") / "ground_truth" / "seed0", "ground_truth", data_root)
+
+
+@pytest.fixture(scope="module")
+def condition_runs(tmp_path_factory, data_root, gt_run):
+    root = tmp_path_factory.mktemp("runs")
+    out = {"ground_truth": gt_run}
+    for name in CONDITIONS:
+        if name != "ground_truth":
+            out[name] = _train(root / name / "seed0", name, data_root, history_run=gt_run)
+    return out
+
+
+def _groups(recs):
+    groups = collections.defaultdict(list)
+    for r in recs:
+        groups[(r["rid"] // 16, r["group"])].append(r)  # (generation batch, group)
+    return groups.values()
+
+
+@pytest.mark.parametrize("name", list(CONDITIONS))
+def test_every_condition_runs_and_logs_verl_schema(condition_runs, name):
+    run_dir = condition_runs[name]
+    manifest = runs.read_manifest(run_dir)
+    assert manifest["status"] == "finished" and manifest["condition"] == name
+    assert manifest["condition_spec"]["estimator"] == CONDITIONS[name].estimator
+    assert manifest["threads"] == 1 and manifest["versions"]["torch"] == torch.__version__
+    metrics = _metrics(run_dir, timing=True)
+    assert sorted(metrics) == [0, 1, 2]
+    val = runs.VAL_ACC.format(data_source="toy-math", n=1)
+    assert set(metrics[0]) == {val} and val in metrics[2]
+    for step in (1, 2):
+        assert set(runs.METRICS) <= set(metrics[step]), set(runs.METRICS) - set(metrics[step])
+        assert all(np.isfinite(v) for k, v in metrics[step].items() if k != "actor/entropy")
+    assert [s for s, _ in runs.list_checkpoints(run_dir)] == [1, 2]
+    assert (runs.list_checkpoints(run_dir)[-1][1] / "model.safetensors").exists()
+    frame = runs.load_metrics(run_dir)  # the analysis code reads it like a verl run
+    assert set(frame["condition"]) == {name} and (frame["metric"] == "critic/score/mean").any()
+
+
+def test_pg_loss_uses_the_token_mean_of_the_kept_responses(condition_runs):
+    """One mini-batch per step: the ratio is 1, so pg_loss = -sum(adv * tokens) / tokens of the kept responses.
+
+    This proves which responses enter the normaliser: +-1 estimators drop the
+    unselected ones (NSR's loss is exactly +1), masked ones keep them (zero advantage).
+    """
+    checked = 0
+    for name, run_dir in condition_runs.items():
+        metrics = _metrics(run_dir)
+        for step in (1, 2):
+            used = [r for r in _dump(run_dir, step) if r["used"]]
+            if not used:
+                continue
+            want = -sum(r["advantage"] * r["length"] for r in used) / sum(r["length"] for r in used)
+            assert metrics[step]["actor/pg_loss"] == pytest.approx(want, rel=1e-4, abs=1e-6), (name, step)
+            checked += 1
+            if name == "nsr_pm1":
+                assert metrics[step]["actor/pg_loss"] == pytest.approx(1.0, abs=1e-5)
+            if name == "psr_pm1":
+                assert metrics[step]["actor/pg_loss"] == pytest.approx(-1.0, abs=1e-5)
+    assert checked >= 20
+
+
+def test_reward_variants_change_the_rewards_seen(condition_runs):
+    gt = _dump(condition_runs["ground_truth"])
+    for r in gt:
+        assert r["score"] == r["format"] * r["acc"]
+    for name in ("random", "incorrect", "format", "entropy_min", "majority_vote", "nsr", "nsr_pm1"):
+        assert [r["text"] for r in _dump(condition_runs[name])][:16] == [r["text"] for r in gt][:16], name
+    by_rid = {r["rid"]: r for r in gt}
+    shared = lambda name: [(r, by_rid[r["rid"]]) for r in _dump(condition_runs[name]) if r["rid"] in by_rid]  # noqa
+
+    random = shared("random")
+    assert all(r["score"] in (0.0, 1.0) and r["score"] <= r["format"] for r, _ in random)
+    assert any(r["score"] != g["score"] for r, g in random)  # a coin, not the answer
+    assert all(r["score"] == g["format"] - g["score"] for r, g in shared("incorrect"))  # incorrect = format - gt
+    fmt = shared("format")
+    assert all(r["score"] == r["format"] for r, _ in fmt)
+    assert any(r["score"] == 1 and r["acc"] == 0 for r, _ in fmt)  # a wrong answer still earns the reward
+    for r, _ in shared("entropy_min"):
+        assert r["score"] == pytest.approx(r["mean_logprob"], abs=1e-5) and r["score"] < 0
+    agreeing = 0
+    for group in _groups(_dump(condition_runs["majority_vote"])):
+        votes = collections.Counter(r["pred"] for r in group if r["format"] and r["pred"] is not None)
+        if not votes:
+            assert all(r["score"] == 0 for r in group)
+            continue
+        top = votes.most_common()
+        if len(top) > 1 and top[0][1] == top[1][1]:
+            continue  # a tie: whichever the deterministic tie-break picks
+        for r in group:
+            assert r["score"] == float(bool(r["format"]) and r["pred"] == top[0][0])
+            agreeing += r["score"] == 1
+    assert agreeing > 0
+
+
+def test_advantages_of_the_estimators(condition_runs):
+    for name in ("nsr", "psr", "nsr_pm1", "psr_pm1", "w_reinforce"):
+        for step in (1, 2):
+            for group in _groups(_dump(condition_runs[name], step)):
+                varied = len({r["score"] for r in group}) > 1
+                for r in group:
+                    correct = r["score"] > 0
+                    if name == "nsr_pm1":
+                        assert r["used"] == (varied and not correct)
+                        assert r["advantage"] == (-1.0 if r["used"] else None)
+                    elif name == "psr_pm1":
+                        assert r["used"] == (varied and correct)
+                        assert r["advantage"] == (1.0 if r["used"] else None)
+                    elif name == "w_reinforce":
+                        assert r["used"] == varied
+                        if varied:
+                            assert r["advantage"] == pytest.approx(0.1 if correct else -1.0)
+                    else:  # masked: all responses of kept groups stay, the masked ones at 0
+                        assert r["used"] == varied
+                        masked = correct if name == "nsr" else not correct
+                        if varied:
+                            assert (r["advantage"] == 0) == masked
+        kept = _metrics(condition_runs[name])[1]["train/kept_responses"]
+        assert (kept < 1) if name.endswith("pm1") else (kept == 1)
+
+
+def test_dynamic_sampling_keeps_varied_groups_and_draws_more(condition_runs):
+    more = 0
+    for step in (1, 2):
+        recs = _dump(condition_runs["ground_truth"], step)
+        groups = list(_groups(recs))
+        varied = [g for g in groups if len({r["score"] for r in g}) > 1]
+        metrics = _metrics(condition_runs["ground_truth"])[step]
+        assert metrics["train/kept_groups"] == min(4, len(varied))
+        assert metrics["train/num_gen_batches"] == len(groups) // 4 <= 2
+        more += metrics["train/num_gen_batches"] > 1
+        assert metrics["train/acc/mean"] == pytest.approx(np.mean([r["acc"] for r in recs]))
+        for g in groups:
+            if len({r["score"] for r in g}) == 1:
+                assert not any(r["used"] for r in g)
+    assert more > 0  # the model solves some prompts every time: dynamic sampling had to draw again
+
+
+def test_one_shot_duplicates_one_example(condition_runs, gt_run, data_root):
+    history = local.accuracy_history(gt_run)
+    records = runs.read_jsonl(gt_run / "logs" / "example_acc.jsonl")
+    assert len(records) == sum(int(m["train/num_gen_batches"]) * 4 for s, m in _metrics(gt_run).items() if s)
+    assert set(history) == {str(r["index"]) for r in records}
+    for name in ("one_shot", "one_shot_random"):
+        chosen = runs.read_manifest(condition_runs[name])["one_shot"]
+        for step in (1, 2):
+            assert {str(r["index"]) for r in _dump(condition_runs[name], step)} == {chosen["index"]}
+    selected = runs.read_manifest(condition_runs["one_shot"])["one_shot"]
+    assert selected["index"] in history and "historical variance" in selected["criterion"]
+    from mirage.data.one_shot import select_random
+
+    rows = local.load_rows("toy-math_train", data_root)
+    assert runs.read_manifest(condition_runs["one_shot_random"])["one_shot"]["index"] == select_random(
+        [r["extra_info"]["index"] for r in rows], 0)
+
+
+def test_accuracy_history_per_epoch_and_per_sample(tmp_path):
+    logs = tmp_path / "logs"
+    runs.append_jsonl(logs / "example_acc.jsonl", [
+        {"step": 1, "epoch": 0, "index": 3, "acc": 0.25, "n": 4}, {"step": 5, "epoch": 1, "index": 3, "acc": 1.0, "n": 4},
+        {"step": 1, "epoch": 0, "index": 7, "acc": 0.5, "n": 4}])
+    assert local.accuracy_history(tmp_path) == {"3": [0.25, 1.0], "7": [0.5]}
+    assert local.accuracy_history(tmp_path, per="sample")["7"] == [1.0, 1.0, 0.0, 0.0]
+    with pytest.raises(FileNotFoundError, match="example_acc"):
+        local.accuracy_history(tmp_path / "nothing")
+
+
+def test_same_seed_same_metrics_and_resume_matches(tmp_path, data_root):
+    steps = dict(total_steps=3, ppo_mini_batch_size=2, save_freq=2)  # two PPO mini-batches per step
+    a = _train(tmp_path / "a", "ground_truth", data_root, seed=1, overrides=steps)
+    b = _train(tmp_path / "b", "ground_truth", data_root, seed=1, overrides=steps)
+    assert _metrics(a) == _metrics(b)
+    c = _train(tmp_path / "c", "ground_truth", data_root, seed=2, overrides=steps)
+    assert _metrics(c)[1] != _metrics(a)[1]
+    # interrupted after 2 steps (checkpoint at 2), then rerun: continues at step 3
+    d = _train(tmp_path / "d", "ground_truth", data_root, seed=1, overrides=steps, stop_after=2)
+    assert runs.read_manifest(d)["status"] == "stopped" and sorted(_metrics(d)) == [0, 1, 2]
+    _train(tmp_path / "d", "ground_truth", data_root, seed=1, overrides=steps)
+    manifest = runs.read_manifest(d)
+    assert manifest["status"] == "finished" and manifest["attempts"] == 2 and manifest["resumed_from_step"] == 2
+    assert _metrics(d) == _metrics(a)
+    assert len(list((d / "logs").glob("metrics-*.jsonl"))) == 2
+    # the history of the resumed run has no duplicated step
+    recs = runs.read_jsonl(d / "logs" / "example_acc.jsonl")
+    assert recs == runs.read_jsonl(a / "logs" / "example_acc.jsonl")
+    # only the latest checkpoint keeps its optimizer state; every one keeps its weights
+    assert [s for s, _ in runs.list_checkpoints(d)] == [2, 3]
+    assert [(hf.parent / local.TRAINER_STATE).exists() for _, hf in runs.list_checkpoints(d)] == [False, True]
+    # a finished run is not rerun
+    before = (d / "manifest.json").read_text()
+    _train(tmp_path / "d", "ground_truth", data_root, seed=1, overrides=steps)
+    assert (d / "manifest.json").read_text() == before
+
+
+def test_run_dir_of_another_run_is_refused(gt_run, data_root):
+    with pytest.raises(ValueError, match="different run"):
+        _train(gt_run, "random", data_root)
+
+
+def test_bad_recipe_overrides_are_clear_errors(tmp_path, data_root):
+    with pytest.raises(KeyError, match="unknown recipe key 'total_step'"):
+        _train(tmp_path / "x", "ground_truth", data_root, overrides={"total_step": 3})
+    with pytest.raises(ValueError, match="train_batch_size.*expected int"):
+        local.resolve_recipe(local.get_task("toy-math"), overrides={"train_batch_size": "many"})
+    with pytest.raises(ValueError, match="reference model"):
+        local.resolve_recipe(local.get_task("toy-math"), overrides={"use_kl_loss": "true"})
+
+
+def test_cli_main(tmp_path, data_root):
+    from mirage.train import cli
+
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    run_dir = tmp_path / "cli"
+    args = parser.parse_args(["--model", MODEL, "--task", "toy-math", "--condition", "format", "--run-dir",
+                              str(run_dir), "--data-root", str(data_root), "--set", "total_steps=1",
+                              "--set", "train_batch_size=4", "--set", "rollout_n=2", "--set", "val_freq=0",
+                              "--set", "max_response_length=32"])
+    assert args.func(args) == 0
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["recipe"]["rollout_n"] == 2
+    assert [s for s, _ in runs.list_checkpoints(run_dir)] == [1]
