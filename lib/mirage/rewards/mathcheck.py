@@ -113,6 +113,7 @@ def cluster(answers: list[str], checker: str = "math_verify", timeout: float = T
 
 # --- inside the worker process -----------------------------------------------------------
 def worker_handlers() -> dict:
+    import functools
     import logging
 
     from math_verify import parse, verify
@@ -135,6 +136,7 @@ def worker_handlers() -> dict:
             gold_cache[gold] = parse_answer(gold)
         return gold_cache[gold]
 
+    @functools.lru_cache(maxsize=1 << 16)  # a group's wrong answers often repeat
     def math_equal(gold: str, pred: str) -> bool:
         return bool(verify(gold_parsed(gold), parse_answer(pred), timeout_seconds=None))
 
