@@ -215,7 +215,7 @@ def test_dry_run_rejects_unknown_recipe_keys(tmp_path):
               "--dry-run", "--run-dir", str(tmp_path / "r"), "--set", "learning_rate=1"])
 
 
-def test_no_launch_writes_a_runnable_run_dir(tmp_path, capsys):
+def test_no_launch_writes_a_runnable_run_dir(tmp_path, capsys, monkeypatch):
     data = tmp_path / "data"
     task = get_task("logic")
     for name in (task.train, *task.evals):
@@ -224,6 +224,10 @@ def test_no_launch_writes_a_runnable_run_dir(tmp_path, capsys):
     run_dir = tmp_path / "run"
     args = ["train", "--backend", "verl", "--model", "Qwen/Qwen2.5-7B", "--task", "logic", "--condition",
             "entropy_min", "--run-dir", str(run_dir), "--data-root", str(data), "--no-launch"]
+    monkeypatch.delenv("MIRAGE_SYNLOGIC_PATH", raising=False)
+    with pytest.raises(RuntimeError, match="MIRAGE_SYNLOGIC_PATH"):  # logic rows need SynLogic's verifiers
+        _cli(args)
+    monkeypatch.setenv("MIRAGE_SYNLOGIC_PATH", str(tmp_path / "SynLogic"))
     assert _cli(args) == 0  # includes the fresh-interpreter plugin check
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert (manifest["backend"], manifest["condition"], manifest["task"], manifest["seed"]) == \
@@ -234,6 +238,9 @@ def test_no_launch_writes_a_runnable_run_dir(tmp_path, capsys):
     assert resolved.actor_rollout_ref.rollout.n == 16
     env = json.loads((run_dir / "env.json").read_text())
     assert env["job_env"]["VERL_USE_EXTERNAL_MODULES"] == "mirage.train.verl_plugin"
+    # forwarded to verl's scoring actors, wherever Ray places them
+    assert env["job_env"]["MIRAGE_SYNLOGIC_PATH"] == str(tmp_path / "SynLogic")
+    assert resolved.ray_kwargs.ray_init.runtime_env.env_vars.MIRAGE_SYNLOGIC_PATH == str(tmp_path / "SynLogic")
     script = (run_dir / "command.sh").read_text()
     assert script.startswith("#!/usr/bin/env bash") and "exec " in script
     # command.sh names a fresh metrics file on every run (verl truncates its log)

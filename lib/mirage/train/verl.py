@@ -187,7 +187,9 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
         (f"{ro}.top_k", -1),
         (f"{ro}.seed", seed),
         (f"{ro}.tensor_model_parallel_size", r.tensor_parallel_size),
-        (f"{ro}.gpu_memory_utilization", 0.8),
+        # vLLM reserves this fraction at start while the FSDP actor (fp32 params + Adam: ~16 bytes/param / GPUs)
+        # stays resident; the release's 0.8 leaves no room for that on 80 GB GPUs with verl 0.9.1.
+        (f"{ro}.gpu_memory_utilization", 0.6),
         (f"{ro}.enable_chunked_prefill", True),
         (f"{ro}.max_num_batched_tokens", max_len),
         (f"{ro}.log_prob_max_token_len_per_gpu", max_len),
@@ -240,13 +242,24 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
     return overrides
 
 
+# Read by mirage.rewards inside verl's scoring actors, which on other nodes do not see our environment.
+FORWARDED_ENV = ("MIRAGE_SYNLOGIC_PATH",)
+
+
 def job_env(metrics_path: Path) -> dict[str, str]:
-    return {
+    env = {
         "VERL_USE_EXTERNAL_MODULES": PLUGIN,
         "VERL_FILE_LOGGER_PATH": str(metrics_path),
         "PYTHONUNBUFFERED": "1",
         "HYDRA_FULL_ERROR": "1",
     }
+    env.update({k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)})
+    return env
+
+
+def needs_synlogic(task: Task) -> bool:
+    """SynLogic rows are scored by SynLogic's own verifiers, from the user's checkout."""
+    return any(name.startswith("synlogic") for name in (task.train, *task.evals))
 
 
 def build_command(model: str, task: str | Task, condition: str | Condition, seed: int,
@@ -433,9 +446,14 @@ def main(args: argparse.Namespace) -> int:
               f"seed {args.seed} | run dir {run_dir}")
         for p in [train, *vals]:
             print(f"# reads {p}" + ("" if p.exists() else "  [MISSING: " + missing_data_help(task, condition, p) + "]"))
+        if needs_synlogic(task) and "MIRAGE_SYNLOGIC_PATH" not in env:
+            print("# needs MIRAGE_SYNLOGIC_PATH=<SynLogic checkout> (its verifiers score the logic rows)")
         print(format_command(env, argv))
         return 0
 
+    if needs_synlogic(task) and "MIRAGE_SYNLOGIC_PATH" not in env:
+        raise RuntimeError(f"task {task.name!r} is scored by SynLogic's verifiers: git clone "
+                           "https://github.com/MiniMax-AI/SynLogic and set MIRAGE_SYNLOGIC_PATH to the checkout")
     if missing:
         raise FileNotFoundError("verl run needs these datasets, missing:\n" + "\n".join(
             f"  {p}\n    make it with: {missing_data_help(task, condition, p)}" for p in missing))
