@@ -63,7 +63,9 @@ def test_plan_orders_alignment_history_cells_analysis(tmp_path):
     preset = study.PRESETS["testbed-quick"]
     steps = study.plan(preset, tmp_path)
     kinds = [s.kind for s in steps]
-    assert kinds[0] == "alignment" and kinds[-1] == "analysis"
+    pairs = [(m, t) for m in preset.models for t in preset.tasks]
+    assert kinds[:len(pairs) + 1] == ["measure"] * len(pairs) + ["alignment"] and kinds[-1] == "analysis"
+    assert steps[len(pairs)].deps == [f"alignment/{m}/{t}" for m, t in pairs]  # the table waits for every pair
     cells = [s for s in steps if s.kind == "cell"]
     assert len(cells) == len(preset.cells())
     histories = {s.id: s for s in steps if s.kind == "history"}
@@ -81,7 +83,8 @@ def test_plan_orders_alignment_history_cells_analysis(tmp_path):
     steps = study.plan(preset, tmp_path, only)
     cells = [s for s in steps if s.kind == "cell"]
     assert {(s.cell.model, s.cell.condition) for s in cells} == {("dial-90", "random"), ("dial-90", "one_shot")}
-    assert steps[0].params["models"] == ["dial-90"]
+    assert [s.id for s in steps if s.kind == "measure"] == ["alignment/dial-90/toy-math", "alignment/dial-90/toy-logic"]
+    assert next(s for s in steps if s.kind == "alignment").params["models"] == ["dial-90"]
     assert {s.id for s in steps if s.kind == "history"} == {"history/dial-90/toy-math", "history/dial-90/toy-logic"}
     with pytest.raises(ValueError, match="selects no cell"):
         study.plan(preset, tmp_path, study.parse_only("model=nobody"))

@@ -3,14 +3,16 @@
 A preset is a grid (models x tasks x conditions x seeds) plus a recipe, evaluation
 settings and a backend. ``mirage study --preset P`` turns it into steps and runs them:
 
-    alignment                       notebooks/00_alignment.ipynb    base pass@k per model x task
-    history/<model>/<task>          a ground-truth run over a small pool, several epochs: the
-                                    per-example accuracy history one-shot selection ranks
-                                    (only where the grid has a one-shot condition)
-    runs/<model>/<task>/<cond>/seedS notebooks/<RQ notebook>          train, evaluate, record
-    analysis                        notebooks/90_figures.ipynb      every figure, from stored results
+    alignment/<model>/<task>          base pass@k of one model on one task (the pairs run in parallel)
+    alignment                         notebooks/00_alignment.ipynb: the alignment table and curves
+    history/<model>/<task>            a ground-truth run over a small pool, several epochs: the
+                                      per-example accuracy history one-shot selection ranks
+                                      (testbed only, where the grid has a one-shot condition)
+    runs/<model>/<task>/<cond>/seedS  notebooks/<RQ notebook>: train, evaluate, record
+    analysis                          notebooks/90_figures.ipynb: every figure, from stored results
 
-Every step runs in its own process (papermill -> a Jupyter kernel) and leaves a
+Every step runs in its own process (papermill -> a Jupyter kernel, or ``python -m
+mirage.study measure|history``) with one torch thread, ``--jobs`` at a time, and leaves a
 completion record (``study_step.json``) written atomically when it succeeds; a
 finished step is never rerun. The runner may be killed at any moment: the trainer
 and the evaluator resume their own work, so rerunning the same command completes the
@@ -30,13 +32,12 @@ import fcntl
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from mirage.conditions import CONDITIONS, PAPER_CONDITIONS
 from mirage.runs import write_json_atomic
@@ -92,7 +93,7 @@ class Preset:
     overrides: Mapping[str, Any] = field(default_factory=dict)  # recipe fields changed for this preset
     eval: EvalSettings = EvalSettings()
     one_shot: OneShotSettings = OneShotSettings()
-    jobs: int = 1  # steps run at once (each with cpu_count / jobs torch threads)
+    jobs: int = 1  # steps run at once (each with one torch thread)
 
     def __post_init__(self):
         from mirage.conditions import RECIPES, get_condition
@@ -185,7 +186,7 @@ _register(Preset(
     tasks=("toy-math",),
     conditions=("ground_truth", "one_shot", "nsr"),
     overrides={"total_steps": 4, "train_batch_size": 4, "rollout_n": 4, "ppo_mini_batch_size": 4,
-               "save_freq": 2, "val_freq": 2},
+               "save_freq": 2, "val_freq": 0},
     eval=EvalSettings(n=4, align_n=4, max_tokens=48, checkpoints="all"),
     one_shot=OneShotSettings(pool=8, epochs=2),
     jobs=1,
@@ -249,7 +250,7 @@ class Step:
     """One unit of work: run ``argv`` (a notebook through papermill, or a python module) in ``dir``."""
 
     id: str
-    kind: str  # "alignment" | "history" | "cell" | "analysis"
+    kind: str  # "measure" | "alignment" | "history" | "cell" | "analysis"
     dir: Path
     argv: list[str]
     params: dict[str, Any]
@@ -328,15 +329,29 @@ def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | 
     common = {"backend": preset.backend, "preset": preset.name, "study_dir": str(out)}
     steps: list[Step] = []
 
+    # alignment: one measurement step per model x task (they run in parallel), then the notebook
+    # that assembles the table from their caches and draws it
     align_dir = out / "alignment"
+    measure_ids = []
+    for model in models:
+        for task in tasks:
+            mdir = align_dir / "pairs" / safe_name(model) / task
+            mid = f"alignment/{model}/{task}"
+            params = {**common, "model": model, "task": task, "out_dir": str(align_dir), "eval": ev}
+            steps.append(Step(mid, "measure", mdir,
+                              [sys.executable, "-m", "mirage.study", "measure", str(mdir / "params.json")], params))
+            measure_ids.append(mid)
     params = {**common, "models": models, "tasks": tasks, "out_dir": str(align_dir), "eval": ev}
     steps.append(Step("alignment", "alignment", align_dir,
                       _papermill(nb / ALIGNMENT_NOTEBOOK, align_dir / "notebook.ipynb", align_dir / "params.json"),
-                      params))
+                      params, deps=measure_ids))
 
     history_ids: dict[tuple[str, str], str] = {}
     for cell in cells:
-        if get_condition(cell.condition).data == "one_shot_selected" and (cell.model, cell.task) not in history_ids:
+        # the testbed ranks its own history run; verl's one-shot sets are made by `mirage data one-shot`
+        # from a published history (STUDY.md section 7), so the paper preset has no history step
+        if (preset.backend == "local" and get_condition(cell.condition).data == "one_shot_selected"
+                and (cell.model, cell.task) not in history_ids):
             hdir = out / "history" / safe_name(cell.model) / cell.task
             hid = f"history/{cell.model}/{cell.task}"
             params = {**common, "model": cell.model, "task": cell.task, "run_dir": str(hdir),
@@ -422,8 +437,13 @@ def _start(step: Step, threads: int) -> tuple[subprocess.Popen, Any]:
 
 
 def run_steps(steps: list[Step], jobs: int = 1, log: Callable[[str], None] = print) -> dict[str, str]:
-    """Run steps (dependencies first, ``jobs`` at a time); skip finished ones. -> {step id: status}."""
-    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    """Run steps (dependencies first, ``jobs`` at a time); skip finished ones. -> {step id: status}.
+
+    Each step gets ONE torch thread: the testbed's models are too small for intra-op
+    parallelism to pay, and on a loaded 2-core machine 2 threads per process measured
+    13x slower than 1 (threads spin-waiting on each other). Parallelism comes from ``jobs``.
+    """
+    threads = 1
     by_id = {s.id: s for s in steps}
     status = {s.id: ("finished" if s.finished else "pending") for s in steps}
     todo = [s for s in steps if status[s.id] == "pending"]
@@ -436,6 +456,8 @@ def run_steps(steps: list[Step], jobs: int = 1, log: Callable[[str], None] = pri
     t0 = time.time()
 
     def progress_line() -> str:
+        if not n_cells:
+            return f"elapsed {_fmt_s(time.time() - t0)}"
         finished = sum(s.kind == "cell" and status[s.id] == "finished" for s in steps)
         remaining = sum(s.kind == "cell" and status[s.id] in ("pending", "running") for s in steps)
         eta = (f"~{_fmt_s(sum(durations) / len(durations) * remaining / max(1, jobs))} left"
@@ -495,14 +517,33 @@ def sampler_backend(backend: str) -> str:
     return {"local": "hf", "verl": "vllm"}[backend]
 
 
-def measure_alignment(models: Sequence[str], tasks: Sequence[str], out_dir: str | os.PathLike,
-                      eval: Mapping[str, Any], backend: str = "local"):
-    """Base pass@k of every model x task (``mirage.evaluate.align``; cached per model x task)."""
+def measure_pair(model: str, task: str, out_dir: str | os.PathLike, eval: Mapping[str, Any],
+                 backend: str = "local"):
+    """Base pass@k of one model on one task (``mirage.evaluate.align``, cached in ``<out_dir>/pairs/``)."""
     from mirage.evaluate import align
 
-    return align(list(models), list(tasks), n=eval["align_n"], out=out_dir, backend=sampler_backend(backend),
-                 temperature=eval["temperature"], top_p=eval["top_p"], max_tokens=eval["max_tokens"],
-                 seed=eval["seed"])
+    return align([model], [task], n=eval["align_n"], out=Path(out_dir) / "pairs" / safe_name(model) / task,
+                 backend=sampler_backend(backend), temperature=eval["temperature"], top_p=eval["top_p"],
+                 max_tokens=eval["max_tokens"], seed=eval["seed"])
+
+
+def measure_alignment(models: Sequence[str], tasks: Sequence[str], out_dir: str | os.PathLike,
+                      eval: Mapping[str, Any], backend: str = "local"):
+    """The alignment table of every model x task -> ``<out_dir>/alignment.parquet`` (+ .csv).
+
+    Each pair is measured (or read back from its cache) by ``measure_pair``; the study
+    runs the pairs as parallel steps first, so here they are only read.
+    """
+    import pandas as pd
+
+    from mirage.runs import write_parquet_atomic
+
+    table = pd.concat([measure_pair(m, t, out_dir, eval, backend) for m in models for t in tasks],
+                      ignore_index=True)
+    write_parquet_atomic(Path(out_dir) / "alignment.parquet", table)
+    with _atomic(Path(out_dir) / "alignment.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    return table
 
 
 def evaluate_cell(run_dir: str | os.PathLike, eval: Mapping[str, Any], backend: str = "local",
@@ -549,10 +590,15 @@ def train_cell(model: str, task: str, condition: str, seed: int, run_dir: str | 
 
     run_dir = Path(run_dir)
     if backend == "verl":
-        from mirage.train import verl as verl_backend
+        if read_manifest(run_dir).get("status") != "finished":
+            from mirage.cli import main as mirage_main
 
-        verl_backend.launch(model, task, condition, seed, run_dir,
-                            recipe=RECIPES[recipe].replace(**dict(recipe_overrides or {})))
+            # through the `mirage train` command line: verl's launcher composes, validates and streams
+            rc = mirage_main(["train", "--backend", "verl", "--model", model, "--task", task, "--condition", condition,
+                         "--seed", str(seed), "--run-dir", str(run_dir)]
+                        + [f"--set={k}={v}" for k, v in dict(recipe_overrides or {}).items()])
+            if rc:
+                raise RuntimeError(f"{run_dir}: verl training exited with status {rc}")
     elif backend == "local":
         from mirage.train.local import train
 
@@ -619,6 +665,12 @@ def run_history(params_file: str | os.PathLike) -> None:
                                   "(mirage data one-shot --history ...) selects the example")
     ensure_history(p["model"], p["task"], p["run_dir"], recipe=p["recipe"], recipe_overrides=p["recipe_overrides"],
                    pool=p["pool"], epochs=p["epochs"], seed=p["seed"])
+
+
+def run_measure(params_file: str | os.PathLike) -> None:
+    """The runner's alignment measurement of one model x task (``python -m mirage.study measure PARAMS.json``)."""
+    p = json.loads(Path(params_file).read_text(encoding="utf-8"))
+    measure_pair(p["model"], p["task"], p["out_dir"], p["eval"], p["backend"])
 
 
 def accuracy_history(run_dir: str | os.PathLike) -> dict[str, list[float]]:
@@ -816,7 +868,7 @@ def _stage_steps(steps: list[Step], stage: str) -> list[Step]:
     if stage == "all":
         return [s for s in steps if s.kind != "analysis"]
     if stage == "alignment":
-        return [s for s in steps if s.kind == "alignment"]
+        return [s for s in steps if s.kind in ("measure", "alignment")]
     if stage == "cells":
         return [s for s in steps if s.kind in ("history", "cell")]
     return []
@@ -893,9 +945,9 @@ def _print_summary(out: Path, preset: Preset, steps: list[Step], failed: list[St
             gains = gain_table(results)
             rec = gains[gains["condition"] != "ground_truth"].pivot_table(
                 index=["model", "task", "dataset"], columns="condition", values="recovered", aggfunc="mean")
-            log(f"gain recovered relative to ground-truth RL ((cond - base) / (gt - base); "
-                f"empty where the ground-truth gain < {MIN_GT_GAIN}):")
-            log(rec.to_string())
+            log(f"gain recovered relative to ground-truth RL, (cond - base) / (gt - base); "
+                f"undefined where the ground-truth gain < {MIN_GT_GAIN}:")
+            log(rec.to_string() if rec.size else "    (undefined everywhere: ground-truth RL gained too little)")
         figs = sorted(Path(steps[-1].params["figures_dir"]).glob("*.png"))
         log(f"results: {out / 'results.parquet'} ({len(results)} rows), {out / 'dynamics.parquet'}")
         log(f"figures ({len(figs)}): " + ", ".join(str(f) for f in figs))
@@ -976,7 +1028,7 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
                              "(default testbed-quick)")
     parser.add_argument("--out", default=None, help="study directory (default study/<preset>)")
     parser.add_argument("--jobs", type=int, default=None,
-                        help="steps run at once, each with cpu_count/jobs torch threads (default: the preset's)")
+                        help="steps run at once, each with one torch thread (default: the preset's)")
     parser.add_argument("--only", action="append", default=[], metavar="KEY=V[,KEY=V]",
                         help="restrict the cells: model=..,task=..,condition=a|b,seed=.. (repeatable)")
     parser.add_argument("--stage", choices=STAGES, default="all",
@@ -1006,7 +1058,7 @@ def _cli_main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "history":
-        run_history(sys.argv[2])
-    else:
-        sys.exit("usage: python -m mirage.study history PARAMS.json")
+    _ENTRY = {"history": run_history, "measure": run_measure}
+    if len(sys.argv) != 3 or sys.argv[1] not in _ENTRY:
+        sys.exit(f"usage: python -m mirage.study {{{'|'.join(_ENTRY)}}} PARAMS.json")
+    _ENTRY[sys.argv[1]](sys.argv[2])
