@@ -230,7 +230,7 @@ def test_evaluate_run_sweeps_base_and_checkpoints(model_dir, dataset, tmp_path, 
     from mirage.cli import main
 
     main(["eval", "--run-dir", str(run), "--task", str(dataset), "--n", "4", "--max-tokens", "16",
-          "--score-processes", "0", "--no-progress"])
+          "--score-processes", "0", "--threads", "1", "--no-progress"])
     assert sorted(p.name for p in (run / "eval").iterdir()) == ["step_0", "step_10", "step_20"]
     frame = ev.load_eval(run)
     assert sorted(frame["step"].unique()) == [0, 10, 20]

@@ -583,6 +583,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="KOR-Bench scoring: published-compatible (default) or as documented (STUDY.md section 10)")
     p.add_argument("--synlogic-path", default=None,
                    help="SynLogic checkout for logic verifiers (default: $MIRAGE_SYNLOGIC_PATH)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="hf: torch CPU threads (default: torch's; 1 is fastest on a loaded small machine)")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per engine")
     p.add_argument("--gpus", type=_gpus, default=None,
                    help="vllm: GPUs to use, a count (8) or list (0,1,2,3): one engine per "
@@ -598,6 +600,8 @@ def _eval_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     sampler_kwargs: dict[str, Any] = {}
     if args.dtype:
         sampler_kwargs["dtype"] = args.dtype
+    if args.backend == "hf" and args.threads:
+        sampler_kwargs["threads"] = args.threads
     if args.backend == "vllm":
         sampler_kwargs.update(tensor_parallel_size=args.tensor_parallel_size, gpus=args.gpus, use_ray=args.ray)
         if args.max_model_len:
