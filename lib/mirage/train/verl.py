@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import re
@@ -32,7 +31,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from mirage.conditions import PAPER_RECIPE, Condition, Recipe, get_condition
 from mirage.objectives import get_estimator
@@ -335,7 +334,8 @@ def merge_checkpoint(run_dir: str | os.PathLike, step: int, backend: str = "fsdp
 
 
 # --- the CLI --------------------------------------------------------------------------------
-def _coerce(recipe: Recipe, key: str, text: str) -> Any:
+def _coerce(key: str, text: str) -> Any:
+    """A ``--set`` value as the recipe field's type."""
     types = {f.name: f.type for f in dataclasses.fields(Recipe)}
     if key not in types:
         raise KeyError(f"--set {key}: not a recipe field; known: {', '.join(types)}")
@@ -348,7 +348,7 @@ def _coerce(recipe: Recipe, key: str, text: str) -> Any:
 
 
 def recipe_from_args(args: argparse.Namespace, base: Recipe = PAPER_RECIPE) -> Recipe:
-    changes = {k: _coerce(base, k, v) for k, v in args.overrides}
+    changes = {k: _coerce(k, v) for k, v in args.overrides}
     if args.n_gpus_per_node is not None:
         changes["n_gpus_per_node"] = args.n_gpus_per_node
     if args.nnodes is not None:
@@ -434,8 +434,7 @@ def main(args: argparse.Namespace) -> int:
     train_file = getattr(args, "train_file", None)
     env, argv = build_command(args.model, task, condition, args.seed, run_dir, recipe,
                               release_faithful=args.release_faithful, data_root=args.data_root,
-                              train_file=train_file, extra=args.extra,
-                              metrics_path=None if args.dry_run else next_metrics_path(run_dir))
+                              train_file=train_file, extra=args.extra)
     train, vals = data_files(task, condition, args.data_root, train_file)
     missing = [p for p in [train, *vals] if not p.exists()]
     cfg = compose_config(overrides_of(argv))
@@ -460,7 +459,8 @@ def main(args: argparse.Namespace) -> int:
     preflight(env, condition)
     previous = read_manifest(run_dir)
     manifest = {
-        "backend": "verl", "model": args.model, "task": task.name, "condition": condition.name,
+        "backend": "verl", "model": args.model, "model_path": model_path(args.model), "task": task.name,
+        "condition": condition.name,
         "seed": args.seed, "release_faithful": bool(args.release_faithful),
         "condition_info": condition.to_dict(), "recipe": recipe.to_dict(),
         "dynamic_sampling": bool(cfg.algorithm.filter_groups.enable),
@@ -476,6 +476,7 @@ def main(args: argparse.Namespace) -> int:
     metrics_name = Path(env["VERL_FILE_LOGGER_PATH"]).name
     log_path = Path(env["VERL_FILE_LOGGER_PATH"]).with_name(metrics_name.replace("metrics-", "console-")
                                                             .replace(".jsonl", ".log"))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         code = _stream(argv, env, log_path)
     except KeyboardInterrupt:
@@ -485,14 +486,3 @@ def main(args: argparse.Namespace) -> int:
     if code != 0:
         print(f"verl exited with {code}; see {log_path}", file=sys.stderr)
     return code
-
-
-def iter_paper_runs(models: Iterable[str] = ("Qwen/Qwen2.5-7B", "meta-llama/Llama-3.1-8B-Instruct"),
-                    tasks: Iterable[str] = ("math", "logic"), conditions: Iterable[str] | None = None):
-    """(model, task, condition) of the paper's runs; conditions default to PAPER_CONDITIONS."""
-    from mirage.conditions import PAPER_CONDITIONS
-
-    for model in models:
-        for task in tasks:
-            for condition in (conditions or PAPER_CONDITIONS):
-                yield model, task, condition
