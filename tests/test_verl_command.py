@@ -262,3 +262,47 @@ def test_launch_refuses_missing_data_naming_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"deepscaler\.parquet[\s\S]*mirage data prepare"):
         _cli(["train", "--backend", "verl", "--model", "m", "--task", "math", "--condition", "random",
               "--run-dir", str(tmp_path / "r"), "--data-root", str(tmp_path / "none")])
+
+
+def test_stream_copies_output_to_the_log_and_returns_the_exit_code(tmp_path, capsys):
+    code = vb._stream([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"],
+                      {"X": "1"}, tmp_path / "console.log")
+    assert code == 3
+    assert sorted((tmp_path / "console.log").read_text().split()) == ["err", "out"]
+    assert "out" in capsys.readouterr().out
+
+
+def test_launch_through_verls_own_entry_point(tmp_path, monkeypatch):
+    """The launch path end to end, with verl's real main_ppo parsing the exact argv.
+
+    verl cannot train on a CPU, so the launched command gets Hydra's ``--cfg job``
+    appended: main_ppo composes the config from our command line, prints it and exits.
+    """
+    from omegaconf import OmegaConf
+
+    data = tmp_path / "data"
+    for name in (get_task("math").train, *get_task("math").evals):
+        (data / "verl").mkdir(parents=True, exist_ok=True)
+        (data / "verl" / f"{name}.parquet").write_bytes(b"")
+    real_stream = vb._stream
+    launched = {}
+
+    def stream_config_only(argv, env, log_path):
+        launched.update(argv=argv, env=env, log=log_path)
+        return real_stream(argv + ["--cfg", "job"], {**env, "PYTHONWARNINGS": "ignore"}, log_path)
+
+    monkeypatch.setattr(vb, "_stream", stream_config_only)
+    monkeypatch.setattr(vb, "preflight", lambda env, condition: None)  # tested in test_no_launch_...
+    run_dir = tmp_path / "run"
+    assert _cli(["train", "--backend", "verl", "--model", "Qwen/Qwen2.5-7B", "--task", "math", "--condition",
+                 "w_reinforce", "--run-dir", str(run_dir), "--data-root", str(data)]) == 0
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["returncode"] == 0
+    assert [Path(a["metrics"]).name for a in manifest["attempts"]] == ["metrics-000.jsonl"]
+    assert launched["log"] == run_dir.resolve() / "logs" / "console-000.log"
+    # what verl's entry point composed from the command line equals what mirage composed and saved
+    printed = launched["log"].read_text()
+    verl_cfg = OmegaConf.create(printed[printed.index("model_engine:"):])  # after verl's start-up warnings
+    ours = vb.compose_config(vb.overrides_of(launched["argv"]))
+    assert OmegaConf.to_container(verl_cfg) == OmegaConf.to_container(ours)
+    assert verl_cfg.algorithm.adv_estimator == "mirage_w_reinforce" and verl_cfg.algorithm.w_reinforce_lambda == 0.1
