@@ -1,6 +1,7 @@
 """The testbed's two tasks: procedurally generated problems with exact verifiers.
 
-* ``toy-math``: a chain of 3-5 single-digit operands joined by + - * ("5+3*4-2").
+* ``toy-math``: a chain of 3-5 single-digit operands joined by + - * ("5+3*4-2");
+  every product (in either procedure) is of two single digits, every value within +-99.
   CORRECT procedure: products first, then left to right. BUGGY procedure (the
   misconception): strictly left to right, ignoring precedence.
 * ``toy-logic``: a Caesar shift of a random lowercase word ("Caesar +3: cab").
@@ -36,6 +37,9 @@ INSTRUCTION = "Think in <think> </think>, answer in <answer> </answer>."
 SPLITS = ("train", "test")
 TEST_BUCKETS = 10  # a problem is in "test" iff hash(key) % 100 < TEST_BUCKETS (10% of the space)
 MATH_MAX_VALUE = 99  # every intermediate value of both procedures stays within +-99
+# ... and every product in either procedure is of two single digits: the times table
+# (with signs) is all a tiny model has to know, so capability is learnable in minutes
+_STEP_RE = re.compile(r"(-?\d+)([-+*])(\d+)=(-?\d+)")
 DEFAULT_DIFFICULTY = {"toy-math": (3, 4), "toy-logic": (3, 4, 5)}
 DIFFICULTY_RANGE = {"toy-math": (3, 5), "toy-logic": (2, 6)}  # operands / word length
 DEFAULT_SIZES = {"train": 4000, "test": 200}
@@ -107,7 +111,8 @@ def _math_candidate(rng: random.Random, difficulty: int) -> Problem | None:
     if value == bvalue:
         return None
     for step in steps + bsteps:
-        if abs(int(step.split("=")[1])) > MATH_MAX_VALUE:
+        left, op, _, result = _STEP_RE.fullmatch(step).groups()
+        if abs(int(result)) > MATH_MAX_VALUE or (op == "*" and abs(int(left)) > 9):
             return None
     question = "".join(f"{n}{o}" for n, o in zip(nums, ops)) + str(nums[-1])
     return Problem("toy-math", question, str(value), " ".join(steps), str(bvalue), " ".join(bsteps),
