@@ -134,17 +134,19 @@ def test_reward_variants_change_the_rewards_seen(condition_runs):
     for r, _ in shared("entropy_min"):
         assert r["score"] == pytest.approx(r["mean_logprob"], abs=1e-5) and r["score"] < 0
     agreeing = 0
-    for group in _groups(_dump(condition_runs["majority_vote"])):
-        votes = collections.Counter(r["pred"] for r in group if r["format"] and r["pred"] is not None)
-        if not votes:
-            assert all(r["score"] == 0 for r in group)
-            continue
-        top = votes.most_common()
-        if len(top) > 1 and top[0][1] == top[1][1]:
-            continue  # a tie: whichever the deterministic tie-break picks
-        for r in group:
-            assert r["score"] == float(bool(r["format"]) and r["pred"] == top[0][0])
-            agreeing += r["score"] == 1
+    for step in (1, 2):
+        for group in _groups(_dump(condition_runs["majority_vote"], step)):
+            votes = collections.Counter(r["pred"] for r in group if r["format"] and r["pred"] is not None)
+            if not votes:
+                assert all(r["score"] == 0 for r in group)
+                continue
+            top = votes.most_common(1)[0][1]
+            winners = {r["pred"] for r in group if r["score"] == 1}
+            # exactly one answer wins, one of the most frequent (a tie is broken deterministically)
+            assert len(winners) == 1 and votes[next(iter(winners))] == top
+            for r in group:
+                assert r["score"] == float(bool(r["format"]) and r["pred"] in winners)
+                agreeing += r["score"] == 1
     assert agreeing > 0
 
 

@@ -12,7 +12,8 @@ One step, as verl 0.9.1's trainer does it with the study's recipe:
    reached, then train on what was kept;
 4. advantages from the condition's estimator (``mirage.objectives``); +-1 estimators
    drop their unselected responses from the batch;
-5. old log-probs recomputed by the current policy, then ``ppo_epochs`` passes of PPO
+5. old log-probs recomputed by the current policy (for the first mini-batch, by its own
+   first forward, which runs before any update), then ``ppo_epochs`` passes of PPO
    mini-batches (``ppo_mini_batch_size`` prompts' responses each) with the clipped
    loss (asymmetric + dual clip, token-mean over the whole mini-batch), AdamW, grad
    clipping, linear warm-up stepped once per training step. No KL, no reference.
@@ -359,12 +360,19 @@ def _chunks(n: int, size: int) -> list[torch.Tensor]:
 
 def update_policy(model: Any, optimizer: torch.optim.Optimizer, batch: Batch, advantages: torch.Tensor,
                   old_logprobs: torch.Tensor, recipe: Recipe, pad_token_id: int,
-                  micro_batch_size: int | None = None) -> dict[str, float]:
-    """``ppo_epochs`` passes over PPO mini-batches; metrics averaged over mini-batches, as verl does."""
+                  micro_batch_size: int | None = None, old_missing: torch.Tensor | None = None) -> dict[str, float]:
+    """``ppo_epochs`` passes over PPO mini-batches; metrics averaged over mini-batches, as verl does.
+
+    ``old_missing`` (R,) bool: responses whose old log-probs are still to be taken from
+    their first training forward. Only valid for responses the policy has not been
+    updated before (the first mini-batch): there the current policy *is* the old one.
+    """
     mask = batch.mask
+    old_missing = torch.zeros(len(batch.lengths), dtype=torch.bool) if old_missing is None else old_missing.clone()
     mini = recipe.ppo_mini_batch_size * recipe.rollout_n
     params = [p for p in model.parameters() if p.requires_grad]
     acc: dict[str, list[float]] = {}
+    optimizer_steps = 0
     model.train()
     for _ in range(recipe.ppo_epochs):
         for mb in _chunks(len(batch.lengths), mini):
@@ -375,6 +383,11 @@ def update_policy(model: Any, optimizer: torch.optim.Optimizer, batch: Batch, ad
                 rows = mb[micro]
                 width = int(batch.lengths[rows].max())
                 logp, entropy = response_logprobs(model, batch, rows, recipe.temperature, pad_token_id, True)
+                if bool(old_missing[rows].any()):
+                    if not bool(old_missing[rows].all()) or optimizer_steps:
+                        raise RuntimeError("old log-probs missing for responses after an update")
+                    old_logprobs[rows, :width] = logp.detach()
+                    old_missing[rows] = False
                 m = mask[rows, :width]
                 loss, metrics = policy_loss(old_logprobs[rows, :width], logp, advantages[rows, :width], m,
                                             recipe.clip_ratio_low, recipe.clip_ratio_high, recipe.clip_ratio_c,
@@ -389,6 +402,7 @@ def update_policy(model: Any, optimizer: torch.optim.Optimizer, batch: Batch, ad
             grad_norm = torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
             if torch.isfinite(grad_norm):  # verl skips the step on a non-finite gradient
                 optimizer.step()
+            optimizer_steps += 1
             optimizer.zero_grad(set_to_none=True)
             mb_metrics["actor/grad_norm"] = [float(grad_norm)]
             # pg_loss and entropy add up over micro-batches (each is normalised by the mini-batch's tokens)
@@ -639,18 +653,22 @@ def train_step(policy: Policy, optimizer: torch.optim.Optimizer, stream: PromptS
             "response_length/mean": float(batch.lengths.float().mean()),
             "response_length/clip_ratio": float(np.mean([f == "length" for f in batch.finish])),
         })
-        # 5: old log-probs by the current policy, then the PPO update at this step's learning rate
+        # 5: old log-probs by the current policy, then the PPO update at this step's learning rate.
+        # The first mini-batch's old log-probs come from its own first forward (the policy is
+        # still the old one there: same numbers, one forward less); the others' are computed now.
         for group in optimizer.param_groups:
             group["lr"] = recipe.lr * lr_factor(step, recipe.lr_warmup_steps)
+        mini = recipe.ppo_mini_batch_size * recipe.rollout_n
+        old = torch.zeros_like(mask)
+        old_missing = torch.arange(len(batch.lengths)) < mini
         with torch.no_grad():
             policy.model.eval()
-            old = torch.zeros_like(mask)
-            for rows in _chunks(len(batch.lengths), recipe.ppo_mini_batch_size * recipe.rollout_n):
+            for rows in _chunks(len(batch.lengths), mini)[1:]:
                 logp, _ = response_logprobs(policy.model, batch, rows, recipe.temperature, policy.pad_token_id)
                 old[rows, :logp.shape[1]] = logp
         t_old = time.perf_counter()
         update = update_policy(policy.model, optimizer, batch, advantages, old, recipe, policy.pad_token_id,
-                               micro_batch_size)
+                               micro_batch_size, old_missing)
         update["timing_s/old_log_prob"] = t_old - t_gen
     else:  # nothing kept after max_num_gen_batches: no update this step
         metrics.update({"critic/score/mean": float(everything.score.mean()),
