@@ -4,8 +4,11 @@ First the scoring and selection logic on hand-built ``DataProto`` batches, then 
 ``MirageReplayBuffer`` (a subclass of verl's V1 ``ReplayBuffer``) on a real local
 Ray cluster and TransferQueue, filled the way verl's agent loop fills it (verl's own
 ``AgentLoopOutput.as_dict`` and ``list_of_dict_to_tensordict``), and the reward
-manager loaded by verl's ``load_reward_manager`` scoring in verl's Ray scoring actors.
-The only stand-in is the trainer's ``refill_fn`` callback (it would start vLLM).
+manager loaded by verl's ``load_reward_manager`` scoring in verl's Ray scoring actors,
+and finally verl's own ``PPOTrainerSync`` built from mirage's config: it dispatches and
+refills prompts, samples through mirage's buffer and computes advantages. Generation is
+the only thing replaced (vLLM cannot run on a CPU): a stand-in writes finished groups the
+way verl's agent loop does, or the sampler's ``refill_fn`` adds them directly.
 """
 
 from __future__ import annotations
@@ -252,3 +255,115 @@ def test_reward_manager_scores_in_verls_scoring_actors_with_sample_identity(clus
         assert res["reward_score"] == direct["score"] and res["reward_extra_info"]["acc"] == 1.0
     # the same text gets its own coin at each index of the group
     assert {r["reward_score"] for r in results} == {0.0, 1.0}
+
+
+# --- verl's own sync trainer, driving the sampler and computing advantages ------------------
+@pytest.fixture(scope="module")
+def tiny_model_and_data(tmp_path_factory):
+    """A 1-layer testbed model (tokenizer + config) and 16-row verl parquets for the math task's files."""
+    import pandas as pd
+
+    from mirage.testbed.models import make_model
+    from mirage.testbed.tokenizer import make_tokenizer
+
+    root = tmp_path_factory.mktemp("verl_trainer")
+    tok = make_tokenizer()
+    make_model(tok, hidden=32, layers=1, heads=2).save_pretrained(root / "model")
+    tok.save_pretrained(root / "model")
+    rows = [{"data_source": "math500", "prompt": [{"role": "user", "content": f"what is {i}+1?"}], "ability": "math",
+             "reward_model": {"style": "rule", "ground_truth": str(i + 1)}, "extra_info": {"index": i, "split": "train"}}
+            for i in range(16)]
+    (root / "data" / "verl").mkdir(parents=True)
+    for name in ("deepscaler", "math500", "aime24", "amc23"):
+        pd.DataFrame(rows).to_parquet(root / "data" / "verl" / f"{name}.parquet")
+    return root, tok
+
+
+class StandInRollout:
+    """Finishes each dispatched prompt group as verl's AgentLoopWorkerTQ does, scored by mirage.rewards.
+
+    vLLM cannot run here; this replaces generation only. ``answers(call, ground_truth)`` gives the
+    group's answers for the ``call``-th dispatch.
+    """
+
+    def __init__(self, tq, tok, answers):
+        self.tq, self.tok, self.answers, self.calls = tq, tok, answers, []
+
+    def generate_sequences(self, batch):
+        from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics, AgentLoopOutput
+        from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+        from mirage.rewards import compute_score
+
+        call = len(self.calls)
+        self.calls.append(len(batch))
+        for i in range(len(batch)):
+            uid, gt, info = batch["uid"][i], batch["reward_model"][i]["ground_truth"], batch["extra_info"][i]
+            keys, fields, tags = [], [], []
+            for s, answer in enumerate(self.answers(call, gt)):
+                text = f"<think>t</think> <answer>{answer}</answer>"
+                scored = compute_score("math500", text, gt, info)
+                ids = self.tok(text, add_special_tokens=False)["input_ids"]
+                out = AgentLoopOutput(prompt_ids=[1, 2], response_ids=ids, response_mask=[1] * len(ids),
+                                      response_logprobs=[-0.1] * len(ids), reward_score=scored["score"], num_turns=2,
+                                      metrics=AgentLoopMetrics(), extra_fields={
+                                          "reward_extra_info": scored, "min_global_steps": 1, "max_global_steps": 1})
+                field = out.as_dict()
+                field.update(uid=uid, session_id=s, global_steps=1, data_source="math500")
+                keys.append(f"{uid}_{s}_0")
+                fields.append(field)
+                tags.append({"status": "success", "prompt_len": 2, "response_len": len(ids), "seq_len": 2 + len(ids),
+                             "global_steps": 1, "min_global_steps": 1, "max_global_steps": 1})
+            self.tq.kv_batch_put(keys=keys, fields=list_of_dict_to_tensordict(fields), tags=tags, partition_id="train")
+            self.tq.kv_put(key=uid, partition_id="train", tag={"status": "finished"})
+
+
+CASES = {
+    # majority vote: the wrong answer "x" is the majority, so it is what gets rewarded
+    "majority_vote": (lambda call, gt: [gt, "x", "x", "x"], 16, [-1.5, 0.5, 0.5, 0.5] * 4, 1),
+    # all-correct groups carry no signal: verl's own refill_fn draws a second batch, which has signal
+    "ground_truth": (lambda call, gt: [gt] * 4 if call == 0 else [gt, "x", gt, "x"], 16, [0.866, -0.866] * 8, 2),
+    # +-1 NSR: correct responses leave the batch, wrong ones get -1
+    "nsr_pm1": (lambda call, gt: [gt, "x", "x", gt], 8, [-1.0] * 8, 1),
+}
+
+
+@pytest.mark.parametrize("condition", list(CASES))
+def test_verls_sync_trainer_runs_the_data_path(tq, tiny_model_and_data, condition):
+    """verl's PPOTrainerSync builds the sampler from mirage's config, dispatches prompts (and refills)
+    with its own code, and computes advantages from what the sampler left in the TransferQueue."""
+    from omegaconf import OmegaConf
+    from tensordict import TensorDict
+    from verl.trainer.ppo.v1 import get_trainer_cls
+
+    import mirage.train.verl_plugin  # noqa: F401  (VERL_USE_EXTERNAL_MODULES does this in verl's processes)
+    from mirage.train import verl as vb
+    from mirage.train.verl_sampler import MirageReplayBuffer
+
+    root, tok = tiny_model_and_data
+    answers, n_kept, want_adv, want_batches = CASES[condition]
+    recipe = vb.PAPER_RECIPE.replace(train_batch_size=4, rollout_n=4, ppo_mini_batch_size=4)
+    _, argv = vb.build_command(str(root / "model"), "math", condition, 0, root / "run", recipe,
+                               data_root=root / "data", extra=["data.dataloader_num_workers=0",
+                                                               "+trainer.v1.sampler.sampler_kwargs.poll_interval=0.05"])
+    cfg = vb.compose_config(vb.overrides_of(argv))
+    OmegaConf.resolve(cfg)
+    trainer = get_trainer_cls("sync")(config=cfg)
+    assert isinstance(trainer.replay_buffer, MirageReplayBuffer)
+    trainer._init_tokenizer()
+    trainer._init_dataloader()
+    trainer.global_steps = 1
+    trainer.agent_loop_manager = StandInRollout(tq, tok, answers)
+
+    trainer.prepare_step()  # verl dispatches one batch of prompts
+    batch, metrics = trainer.replay_buffer.sample(1, "train", 4)
+    assert metrics["train/num_gen_batches"] == want_batches and len(batch.keys) == n_kept
+    assert trainer.agent_loop_manager.calls == [4] * want_batches
+    # old log-probs come from the FSDP workers in a real run; here the rollout's stand in (verl's bypass mode)
+    old = tq.kv_batch_get(keys=batch.keys, partition_id="train", select_fields=["rollout_log_probs"])
+    tq.kv_batch_put(keys=batch.keys, partition_id="train",
+                    fields=TensorDict({"old_log_probs": old["rollout_log_probs"]}, batch_size=len(batch.keys)))
+    batch = trainer._compute_advantage(batch, {})
+    got = tq.kv_batch_get(keys=batch.keys, partition_id="train", select_fields=["advantages"])
+    first_token = [float(a[0]) for a in got["advantages"].unbind()]
+    assert first_token == pytest.approx(want_adv, abs=1e-3)
