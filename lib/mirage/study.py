@@ -981,19 +981,24 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
     eval_opts = ["--n", str(ev.n), "--temperature", str(ev.temperature), "--top-p", str(ev.top_p),
                  "--max-tokens", str(ev.max_tokens), "--seed", str(ev.seed), "--no-base"]
     log(f"# preset {preset.name}: {preset.description}")
-    log(f"# backend {preset.backend}, recipe {preset.recipe} {dict(preset.overrides) or ''}, eval {dataclasses.asdict(ev)}")
-    log(f"# {sum(s.kind == 'cell' for s in steps)} cells; one job per step on a cluster (the stage/only flags "
-        "select it); the runner itself runs them in order, --jobs at a time")
+    log(f"# backend {preset.backend}, recipe {preset.recipe}"
+        + (f" with {dict(preset.overrides)}" if preset.overrides else "") + f", eval {dataclasses.asdict(ev)}")
+    log(f"# {sum(s.kind == 'cell' for s in steps)} cells. The runner runs every step below in order, --jobs at a "
+        "time; on a cluster submit one job per '## step' line (its --stage/--only select it)")
     for s in steps:
         state = "done" if s.finished else "pending"
+        if s.kind == "measure":
+            continue  # listed under the alignment step, which runs them
         if s.kind == "alignment":
             log(f"\n## [{state}] alignment: base pass@k of {s.params['models']} x {s.params['tasks']}")
             log(_shell(base + ["--stage", "alignment"]))
-            log("#   runs: " + _shell(["mirage", "align", "--backend", sampler_backend(preset.backend),
-                                         "--models", *s.params["models"], "--tasks", *s.params["tasks"],
-                                         "--n", str(ev.align_n), "--temperature", str(ev.temperature),
-                                         "--top-p", str(ev.top_p), "--max-tokens", str(ev.max_tokens),
-                                         "--seed", str(ev.seed), "--out", s.params["out_dir"]]))
+            for m in (x for x in steps if x.kind == "measure"):
+                log("#   runs: " + _shell(["mirage", "align", "--backend", sampler_backend(preset.backend),
+                                             "--models", m.params["model"], "--tasks", m.params["task"],
+                                             "--n", str(ev.align_n), "--temperature", str(ev.temperature),
+                                             "--top-p", str(ev.top_p), "--max-tokens", str(ev.max_tokens),
+                                             "--seed", str(ev.seed), "--out", str(m.dir)]))
+            log(f"#   then notebooks/{ALIGNMENT_NOTEBOOK} assembles {s.dir / 'alignment.parquet'}")
         elif s.kind == "history":
             log(f"\n## [{state}] {s.id}: per-example accuracy history for one-shot selection")
             log(_shell(s.argv))
@@ -1012,7 +1017,9 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
                 log("#   trains: " + _shell(["mirage", "train", "--backend", "local", "--model", s.cell.model,
                                              "--task", s.cell.task, "--condition", s.cell.condition,
                                              "--seed", str(s.cell.seed), "--run-dir", str(s.dir)]
-                                            + [f"--set={k}={v}" for k, v in preset.overrides.items()]))
+                                            + [f"--set={k}={v}" for k, v in preset.overrides.items()])
+                    + (f"   # example chosen from the history run {s.params['history_run']}"
+                       if s.params["history_run"] else ""))
             log("#   evaluates: " + _shell(["mirage", "eval", "--backend", sampler_backend(preset.backend),
                                             "--run-dir", str(s.dir), *eval_opts]))
         else:
