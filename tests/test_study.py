@@ -135,3 +135,23 @@ def test_gain_table_guards_tiny_ground_truth_gains():
     assert g.loc[("strong", "random"), "recovered"] == pytest.approx(0.5)
     assert g.loc[("strong", "ground_truth"), "recovered"] == pytest.approx(1.0)
     assert pd.isna(g.loc[("weak", "random"), "recovered"]) and g.loc[("weak", "random"), "gain"] == pytest.approx(-0.05)
+
+
+@pytest.mark.verl
+def test_paper_dry_run_prints_one_verl_job_and_eval_per_cell(tmp_path):
+    from mirage.objectives import ESTIMATORS
+
+    lines: list[str] = []
+    steps = study.dry_run(study.PRESETS["paper"], tmp_path, log=lines.append)
+    cells = [s for s in steps if s.kind == "cell"]
+    assert len(cells) == 2 * 2 * len(PAPER_CONDITIONS) and not any(s.kind == "history" for s in steps)
+    text = "\n".join(lines)
+    for s in cells:
+        block = text.split(f"cell {s.id} ")[1].split("\n## ")[0]
+        job, trains, evaluates = [ln for ln in block.splitlines()[1:4]]
+        assert job.startswith("mirage study --preset paper") and f"condition={s.cell.condition}" in job
+        assert "-m verl.trainer.main_ppo" in trains and f"actor_rollout_ref.model.path={s.cell.model}" in trains
+        assert f"algorithm.adv_estimator={ESTIMATORS[CONDITIONS[s.cell.condition].estimator].verl_name}" in trains
+        assert f"trainer.default_local_dir={s.dir}/checkpoints" in trains
+        assert evaluates.startswith("#   evaluates: mirage eval --backend vllm") and "--n 256" in evaluates
+    assert not (tmp_path / "runs").exists()  # a dry run writes nothing
