@@ -296,3 +296,11 @@ def test_default_out_dir_names(tmp_path):
     ckpt.mkdir(parents=True)
     assert ev.default_out_dir(str(ckpt), "toy-math") == Path("runs/eval/seed0--global_step_50/toy-math")
     assert ev.default_out_dir("Qwen/Qwen2.5-7B", "math") == Path("runs/eval/Qwen--Qwen2.5-7B/math")
+
+
+def test_defaults_of_a_parquet_follow_its_data_sources(dataset, tmp_path):
+    assert ev.task_kind(str(dataset)) == "testbed" and ev.default_max_tokens(str(dataset)) == 64
+    frame = pd.read_parquet(dataset).assign(data_source="math500")
+    frame.to_parquet(tmp_path / "other.parquet")
+    other = str(tmp_path / "other.parquet")
+    assert ev.task_kind(other) == "paper" and ev.default_n(other) == 256

@@ -71,13 +71,23 @@ class EvalSettings:
 
 # --- what to evaluate ----------------------------------------------------------------
 def task_kind(task_or_dataset: str) -> str:
-    """'testbed' or 'paper': picks the default n and max_tokens."""
+    """'testbed' or 'paper': picks the default n and max_tokens.
+
+    A task or a known dataset name says it; a parquet file is 'testbed' when all its
+    rows come from testbed tasks (by data_source).
+    """
     if task_or_dataset in TASKS:
         return TASKS[task_or_dataset].kind
-    name = Path(task_or_dataset).stem
+    path = Path(task_or_dataset)
     for task in TASKS.values():
-        if name in task.evals or name == task.train:
+        if path.stem in task.evals or path.stem == task.train:
             return task.kind
+    if path.suffix == ".parquet" and path.exists():
+        from mirage.testbed.tasks import TASK_NAMES
+
+        sources = set(pd.read_parquet(path, columns=["data_source"])["data_source"])
+        if sources and sources <= set(TASK_NAMES):
+            return "testbed"
     return "paper"
 
 
