@@ -123,7 +123,7 @@ def main() -> int:
     model = args.model or _testbed_model(work)
     data = os.path.join(work, "toy.parquet")
     toy.problems_frame("toy-math", "test", args.problems, seed=1).to_parquet(data)
-    walls = {}
+    walls, sample_rates = {}, {}
     for processes in (0, args.processes):
         t = time.perf_counter()
         evaluate(model, data, args.n, sampler="hf", max_tokens=64, out_dir=os.path.join(work, f"p{processes}"),
@@ -132,11 +132,12 @@ def main() -> int:
         walls[processes] = time.perf_counter() - t
         attempt = pd.read_json(os.path.join(work, f"p{processes}", "eval_manifest.json"), typ="series")["attempts"][0]
         samples = args.problems * args.n
+        sample_rates[processes] = samples / attempt["sample_seconds"]
         print(f"  {samples} samples, scoring {'inline' if processes == 0 else f'in a pool of {processes}'}: "
               f"wall {walls[processes]:.1f} s (setup {attempt['setup_seconds']:.1f} s), sampling "
               f"{attempt['sample_seconds']:.1f} s = {samples / attempt['sample_seconds']:.0f} samples/s, "
               f"waited for scores {attempt['score_wait_seconds']:.1f} s")
-    sample_rate = args.problems * args.n / attempt["sample_seconds"]
+    sample_rate = sample_rates[0]
     print(f"3. testbed: sampling {sample_rate:.0f} samples/s vs scoring {toy_1:.0f}/s in one process "
           f"({toy_1 / sample_rate:.1f}x): scoring {'keeps up' if toy_1 > sample_rate else 'needs the pool'}")
 
