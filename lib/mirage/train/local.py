@@ -485,12 +485,20 @@ def train(model: str, task: str, condition: str, seed: int = 0, run_dir: Any = N
     """Train ``model`` on ``task`` under ``condition``; return the run directory.
 
     A finished run is returned as is; an unfinished one resumes from its latest
-    checkpoint. ``threads``: torch CPU threads (default 1; recorded, since float
-    results depend on it). ``stop_after``: stop after that many steps of this attempt
-    (simulates an interruption). ``val_problems``: validate on the first N problems of
-    each eval set only (default: all). ``dump_rollouts``: write every response with its
-    scores to ``rollouts/<step>.jsonl``. ``history_run`` / ``one_shot_index``: where the
-    one-shot example comes from (default: the sibling ``ground_truth`` run's history).
+    checkpoint. ``recipe``: default ``TESTBED_RECIPE`` for testbed tasks, else the
+    paper's; ``overrides``: recipe fields to change (dict; strings are parsed).
+
+    ``threads``: torch CPU threads (default: the run's recorded value, else
+    $MIRAGE_TORCH_THREADS, else 1; recorded, since float results depend on it).
+    ``micro_batch_size``: responses per forward inside a PPO mini-batch (default: all).
+    ``validate_before``: validate at step 0 (verl's val_before_train).
+    ``dump_rollouts``: write every response with its scores, whether it was trained on
+    and its advantage to ``rollouts/<step>.jsonl``.
+    ``history_run`` / ``one_shot_index``: where the one-shot example comes from
+    (default: the sibling ``ground_truth`` run's ``logs/example_acc.jsonl``).
+    ``stop_after``: stop after that many steps of this attempt (an interruption; the
+    manifest says "stopped" and a rerun resumes). ``val_problems``: validate on the
+    first N problems of each eval set only (default: all).
     """
     from transformers.utils import logging as hf_logging
 
@@ -525,7 +533,7 @@ def _train(model, task, condition, seed, run_dir, recipe, overrides, release_fai
             return run_dir
         if manifest.get("recipe") and manifest["recipe"] != recipe.to_dict():
             raise ValueError(f"{run_dir}: started with another recipe; use another run_dir to change it")
-    threads = int(threads or manifest.get("threads") or 1)
+    threads = int(threads or manifest.get("threads") or os.environ.get("MIRAGE_TORCH_THREADS") or 1)
     torch.set_num_threads(threads)
     torch.manual_seed(seed)  # nothing below draws from it; set for any library code that might
 
