@@ -288,3 +288,14 @@ def test_evaluate_with_vllm_resumes_and_shards_identically(toy_dataset, tmp_path
     finally:
         sharded.close()
     pd.testing.assert_frame_equal(_rows(tmp_path / "dp"), reference)
+
+
+def test_default_chunk_grows_with_engines():
+    from mirage.evaluate import default_batch_size
+
+    assert default_batch_size(vs.VLLMSampler("m")) == 64
+    sharded = vs.ShardedSampler([vs.ThreadWorker(vs.VLLMSampler("m")) for _ in range(3)])
+    try:
+        assert default_batch_size(sharded) == 192
+    finally:
+        sharded.close()

@@ -314,7 +314,7 @@ def _slug(text: str) -> str:
 
 def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: Any = "hf", *,
              temperature: float = 1.0, top_p: float = 1.0, max_tokens: int | None = None, seed: int = 0,
-             out_dir: str | os.PathLike | None = None, format_gated: bool = False, batch_size: int = 32,
+             out_dir: str | os.PathLike | None = None, format_gated: bool = False, batch_size: int | None = None,
              score_processes: int | None = None, score_kwargs: dict | None = None, step: int | None = None,
              sampler_kwargs: dict | None = None, n_boot: int = 1000, progress: bool = True) -> pd.DataFrame:
     """Sample ``n`` responses per problem, score them, write rows and the pass@k curve.
@@ -351,11 +351,12 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
 
     started = time.time()
     attempt = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "problems": len(todo), "samples": len(todo) * n,
-               "batch_size": batch_size, "score_processes": score_processes}
+               "score_processes": score_processes}
     if todo:
         own_sampler = isinstance(sampler, str)
         if own_sampler:
             sampler = make_sampler(sampler, model, seed=seed, **(sampler_kwargs or {}))
+        batch_size = attempt["batch_size"] = batch_size or default_batch_size(sampler)
         first = datasets[0][2]["prompt"].iloc[0]
         manifest.update({
             "settings": dataclasses.asdict(settings), "status": "running", "model": str(model), "step": step,
@@ -451,6 +452,15 @@ def _sample_rows(chunk: list, seeds: list[int], completions: list, n: int, seed:
                          "prompt_seed": pseed})
             items.append((problem.data_source, c.text, problem.ground_truth, problem.extra_info))
     return rows, items
+
+
+def default_batch_size(sampler) -> int:
+    """Problems per chunk. Each chunk ends at a barrier (its longest response), so vLLM gets
+    64 problems per engine: with n=256 a chunk is ~16k responses, long enough that one
+    straggler cut at max_tokens idles the GPU for a small fraction of the chunk."""
+    if sampler.backend == "vllm":
+        return 64 * len(getattr(sampler, "workers", [sampler]))
+    return 32
 
 
 def _chunks(todo: list, batch_size: int) -> Iterable[list]:
@@ -578,8 +588,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=None,
                    help="max response tokens (default: the training recipe's, 64 testbed / 8192 paper)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (per-problem seeds derive from it)")
-    p.add_argument("--batch-size", type=int, default=32,
-                   help="problems per sampling call and per part file (a kill loses at most one chunk)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="problems per sampling call and per part file; a kill loses at most one chunk "
+                        "(default: 32; vllm: 64 per engine, to keep the end-of-chunk straggler cost small)")
     p.add_argument("--score-processes", type=int, default=None,
                    help="scoring processes (default: 0 = inline for testbed tasks, whose checks take "
                         "microseconds; min(8, CPUs - 1) otherwise)")
