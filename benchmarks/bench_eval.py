@@ -153,7 +153,7 @@ def main() -> int:
         verdict = "keeps up" if pool * per_process > need else "FALLS BEHIND"
         print(f"  mean response {mean_tokens:>4} tokens: vLLM makes {need:5.1f} responses/s ({hours:.1f} h); "
               f"math scoring needs {procs:4.2f} processes at {per_process:.0f}/s each -> a pool of {pool} {verdict}")
-    chunk = 32 * 256  # default batch_size problems x n
+    chunk = 64 * 256  # default vLLM chunk (64 problems per engine) x n
     print(f"  left on the critical path: scoring the last chunk ({chunk:,} responses / ({pool} x {per_process:.0f}/s) "
           f"= {chunk / (pool * per_process):.0f} s) plus the pool start")
     return 0
