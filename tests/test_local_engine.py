@@ -249,6 +249,34 @@ def test_same_seed_same_metrics_and_resume_matches(tmp_path, data_root):
     assert (d / "manifest.json").read_text() == before
 
 
+def test_resume_after_a_kill(tmp_path, data_root):
+    """SIGKILL a training process mid-run; the rerun finishes with the metrics of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    steps = dict(total_steps=5, save_freq=1)
+    code = (f"from mirage.train import local; local.train({MODEL!r}, 'toy-math', 'ground_truth', seed=3, "
+            f"run_dir={str(tmp_path / 'killed')!r}, overrides={ {**TINY, **steps}!r}, data_root={str(data_root)!r}, "
+            "progress=False, dump_rollouts=True, val_problems=8)")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "MIRAGE_TORCH_THREADS": "1"})
+    deadline = time.time() + 300
+    while not (tmp_path / "killed" / "checkpoints" / "global_step_2").exists():
+        assert proc.poll() is None and time.time() < deadline, "training process ended or stalled before step 2"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert runs.read_manifest(tmp_path / "killed")["status"] == "running"  # killed: nothing could record it
+    resumed = _train(tmp_path / "killed", "ground_truth", data_root, seed=3, overrides=steps)
+    reference = _train(tmp_path / "whole", "ground_truth", data_root, seed=3, overrides=steps)
+    assert runs.read_manifest(resumed)["status"] == "finished"
+    assert runs.read_manifest(resumed)["resumed_from_step"] >= 2
+    assert _metrics(resumed) == _metrics(reference)
+    assert not list((resumed / "checkpoints").glob(".tmp_*"))
+
+
 def test_run_dir_of_another_run_is_refused(gt_run, data_root):
     with pytest.raises(ValueError, match="different run"):
         _train(gt_run, "random", data_root)

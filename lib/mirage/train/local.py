@@ -581,9 +581,11 @@ def _train(model, task, condition, seed, run_dir, recipe, overrides, release_fai
                                  run_dir, micro_batch_size, dump_rollouts, record_history=cond.data == "full")
             if recipe.val_freq > 0 and (step % recipe.val_freq == 0 or step == recipe.total_steps):
                 metrics.update(validate(policy, val_sets, recipe, seed))
+            # log first: a kill between the two re-runs this step from the previous checkpoint (the
+            # later attempt's line wins), whereas the other order would lose the step's metrics
+            runs.append_jsonl(metrics_path, [{"step": step, "data": metrics}])
             if (recipe.save_freq > 0 and step % recipe.save_freq == 0) or step == recipe.total_steps:
                 save_checkpoint(run_dir, step, policy, optimizer, stream.drawn)
-            runs.append_jsonl(metrics_path, [{"step": step, "data": metrics}])
             bar.set_postfix(score=f"{metrics['critic/score/mean']:.2f}", acc=f"{metrics['train/acc/mean']:.2f}")
         finished = (steps[-1] if len(steps) else start) >= recipe.total_steps
         runs.update_manifest(run_dir, status="finished" if finished else "stopped",
