@@ -291,6 +291,25 @@ def test_bad_recipe_overrides_are_clear_errors(tmp_path, data_root):
         local.resolve_recipe(local.get_task("toy-math"), overrides={"use_kl_loss": "true"})
 
 
+def test_bad_dataset_rows_name_the_file_and_row(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mirage.tasks import dataset_path
+
+    path = dataset_path("broken", tmp_path)
+    path.parent.mkdir(parents=True)
+    good = {"data_source": "toy-math", "prompt": [{"role": "user", "content": "1+1"}],
+            "reward_model": {"style": "rule", "ground_truth": "2"}, "extra_info": {"index": 0}}
+    pq.write_table(pa.Table.from_pylist([good, {**good, "reward_model": {"style": "rule"}}]), path)
+    with pytest.raises(ValueError, match=r"broken.parquet: row 1: reward_model has no 'ground_truth'"):
+        local.load_rows("broken", tmp_path)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        local.load_rows("missing", tmp_path)
+    with pytest.raises(ValueError, match="makes? no batch"):
+        local.PromptStream(3, 4, seed=0, name="tiny set")
+
+
 def test_cli_main(tmp_path, data_root):
     from mirage.train import cli
 
@@ -305,3 +324,19 @@ def test_cli_main(tmp_path, data_root):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "finished" and manifest["recipe"]["rollout_n"] == 2
     assert [s for s, _ in runs.list_checkpoints(run_dir)] == [1]
+
+
+def test_cli_dry_run_and_verl_only_flags(tmp_path, capsys):
+    from mirage.train import cli
+
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    base = ["--model", MODEL, "--task", "toy-math", "--condition", "nsr", "--run-dir", str(tmp_path / "r")]
+    args = parser.parse_args(base + ["--dry-run", "--set", "lr=3e-5"])
+    assert args.func(args) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["recipe"]["lr"] == 3e-5 and plan["condition"]["estimator"] == "masked_nsr"
+    assert not (tmp_path / "r").exists()
+    args = parser.parse_args(base + ["--nnodes", "2"])
+    with pytest.raises(SystemExit, match="--nnodes only apply to --backend verl"):
+        args.func(args)

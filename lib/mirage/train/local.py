@@ -100,7 +100,7 @@ def load_rows(name: str, root: Any = None) -> list[dict]:
         for key in ("data_source", "prompt", "reward_model"):
             if row.get(key) is None:
                 raise ValueError(f"{path}: row {i} has no {key!r}")
-        if not isinstance(row["reward_model"], dict) or "ground_truth" not in row["reward_model"]:
+        if not isinstance(row["reward_model"], dict) or row["reward_model"].get("ground_truth") is None:
             raise ValueError(f"{path}: row {i}: reward_model has no 'ground_truth'")
     if not rows:
         raise ValueError(f"{path}: no rows")
@@ -171,10 +171,11 @@ def select_one_shot(condition: Condition, rows: list[dict], seed: int, run_dir: 
         per = "epoch"
         if max(len(v) for v in history.values()) < 2:  # shorter than two epochs: no per-epoch variance
             history, per = accuracy_history(history_run, per="sample"), "sample"
-        history = {k: v for k, v in history.items() if k in set(ids)}
-        choice = {"index": one_shot.select_by_historical_variance(history, rank=1),
-                  "criterion": f"historical variance (std per {per}, rank 1)", "history_run": str(history_run),
-                  "std": float(np.std(history[one_shot.select_by_historical_variance(history, rank=1)]))}
+        known = set(ids)
+        history = {k: v for k, v in history.items() if k in known}
+        best = one_shot.select_by_historical_variance(history, rank=1)
+        choice = {"index": best, "criterion": f"historical variance (std per {per}, rank 1)",
+                  "history_run": str(history_run), "std": float(np.std(history[best]))}
     if choice["index"] not in ids:
         raise KeyError(f"one-shot example {choice['index']!r} is not an extra_info.index of the training set")
     return choice
@@ -303,7 +304,8 @@ def rollout(policy: Policy, rows: list[dict], condition: Condition, recipe: Reci
 
         for g, row in enumerate(rows):
             idx = (sampled.prompt_index == g).nonzero().squeeze(-1)
-            votes = majority_vote_rewards([preds[i] for i in idx.tolist()], fmt[idx].tolist(), row["data_source"])
+            votes = majority_vote_rewards([preds[i] for i in idx.tolist()], fmt[idx].tolist(), row["data_source"],
+                                          math_checker=kwargs.get("math_checker"), release_faithful=release_faithful)
             score[idx] = torch.tensor([float(v) for v in votes])
     elif condition.reward == "entropy_min":
         from mirage.rewards import mean_token_logprob
@@ -392,11 +394,11 @@ def update_policy(model: Any, optimizer: torch.optim.Optimizer, batch: Batch, ad
                 loss, metrics = policy_loss(old_logprobs[rows, :width], logp, advantages[rows, :width], m,
                                             recipe.clip_ratio_low, recipe.clip_ratio_high, recipe.clip_ratio_c,
                                             recipe.loss_agg_mode, batch_num_tokens=n_tokens)
-                entropy_term = (entropy.detach() * m).sum() / n_tokens
-                if recipe.entropy_coeff:
+                metrics.update({"actor/pg_loss": float(loss.detach()),
+                                "actor/entropy": float((entropy.detach() * m).sum() / n_tokens)})
+                if recipe.entropy_coeff:  # verl: policy_loss = pg_loss - entropy_coeff * entropy (token-mean)
                     loss = loss - recipe.entropy_coeff * (entropy * m).sum() / n_tokens
                 loss.backward()
-                metrics.update({"actor/pg_loss": float(loss.detach()), "actor/entropy": float(entropy_term)})
                 for k, v in metrics.items():
                     mb_metrics.setdefault(k, []).append(v)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
