@@ -128,6 +128,7 @@ def plot_alignment(alignment: pd.DataFrame) -> plt.Figure:
     axes[0, 0].set_ylabel("base model pass@k")
     axes[0, -1].legend(title="base model", fontsize=8, loc="lower right")
     fig.suptitle("Model-task alignment: base-model pass@k (95% bootstrap CI)")
+    fig.tight_layout()
     return fig
 
 
@@ -233,15 +234,33 @@ def plot_passk_vs_step(results: pd.DataFrame, k: int = 1) -> plt.Figure:
 
 
 # --- training dynamics ----------------------------------------------------------------
+def _smooth_window(steps: pd.Series) -> int:
+    """Moving-average window for per-step curves: ~1/12 of the run, at least 1 (no smoothing)."""
+    return max(1, int(steps.nunique()) // 12)
+
+
+def _step_curve(ax: plt.Axes, g: pd.Series, colour: str, label: str | None, window: int, **kw) -> None:
+    """A per-step series: faint raw values under a centred moving average."""
+    if window > 1:
+        ax.plot(g.index, g.values, color=colour, lw=0.5, alpha=0.25, **kw)
+    smooth = g.rolling(window, center=True, min_periods=1).mean()
+    ax.plot(smooth.index, smooth.values, color=colour, label=label, lw=1.4, **kw)
+
+
 def plot_dynamics(dynamics: pd.DataFrame, task: str,
                   metrics: list[tuple[str, str]] | None = None) -> plt.Figure:
-    """Training curves for one task: rows = metric, columns = model, one line per condition (mean over seeds)."""
+    """Training curves for one task: rows = metric, columns = model, one line per condition.
+
+    Seeds are averaged; per-step values are noisy, so each curve is a centred moving
+    average (window in the title) over the raw values drawn faintly.
+    """
     _require(dynamics, ["step", "metric", "value", "model", "task", "condition", "seed"], "dynamics table")
     metrics = metrics or DYNAMICS_METRICS
     d = dynamics[dynamics["task"] == task]
     if d.empty:
         raise ValueError(f"no training dynamics for task {task!r}; tasks present: {sorted(dynamics.task.unique())}")
     models = sorted(d["model"].unique())
+    window = _smooth_window(d["step"])
     fig, axes = _grid(len(metrics), len(models), w=3.2, h=2.0, sharex="col")
     for j, model in enumerate(models):
         for i, (key, label) in enumerate(metrics):
@@ -249,7 +268,7 @@ def plot_dynamics(dynamics: pd.DataFrame, task: str,
             s = d[(d.model == model) & (d.metric == key)]
             for cond in condition_order(s["condition"]):
                 g = s[s.condition == cond].groupby("step")["value"].mean()
-                ax.plot(g.index, g.values, color=color(cond), label=cond, lw=1.2)
+                _step_curve(ax, g, color(cond), cond, window)
             if i == 0:
                 ax.set_title(model)
             if j == 0:
@@ -263,7 +282,7 @@ def plot_dynamics(dynamics: pd.DataFrame, task: str,
                 handles.append(h)
                 labels.append(lab)
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), title="condition")
-    fig.suptitle(f"Training dynamics on {task} (mean over seeds)")
+    fig.suptitle(f"Training dynamics on {task} (mean over seeds; {window}-step moving average)")
     fig.tight_layout()
     return fig
 
@@ -271,17 +290,18 @@ def plot_dynamics(dynamics: pd.DataFrame, task: str,
 def plot_reward_vs_accuracy(dynamics: pd.DataFrame) -> plt.Figure:
     """RQ1: the reward the policy was trained on vs the true accuracy of the same samples."""
     _require(dynamics, ["step", "metric", "value", "condition", "seed"], "dynamics table")
+    window = _smooth_window(dynamics["step"])
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for cond in condition_order(dynamics["condition"]):
         s = dynamics[dynamics.condition == cond]
         for key, ls, what in (("critic/score/mean", "-", "reward seen"), ("train/acc/mean", "--", "true accuracy")):
             g = s[s.metric == key].groupby("step")["value"].mean()
             if not g.empty:
-                ax.plot(g.index, g.values, ls=ls, color=color(cond), label=f"{cond}: {what}")
+                _step_curve(ax, g, color(cond), f"{cond}: {what}", window, ls=ls)
     ax.set_xlabel("training step")
     ax.set_ylabel("mean over training samples")
     ax.legend(fontsize=8, loc="best")
-    ax.set_title("Reward seen (solid) vs true accuracy (dashed)")
+    ax.set_title(f"Reward seen (solid) vs true accuracy (dashed)\n{window}-step moving average", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -319,16 +339,17 @@ def plot_metric_panels(dynamics: pd.DataFrame, metrics: list[tuple[str, str]], t
     metrics = [(k, lab) for k, lab in metrics if (dynamics.metric == k).any()]
     if not metrics:
         raise ValueError(f"none of the requested metrics are in the dynamics table: {sorted(dynamics.metric.unique())}")
+    window = _smooth_window(dynamics["step"])
     fig, axes = _grid(1, len(metrics), w=3.6, h=2.8)
     for ax, (key, label) in zip(axes[0], metrics):
         s = dynamics[dynamics.metric == key]
         for cond in condition_order(s["condition"]):
             g = s[s.condition == cond].groupby("step")["value"].mean()
-            ax.plot(g.index, g.values, color=color(cond), label=cond)
+            _step_curve(ax, g, color(cond), cond, window)
         ax.set_xlabel("training step")
         ax.set_ylabel(label)
     axes[0, -1].legend(fontsize=8, title="condition")
-    fig.suptitle(title)
+    fig.suptitle(f"{title} ({window}-step moving average)")
     fig.tight_layout()
     return fig
 
@@ -364,8 +385,8 @@ def plot_summary(gains: pd.DataFrame, min_gt_gain: float) -> plt.Figure:
         if col == "recovered":
             ax.axhline(1, color=color("ground_truth"), lw=0.8, ls=":")
             dropped = gains[(gains.condition != "ground_truth") & gains["recovered"].isna()]
-            ax.text(0.02, 0.98, f"{len(dropped)} point(s) without a ratio:\nground-truth gain < {min_gt_gain:g}",
-                    transform=ax.transAxes, va="top", fontsize=8, color="dimgrey")
+            ax.text(0.02, 0.02, f"{len(dropped)} point(s) left out: ground-truth gain < {min_gt_gain:g}",
+                    transform=ax.transAxes, va="bottom", fontsize=8, color="dimgrey")
         ax.set_xlabel(f"base-model alignment: {align_label}")
         ax.set_ylabel(ylabel)
         ax.set_xlim(-0.02, 1.02)
