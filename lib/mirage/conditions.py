@@ -186,20 +186,21 @@ PAPER_RECIPE = Recipe()
 
 # The paper's recipe scaled to a 2-core CPU and a ~1M-parameter model: same
 # semantics (group sampling, clip 0.2/0.28 + dual clip, token-mean, no KL,
-# dynamic sampling, two PPO mini-batches per step), smaller numbers.
+# dynamic sampling, two PPO mini-batches per step), smaller numbers. Sized for ~0.5-1 s
+# per step on one CPU thread (docs/engine.md): 8 prompts x 8 samples, 40 steps.
 TESTBED_RECIPE = Recipe(
-    train_batch_size=16,
+    train_batch_size=8,
     rollout_n=8,
-    ppo_mini_batch_size=8,
+    ppo_mini_batch_size=4,
     lr=2e-5,
     lr_warmup_steps=0,
     weight_decay=0.1,
     max_prompt_length=64,
-    max_response_length=64,
-    total_steps=60,
-    val_freq=20,
+    max_response_length=48,
+    total_steps=40,
+    val_freq=10,
     val_n=1,
-    save_freq=20,
+    save_freq=10,
     n_gpus_per_node=0,
     tensor_parallel_size=1,
 )
