@@ -449,7 +449,7 @@ def run_steps(steps: list[Step], jobs: int = 1, log: Callable[[str], None] = pri
     todo = [s for s in steps if status[s.id] == "pending"]
     n_cells = sum(s.kind == "cell" for s in steps)
     done_cells = sum(s.kind == "cell" and status[s.id] == "finished" for s in steps)
-    if n_cells - done_cells < n_cells:
+    if done_cells:
         log(f"[study] resuming: {done_cells}/{n_cells} cells already finished")
     running: dict[str, tuple[subprocess.Popen, Any, float]] = {}
     durations: list[float] = []
