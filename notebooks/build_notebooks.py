@@ -28,7 +28,7 @@ preset = "interactive"     # which study preset launched this notebook (recorded
 recipe = "testbed"         # testbed | paper (mirage.conditions.RECIPES)
 recipe_overrides = {{}}      # recipe fields to change, e.g. {{"total_steps": 30}}
 run_dir = ""               # empty: runs/notebooks/<model>/<task>/<condition>/seed<seed>
-eval = {{"n": 16, "temperature": 1.0, "top_p": 1.0, "max_tokens": 64, "seed": 0, "checkpoints": "all"}}
+eval = {{"n": 16, "temperature": 1.0, "top_p": 1.0, "max_tokens": None, "seed": 0, "checkpoints": "all"}}
 alignment_table = ""       # the study's base-model table; empty: evaluate the base model here (step 0)
 history_run = ""           # RQ2 one_shot: the ground-truth run whose per-example accuracy is ranked
 figures_dir = ""           # empty: <run_dir>/figures
@@ -95,7 +95,7 @@ are the mirror image (like Llama on math)."""),
 models = ["dial-10", "dial-90"]    # base models (testbed names, HF ids or paths)
 tasks = ["toy-math", "toy-logic"]
 backend = "local"                  # local -> HF sampler on CPU; verl -> vLLM on GPUs
-eval = {"n": 16, "align_n": 32, "temperature": 1.0, "top_p": 1.0, "max_tokens": 64, "seed": 0}
+eval = {"n": 16, "align_n": 32, "temperature": 1.0, "top_p": 1.0, "max_tokens": None, "seed": 0}
 out_dir = ""                       # empty: runs/alignment
 preset = "interactive"
 study_dir = ""
@@ -260,7 +260,7 @@ for task in sorted(dynamics["task"].unique()):
     plots.save(fig, f"dynamics_{task}", figures_dir)
     display(fig)
 '''),
-    ("markdown", f"""\
+    ("markdown", """\
 ## 4. The paper's claim: gain recovered vs model-task alignment
 
 For every model x task x condition x seed: the pass@1 gain over the base model, as a fraction of

@@ -63,7 +63,7 @@ class EvalSettings:
     align_n: int = 64  # samples per problem for the base models (alignment reads large k)
     temperature: float = 1.0
     top_p: float = 1.0
-    max_tokens: int = 64
+    max_tokens: int | None = None  # None: the recipe's max_response_length (what training sampled)
     seed: int = 0
     checkpoints: str = "last"  # "last": the final checkpoint; "all": every saved checkpoint
 
@@ -164,7 +164,7 @@ _register(Preset(
     models=("dial-10", "dial-60", "dial-90"),
     tasks=TESTBED_TASKS,
     conditions=("ground_truth", "random", "majority_vote", "one_shot", "nsr", "psr"),
-    eval=EvalSettings(n=16, align_n=64, max_tokens=64),
+    eval=EvalSettings(n=16, align_n=64),
     jobs=2,
 ))
 _register(Preset(
@@ -175,7 +175,7 @@ _register(Preset(
     tasks=TESTBED_TASKS,
     conditions=tuple(CONDITIONS),
     seeds=(0, 1, 2),
-    eval=EvalSettings(n=32, align_n=64, max_tokens=64, checkpoints="all"),
+    eval=EvalSettings(n=32, align_n=64, checkpoints="all"),
     jobs=2,
 ))
 _register(Preset(
@@ -187,7 +187,7 @@ _register(Preset(
     conditions=("ground_truth", "one_shot", "nsr"),
     overrides={"total_steps": 4, "train_batch_size": 4, "rollout_n": 4, "ppo_mini_batch_size": 4,
                "save_freq": 2, "val_freq": 0},
-    eval=EvalSettings(n=4, align_n=4, max_tokens=48, checkpoints="all"),
+    eval=EvalSettings(n=4, align_n=4, checkpoints="all"),
     one_shot=OneShotSettings(pool=8, epochs=2),
     jobs=1,
 ))
@@ -200,7 +200,7 @@ _register(Preset(
     tasks=("math", "logic"),
     conditions=PAPER_CONDITIONS,
     recipe="paper",
-    eval=EvalSettings(n=256, align_n=256, temperature=1.0, top_p=1.0, max_tokens=8192, checkpoints="all"),
+    eval=EvalSettings(n=256, align_n=256, temperature=1.0, top_p=1.0, checkpoints="all"),
     jobs=1,
 ))
 
@@ -326,6 +326,7 @@ def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | 
     models = list(dict.fromkeys(c.model for c in cells))
     tasks = list(dict.fromkeys(c.task for c in cells))
     ev = dataclasses.asdict(preset.eval)
+    ev["max_tokens"] = ev["max_tokens"] or preset.recipe_dict()["max_response_length"]
     common = {"backend": preset.backend, "preset": preset.name, "study_dir": str(out)}
     steps: list[Step] = []
 
@@ -977,12 +978,12 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
     out = Path(out or Path("study") / preset.name).resolve()
     steps = plan(preset, out, only, figures_dir)
     base = ["mirage", "study", "--preset", preset.name, "--out", str(out)]
-    ev = preset.eval
+    ev = EvalSettings(**steps[0].params["eval"])  # max_tokens resolved from the recipe
     eval_opts = ["--n", str(ev.n), "--temperature", str(ev.temperature), "--top-p", str(ev.top_p),
                  "--max-tokens", str(ev.max_tokens), "--seed", str(ev.seed), "--no-base"]
     log(f"# preset {preset.name}: {preset.description}")
     log(f"# backend {preset.backend}, recipe {preset.recipe}"
-        + (f" with {dict(preset.overrides)}" if preset.overrides else "") + f", eval {dataclasses.asdict(ev)}")
+        + (f" with {dict(preset.overrides)}" if preset.overrides else "") + f", eval {steps[0].params['eval']}")
     log(f"# {sum(s.kind == 'cell' for s in steps)} cells. The runner runs every step below in order, --jobs at a "
         "time; on a cluster submit one job per '## step' line (its --stage/--only select it)")
     for s in steps:
