@@ -568,6 +568,7 @@ def _train(model, task, condition, seed, run_dir, recipe, overrides, release_fai
                          train_dataset=task_obj.train, eval_datasets=list(task_obj.evals),
                          started=manifest.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S"))
     metrics_path = runs.next_metrics_path(run_dir)
+    wall, cpu = time.perf_counter(), time.process_time()
     try:
         if start == 0 and validate_before and recipe.val_freq > 0:
             runs.append_jsonl(metrics_path, [{"step": 0, "data": validate(policy, val_sets, recipe, seed)}])
@@ -591,7 +592,9 @@ def _train(model, task, condition, seed, run_dir, recipe, overrides, release_fai
             bar.set_postfix(score=f"{metrics['critic/score/mean']:.2f}", acc=f"{metrics['train/acc/mean']:.2f}")
         finished = (steps[-1] if len(steps) else start) >= recipe.total_steps
         runs.update_manifest(run_dir, status="finished" if finished else "stopped",
-                             finished=time.strftime("%Y-%m-%dT%H:%M:%S") if finished else None)
+                             finished=time.strftime("%Y-%m-%dT%H:%M:%S") if finished else None,
+                             wall_seconds=round(float(manifest.get("wall_seconds", 0)) + time.perf_counter() - wall, 2),
+                             cpu_seconds=round(float(manifest.get("cpu_seconds", 0)) + time.process_time() - cpu, 2))
     except BaseException as e:
         runs.update_manifest(run_dir, status="failed", error=f"{type(e).__name__}: {e}"[:500])
         raise
