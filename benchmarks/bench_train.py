@@ -166,12 +166,11 @@ def science(args) -> None:
         return get(1), get(args.eval_n)
 
     def run(model, task, condition):
-        start = time.perf_counter()
         run_dir = train(model, task, condition, seed=args.seed, run_dir=out / "runs" / model / task / condition,
                         data_root=out / "data", threads=args.threads, progress=False)
-        wall = time.perf_counter() - start
+        wall = runs.read_manifest(run_dir)["wall_seconds"]  # of the training loop, also when resumed
         frame = runs.load_metrics(run_dir)
-        clip = frame[frame.metric == "actor/pg_clipfrac"]["value"].max()
+        clip = float(frame[frame.metric == "actor/pg_clipfrac"]["value"].max())
         final = runs.list_checkpoints(run_dir)[-1][1]
         return final, wall, clip
 
@@ -186,7 +185,7 @@ def science(args) -> None:
                              max_clipfrac=clip))
             print(rows[-1], flush=True)
     ranked = sorted(base, key=lambda mt: base[mt][0])
-    for model, task in (ranked[-1], ranked[0]):  # strongest and weakest alignment
+    for model, task in dict.fromkeys([ranked[-1], ranked[0]]):  # strongest and weakest alignment
         for condition in args.conditions.split(","):
             final, wall, clip = run(model, task, condition)
             after = passk(final, task, f"{model}/{task}/{condition}")
