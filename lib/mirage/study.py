@@ -377,7 +377,7 @@ def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | 
                           params, deps=[hid] if hid else [], cell=cell))
 
     adir = out / "analysis"
-    fdir = Path(figures_dir).resolve() if figures_dir else out / "figures"
+    fdir = Path(figures_dir).resolve() if figures_dir else out / "figures"  # run_study passes its default
     params = {"study_dir": str(out), "figures_dir": str(fdir)}
     steps.append(Step("analysis", "analysis", adir,
                       _papermill(nb / FIGURES_NOTEBOOK, adir / "notebook.ipynb", adir / "params.json"), params))
@@ -864,6 +864,17 @@ def claim_check(gains):
 
 
 # --- the runner --------------------------------------------------------------------------------
+def default_dirs(preset: Preset, out: str | os.PathLike | None = None,
+                 figures_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """(study dir, figures dir): study/<preset> and figures/<preset> under the current directory
+    by default (so a checkout's README can show the figures); with --out, figures go inside it."""
+    if out is None:
+        out, default_figures = Path("study") / preset.name, Path("figures") / preset.name
+    else:
+        default_figures = Path(out) / "figures"
+    return Path(out).resolve(), Path(figures_dir or default_figures).resolve()
+
+
 STAGES = ("all", "alignment", "cells", "analysis")
 
 
@@ -892,7 +903,7 @@ def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | 
     """Run (or resume) a study. Returns 0 when every step finished, 1 otherwise."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-    out = Path(out or Path("study") / preset.name).resolve()
+    out, figures_dir = default_dirs(preset, out, figures_dir)
     jobs = jobs or preset.jobs
     lock = _Lock(out, suffix="" if not only and stage == "all" else
                  hashlib.sha256(f"{stage}{sorted((k, sorted(v)) for k, v in (only or {}).items())}".encode()
@@ -977,7 +988,7 @@ def _only_arg(cell: Cell) -> str:
 def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[str, set[str]] | None = None,
             figures_dir: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> list[Step]:
     """Print every step (with its done/pending state) and, per cell, the commands it runs."""
-    out = Path(out or Path("study") / preset.name).resolve()
+    out, figures_dir = default_dirs(preset, out, figures_dir)
     steps = plan(preset, out, only, figures_dir)
     base = ["mirage", "study", "--preset", preset.name, "--out", str(out)]
     ev = EvalSettings(**steps[0].params["eval"])  # max_tokens resolved from the recipe
@@ -1036,7 +1047,7 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="testbed-quick",
                         help=f"a preset name ({', '.join(PRESETS)}) or a YAML/JSON file with Preset's fields "
                              "(default testbed-quick)")
-    parser.add_argument("--out", default=None, help="study directory (default study/<preset>)")
+    parser.add_argument("--out", default=None, help="study directory (default study/<preset> in the current directory)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="steps run at once, each with one torch thread (default: the preset's)")
     parser.add_argument("--only", action="append", default=[], metavar="KEY=V[,KEY=V]",
@@ -1048,7 +1059,8 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
                         help="print the steps and the commands each runs (verl + eval commands for the paper preset)")
     parser.add_argument("--force-analysis", action="store_true",
                         help="rebuild the results tables and rerun the analysis notebook even if nothing changed")
-    parser.add_argument("--figures", default=None, help="figures folder (default <out>/figures)")
+    parser.add_argument("--figures", default=None,
+                        help="figures folder (default figures/<preset>; with --out: <out>/figures)")
     parser.add_argument("--list", action="store_true", help="list the presets and exit")
     parser.set_defaults(func=_cli_main)
 
