@@ -35,10 +35,15 @@ def test_splits_are_disjoint(task):
 
 
 def test_math_splits_are_disjoint_in_the_small_space():
-    # 3-operand problems number under a thousand: most of each split gets drawn
-    train = {p.key for p in T.generate("toy-math", "train", 700, seed=0, difficulties=(3,))}
-    test = {p.key for p in T.generate("toy-math", "test", 60, seed=0, difficulties=(3,))}
+    # 3-operand problems number a few hundred: most of each split gets drawn
+    train = {p.key for p in T.generate("toy-math", "train", 250, seed=0, difficulties=(3,))}
+    test = {p.key for p in T.generate("toy-math", "test", 20, seed=0, difficulties=(3,))}
     assert not train & test
+
+def test_exhausted_space_is_a_clear_error():
+    # 2-letter words with distinct letters and 3 shifts: ~200 test problems exist
+    with pytest.raises(ValueError, match="too small"):
+        T.generate("toy-logic", "test", 400, seed=0, difficulties=(2,))
 
 
 @pytest.mark.parametrize("task,difficulty", [("toy-math", 3), ("toy-math", 5), ("toy-logic", 2),
@@ -88,6 +93,7 @@ def test_steps_are_consistent_with_answers(task):
         else:
             k = int(p.question.split("+")[1].split(":")[0])
             word = p.question.split(": ")[1]
+            assert len(set(word)) == len(word) and 1 <= k <= T.LOGIC_MAX_SHIFT
             assert p.steps.split() == [f"{w}+{k}={a}" for w, a in zip(word, p.answer)]
             assert p.buggy_steps.split() == [f"{w}-{k}={a}" for w, a in zip(word, p.buggy_answer)]
             assert all((ord(a) - ord(w)) % 26 == k for w, a in zip(word, p.answer))

@@ -1,7 +1,7 @@
 """The testbed's two tasks: procedurally generated problems with exact verifiers.
 
 * ``toy-math``: a chain of 3-5 single-digit operands joined by + - * ("5+3*4-2");
-  every product (in either procedure) is of two single digits, every value within +-99.
+  every product (in either procedure) is of two single digits, every value in 0..99.
   CORRECT procedure: products first, then left to right. BUGGY procedure (the
   misconception): strictly left to right, ignoring precedence.
 * ``toy-logic``: a Caesar shift of a random lowercase word ("Caesar +3: cab").
@@ -36,9 +36,10 @@ TASK_NAMES = ("toy-math", "toy-logic")
 INSTRUCTION = "Think in <think> </think>, answer in <answer> </answer>."
 SPLITS = ("train", "test")
 TEST_BUCKETS = 10  # a problem is in "test" iff hash(key) % 100 < TEST_BUCKETS (10% of the space)
-MATH_MAX_VALUE = 99  # every intermediate value of both procedures stays within +-99
+MATH_MAX_VALUE = 99  # every intermediate value of both procedures stays within 0..99
 # ... and every product in either procedure is of two single digits: the times table
-# (with signs) is all a tiny model has to know, so capability is learnable in minutes
+# and unsigned two-digit sums are all a tiny model must know (learnable in minutes)
+LOGIC_MAX_SHIFT = 3  # toy-logic shifts k in 1..3 (26 x 3 x 2 letter facts: learnable by a tiny model)
 _STEP_RE = re.compile(r"(-?\d+)([-+*])(\d+)=(-?\d+)")
 DEFAULT_DIFFICULTY = {"toy-math": (3, 4), "toy-logic": (3, 4, 5)}
 DIFFICULTY_RANGE = {"toy-math": (3, 5), "toy-logic": (2, 6)}  # operands / word length
@@ -112,7 +113,7 @@ def _math_candidate(rng: random.Random, difficulty: int) -> Problem | None:
         return None
     for step in steps + bsteps:
         left, op, _, result = _STEP_RE.fullmatch(step).groups()
-        if abs(int(result)) > MATH_MAX_VALUE or (op == "*" and abs(int(left)) > 9):
+        if not 0 <= int(result) <= MATH_MAX_VALUE or (op == "*" and int(left) > 9):
             return None
     question = "".join(f"{n}{o}" for n, o in zip(nums, ops)) + str(nums[-1])
     return Problem("toy-math", question, str(value), " ".join(steps), str(bvalue), " ".join(bsteps),
@@ -127,8 +128,10 @@ def _shift(word: str, k: int) -> tuple[str, str]:
 
 
 def _logic_candidate(rng: random.Random, difficulty: int) -> Problem:
-    word = "".join(rng.choice(string.ascii_lowercase) for _ in range(difficulty))
-    k = rng.randint(1, 9)  # k != 13, so forward and backward always differ
+    # distinct letters: step i copies letter i of the word, which is unambiguous only
+    # when no letter repeats (what the model's copying circuit keys on)
+    word = "".join(rng.sample(string.ascii_lowercase, difficulty))
+    k = rng.randint(1, LOGIC_MAX_SHIFT)  # k < 13, so forward and backward always differ
     answer, steps = _shift(word, k)
     banswer, bsteps = _shift(word, -k)
     return Problem("toy-logic", f"Caesar +{k}: {word}", answer, steps, banswer, bsteps, difficulty)
