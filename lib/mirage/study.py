@@ -690,6 +690,13 @@ def one_shot_choice(run_dir: str | os.PathLike) -> dict[str, Any]:
     from mirage.train.local import load_rows
 
     manifest = read_manifest(run_dir)
+    if manifest.get("backend") == "verl":  # trained on a prepared one-shot parquet: its rows are the example
+        import pyarrow.parquet as pq
+
+        train = manifest["data"]["train"]
+        row = pq.read_table(train).slice(0, 1).to_pylist()[0]
+        return {"index": str((row.get("extra_info") or {}).get("index")), "criterion": f"the one-shot set {train}",
+                "history_run": "", "row": row}
     choice = manifest.get("one_shot")
     if not choice:
         raise KeyError(f"{run_dir}/manifest.json: no 'one_shot' record (not a one-shot run?)")
