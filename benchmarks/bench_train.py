@@ -151,7 +151,8 @@ def science(args) -> None:
     from mirage import runs
     from mirage.evaluate import evaluate
     from mirage.testbed.models import list_models
-    from mirage.train.local import train
+    from mirage.tasks import dataset_path, get_task
+    from mirage.train.local import load_rows, train
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -160,8 +161,13 @@ def science(args) -> None:
     rows = []
 
     def passk(model_path, task, tag):
-        table = evaluate(str(model_path), task, n=args.eval_n, out_dir=out / "eval" / tag, progress=False,
-                         seed=args.seed)
+        # the eval sets of the same data root as training (a stale shared copy would mislead)
+        datasets = []
+        for name in get_task(task).evals:
+            load_rows(name, out / "data")  # generates a testbed set on first use
+            datasets.append(str(dataset_path(name, out / "data")))
+        table = pd.concat([evaluate(str(model_path), path, n=args.eval_n, out_dir=out / "eval" / tag / Path(path).stem,
+                                    progress=False, seed=args.seed) for path in datasets])
         get = lambda k: float(table[table.k == k]["pass_at_k"].mean())  # noqa: E731
         return get(1), get(args.eval_n)
 
