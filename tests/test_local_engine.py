@@ -153,8 +153,11 @@ def test_reward_variants_change_the_rewards_seen(condition_runs):
 def test_advantages_of_the_estimators(condition_runs):
     for name in ("nsr", "psr", "nsr_pm1", "psr_pm1", "w_reinforce"):
         for step in (1, 2):
-            for group in _groups(_dump(condition_runs[name], step)):
-                varied = len({r["score"] for r in group}) > 1
+            groups = list(_groups(_dump(condition_runs[name], step)))
+            # dynamic sampling trains on the first train_batch_size (4) groups whose scores vary
+            trained = [g for g in groups if len({r["score"] for r in g}) > 1][:4]
+            for group in groups:
+                varied = any(group is g for g in trained)
                 for r in group:
                     correct = r["score"] > 0
                     if name == "nsr_pm1":
@@ -176,6 +179,17 @@ def test_advantages_of_the_estimators(condition_runs):
         assert (kept < 1) if name.endswith("pm1") else (kept == 1)
 
 
+def test_nothing_to_train_on_is_a_step_without_update(tmp_path, data_root):
+    # 3 tokens cannot hold an answer: every response is wrong, so +-1 PSR selects none
+    run_dir = _train(tmp_path / "none", "psr_pm1", data_root,
+                     overrides=dict(dynamic_sampling=False, max_response_length=3, total_steps=1, val_freq=0))
+    metrics = _metrics(run_dir)[1]
+    assert runs.read_manifest(run_dir)["status"] == "finished"
+    assert metrics["train/acc/mean"] == 0 and metrics["train/kept_responses"] == 0
+    assert metrics["actor/grad_norm"] == 0 and metrics["actor/pg_loss"] == 0
+    assert not any(r["used"] for r in _dump(run_dir))
+
+
 def test_dynamic_sampling_keeps_varied_groups_and_draws_more(condition_runs):
     more = 0
     for step in (1, 2):
@@ -187,9 +201,9 @@ def test_dynamic_sampling_keeps_varied_groups_and_draws_more(condition_runs):
         assert metrics["train/num_gen_batches"] == len(groups) // 4 <= 2
         more += metrics["train/num_gen_batches"] > 1
         assert metrics["train/acc/mean"] == pytest.approx(np.mean([r["acc"] for r in recs]))
+        trained = [g for g in groups if len({r["score"] for r in g}) > 1][:4]
         for g in groups:
-            if len({r["score"] for r in g}) == 1:
-                assert not any(r["used"] for r in g)
+            assert all(r["used"] for r in g) if any(g is t for t in trained) else not any(r["used"] for r in g)
     assert more > 0  # the model solves some prompts every time: dynamic sampling had to draw again
 
 

@@ -658,6 +658,9 @@ def train_step(policy: Policy, optimizer: torch.optim.Optimizer, stream: PromptS
         keep = kept_responses(cond.estimator, advantages)
         metrics["train/kept_responses"] = float(keep.float().mean())
         scored = batch  # score metrics describe the responses the rewards were given to
+        if not bool(keep.any()):  # e.g. +-1 NSR on a batch without a wrong answer
+            batch = None
+    if batch is not None:
         if not bool(keep.all()):
             batch, advantages = batch.take(keep), advantages[keep][:, :int(batch.lengths[keep].max())]
         mask = batch.mask
@@ -685,12 +688,13 @@ def train_step(policy: Policy, optimizer: torch.optim.Optimizer, stream: PromptS
         update = update_policy(policy.model, optimizer, batch, advantages, old, recipe, policy.pad_token_id,
                                micro_batch_size, old_missing)
         update["timing_s/old_log_prob"] = t_old - t_gen
-    else:  # nothing kept after max_num_gen_batches: no update this step
+    else:  # nothing to train on (no group kept by dynamic sampling, or none selected): no update
+        metrics.setdefault("train/kept_responses", 0.0)
         metrics.update({"critic/score/mean": float(everything.score.mean()),
                         "critic/rewards/mean": float(everything.score.mean()), "critic/advantages/mean": 0.0,
                         "response_length/mean": float(everything.lengths.float().mean()),
                         "response_length/clip_ratio": float(np.mean([f == "length" for f in everything.finish])),
-                        "train/kept_responses": 0.0, "actor/pg_loss": 0.0, "actor/pg_clipfrac": 0.0,
+                        "actor/pg_loss": 0.0, "actor/pg_clipfrac": 0.0,
                         "actor/pg_clipfrac_lower": 0.0, "actor/ppo_kl": 0.0, "actor/grad_norm": 0.0,
                         "actor/entropy": float("nan")})
     metrics.update(update)
