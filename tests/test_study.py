@@ -74,10 +74,12 @@ def test_plan_orders_alignment_history_cells_analysis(tmp_path):
         nb = Path(s.argv[3]).name
         assert nb == study.RQ_NOTEBOOKS[CONDITIONS[s.cell.condition].rq]
         assert s.dir == s.cell.run_dir(tmp_path.resolve())
+        pair = f"alignment/{s.cell.model}/{s.cell.task}"  # the base curve comes from its own pair
+        assert s.params["alignment_table"].endswith(f"pairs/{s.cell.model}/{s.cell.task}/alignment.parquet")
         if s.cell.condition == "one_shot":  # the selected example needs its history run first
-            assert s.deps == [f"history/{s.cell.model}/{s.cell.task}"] and s.params["history_run"]
+            assert s.deps == [pair, f"history/{s.cell.model}/{s.cell.task}"] and s.params["history_run"]
         else:
-            assert s.deps == [] and not s.params["history_run"]
+            assert s.deps == [pair] and not s.params["history_run"]
     # --only narrows cells, the alignment step and the history steps to what is selected
     only = study.parse_only("model=dial-90,condition=random|one_shot")
     steps = study.plan(preset, tmp_path, only)
@@ -155,3 +157,34 @@ def test_paper_dry_run_prints_one_verl_job_and_eval_per_cell(tmp_path):
         assert f"trainer.default_local_dir={s.dir}/checkpoints" in trains
         assert evaluates.startswith("#   evaluates: mirage eval --backend vllm") and "--n 256" in evaluates
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+
+
+def test_a_step_dies_with_its_runner_even_on_kill_9_of_the_runner_alone(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    child = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    runner = (f"from pathlib import Path; from mirage import study; "
+              f"study.run_steps([study.Step('s', 'cell', Path({str(tmp_path / 's')!r}), "
+              f"[{sys.executable!r}, '-c', {child!r}], {{}})])")
+    proc = subprocess.Popen([sys.executable, "-c", runner], start_new_session=True)
+    t0 = time.time()
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.time() - t0 < 60 and proc.poll() is None
+        time.sleep(0.1)
+    pid = int(pid_file.read_text())
+    os.kill(proc.pid, signal.SIGKILL)  # the runner only, not its process group
+    proc.wait()
+    t0 = time.time()
+    while time.time() - t0 < 10:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the step outlived its runner")

@@ -32,6 +32,7 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -145,7 +146,7 @@ class Preset:
         return cls(**d)
 
 
-TESTBED_MODELS = ("dial-02", "dial-10", "dial-30", "dial-60", "dial-90")
+TESTBED_MODELS = ("dial-05", "dial-10", "dial-30", "dial-60", "dial-90")
 TESTBED_TASKS = ("toy-math", "toy-logic")
 
 PRESETS: dict[str, Preset] = {}
@@ -338,7 +339,7 @@ def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | 
     measure_ids = []
     for model in models:
         for task in tasks:
-            mdir = align_dir / "pairs" / safe_name(model) / task
+            mdir = pair_dir(align_dir, model, task)
             mid = f"alignment/{model}/{task}"
             params = {**common, "model": model, "task": task, "out_dir": str(align_dir), "eval": ev}
             steps.append(Step(mid, "measure", mdir,
@@ -367,14 +368,17 @@ def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | 
     for cell in cells:
         rdir = cell.run_dir(out)
         hid = history_ids.get((cell.model, cell.task)) if get_condition(cell.condition).data == "one_shot_selected" else None
+        # the base model's curve comes from its own pair's measurement, so a cell waits for that pair only
+        pair = pair_dir(align_dir, cell.model, cell.task)
         params = {**common, "model": cell.model, "task": cell.task, "condition": cell.condition, "seed": cell.seed,
                   "run_dir": str(rdir), "recipe": preset.recipe, "recipe_overrides": dict(preset.overrides),
-                  "eval": ev, "alignment_table": str(align_dir / "alignment.parquet"),
+                  "eval": ev, "alignment_table": str(pair / "alignment.parquet"),
                   "history_run": str(out / "history" / safe_name(cell.model) / cell.task) if hid else "",
                   "figures_dir": str(rdir / "figures")}
         notebook = nb / RQ_NOTEBOOKS[cell.rq]
+        deps = [f"alignment/{cell.model}/{cell.task}"] + ([hid] if hid else [])
         steps.append(Step(cell.id, "cell", rdir, _papermill(notebook, rdir / "notebook.ipynb", rdir / "params.json"),
-                          params, deps=[hid] if hid else [], cell=cell))
+                          params, deps=deps, cell=cell))
 
     adir = out / "analysis"
     fdir = Path(figures_dir).resolve() if figures_dir else out / "figures"  # run_study passes its default
@@ -434,9 +438,18 @@ def _start(step: Step, threads: int) -> tuple[subprocess.Popen, Any]:
     log = open(step.dir / "step.log", "a", encoding="utf-8")
     log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(step.argv)}\n")
     log.flush()
-    # Same process group as the runner: killing the group kills the step too.
-    proc = subprocess.Popen(step.argv, cwd=step.dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # Same process group as the runner (killing the group kills the step too), and on Linux the
+    # step is killed when the runner dies however it dies (kill -9 of the runner alone included).
+    proc = subprocess.Popen(step.argv, cwd=step.dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     return proc, log
+
+
+def _die_with_parent() -> None:
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def run_steps(steps: list[Step], jobs: int = 1, log: Callable[[str], None] = print) -> dict[str, str]:
@@ -520,12 +533,17 @@ def sampler_backend(backend: str) -> str:
     return {"local": "hf", "verl": "vllm"}[backend]
 
 
+def pair_dir(out_dir: str | os.PathLike, model: str, task: str) -> Path:
+    """Where one model x task alignment measurement lives (its own alignment.parquet and cache)."""
+    return Path(out_dir) / "pairs" / safe_name(model) / task
+
+
 def measure_pair(model: str, task: str, out_dir: str | os.PathLike, eval: Mapping[str, Any],
                  backend: str = "local"):
-    """Base pass@k of one model on one task (``mirage.evaluate.align``, cached in ``<out_dir>/pairs/``)."""
+    """Base pass@k of one model on one task (``mirage.evaluate.align``, cached in ``pair_dir``)."""
     from mirage.evaluate import align
 
-    return align([model], [task], n=eval["align_n"], out=Path(out_dir) / "pairs" / safe_name(model) / task,
+    return align([model], [task], n=eval["align_n"], out=pair_dir(out_dir, model, task),
                  backend=sampler_backend(backend), temperature=eval["temperature"], top_p=eval["top_p"],
                  max_tokens=eval["max_tokens"], seed=eval["seed"])
 
