@@ -42,6 +42,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from mirage.conditions import CONDITIONS, PAPER_CONDITIONS
 from mirage.runs import write_json_atomic
+from mirage.testbed.pretrain import FAMILY
 
 # The notebook that runs a cell, by research question of its condition.
 RQ_NOTEBOOKS = {"RQ1": "10_rq1_reward_signal.ipynb", "RQ2": "20_rq2_one_shot.ipynb",
@@ -146,7 +147,7 @@ class Preset:
         return cls(**d)
 
 
-TESTBED_MODELS = ("dial-05", "dial-10", "dial-30", "dial-60", "dial-90")
+TESTBED_MODELS = tuple(FAMILY)  # every shipped dial model
 TESTBED_TASKS = ("toy-math", "toy-logic")
 
 PRESETS: dict[str, Preset] = {}
