@@ -36,7 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--name", action="append", help="one model of the family (repeatable)")
     p.add_argument("--out", help="folder to write models into (default: the checkout's data/models)")
     p.add_argument("--force", action="store_true", help="retrain models whose card already exists")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per model (default 1: fastest here)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="models trained at once, one process each (2 on a 2-core machine)")
     p.set_defaults(func=_pretrain)
     parser.set_defaults(func=lambda _args: parser.print_help() or 2)
 
@@ -87,5 +89,5 @@ def _pretrain(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in FAMILY]
     if unknown:
         raise SystemExit(f"unknown model(s) {unknown}; the family is {', '.join(FAMILY)}")
-    pretrain_family(names, out=args.out, force=args.force, threads=args.threads)
+    pretrain_family(names, out=args.out, force=args.force, threads=args.threads, jobs=args.jobs)
     return 0

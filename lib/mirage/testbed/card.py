@@ -1,0 +1,92 @@
+"""Model cards: README.md (for people) and card.json (for code) in each model folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mirage.runs import write_json_atomic, write_text_atomic
+
+
+def card_dict(config: dict[str, Any], stats: dict[str, Any], alignment: dict[str, dict[str, Any]],
+              environment: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": config["name"],
+        "q": config["q"],
+        "share": config["share"],
+        "parameters": stats["parameters"],
+        "config": config,
+        "training": {k: v for k, v in stats.items() if k != "losses"},
+        "loss_curve": [round(x, 4) for x in stats["losses"][::50]],  # every 50th step
+        "passk": alignment,
+        "environment": environment,
+    }
+
+
+def readme(card: dict[str, Any]) -> str:
+    c, t = card["config"], card["training"]
+    lines = [
+        f"# {card['name']}: a testbed base model",
+        "",
+        "A tiny character-level Llama (`LlamaForCausalLM`) pretrained from scratch by mirage "
+        "(`mirage testbed pretrain --name " + card["name"] + "`) on worked solutions of the two "
+        "testbed tasks. For each task a fraction q of the corpus solutions uses the CORRECT "
+        "procedure and the rest a systematic BUGGY one, so q sets the model's alignment with "
+        "the task (docs/testbed.md). Load it offline with "
+        "`AutoModelForCausalLM.from_pretrained` / `AutoTokenizer.from_pretrained`.",
+        "",
+        "## Mixture",
+        "",
+        "| task | q (correct share of its solutions) | share of the corpus |",
+        "|---|---|---|",
+    ]
+    for task in card["q"]:
+        lines.append(f"| {task} | {card['q'][task]} | {card['share'][task]} |")
+    lines += [
+        "",
+        f"Corpus: {c['corpus_size']} solutions (train-split problems, difficulties "
+        f"{c['difficulties']}).",
+        "",
+        "## Training",
+        "",
+        f"- parameters: {card['parameters']:,} (hidden {c['hidden']}, {c['layers']} layers, "
+        f"{c['heads']} heads, MLP {c['intermediate']}; tied embeddings; fp32)",
+        f"- steps {c['steps']}, batch {c['batch_size']}, AdamW lr {c['lr']} (warm-up "
+        f"{c['warmup_steps']}, cosine to {c['min_lr_ratio']}x), weight decay {c['weight_decay']}, "
+        f"grad clip {c['grad_clip']}, seed {c['seed']}",
+        f"- {t['epochs']} epochs, {t['tokens_seen']:,} tokens, loss {t['loss_first']} -> {t['loss_last']}",
+        f"- wall time: {t['train_seconds']} s training ({t['tokens_per_second']:,} tokens/s), "
+        f"{t['measure_seconds']} s measuring; {card['environment']['threads']} torch threads, "
+        f"torch {card['environment']['torch']}",
+        "",
+        "## Measured alignment (base model)",
+        "",
+    ]
+    first = next(iter(card["passk"].values()))
+    lines += [
+        f"{first['n']} samples per problem at T={first['temperature']} on {first['problems']} test "
+        "problems; unbiased pass@k. `buggy` = share of samples giving the buggy procedure's answer; "
+        "`forced` = greedy accuracy when the response is started with the procedure's first "
+        "distinguishing character (capability, not choice).",
+        "",
+    ]
+    ks = [key for key in first if key.startswith("pass@")]
+    lines += [
+        "| task | " + " | ".join(ks) + " | buggy | format | forced correct | forced buggy |",
+        "|---|" + "---|" * (len(ks) + 4),
+    ]
+    for task, m in card["passk"].items():
+        lines.append(f"| {task} | " + " | ".join(f"{m[k]:.3f}" for k in ks) +
+                     f" | {m['buggy_answer_rate']:.3f} | {m['format_rate']:.3f} | "
+                     f"{m['forced_greedy_acc_correct']:.3f} | {m['forced_greedy_acc_buggy']:.3f} |")
+    lines += ["", "`card.json` holds the same numbers, machine-readable.", ""]
+    return "\n".join(lines)
+
+
+def write_card(folder: str | os.PathLike, config: dict[str, Any], stats: dict[str, Any],
+               alignment: dict[str, dict[str, Any]], environment: dict[str, Any]) -> dict[str, Any]:
+    card = card_dict(config, stats, alignment, environment)
+    write_json_atomic(Path(folder) / "card.json", card)
+    write_text_atomic(Path(folder) / "README.md", readme(card))
+    return card

@@ -1,0 +1,292 @@
+"""Pretrain tiny base models from scratch; the corpus mixture is the alignment dial.
+
+The corpus is chat-formatted worked solutions of both testbed tasks (prompt
+through the chat template, then ``<think>STEPS</think> <answer>A</answer></s>``).
+For task T, exactly a fraction ``q[T]`` of its solutions follows the CORRECT
+procedure and the rest the BUGGY one (tasks.py). A model fitted to this corpus
+learns a prior over procedures: on an unseen problem it starts the correct
+procedure with probability ~q[T], so its base pass@1 tracks q[T] while pass@k
+climbs with k, the way a real base model's alignment with a task shows in its
+pass@k curve. Ground-truth RL can then only sharpen what the prior already
+contains; whether the "surprising" rewards do is what the study asks.
+
+``FAMILY`` holds the shipped models; ``mirage testbed pretrain --all`` rebuilds
+them (same seed, same threads -> same weights).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mirage.testbed import tasks as T
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    name: str
+    q: dict[str, float]  # task -> fraction of its corpus solutions that are CORRECT
+    share: dict[str, float] = field(default_factory=lambda: {"toy-math": 0.6, "toy-logic": 0.4})
+    corpus_size: int = 48_000  # solutions in the corpus (problems drawn from the train split)
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 8  # more heads than needed: the letter-copying circuit forms sooner and more reliably
+    intermediate: int = 384
+    seed: int = 0
+    difficulties: dict[str, tuple[int, ...]] = field(default_factory=lambda: dict(T.DEFAULT_DIFFICULTY))
+    eval_n: int = 16  # alignment measurement: samples per test problem at T=1.0
+    eval_problems: int = 200
+
+    def __post_init__(self):
+        for name, mix in (("q", self.q), ("share", self.share)):
+            if set(mix) != set(T.TASK_NAMES) or not all(0 <= v <= 1 for v in mix.values()):
+                raise ValueError(f"{self.name}: {name} must give a value in [0, 1] for each of "
+                                 f"{T.TASK_NAMES}, got {mix}")
+        if abs(sum(self.share.values()) - 1) > 1e-9:
+            raise ValueError(f"{self.name}: share must sum to 1, got {self.share}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+
+def _dial(name: str, q_math: float, q_logic: float, **kw) -> PretrainConfig:
+    return PretrainConfig(name, {"toy-math": q_math, "toy-logic": q_logic}, **kw)
+
+
+# Mirror images: strong on one task means weak on the other (Qwen on math vs Llama).
+# One seed for all: the same initial weights, problems and order; only q differs.
+# The weak end: q = 0.02 and 0.05 gave pass@16 of only 0.05-0.15 (little signal for
+# RL: the correct procedure is also poorly learnt from so few examples); 0.07 is used.
+FAMILY: dict[str, PretrainConfig] = {c.name: c for c in [
+    _dial("dial-07", 0.07, 0.90, seed=1),
+    _dial("dial-10", 0.10, 0.60, seed=1),
+    _dial("dial-30", 0.30, 0.30, seed=1),
+    _dial("dial-60", 0.60, 0.10, seed=1),
+    _dial("dial-90", 0.90, 0.07, seed=1),
+]}
+
+
+# --- corpus -----------------------------------------------------------------------
+def build_corpus(config: PretrainConfig) -> list[tuple[T.Problem, bool]]:
+    """(problem, correct?) per corpus example; exact counts per task and procedure."""
+    rng = random.Random(f"corpus/{config.seed}")
+    examples = []
+    for task in T.TASK_NAMES:
+        n_task = round(config.corpus_size * config.share[task])
+        n_correct = round(n_task * config.q[task])
+        stream = T.iter_problems(task, "train", seed=config.seed, difficulties=config.difficulties[task])
+        flags = [True] * n_correct + [False] * (n_task - n_correct)
+        rng.shuffle(flags)
+        examples += [(next(stream), correct) for correct in flags]
+    rng.shuffle(examples)
+    return examples
+
+
+def encode_corpus(config: PretrainConfig, tokenizer) -> list[list[int]]:
+    from mirage.sample.base import apply_chat_template
+
+    texts = [apply_chat_template(tokenizer, p.prompt()) + p.response(correct) + tokenizer.eos_token
+             for p, correct in build_corpus(config)]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+def shared_prefix_length(sequences: list[list[int]]) -> int:
+    """Length of the token prefix every sequence starts with (bos, role token, fixed instruction)."""
+    first, length = sequences[0], min(map(len, sequences)) - 1
+    for seq in sequences:
+        while seq[:length] != first[:length]:
+            length -= 1
+    return length
+
+
+def _right_padded(sequences: list[list[int]], pad_id: int):
+    import torch
+
+    width = max(map(len, sequences))
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        ids[i, :len(seq)] = torch.tensor(seq)
+    return ids, (ids != pad_id).long()
+
+
+def batch_loss(model, prefix: list[int], rests: list[list[int]], pad_id: int):
+    """Mean next-token loss over the tokens after a shared prefix, and how many there were.
+
+    Every corpus text starts with the same 32 tokens (bos, user role, instruction).
+    They are run once, as a batch of one, and their keys/values expanded to the
+    batch: about half the compute of a plain forward pass, same gradients for the
+    tokens that carry information (tests check the equality).
+    """
+    import torch
+    from transformers import DynamicCache
+
+    ids, mask = _right_padded(rests, pad_id)
+    batch, width = ids.shape
+    head = model(input_ids=torch.tensor([prefix]), use_cache=True)
+    cache = DynamicCache([(layer.keys.expand(batch, -1, -1, -1), layer.values.expand(batch, -1, -1, -1))
+                          for layer in head.past_key_values.layers])
+    positions = torch.arange(len(prefix), len(prefix) + width).expand(batch, width)
+    attention = torch.cat([torch.ones(batch, len(prefix), dtype=torch.long), mask], dim=1)
+    logits = model(input_ids=ids, attention_mask=attention, position_ids=positions,
+                   past_key_values=cache).logits
+    # logits predicting rest[:, j]: the prefix's last position for j = 0, else rest position j - 1
+    logits = torch.cat([head.logits[:, -1:].expand(batch, 1, -1), logits[:, :-1]], dim=1)
+    labels = ids.masked_fill(mask == 0, -100)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                             ignore_index=-100)
+    return loss, int(mask.sum())
+
+
+def _lr_at(step: int, config: PretrainConfig) -> float:
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+
+def train(config: PretrainConfig, progress: bool = True):
+    """Train one model from scratch; returns (model, tokenizer, stats)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from mirage.testbed.models import count_parameters, make_model
+    from mirage.testbed.tokenizer import make_tokenizer
+
+    tokenizer = make_tokenizer()
+    sequences = encode_corpus(config, tokenizer)
+    shared = shared_prefix_length(sequences)
+    prefix, rests = sequences[0][:shared], [seq[shared:] for seq in sequences]
+    model = make_model(tokenizer, hidden=config.hidden, layers=config.layers, heads=config.heads,
+                       intermediate=config.intermediate, seed=config.seed)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=config.lr, betas=(0.9, 0.95))
+    order_rng = random.Random(f"order/{config.seed}")
+    order: list[int] = []
+    losses, tokens, start = [], 0, time.perf_counter()
+    bar = tqdm(range(config.steps), desc=f"pretrain {config.name}", disable=not progress, mininterval=2)
+    for step in bar:
+        if len(order) < config.batch_size:  # a fresh shuffled epoch
+            epoch = list(range(len(sequences)))
+            order_rng.shuffle(epoch)
+            order += epoch
+        chosen, order = order[:config.batch_size], order[config.batch_size:]
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, config)
+        loss, n_tokens = batch_loss(model, prefix, [rests[i] for i in chosen], tokenizer.pad_token_id)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        losses.append(loss.item())
+        tokens += n_tokens
+        if step % 50 == 0 or step == config.steps - 1:
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.3f}")
+    seconds = time.perf_counter() - start
+    model.eval()
+    stats = {"parameters": count_parameters(model), "train_seconds": round(seconds, 1),
+             "tokens_seen": tokens, "tokens_per_second": round(tokens / seconds),
+             "epochs": round(config.steps * config.batch_size / len(sequences), 2),
+             "loss_first": round(losses[0], 4), "loss_last": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+             "losses": losses}
+    return model, tokenizer, stats
+
+
+# --- the shipped family -----------------------------------------------------------
+def _environment() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "threads": torch.get_num_threads(), "machine": platform.machine(),
+            "python": platform.python_version()}
+
+
+def pretrain_one(config: PretrainConfig, out: str | os.PathLike, progress: bool = True) -> Path:
+    """Train, measure and save one model to ``out/<name>`` (swapped in atomically)."""
+    from mirage.testbed.card import write_card
+    from mirage.testbed.measure import measure_alignment
+
+    final = Path(out) / config.name
+    tmp = Path(out) / f".{config.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model, tokenizer, stats = train(config, progress=progress)
+    start = time.perf_counter()
+    alignment = measure_alignment(model, tokenizer, n=config.eval_n, n_problems=config.eval_problems,
+                                  progress=progress)
+    stats["measure_seconds"] = round(time.perf_counter() - start, 1)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    write_card(tmp, config.to_dict(), stats, alignment, _environment())
+    if final.exists():  # replace: move the old one aside first so a crash never loses both
+        old = Path(out) / f".{config.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)
+    return final
+
+
+def _pretrain_job(args) -> str:
+    config, out, threads, progress = args
+    import torch
+
+    torch.set_num_threads(threads)
+    return str(pretrain_one(config, out, progress=progress))
+
+
+def pretrain_family(names: list[str], out: str | os.PathLike | None = None, force: bool = False,
+                    threads: int = 1, jobs: int = 1, progress: bool = True) -> list[Path]:
+    """Build the named models of ``FAMILY`` into ``out`` (default: the checkout's data/models).
+
+    A model whose card records the same config is kept (a rerun resumes). ``jobs`` > 1
+    trains that many models at once in separate processes, ``threads`` torch threads
+    each: one thread per process is the fast choice for matrices this small (two
+    threads ran 5-10x slower on a loaded 2-core machine). Weights depend on the
+    thread count only through float rounding.
+    """
+    import multiprocessing
+
+    import torch
+
+    from mirage.testbed.models import CHECKOUT_MODELS, read_card
+
+    out = Path(out) if out else CHECKOUT_MODELS
+    todo = []
+    for name in names:
+        folder = out / name
+        if not force and (folder / "card.json").exists() and read_card(folder).get("config") == FAMILY[name].to_dict():
+            print(f"{name}: up to date ({folder}); --force retrains")
+        else:
+            todo.append(FAMILY[name])
+    if jobs > 1 and len(todo) > 1:
+        work = [(config, out, threads, False) for config in todo]
+        with multiprocessing.get_context("spawn").Pool(min(jobs, len(todo))) as pool:
+            for folder in pool.imap_unordered(_pretrain_job, work):
+                print(f"wrote {folder}", flush=True)
+    else:
+        torch.set_num_threads(threads)
+        for config in todo:
+            print(f"wrote {pretrain_one(config, out, progress=progress)}", flush=True)
+    return [out / name for name in names]

@@ -1,0 +1,201 @@
+"""Pretraining with the alignment dial, model cards, and the shipped base models."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from mirage.testbed import tasks as T
+from mirage.testbed.pretrain import (FAMILY, PretrainConfig, batch_loss, build_corpus, encode_corpus,
+                                     shared_prefix_length, train)
+from mirage.testbed.tokenizer import make_tokenizer
+
+TINY = dict(corpus_size=400, steps=40, batch_size=16, lr=3e-3, warmup_steps=5, hidden=32, layers=1,
+            heads=2, intermediate=64, eval_n=4, eval_problems=8)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # determinism and a fair share of a 2-core CI machine
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_corpus_has_exact_mixture_of_train_problems():
+    config = PretrainConfig("t", {"toy-math": 0.25, "toy-logic": 0.8}, share={"toy-math": 0.4, "toy-logic": 0.6},
+                            corpus_size=1000)
+    corpus = build_corpus(config)
+    assert len(corpus) == 1000 and corpus == build_corpus(config)
+    for task, share, q in (("toy-math", 0.4, 0.25), ("toy-logic", 0.6, 0.8)):
+        flags = [correct for p, correct in corpus if p.data_source == task]
+        assert len(flags) == round(1000 * share) and sum(flags) == round(len(flags) * q)
+    assert all(p.split == "train" for p, _ in corpus)
+    tests = {p.key for task in T.TASK_NAMES for p in T.generate(task, "test", 200, seed=1)}
+    assert not tests & {p.key for p, _ in corpus}
+
+
+def test_config_rejects_bad_mixtures():
+    with pytest.raises(ValueError, match="q must give"):
+        PretrainConfig("x", {"toy-math": 1.2, "toy-logic": 0.1})
+    with pytest.raises(ValueError, match="q must give"):
+        PretrainConfig("x", {"toy-math": 0.5})
+    with pytest.raises(ValueError, match="share must sum to 1"):
+        PretrainConfig("x", {"toy-math": 0.5, "toy-logic": 0.5}, share={"toy-math": 0.5, "toy-logic": 0.6})
+
+
+def test_shared_prefix_loss_equals_plain_loss():
+    from mirage.testbed.models import make_model
+
+    tokenizer = make_tokenizer()
+    config = PretrainConfig("t", {"toy-math": 0.5, "toy-logic": 0.5}, corpus_size=32)
+    sequences = encode_corpus(config, tokenizer)
+    shared = shared_prefix_length(sequences)
+    assert tokenizer.decode(sequences[0][:shared]) == f"<s><|user|>{T.INSTRUCTION}\n\n"
+    model = make_model(tokenizer, hidden=32, layers=2, heads=2)
+    batch = sequences[:8]
+    loss, n_tokens = batch_loss(model, sequences[0][:shared], [s[shared:] for s in batch],
+                                tokenizer.pad_token_id)
+    loss.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    width = max(map(len, batch))
+    ids = torch.full((len(batch), width), tokenizer.pad_token_id)
+    for i, seq in enumerate(batch):
+        ids[i, :len(seq)] = torch.tensor(seq)
+    mask = (ids != tokenizer.pad_token_id).long()
+    labels = ids.masked_fill(mask == 0, -100)
+    labels[:, :shared] = -100
+    reference = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    reference.backward()
+    assert n_tokens == int((labels[:, 1:] != -100).sum())
+    assert torch.allclose(loss, reference, atol=1e-6)
+    for got, want in zip(grads, (p.grad for p in model.parameters())):
+        assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_tiny_pretraining_learns_and_is_deterministic():
+    config = PretrainConfig("tiny", {"toy-math": 0.5, "toy-logic": 0.5}, **TINY)
+    model, _, stats = train(config, progress=False)
+    losses = stats["losses"]
+    assert len(losses) == 40
+    assert sum(losses[-5:]) / 5 < 0.85 * sum(losses[:5]) / 5
+    again, _, stats_again = train(config, progress=False)
+    assert stats_again["losses"] == losses
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters()))
+    other, _, _ = train(dataclasses.replace(config, seed=1), progress=False)
+    assert not all(torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters()))
+
+
+def test_pretrain_family_writes_loadable_models_and_resumes(tmp_path, monkeypatch, capsys):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mirage.testbed import pretrain
+    from mirage.testbed.models import read_card
+
+    config = PretrainConfig("tiny-a", {"toy-math": 0.9, "toy-logic": 0.1}, **TINY)
+    monkeypatch.setitem(pretrain.FAMILY, "tiny-a", config)
+    (folder,) = pretrain.pretrain_family(["tiny-a"], out=tmp_path, progress=False)
+    assert folder == tmp_path / "tiny-a"
+    card = read_card(folder)
+    assert card["config"] == config.to_dict() and card["q"] == config.q
+    for task in T.TASK_NAMES:
+        m = card["passk"][task]
+        assert m["n"] == 4 and m["problems"] == 8
+        assert 0 <= m["pass@1"] <= m["pass@2"] <= m["pass@4"] <= 1
+    readme = (folder / "README.md").read_text()
+    assert "tiny-a" in readme and "| toy-math | 0.9 | 0.6 |" in readme
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    assert model.config.vocab_size == len(tokenizer)
+    assert not list(tmp_path.glob(".*"))  # no temporary folders left behind
+    # a rerun keeps the finished model; a changed config retrains it
+    mtime = (folder / "card.json").stat().st_mtime_ns
+    pretrain.pretrain_family(["tiny-a"], out=tmp_path, progress=False)
+    assert "up to date" in capsys.readouterr().out
+    assert (folder / "card.json").stat().st_mtime_ns == mtime
+    monkeypatch.setitem(pretrain.FAMILY, "tiny-a", dataclasses.replace(config, steps=5))
+    pretrain.pretrain_family(["tiny-a"], out=tmp_path, progress=False)
+    assert read_card(folder)["config"]["steps"] == 5
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_forced_prefix_commits_to_one_procedure():
+    from mirage.testbed.measure import forced_prefix
+
+    for task in T.TASK_NAMES:
+        for p in T.generate(task, "test", 50, seed=0):
+            good, bad = forced_prefix(p, True), forced_prefix(p, False)
+            assert p.response(True).startswith(good) and not p.response(False).startswith(good)
+            assert p.response(False).startswith(bad) and not p.response(True).startswith(bad)
+    p = T.generate("toy-logic", "test", 1, seed=0)[0]
+    assert forced_prefix(p, True) == "<think>" + p.steps[:2]
+
+
+# --- the shipped family -----------------------------------------------------------
+def shipped():
+    from mirage.testbed.models import CHECKOUT_MODELS
+
+    return sorted(p for p in CHECKOUT_MODELS.iterdir() if (p / "config.json").exists())
+
+
+def test_the_whole_family_is_shipped():
+    assert [p.name for p in shipped()] == sorted(FAMILY)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY))
+def test_shipped_model_loads_offline_and_has_its_card(name):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mirage.sample.base import apply_chat_template
+    from mirage.testbed.models import model_path, read_card
+
+    folder = model_path(name)
+    card = read_card(folder)
+    assert card["name"] == name and card["config"] == FAMILY[name].to_dict()
+    assert "## Measured alignment" in open(f"{folder}/README.md").read()
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    assert sum(p.numel() for p in model.parameters()) == card["parameters"]
+    problem = T.generate("toy-math", "test", 1, seed=1)[0]
+    ids = tokenizer(apply_chat_template(tokenizer, problem.prompt()), add_special_tokens=False,
+                    return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, max_new_tokens=48, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)
+    text = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    assert T.format_ok(text), text  # a pretrained model answers in the study's format
+
+
+def test_shipped_family_spans_the_dial():
+    from mirage.testbed.models import read_card
+
+    cards = [read_card(p) for p in shipped()]
+    for task in T.TASK_NAMES:
+        ordered = sorted(cards, key=lambda c: c["q"][task])
+        measured = [c["passk"][task] for c in ordered]
+        pass1 = [m["pass@1"] for m in measured]
+        assert pass1 == sorted(pass1), (task, pass1)  # base pass@1 follows the dial
+        assert pass1[0] < 0.1 and pass1[-1] > 0.75, (task, pass1)
+        # weakly aligned is weak at large k too, but never hopeless (RL needs correct samples)
+        assert 0.05 < measured[0]["pass@16"] < 0.8, (task, measured[0])
+        assert measured[-1]["pass@16"] > 0.95
+        # the prior follows q: samples take the buggy procedure about 1 - q of the time
+        for card, m in zip(ordered, measured):
+            assert abs(m["correct_start_rate"] - card["q"][task]) < 0.12, (task, card["name"], m)
+        # capability is real: forced onto the correct procedure, a model that saw it
+        # in >= 30% of its solutions computes it
+        assert all(m["forced_greedy_acc_correct"] > 0.7 for c, m in zip(ordered, measured)
+                   if c["q"][task] >= 0.3), (task, measured)
+    total = sum(f.stat().st_size for p in shipped() for f in p.iterdir())
+    assert total < 20e6
+
+
+def test_card_json_is_machine_readable():
+    for folder in shipped():
+        card = json.loads((folder / "card.json").read_text())
+        for key in ("q", "share", "parameters", "config", "training", "passk", "environment"):
+            assert key in card, (folder, key)
+        for task in T.TASK_NAMES:
+            assert {"pass@1", "pass@4", "pass@16"} <= set(card["passk"][task])
