@@ -8,6 +8,7 @@ import string
 import pandas as pd
 import pytest
 
+from mirage.rewards import extract_answer, format_ok
 from mirage.testbed import tasks as T
 from mirage.testbed.tokenizer import CHARACTERS, make_tokenizer
 
@@ -119,7 +120,7 @@ def test_prompt_and_response_lengths(task, tokenizer):
         for correct in (True, False):
             response = p.response(correct) + tokenizer.eos_token
             assert len(tokenizer(response, add_special_tokens=False)["input_ids"]) <= 48
-            assert T.format_ok(p.response(correct))
+            assert format_ok(p.response(correct))
 
 
 # --- rows and files ---------------------------------------------------------------
@@ -142,6 +143,25 @@ def test_ensure_dataset_writes_verl_rows(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(path), df)
 
 
+def test_ensure_dataset_regenerates_a_file_made_otherwise(tmp_path, monkeypatch):
+    path = T.ensure_dataset("toy-math_test", root=tmp_path, n=30, seed=1)
+    rows = pd.read_parquet(path)
+    # other arguments: regenerated, not reused
+    assert len(pd.read_parquet(T.ensure_dataset("toy-math_test", root=tmp_path, n=20, seed=1))) == 20
+    # a stale file from an older generator (or with no sidecar) is regenerated too
+    monkeypatch.setattr(T, "GENERATOR_VERSION", T.GENERATOR_VERSION - 1)
+    T.ensure_dataset("toy-math_test", root=tmp_path, n=30, seed=1)
+    monkeypatch.undo()
+    mtime = path.stat().st_mtime_ns
+    T.ensure_dataset("toy-math_test", root=tmp_path, n=30, seed=1)
+    assert path.stat().st_mtime_ns != mtime
+    pd.testing.assert_frame_equal(pd.read_parquet(path), rows)
+    path.with_suffix(".meta.json").unlink()
+    mtime = path.stat().st_mtime_ns
+    T.ensure_dataset("toy-math_test", root=tmp_path, n=30, seed=1)
+    assert path.stat().st_mtime_ns != mtime
+
+
 def test_default_dataset_sizes(tmp_path):
     for task in T.TASK_NAMES:
         train = pd.read_parquet(T.ensure_dataset(f"{task}_train", root=tmp_path))
@@ -161,8 +181,8 @@ def test_check_answer(task):
         assert not T.check_answer(task, p.buggy_answer, p.answer)
         assert not T.check_answer(task, p.answer + "0", p.answer)
         assert not T.check_answer(task, p.answer[:-1], p.answer)
-        assert T.check_answer(task, T.extract_answer(p.response()), p.answer)
-        assert not T.check_answer(task, T.extract_answer(p.response(correct=False)), p.answer)
+        assert T.check_answer(task, extract_answer(p.response()), p.answer)
+        assert not T.check_answer(task, extract_answer(p.response(correct=False)), p.answer)
 
 
 def test_check_answer_never_raises_on_junk():
@@ -174,19 +194,18 @@ def test_check_answer_never_raises_on_junk():
     for task in T.TASK_NAMES:
         for pred in junk:
             assert T.check_answer(task, pred, "17") in (True, False)
-            T.extract_answer(pred)
-            T.format_ok(pred)
+            extract_answer(pred)
+            format_ok(pred)
     assert not T.check_answer("toy-math", "17", None)
     with pytest.raises(ValueError, match="unknown testbed task"):
         T.check_answer("gsm8k", "17", "17")
 
 
 def test_format_and_extraction():
-    assert T.format_ok("<think>a\nb</think> <answer>1\n</answer>")
-    assert not T.format_ok("<think>a</think>")
-    assert not T.format_ok("17")
-    assert T.extract_answer("<answer>1</answer> <answer>2</answer>") == "2"
-    assert T.extract_answer("no tags") is None
+    assert format_ok("<think>a\nb</think> <answer>1\n</answer>")
+    assert not format_ok("<think>a</think>")
+    assert not format_ok("17")
+    assert extract_answer("no tags") is None
 
 
 # --- tokenizer --------------------------------------------------------------------

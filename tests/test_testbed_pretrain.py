@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from mirage.rewards import format_ok
 from mirage.testbed import tasks as T
 from mirage.testbed.pretrain import (FAMILY, PretrainConfig, batch_loss, build_corpus, encode_corpus,
                                      shared_prefix_length, train)
@@ -165,7 +166,7 @@ def test_shipped_model_loads_offline_and_has_its_card(name):
         out = model.generate(input_ids=ids, max_new_tokens=48, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id)
     text = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-    assert T.format_ok(text), text  # a pretrained model answers in the study's format
+    assert format_ok(text), text  # a pretrained model answers in the study's format
 
 
 def test_shipped_family_spans_the_dial():

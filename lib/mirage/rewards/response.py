@@ -28,6 +28,8 @@ _BOUNDARY = re.compile(r"</think>\s*<answer>")
 
 def format_ok(text: str, release_faithful: bool = False) -> bool:
     """True when the stripped response is one think block followed by one answer block."""
+    if not isinstance(text, str):
+        return False
     s = text.strip()
     if not (s.startswith(THINK_OPEN) and s.endswith(ANSWER_CLOSE)):
         return False
@@ -50,7 +52,9 @@ def format_ok(text: str, release_faithful: bool = False) -> bool:
 
 
 def extract_answer(text: str, release_faithful: bool = False) -> str | None:
-    """Text inside the first ``<answer>...</answer>``, or None when there is none."""
+    """Text inside the first ``<answer>...</answer>``, or None when there is none (or no text)."""
+    if not isinstance(text, str):
+        return None
     if not release_faithful:
         start = text.find(ANSWER_OPEN)
         if start == -1:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mirage.rewards import extract_answer, format_ok
 from mirage.testbed import tasks as T
 
 KS = (1, 2, 4, 8, 16)
@@ -65,11 +66,11 @@ def measure_task(model, tokenizer, task: str, n: int = 16, n_problems: int = 200
         outs = generate(model, tokenizer, prompts[b:b + chunk], seeds[b:b + chunk], n, temperature,
                         max_new_tokens)
         for p, texts in zip(problems[b:b + chunk], outs):
-            answers = [T.extract_answer(t) for t in texts]
+            answers = [extract_answer(t) for t in texts]
             hits = [T.check_answer(task, a, p.answer) for a in answers]
             correct.append(sum(hits))
             buggy += sum(T.check_answer(task, a, p.buggy_answer) for a in answers)
-            formatted += sum(T.format_ok(t) for t in texts)
+            formatted += sum(format_ok(t) for t in texts)
             prefix = forced_prefix(p, True)
             for text, hit in zip(texts, hits):
                 if text.startswith(prefix):
@@ -90,7 +91,7 @@ def measure_task(model, tokenizer, task: str, n: int = 16, n_problems: int = 200
         prefixes = [forced_prefix(p, is_correct) for p in problems]
         outs = generate(model, tokenizer, [pr + encode(fx) for pr, fx in zip(prompts, prefixes)],
                         [0] * len(problems), 1, 0.0, max_new_tokens, batch_size=64)
-        hits = sum(T.check_answer(task, T.extract_answer(fx + text), p.answer if is_correct else p.buggy_answer)
+        hits = sum(T.check_answer(task, extract_answer(fx + text), p.answer if is_correct else p.buggy_answer)
                    for p, fx, (text,) in zip(problems, prefixes, outs))
         result[f"forced_greedy_acc_{procedure}"] = round(hits / len(problems), 4)
     return result

@@ -45,6 +45,9 @@ DEFAULT_DIFFICULTY = {"toy-math": (3, 4), "toy-logic": (3, 4, 5)}
 DIFFICULTY_RANGE = {"toy-math": (3, 5), "toy-logic": (2, 6)}  # operands / word length
 DEFAULT_SIZES = {"train": 4000, "test": 200}
 DEFAULT_SEEDS = {"train": 0, "test": 1}
+# Bump when a generator's output changes: datasets written by another version are
+# regenerated instead of silently reused (ensure_dataset compares the sidecar).
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -233,25 +236,30 @@ def ensure_dataset(name: str, root: str | os.PathLike | None = None, n: int | No
     """Write (atomically, once) and return ``mirage.tasks.dataset_path(name)``.
 
     ``name`` is "toy-math_train", "toy-math_test", "toy-logic_train" or "toy-logic_test".
-    An existing file is reused unless ``overwrite``; generation is deterministic, so a
-    rewrite with the same arguments gives the same rows.
+    An existing file is reused when its sidecar ``.meta.json`` records the same
+    generator version and arguments (else it is regenerated); generation is
+    deterministic, so a rewrite with the same arguments gives the same rows.
     """
-    from mirage.runs import write_parquet_atomic
+    import json
+
+    from mirage.runs import write_json_atomic, write_parquet_atomic
     from mirage.tasks import dataset_path
 
     task, split = parse_dataset_name(name)
     path = dataset_path(name, root)
-    if path.exists() and not overwrite:
-        return path
     n = DEFAULT_SIZES[split] if n is None else int(n)
     seed = DEFAULT_SEEDS[split] if seed is None else int(seed)
+    spec = {"generator_version": GENERATOR_VERSION, "task": task, "split": split, "n": n, "seed": seed,
+            "difficulties": list(_check_difficulties(task, difficulties))}
+    meta = path.with_suffix(".meta.json")
+    if path.exists() and not overwrite and meta.exists() and json.loads(meta.read_text()) == spec:
+        return path
     write_parquet_atomic(path, problems_frame(task, split, n, seed, difficulties))
+    write_json_atomic(meta, spec)
     return path
 
 
 # --- verification -----------------------------------------------------------------
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-_FORMAT_RE = re.compile(r"^\s*<think>.*?</think>\s*<answer>.*?</answer>\s*$", re.DOTALL)
 
 
 def _normalise(text: str) -> str:
@@ -269,13 +277,3 @@ def check_answer(data_source: str, pred: Any, ground_truth: Any, extra_info: Any
     if not isinstance(pred, str) or ground_truth is None:
         return False
     return _normalise(pred) == _normalise(str(ground_truth))
-
-
-def extract_answer(response: str) -> str | None:
-    """The text of the last ``<answer>...</answer>`` (newlines allowed), or None."""
-    found = _ANSWER_RE.findall(response) if isinstance(response, str) else []
-    return found[-1] if found else None
-
-
-def format_ok(response: str) -> bool:
-    return isinstance(response, str) and _FORMAT_RE.match(response) is not None
