@@ -95,7 +95,7 @@ are the mirror image (like Llama on math)."""),
 models = ["dial-10", "dial-90"]    # base models (testbed names, HF ids or paths)
 tasks = ["toy-math", "toy-logic"]
 backend = "local"                  # local -> HF sampler on CPU; verl -> vLLM on GPUs
-eval = {"n": 16, "align_n": 32, "temperature": 1.0, "top_p": 1.0, "max_tokens": None, "seed": 0}
+eval = {"align_n": 32, "alignment_k": 16, "temperature": 1.0, "top_p": 1.0, "max_tokens": None, "seed": 0}
 out_dir = ""                       # empty: runs/alignment
 preset = "interactive"
 study_dir = ""
@@ -112,8 +112,9 @@ out_dir = Path(out_dir or "runs/alignment")
 # Evaluations are cached per model x task x settings: a rerun only reads them.
 table = study.measure_alignment(models, tasks, out_dir, eval, backend)
 '''),
-    ("markdown", "## The alignment table\npass@1 and pass@k at the largest k measured (the alignment), per model x task."),
-    ("code", "display(plots.alignment_matrix(table).round(3))"),
+    ("markdown", "## The alignment table\nBase pass@1, pass@k at the alignment k (the study's x-axis) and at the "
+                 "largest k measured, per model x task."),
+    ("code", 'display(plots.alignment_matrix(table, eval.get("alignment_k")).round(3))'),
     ("markdown", "## Base-model pass@k curves"),
     ("code", '''\
 fig = plots.plot_alignment(table)
@@ -235,7 +236,7 @@ print(f"{len(results)} result rows from {runs} trained runs; figures go to {figu
 '''),
     ("markdown", "## 1. Model-task alignment (base-model pass@k)"),
     ("code", '''\
-display(plots.alignment_matrix(alignment).round(3))
+display(plots.alignment_matrix(alignment, int(results["align_k"].iloc[0])).round(3))
 fig = plots.plot_alignment(alignment)
 plots.save(fig, "alignment", figures_dir)
 fig
@@ -265,11 +266,12 @@ for task in sorted(dynamics["task"].unique()):
 
 For every model x task x condition x seed: the pass@1 gain over the base model, as a fraction of
 the gain ground-truth RL achieved on the same model and task,
-(pass@1_cond - pass@1_base) / (pass@1_gt - pass@1_base), against the base model's alignment
-(pass@k at the largest k). Where ground-truth RL gained less than `study.MIN_GT_GAIN` pass@1
-the ratio is undefined (two noise-level numbers) and the point appears only in the absolute-gain
-panel. If the paper is right, the surprising techniques recover much of the gain only at high
-alignment."""),
+(pass@1_cond - pass@1_base) / (pass@1_gt - pass@1_base), and the absolute gain, against the base
+model's alignment: top row the paper's reading (base pass@k at the alignment k, `align_k` in the
+results), bottom row the base pass@1. Where ground-truth RL gained less than `study.MIN_GT_GAIN`
+pass@1 the ratio is undefined (two noise-level numbers) and the point appears only in the
+absolute-gain panels. If the paper is right, the surprising techniques recover much of the gain
+only at high alignment."""),
     ("code", '''\
 gains = study.gain_table(results)
 display(gains.pivot_table(index=["model", "task", "dataset", "alignment"], columns="condition",

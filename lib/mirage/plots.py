@@ -132,17 +132,15 @@ def plot_alignment(alignment: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def alignment_matrix(alignment: pd.DataFrame) -> pd.DataFrame:
-    """model x (task, dataset) table of pass@1 and pass@k at the largest k measured."""
+def alignment_matrix(alignment: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
+    """One row per model x task x dataset: base pass@1, pass@k at the alignment ``k`` and at the largest k."""
     _require(alignment, ["model", "task", "dataset", "k", "pass_at_k"], "alignment table")
-    rows = []
-    for (model, task, dataset), g in alignment.groupby(["model", "task", "dataset"]):
-        g = g.sort_values("k")
-        kmax = int(g["k"].iloc[-1])
-        rows.append({"model": model, "task": task, "dataset": dataset,
-                     "pass@1": float(g.loc[g.k == 1, "pass_at_k"].iloc[0]) if (g.k == 1).any() else np.nan,
-                     f"pass@k (k={kmax})": float(g["pass_at_k"].iloc[-1])})
-    return pd.DataFrame(rows).set_index(["model", "task", "dataset"])
+    table = alignment.pivot_table(index=["model", "task", "dataset"], columns="k", values="pass_at_k")
+    ks = [1] + ([k] if k and k not in (1, table.columns.max()) else []) + [int(table.columns.max())]
+    table = table[ks]
+    table.columns = [f"pass@{c}" for c in ks]
+    table.columns.name = None
+    return table
 
 
 # --- pass@k curves: base vs each condition ----------------------------------------
@@ -356,44 +354,50 @@ def plot_metric_panels(dynamics: pd.DataFrame, metrics: list[tuple[str, str]], t
 
 # --- the paper's claim ---------------------------------------------------------------
 def plot_summary(gains: pd.DataFrame, min_gt_gain: float) -> plt.Figure:
-    """Gain recovered by each technique vs the base model's alignment, and the absolute gain.
+    """Gain recovered by each technique, and the absolute gain, vs the base model's alignment.
 
-    Left: (pass@1_cond - pass@1_base) / (pass@1_gt - pass@1_base); points whose
+    Columns: (pass@1_cond - pass@1_base) / (pass@1_gt - pass@1_base), where points whose
     ground-truth gain is below ``min_gt_gain`` have no ratio (NaN in ``gains``) and are
-    left out, counted in the panel. Right: pass@1_cond - pass@1_base for every point.
-    Lines join a condition's mean over seeds across alignment levels (the dial).
+    left out (counted in the panel); and pass@1_cond - pass@1_base for every point.
+    Rows: two readings of alignment, the paper's (base pass@k at the alignment k) and the
+    base pass@1 (what a majority of samples does), since the techniques need different
+    things (a correct sample at all vs a correct majority). Lines join a condition's
+    points (mean over seeds) across the dial.
     """
-    _require(gains, ["model", "task", "dataset", "condition", "seed", "alignment", "gain", "recovered"],
-             "gain table")
-    align_label = gains["alignment_label"].iloc[0] if "alignment_label" in gains and len(gains) else "alignment"
-    fig, axes = _grid(1, 2, w=5.2, h=4.0)
-    for ax, col, ylabel in ((axes[0, 0], "recovered", "gain recovered relative to\nground-truth RL (1 = same gain)"),
-                            (axes[0, 1], "gain", "absolute gain in pass@1\n(trained - base)")):
-        data = gains if col == "gain" else gains[gains.condition != "ground_truth"]
-        for cond in condition_order(data["condition"]):
-            s = data[(data.condition == cond) & data[col].notna()]
-            for task, t in s.groupby("task"):
-                ax.scatter(t["alignment"], t[col], color=color(cond), marker=TASK_MARKERS.get(task, "o"),
-                           s=28, alpha=0.8, edgecolor="white", lw=0.5, zorder=3)
-            line = s.groupby(["model", "task", "dataset"], as_index=False)[["alignment", col]].mean()
-            line = line.sort_values("alignment")
-            if len(line) > 1:
-                ax.plot(line["alignment"], line[col], color=color(cond), lw=1, alpha=0.7, label=cond)
-            elif len(line) == 1:
-                ax.plot([], [], color=color(cond), label=cond)
-        ax.axhline(0, color="grey", lw=0.8)
-        if col == "recovered":
-            ax.axhline(1, color=color("ground_truth"), lw=0.8, ls=":")
-            dropped = gains[(gains.condition != "ground_truth") & gains["recovered"].isna()]
-            ax.text(0.02, 0.02, f"{len(dropped)} point(s) left out: ground-truth gain < {min_gt_gain:g}",
-                    transform=ax.transAxes, va="bottom", fontsize=8, color="dimgrey")
-        ax.set_xlabel(f"base-model alignment: {align_label}")
-        ax.set_ylabel(ylabel)
-        ax.set_xlim(-0.02, 1.02)
+    _require(gains, ["model", "task", "dataset", "condition", "seed", "alignment", "base_pass_at_1", "gain",
+                     "recovered"], "gain table")
+    align_label = gains["alignment_label"].iloc[0] if "alignment_label" in gains and len(gains) else "pass@k"
+    rows = [("alignment", f"base-model alignment: {align_label}"), ("base_pass_at_1", "base-model pass@1")]
+    cols = [("recovered", "gain recovered relative to\nground-truth RL (1 = same gain)"),
+            ("gain", "absolute gain in pass@1\n(trained - base)")]
+    fig, axes = _grid(len(rows), len(cols), w=5.2, h=3.8)
+    for i, (xcol, xlabel) in enumerate(rows):
+        for j, (col, ylabel) in enumerate(cols):
+            ax = axes[i, j]
+            data = gains if col == "gain" else gains[gains.condition != "ground_truth"]
+            for cond in condition_order(data["condition"]):
+                s = data[(data.condition == cond) & data[col].notna()]
+                for task, t in s.groupby("task"):
+                    ax.scatter(t[xcol], t[col], color=color(cond), marker=TASK_MARKERS.get(task, "o"),
+                               s=28, alpha=0.8, edgecolor="white", lw=0.5, zorder=3)
+                line = s.groupby(["model", "task", "dataset"], as_index=False)[[xcol, col]].mean()
+                line = line.sort_values(xcol)
+                ax.plot(line[xcol], line[col], color=color(cond), lw=1, alpha=0.7, label=cond)
+            ax.axhline(0, color="grey", lw=0.8)
+            if col == "recovered":
+                ax.axhline(1, color=color("ground_truth"), lw=0.8, ls=":")
+                dropped = gains[(gains.condition != "ground_truth") & gains["recovered"].isna()]
+                ax.text(0.02, 0.02, f"{len(dropped)} point(s) left out: ground-truth gain < {min_gt_gain:g}",
+                        transform=ax.transAxes, va="bottom", fontsize=8, color="dimgrey")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            ax.set_xlim(-0.02, 1.02)
+    legend_ax = axes[0, -1]
     for task, marker in TASK_MARKERS.items():
         if (gains["task"] == task).any():
-            axes[0, 1].scatter([], [], marker=marker, color="grey", label=task)
-    axes[0, 1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), title="condition / task")
-    fig.suptitle("Do the surprising techniques only work under strong model-task alignment?")
+            legend_ax.scatter([], [], marker=marker, color="grey", label=task)
+    legend_ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="condition / task")
+    fig.suptitle("Do the surprising techniques only work under strong model-task alignment?\n"
+                 "one point per model x task x condition x seed")
     fig.tight_layout()
     return fig

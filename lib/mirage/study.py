@@ -68,10 +68,17 @@ class EvalSettings:
     max_tokens: int | None = None  # None: the recipe's max_response_length (what training sampled)
     seed: int = 0
     checkpoints: str = "last"  # "last": the final checkpoint; "all": every saved checkpoint
+    # the k at which the base model's pass@k is read as its alignment (None: the largest k
+    # measured, i.e. align_n). The testbed's dials saturate at large k (a model that samples
+    # the correct procedure 7% of the time solves ~every problem at k=64), so its presets read
+    # k=16, where the dials still spread out.
+    alignment_k: int | None = None
 
     def __post_init__(self):
         if self.checkpoints not in ("last", "all"):
             raise ValueError(f"eval.checkpoints must be 'last' or 'all', got {self.checkpoints!r}")
+        if self.alignment_k is not None and not 1 <= self.alignment_k <= self.align_n:
+            raise ValueError(f"eval.alignment_k ({self.alignment_k}) must be in 1..align_n ({self.align_n})")
 
 
 @dataclass(frozen=True)
@@ -168,7 +175,7 @@ _register(Preset(
     conditions=("ground_truth", "random", "majority_vote", "one_shot", "nsr"),
     # the final checkpoint's pass@k replaces in-training validation (saves ~10% of a run)
     overrides={"val_freq": 0},
-    eval=EvalSettings(n=16, align_n=64),
+    eval=EvalSettings(n=16, align_n=32, alignment_k=16),
     jobs=2,
 ))
 _register(Preset(
@@ -179,7 +186,7 @@ _register(Preset(
     tasks=TESTBED_TASKS,
     conditions=tuple(CONDITIONS),
     seeds=(0, 1, 2),
-    eval=EvalSettings(n=32, align_n=64, checkpoints="all"),
+    eval=EvalSettings(n=32, align_n=64, alignment_k=16, checkpoints="all"),
     jobs=2,
 ))
 _register(Preset(
@@ -331,6 +338,10 @@ def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | 
     tasks = list(dict.fromkeys(c.task for c in cells))
     ev = dataclasses.asdict(preset.eval)
     ev["max_tokens"] = ev["max_tokens"] or preset.recipe_dict()["max_response_length"]
+    # each step's parameters hold only what it uses, so changing e.g. align_n reruns no training cell
+    sampling = {k: ev[k] for k in ("temperature", "top_p", "max_tokens", "seed")}
+    ev_align = {**sampling, "align_n": ev["align_n"], "alignment_k": ev["alignment_k"]}
+    ev_cell = {**sampling, "n": ev["n"], "checkpoints": ev["checkpoints"]}
     common = {"backend": preset.backend, "preset": preset.name, "study_dir": str(out)}
     steps: list[Step] = []
 
@@ -342,11 +353,11 @@ def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | 
         for task in tasks:
             mdir = pair_dir(align_dir, model, task)
             mid = f"alignment/{model}/{task}"
-            params = {**common, "model": model, "task": task, "out_dir": str(align_dir), "eval": ev}
+            params = {**common, "model": model, "task": task, "out_dir": str(align_dir), "eval": ev_align}
             steps.append(Step(mid, "measure", mdir,
                               [sys.executable, "-m", "mirage.study", "measure", str(mdir / "params.json")], params))
             measure_ids.append(mid)
-    params = {**common, "models": models, "tasks": tasks, "out_dir": str(align_dir), "eval": ev}
+    params = {**common, "models": models, "tasks": tasks, "out_dir": str(align_dir), "eval": ev_align}
     steps.append(Step("alignment", "alignment", align_dir,
                       _papermill(nb / ALIGNMENT_NOTEBOOK, align_dir / "notebook.ipynb", align_dir / "params.json"),
                       params, deps=measure_ids))
@@ -373,7 +384,7 @@ def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | 
         pair = pair_dir(align_dir, cell.model, cell.task)
         params = {**common, "model": cell.model, "task": cell.task, "condition": cell.condition, "seed": cell.seed,
                   "run_dir": str(rdir), "recipe": preset.recipe, "recipe_overrides": dict(preset.overrides),
-                  "eval": ev, "alignment_table": str(pair / "alignment.parquet"),
+                  "eval": ev_cell, "alignment_table": str(pair / "alignment.parquet"),
                   "history_run": str(out / "history" / safe_name(cell.model) / cell.task) if hid else "",
                   "figures_dir": str(rdir / "figures")}
         notebook = nb / RQ_NOTEBOOKS[cell.rq]
@@ -773,7 +784,7 @@ def collect(out: str | os.PathLike, steps: Sequence[Step], preset: Preset):
     if not align_path.exists():
         raise FileNotFoundError(f"{align_path}: the alignment step has not written its table")
     alignment = pd.read_parquet(align_path)
-    base = alignment.assign(condition="base", rq="base", seed=pd.NA, step=0, eval_seed=alignment["eval_seed"])
+    base = alignment.assign(condition="base", rq="base", seed=pd.NA, step=0)
     frames, dyn = [base], []
     for s in steps:
         if s.kind != "cell" or not s.finished:
@@ -785,11 +796,8 @@ def collect(out: str | os.PathLike, steps: Sequence[Step], preset: Preset):
                                                  rq=get_condition(c.condition).rq, seed=c.seed))
         dyn.append(load_metrics(s.dir).assign(model=c.model, task=c.task, condition=c.condition, seed=c.seed))
     results = pd.concat(frames, ignore_index=True)
-    keys = ["model", "task", "dataset"]
-    align_cols = alignment.drop_duplicates(keys).set_index(keys)[["k_max", "pass_at_1", "alignment"]]
-    align_cols.columns = ["align_k", "align_pass_at_1", "align_pass_at_k"]
-    results = results.drop(columns=[c for c in align_cols.columns if c in results], errors="ignore")
-    results = results.join(align_cols, on=keys).assign(preset=preset.name, backend=preset.backend)
+    results = results.join(alignment_columns(alignment, preset.eval.alignment_k), on=["model", "task", "dataset"])
+    results = results.assign(preset=preset.name, backend=preset.backend)
     results["seed"] = results["seed"].astype("Int64")
     results = results[RESULT_COLUMNS].sort_values(["model", "task", "condition", "seed", "step", "dataset", "k"])
     results = results.reset_index(drop=True)
@@ -800,6 +808,22 @@ def collect(out: str | os.PathLike, steps: Sequence[Step], preset: Preset):
         results.to_csv(tmp, index=False)
     write_parquet_atomic(out / "dynamics.parquet", dynamics)
     return results, dynamics
+
+
+def alignment_columns(alignment, k: int | None = None):
+    """Per (model, task, dataset): align_k, align_pass_at_1, align_pass_at_k = base pass@k at ``k``
+    (None: the largest k measured)."""
+    keys = ["model", "task", "dataset"]
+    rows = []
+    for key, g in alignment.groupby(keys):
+        at = g[g["k"] == (k or g["k"].max())]
+        if at.empty:
+            raise KeyError(f"alignment table: no pass@{k} for {dict(zip(keys, key))} (k measured: {sorted(g['k'])})")
+        rows.append((*key, int(at["k"].iloc[0]), float(g.loc[g["k"] == 1, "pass_at_k"].iloc[0]),
+                     float(at["pass_at_k"].iloc[0])))
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=keys + ["align_k", "align_pass_at_1", "align_pass_at_k"]).set_index(keys)
 
 
 def _atomic(path: Path):
@@ -878,7 +902,8 @@ def claim_check(gains):
     for cond, g in gains.groupby("condition"):
         weak, strong = g[g["alignment"] < median], g[g["alignment"] >= median]
         rows.append({"condition": cond, "points": len(g),
-                     "spearman_rho(alignment, gain)": g["alignment"].corr(g["gain"], method="spearman")
+                     # Spearman = Pearson on ranks (pandas' method="spearman" needs scipy)
+                     "spearman_rho(alignment, gain)": g["alignment"].rank().corr(g["gain"].rank())
                      if len(g) > 2 else float("nan"),
                      "mean gain, weak half": weak["gain"].mean(), "mean gain, strong half": strong["gain"].mean(),
                      "mean recovered, weak half": weak["recovered"].mean(),
@@ -1017,12 +1042,12 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
     out, figures_dir = default_dirs(preset, out, figures_dir)
     steps = plan(preset, out, only, figures_dir)
     base = ["mirage", "study", "--preset", preset.name, "--out", str(out)]
-    ev = EvalSettings(**steps[0].params["eval"])  # max_tokens resolved from the recipe
+    ev = dataclasses.replace(preset.eval, max_tokens=steps[0].params["eval"]["max_tokens"])  # resolved
     eval_opts = ["--n", str(ev.n), "--temperature", str(ev.temperature), "--top-p", str(ev.top_p),
                  "--max-tokens", str(ev.max_tokens), "--seed", str(ev.seed), "--no-base"]
     log(f"# preset {preset.name}: {preset.description}")
     log(f"# backend {preset.backend}, recipe {preset.recipe}"
-        + (f" with {dict(preset.overrides)}" if preset.overrides else "") + f", eval {steps[0].params['eval']}")
+        + (f" with {dict(preset.overrides)}" if preset.overrides else "") + f", eval {dataclasses.asdict(ev)}")
     log(f"# {sum(s.kind == 'cell' for s in steps)} cells. The runner runs every step below in order, --jobs at a "
         "time; on a cluster submit one job per '## step' line (its --stage/--only select it)")
     for s in steps:

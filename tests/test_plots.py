@@ -1,0 +1,113 @@
+"""Every figure function on the stored study fixture (made by a real tiny study; see its README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+import pytest
+from matplotlib.colors import to_hex
+
+matplotlib.use("Agg")
+
+from mirage import plots, study  # noqa: E402
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "study"
+
+
+@pytest.fixture(scope="module")
+def tables():
+    results, dynamics, alignment = study.load_results(FIXTURE)
+    return results, dynamics, alignment
+
+
+def _line_colours(fig) -> dict[str, str]:
+    """{legend label: hex colour} of every labelled line in a figure."""
+    out = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            label = line.get_label()
+            if not label.startswith("_"):
+                out[label] = to_hex(line.get_color())
+    return out
+
+
+def test_fixture_is_a_real_multi_model_study(tables):
+    results, dynamics, alignment = tables
+    assert results["model"].nunique() >= 2 and results["task"].nunique() == 2
+    assert {"base", "ground_truth"} <= set(results["condition"])
+    assert not dynamics.empty and (alignment["k"] > 1).any()
+
+
+def test_colours_are_one_per_condition_and_the_same_in_every_figure(tables):
+    results, dynamics, _ = tables
+    assert len(set(plots.PALETTE.values())) == len(plots.PALETTE)
+    from mirage.conditions import CONDITIONS
+
+    assert set(CONDITIONS) <= set(plots.PALETTE)
+    curves = _line_colours(plots.plot_passk_curves(results))
+    task = sorted(dynamics["task"].unique())[0]
+    dyn = _line_colours(plots.plot_dynamics(dynamics, task))
+    for cond in set(curves) & set(dyn):
+        assert curves[cond] == dyn[cond] == plots.PALETTE[cond]
+    assert curves["base"] == plots.PALETTE["base"]
+    with pytest.raises(KeyError, match="PALETTE"):
+        plots.color("no_such_condition")
+
+
+def test_passk_curves_have_a_panel_per_model_and_task_with_log_k_axis(tables):
+    results, _, _ = tables
+    fig = plots.plot_passk_curves(results)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    panels = results.groupby(["model", "task", "dataset"]).ngroups
+    assert len(visible) == panels
+    ax = visible[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel().startswith("k") and "pass@k" in visible[0].get_ylabel()
+    # each panel: the base curve plus one per condition present for that model x task, with CI bands
+    assert len(ax.collections) == len([ln for ln in ax.get_lines() if not ln.get_label().startswith("_")])
+
+
+def test_dynamics_summary_and_rq_figures(tables, tmp_path):
+    results, dynamics, alignment = tables
+    task = sorted(dynamics["task"].unique())[0]
+    fig = plots.plot_dynamics(dynamics, task)
+    assert len(fig.axes) == len(plots.DYNAMICS_METRICS) * dynamics.loc[dynamics.task == task, "model"].nunique()
+    assert all(ax.get_ylabel() for ax in fig.axes[:: dynamics.model.nunique()])
+    with pytest.raises(ValueError, match="no training dynamics"):
+        plots.plot_dynamics(dynamics, "no-such-task")
+
+    gains = study.gain_table(results)
+    fig = plots.plot_summary(gains, study.MIN_GT_GAIN)
+    (left, right), (left_p1, right_p1) = fig.axes[:2], fig.axes[2:4]
+    assert "alignment" in left.get_xlabel() and f"pass@{int(gains.align_k.iloc[0])}" in left.get_xlabel()
+    assert "pass@1" in left_p1.get_xlabel()
+    assert "relative to" in left.get_ylabel() and "absolute gain" in right.get_ylabel()
+    for ax in (right, right_p1):  # one point per model x task x condition x seed in the absolute panels
+        assert sum(len(c.get_offsets()) for c in ax.collections) == len(gains)
+    n_ratio = gains[(gains.condition != "ground_truth")]["recovered"].notna().sum()
+    assert sum(len(c.get_offsets()) for c in left.collections) == n_ratio
+
+    for fig, name in [(plots.plot_alignment(alignment), "alignment"),
+                      (plots.plot_reward_vs_accuracy(dynamics), "reward"),
+                      (plots.plot_metric_panels(dynamics, study.POLARITY_METRICS, "t"), "polarity"),
+                      (plots.plot_passk_vs_step(results), "steps")]:
+        png, pdf = plots.save(fig, name, tmp_path)
+        assert png.stat().st_size > 5000 and pdf.read_bytes()[:4] == b"%PDF"
+
+
+def test_example_history_highlights_the_chosen_example(tmp_path):
+    history = {"a": [0.0, 0.5, 1.0], "b": [0.5, 0.5, 0.5], "c": [0.0, 0.0, 0.0]}
+    fig = plots.plot_example_history(history, chosen="a", top=2)
+    chosen = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("chosen")]
+    assert len(chosen) == 1 and "example a" in chosen[0].get_label()
+    with pytest.raises(ValueError, match="empty"):
+        plots.plot_example_history({})
+
+
+def test_missing_columns_are_named(tables):
+    results, _, _ = tables
+    with pytest.raises(KeyError, match="ci_low"):
+        plots.plot_passk_curves(results.drop(columns=["ci_low"]))
+    with pytest.raises(KeyError, match="alignment"):
+        plots.plot_summary(pd.DataFrame({"model": []}), 0.03)
