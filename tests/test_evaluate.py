@@ -288,7 +288,11 @@ def test_bad_datasets_fail_clearly(dataset, tmp_path):
 
 def test_task_defaults():
     assert ev.default_n("toy-math") == 64 and ev.default_n("math") == 256
-    assert ev.default_max_tokens("toy-logic") == 64 and ev.default_max_tokens("math500") == 8192
+    # evaluation allows the response length training allowed
+    from mirage.conditions import PAPER_RECIPE, TESTBED_RECIPE
+
+    assert ev.default_max_tokens("toy-logic") == TESTBED_RECIPE.max_response_length
+    assert ev.default_max_tokens("math500") == PAPER_RECIPE.max_response_length == 8192
 
 
 def test_default_out_dir_names(tmp_path):
@@ -299,7 +303,10 @@ def test_default_out_dir_names(tmp_path):
 
 
 def test_defaults_of_a_parquet_follow_its_data_sources(dataset, tmp_path):
-    assert ev.task_kind(str(dataset)) == "testbed" and ev.default_max_tokens(str(dataset)) == 64
+    assert ev.task_kind(str(dataset)) == "testbed"
+    from mirage.conditions import TESTBED_RECIPE
+
+    assert ev.default_max_tokens(str(dataset)) == TESTBED_RECIPE.max_response_length
     frame = pd.read_parquet(dataset).assign(data_source="math500")
     frame.to_parquet(tmp_path / "other.parquet")
     other = str(tmp_path / "other.parquet")

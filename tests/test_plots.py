@@ -38,6 +38,10 @@ def test_fixture_is_a_real_multi_model_study(tables):
     assert results["model"].nunique() >= 2 and results["task"].nunique() == 2
     assert {"base", "ground_truth"} <= set(results["condition"])
     assert not dynamics.empty and (alignment["k"] > 1).any()
+    # the preset it was made with (its README says how) still loads and names the same grid
+    preset = study.load_preset(str(FIXTURE.parent / "study-fixture.yaml"))
+    assert set(results["model"]) == set(preset.models) and set(results["task"]) == set(preset.tasks)
+    assert set(results["condition"]) == {"base", *preset.conditions}
 
 
 def test_colours_are_one_per_condition_and_the_same_in_every_figure(tables):

@@ -52,14 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (target, help_text) in SUBCOMMANDS.items():
         module_name, func_name = target.split(":")
         p = sub.add_parser(name, help=help_text, description=help_text)
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:  # TEMPORARY while the package is being built
-            if e.name != module_name:
-                raise
-            p.set_defaults(func=lambda _a, n=name: sys.exit(f"mirage {n}: not built yet"))
-            continue
-        getattr(module, func_name)(p)
+        getattr(importlib.import_module(module_name), func_name)(p)
     return parser
 
 

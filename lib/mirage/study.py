@@ -851,7 +851,7 @@ def gain_table(results, min_gt_gain: float = MIN_GT_GAIN):
     (same seed; the mean over ground-truth seeds where that seed is missing);
     recovered = gain / gt_gain, NaN where gt_gain < ``min_gt_gain`` (the ratio of two
     noise-level numbers says nothing); alignment = the base model's pass@k at the
-    largest k measured.
+    preset's alignment k (``align_k``; the largest k measured when the preset names none).
     """
     import numpy as np
     import pandas as pd
@@ -1004,8 +1004,9 @@ def _print_summary(out: Path, preset: Preset, steps: list[Step], failed: list[St
         import pandas as pd
 
         with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 3):
+            ks = sorted({int(k) for k in results["align_k"].dropna()})
             log("pass@1 on the test set: base model vs the final checkpoint of each condition (mean over seeds);"
-                " alignment = base pass@k at the largest k")
+                f" alignment = base pass@{'/'.join(map(str, ks)) or 'k'}")
             log(summary_table(results).to_string())
             gains = gain_table(results)
             rec = gains[gains["condition"] != "ground_truth"].pivot_table(
