@@ -188,3 +188,22 @@ def test_a_step_dies_with_its_runner_even_on_kill_9_of_the_runner_alone(tmp_path
     else:
         os.kill(pid, signal.SIGKILL)
         raise AssertionError("the step outlived its runner")
+
+
+def test_a_copied_study_directory_is_still_finished_where_it_was(tmp_path):
+    """Results moved from a cluster to a laptop: the analysis can rerun there without retraining."""
+    import shutil
+
+    preset = study.PRESETS["testbed-ci"]
+    here = tmp_path / "cluster" / "study"
+    cell = next(s for s in study.plan(preset, here) if s.kind == "cell")
+    cell.dir.mkdir(parents=True)
+    cell.record_path.write_text(json.dumps({"status": "finished", "params": cell.params}))
+    assert cell.finished
+    there = tmp_path / "laptop" / "study"
+    shutil.copytree(here, there)
+    moved = next(s for s in study.plan(preset, there) if s.id == cell.id)
+    assert moved.params["run_dir"].startswith(str(there.resolve())) and moved.finished
+    # a path outside the study directory, or any other value, still has to match
+    moved.params["eval"] = {**moved.params["eval"], "n": moved.params["eval"]["n"] + 1}
+    assert not moved.finished

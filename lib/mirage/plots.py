@@ -76,7 +76,7 @@ def save(fig: plt.Figure, name: str, figures_dir: str | Path) -> list[Path]:
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
     paths = [figures_dir / f"{name}.png", figures_dir / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=200)
+    fig.savefig(paths[0], dpi=150)  # the PDF is the print version
     fig.savefig(paths[1])
     plt.close(fig)
     return paths

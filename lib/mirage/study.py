@@ -280,7 +280,27 @@ class Step:
     def finished(self) -> bool:
         """Finished with these very parameters (the alignment step reruns, from its cache, on a wider grid)."""
         rec = self.record()
-        return rec.get("status") == "finished" and rec.get("params") == json.loads(json.dumps(self.params))
+        return rec.get("status") == "finished" and _portable(rec.get("params")) == _portable(self.params)
+
+
+def _portable(params: Any) -> Any:
+    """Parameters with the study directory's own path factored out, so a study directory copied
+    elsewhere (a cluster's results on a laptop) is still finished where it was finished."""
+    params = json.loads(json.dumps(params))
+    root = params.get("study_dir") if isinstance(params, dict) else None
+    if not root:
+        return params
+
+    def strip(v: Any) -> Any:
+        if isinstance(v, str) and (v == root or v.startswith(root + os.sep)):
+            return "<study_dir>" + v[len(root):]
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+
+    return strip(params)
 
 
 def notebooks_dir() -> Path:
