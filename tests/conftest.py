@@ -5,6 +5,19 @@ from pathlib import Path
 
 import pytest
 
+# ../shared/data exists on developer machines and in CI, not on a user's machine.
+SHARED_DATA = Path(os.environ.get("MIRAGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked shared_data are skipped, with the reason, where the shared data is absent."""
+    if SHARED_DATA.is_dir():
+        return
+    skip = pytest.mark.skip(reason=f"shared data not at {SHARED_DATA} (set MIRAGE_SHARED_DATA)")
+    for item in items:
+        if "shared_data" in item.keywords:
+            item.add_marker(skip)
+
 # KOR-Bench's zero-shot template is read from a KOR-Bench checkout, which CI does not
 # have. This stand-in has the benchmark's structure (role line, three numbered
 # instructions, "### <X> Rule:", "### Question:", "### Answer:") in our own words; it

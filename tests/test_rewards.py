@@ -4,6 +4,7 @@ import json
 import random
 import re
 import threading
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ from mirage.rewards import (RESULT_KEYS, compute_score, compute_scores, extract_
                             majority_vote_rewards, mean_token_logprob, random_coin)
 from mirage.rewards.group import cluster_answers
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(os.environ.get("MIRAGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def wrap(answer, think="reasoning"):

@@ -3,13 +3,14 @@
 import json
 import random
 import re
+import os
 from pathlib import Path
 
 import pytest
 
 from mirage.rewards import compute_score, korbench
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "korbench"
+DATA = Path(os.environ.get("MIRAGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "korbench"
 
 
 def rows(category):

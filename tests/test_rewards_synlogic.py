@@ -13,7 +13,7 @@ import pytest
 
 from mirage.rewards import compute_score, synlogic
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synlogic"
+DATA = Path(os.environ.get("MIRAGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "synlogic"
 
 FAKE_TASK2VERIFIER = '''
 import os, re, sys, threading, time
