@@ -70,6 +70,12 @@ table = study.cell_table(curves)
 display(table)
 '''
 
+REWARD_VS_ACCURACY = '''\
+fig = plots.plot_reward_vs_accuracy(dynamics)
+plots.save(fig, "reward_vs_accuracy", figures_dir)
+fig
+'''
+
 PASSK_FIGURE = '''\
 fig = plots.plot_passk_curves(curves)
 plots.save(fig, "passk_curves", figures_dir)
@@ -138,11 +144,7 @@ alignment), not taught."""),
     ("markdown", "## Train"),
     ("code", TRAIN),
     ("markdown", "## Reward seen vs true accuracy"),
-    ("code", '''\
-fig = plots.plot_reward_vs_accuracy(dynamics)
-plots.save(fig, "reward_vs_accuracy", figures_dir)
-fig
-'''),
+    ("code", REWARD_VS_ACCURACY),
     ("markdown", "## pass@k: base model vs this run's checkpoints"),
     ("code", EVALUATE),
     ("code", PASSK_FIGURE),
@@ -174,11 +176,7 @@ if choice.get("history_run"):
     display(fig)
 '''),
     ("markdown", "## Training on the one example"),
-    ("code", '''\
-fig = plots.plot_reward_vs_accuracy(dynamics)
-plots.save(fig, "reward_vs_accuracy", figures_dir)
-fig
-'''),
+    ("code", REWARD_VS_ACCURACY),
     ("markdown", "## pass@k on the test set: base model vs this run's checkpoints"),
     ("code", EVALUATE),
     ("code", PASSK_FIGURE),

@@ -586,7 +586,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling top_p (default 1.0)")
     p.add_argument("--max-tokens", type=int, default=None,
-                   help="max response tokens (default: the training recipe's, 64 testbed / 8192 paper)")
+                   help="max response tokens (default: the training recipe's, "
+                        f"{RECIPES['testbed'].max_response_length} testbed / {RECIPES['paper'].max_response_length} paper)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (per-problem seeds derive from it)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="problems per sampling call and per part file; a kill loses at most one chunk "

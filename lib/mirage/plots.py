@@ -82,6 +82,17 @@ def save(fig: plt.Figure, name: str, figures_dir: str | Path) -> list[Path]:
     return paths
 
 
+def _figure_legend(fig: plt.Figure, axes, title: str = "condition") -> None:
+    """One legend for the whole figure, right of the panels: each label once, in first-seen order."""
+    handles, labels = [], []
+    for ax in np.ravel(axes):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), title=title)
+
+
 def _require(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
@@ -194,13 +205,7 @@ def plot_passk_curves(results: pd.DataFrame, conditions: Iterable[str] | None = 
             ax.set_title(f"{sel['model']} | {task}" + ("" if dataset.startswith(task) else f" | {dataset}"))
             if j == 0:
                 ax.set_ylabel("pass@k")
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), title="condition")
+    _figure_legend(fig, axes)
     fig.suptitle("pass@k after RL (final checkpoint) vs the base model, 95% CI")
     fig.tight_layout()
     return fig
@@ -273,13 +278,7 @@ def plot_dynamics(dynamics: pd.DataFrame, task: str,
                 ax.set_ylabel(label, fontsize=9)
             if i == len(metrics) - 1:
                 ax.set_xlabel("training step")
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), title="condition")
+    _figure_legend(fig, axes)
     fig.suptitle(f"Training dynamics on {task} (mean over seeds; {window}-step moving average)")
     fig.tight_layout()
     return fig
