@@ -77,7 +77,7 @@ def save(fig: plt.Figure, name: str, figures_dir: str | Path) -> list[Path]:
     figures_dir.mkdir(parents=True, exist_ok=True)
     paths = [figures_dir / f"{name}.png", figures_dir / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=150)  # the PDF is the print version
-    fig.savefig(paths[1])
+    fig.savefig(paths[1], metadata={"CreationDate": None})  # reproducible bytes: a rerun leaves git clean
     plt.close(fig)
     return paths
 
