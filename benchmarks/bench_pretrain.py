@@ -19,16 +19,12 @@ import time
 import torch
 
 from mirage.testbed.models import count_parameters, make_model
-from mirage.testbed.pretrain import FAMILY, batch_loss, encode_corpus, shared_prefix_length
+from mirage.testbed.pretrain import FAMILY, _right_padded, batch_loss, encode_corpus, shared_prefix_length
 from mirage.testbed.tokenizer import make_tokenizer
 
 
 def plain_loss(model, sequences, pad_id, shared):
-    width = max(map(len, sequences))
-    ids = torch.full((len(sequences), width), pad_id)
-    for i, seq in enumerate(sequences):
-        ids[i, :len(seq)] = torch.tensor(seq)
-    mask = (ids != pad_id).long()
+    ids, mask = _right_padded(sequences, pad_id)
     labels = ids.masked_fill(mask == 0, -100)
     labels[:, :shared] = -100  # the same tokens as batch_loss trains on
     return model(input_ids=ids, attention_mask=mask, labels=labels).loss

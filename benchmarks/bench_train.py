@@ -151,8 +151,9 @@ def science(args) -> None:
     from mirage import runs
     from mirage.evaluate import evaluate
     from mirage.testbed.models import list_models
-    from mirage.tasks import dataset_path, get_task
-    from mirage.train.local import load_rows, train
+    from mirage.tasks import get_task
+    from mirage.testbed.tasks import ensure_dataset
+    from mirage.train.local import train
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -164,8 +165,7 @@ def science(args) -> None:
         # the eval sets of the same data root as training (a stale shared copy would mislead)
         datasets = []
         for name in get_task(task).evals:
-            load_rows(name, out / "data")  # generates a testbed set on first use
-            datasets.append(str(dataset_path(name, out / "data")))
+            datasets.append(str(ensure_dataset(name, out / "data")))
         table = pd.concat([evaluate(str(model_path), path, n=args.eval_n, out_dir=out / "eval" / tag / Path(path).stem,
                                     progress=False, seed=args.seed) for path in datasets])
         get = lambda k: float(table[table.k == k]["pass_at_k"].mean())  # noqa: E731

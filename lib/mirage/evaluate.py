@@ -328,11 +328,11 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
     from mirage.sample.base import SamplingParams, prompt_seed
     from mirage.sample.vllm import hardware, library_versions
 
-    n = n or default_n(task_or_dataset)
-    max_tokens = max_tokens or default_max_tokens(task_or_dataset)
+    kind = task_kind(task_or_dataset)  # (reads a parquet's data sources: once)
+    n = n or DEFAULT_N[kind]
+    max_tokens = max_tokens or RECIPES[kind].max_response_length
     if score_processes is None:  # testbed answers are checked in microseconds: a pool would only compete for CPUs
-        testbed = task_kind(task_or_dataset) == "testbed"
-        score_processes = 0 if testbed else max(1, min(8, (os.cpu_count() or 2) - 1))
+        score_processes = 0 if kind == "testbed" else max(1, min(8, (os.cpu_count() or 2) - 1))
     settings = EvalSettings(model=str(model), task=str(task_or_dataset), n=n, temperature=temperature,
                             top_p=top_p, max_tokens=max_tokens, seed=seed, step=step,
                             format_gated=format_gated,

@@ -48,11 +48,19 @@ METRICS = {
 VAL_ACC = "val-core/{data_source}/acc/mean@{n}"  # validation accuracy, as verl names it
 
 
+def default_threads() -> int:
+    """Torch threads for a testbed process: the study runner's share (MIRAGE_TORCH_THREADS), else 1."""
+    return int(os.environ.get("MIRAGE_TORCH_THREADS") or 1)
+
+
 # --- atomic file writes ----------------------------------------------------------
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: do that once, at import
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 @contextlib.contextmanager
@@ -69,7 +77,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         # mkstemp creates 0600; give the file the mode a plain open() would (umask applies)
-        os.chmod(tmp_path, 0o666 & ~_umask())
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from mirage.conditions import CONDITIONS, PAPER_CONDITIONS
-from mirage.runs import write_json_atomic
+from mirage.runs import default_threads, write_json_atomic
 from mirage.testbed.pretrain import FAMILY
 
 # The notebook that runs a cell, by research question of its condition.
@@ -625,11 +625,6 @@ def base_curves(alignment_table: str | os.PathLike, model: str, task: str):
     return rows.assign(condition="base", seed=None, step=0)
 
 
-def _threads() -> int:
-    """Torch threads for this process: the runner's share of the CPUs (MIRAGE_TORCH_THREADS), else 1."""
-    return int(os.environ.get("MIRAGE_TORCH_THREADS") or 1)
-
-
 def train_cell(model: str, task: str, condition: str, seed: int, run_dir: str | os.PathLike, *,
                backend: str = "local", recipe: str = "testbed", recipe_overrides: Mapping[str, Any] | None = None,
                history_run: str | os.PathLike = "", progress: bool = True) -> Path:
@@ -647,9 +642,9 @@ def train_cell(model: str, task: str, condition: str, seed: int, run_dir: str | 
             from mirage.cli import main as mirage_main
 
             # through the `mirage train` command line: verl's launcher composes, validates and streams
-            rc = mirage_main(["train", "--backend", "verl", "--model", model, "--task", task, "--condition", condition,
-                         "--seed", str(seed), "--run-dir", str(run_dir)]
-                        + [f"--set={k}={v}" for k, v in dict(recipe_overrides or {}).items()])
+            rc = mirage_main(["train", "--backend", "verl", "--model", model, "--task", task,
+                              "--condition", condition, "--seed", str(seed), "--run-dir", str(run_dir)]
+                             + [f"--set={k}={v}" for k, v in dict(recipe_overrides or {}).items()])
             if rc:
                 raise RuntimeError(f"{run_dir}: verl training exited with status {rc}")
     elif backend == "local":
@@ -659,7 +654,7 @@ def train_cell(model: str, task: str, condition: str, seed: int, run_dir: str | 
             history_run = ensure_history(model, task, run_dir.parent.parent / "one_shot_history", recipe=recipe,
                                          recipe_overrides=recipe_overrides, progress=progress)
         train(model, task, condition, seed, run_dir, recipe=RECIPES[recipe], overrides=dict(recipe_overrides or {}),
-              history_run=history_run or None, threads=_threads(), progress=progress)
+              history_run=history_run or None, threads=default_threads(), progress=progress)
     else:
         raise ValueError(f"backend must be 'local' or 'verl', got {backend!r}")
     status = read_manifest(run_dir).get("status")
@@ -706,7 +701,7 @@ def ensure_history(model: str, task: str, run_dir: str | os.PathLike, *, recipe:
     overrides = {**dict(recipe_overrides or {}), "total_steps": steps, "save_freq": steps, "val_freq": 0,
                  "dynamic_sampling": False}
     train(model, task, "ground_truth", seed, run_dir, recipe=RECIPES[recipe], overrides=overrides,
-          data_root=root, threads=_threads(), progress=progress, validate_before=False)
+          data_root=root, threads=default_threads(), progress=progress, validate_before=False)
     return run_dir
 
 
@@ -833,6 +828,8 @@ def collect(out: str | os.PathLike, steps: Sequence[Step], preset: Preset):
 def alignment_columns(alignment, k: int | None = None):
     """Per (model, task, dataset): align_k, align_pass_at_1, align_pass_at_k = base pass@k at ``k``
     (None: the largest k measured)."""
+    import pandas as pd
+
     keys = ["model", "task", "dataset"]
     rows = []
     for key, g in alignment.groupby(keys):
@@ -841,8 +838,6 @@ def alignment_columns(alignment, k: int | None = None):
             raise KeyError(f"alignment table: no pass@{k} for {dict(zip(keys, key))} (k measured: {sorted(g['k'])})")
         rows.append((*key, int(at["k"].iloc[0]), float(g.loc[g["k"] == 1, "pass_at_k"].iloc[0]),
                      float(at["pass_at_k"].iloc[0])))
-    import pandas as pd
-
     return pd.DataFrame(rows, columns=keys + ["align_k", "align_pass_at_1", "align_pass_at_k"]).set_index(keys)
 
 

@@ -535,7 +535,7 @@ def _train(model, task, condition, seed, run_dir, recipe, overrides, release_fai
             return run_dir
         if manifest.get("recipe") and manifest["recipe"] != recipe.to_dict():
             raise ValueError(f"{run_dir}: started with another recipe; use another run_dir to change it")
-    threads = int(threads or manifest.get("threads") or os.environ.get("MIRAGE_TORCH_THREADS") or 1)
+    threads = int(threads or manifest.get("threads") or runs.default_threads())
     torch.set_num_threads(threads)
     torch.manual_seed(seed)  # nothing below draws from it; set for any library code that might
 

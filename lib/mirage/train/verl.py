@@ -35,6 +35,7 @@ from typing import Any, Sequence
 
 from mirage.conditions import PAPER_RECIPE, Condition, Recipe, get_condition
 from mirage.objectives import get_estimator
+from mirage.rewards import synlogic
 from mirage.runs import next_metrics_path, read_manifest, update_manifest, write_json_atomic, write_text_atomic
 from mirage.tasks import Task, dataset_path, get_task
 
@@ -242,7 +243,7 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
 
 
 # Read by mirage.rewards inside verl's scoring actors, which on other nodes do not see our environment.
-FORWARDED_ENV = ("MIRAGE_SYNLOGIC_PATH",)
+FORWARDED_ENV = (synlogic.ENV_VAR,)
 
 
 def job_env(metrics_path: Path) -> dict[str, str]:
@@ -264,15 +265,12 @@ def needs_synlogic(task: Task) -> bool:
 def build_command(model: str, task: str | Task, condition: str | Condition, seed: int,
                   run_dir: str | os.PathLike, recipe: Recipe = PAPER_RECIPE, *, release_faithful: bool = False,
                   data_root: str | os.PathLike | None = None, train_file: str | os.PathLike | None = None,
-                  extra: Sequence[str] = (), metrics_path: str | os.PathLike | None = None,
-                  python: str = sys.executable) -> tuple[dict[str, str], list[str]]:
+                  extra: Sequence[str] = (), python: str = sys.executable) -> tuple[dict[str, str], list[str]]:
     """(env, argv) of the verl run; ``extra`` raw Hydra overrides go last (they win)."""
     task = get_task(task) if isinstance(task, str) else task
     condition = get_condition(condition) if isinstance(condition, str) else condition
     run_dir = Path(run_dir).resolve()
-    if metrics_path is None:
-        metrics_path = next_metrics_path(run_dir, create=False)
-    env = job_env(Path(metrics_path).resolve())
+    env = job_env(next_metrics_path(run_dir, create=False).resolve())
     overrides = build_overrides(model, task, condition, seed, run_dir, recipe, release_faithful=release_faithful,
                                 data_root=data_root, train_file=train_file)
     # Ray workers on other nodes do not inherit the driver's environment: pass ours explicitly.
@@ -439,20 +437,20 @@ def main(args: argparse.Namespace) -> int:
     missing = [p for p in [train, *vals] if not p.exists()]
     cfg = compose_config(overrides_of(argv))
     validate(cfg)
+    no_synlogic = needs_synlogic(task) and synlogic.ENV_VAR not in env
 
     if args.dry_run:
         print(f"# {condition.name} ({condition.rq}: {condition.summary}) | {args.model} | {task.name} | "
               f"seed {args.seed} | run dir {run_dir}")
         for p in [train, *vals]:
             print(f"# reads {p}" + ("" if p.exists() else "  [MISSING: " + missing_data_help(task, condition, p) + "]"))
-        if needs_synlogic(task) and "MIRAGE_SYNLOGIC_PATH" not in env:
-            print("# needs MIRAGE_SYNLOGIC_PATH=<SynLogic checkout> (its verifiers score the logic rows)")
+        if no_synlogic:
+            print(f"# needs {synlogic.ENV_VAR}=<SynLogic checkout> (its verifiers score the logic rows)")
         print(format_command(env, argv))
         return 0
 
-    if needs_synlogic(task) and "MIRAGE_SYNLOGIC_PATH" not in env:
-        raise RuntimeError(f"task {task.name!r} is scored by SynLogic's verifiers: git clone "
-                           "https://github.com/MiniMax-AI/SynLogic and set MIRAGE_SYNLOGIC_PATH to the checkout")
+    if no_synlogic:
+        raise RuntimeError(f"task {task.name!r} is scored by SynLogic's verifiers: {synlogic.HOW_TO_GET}")
     if missing:
         raise FileNotFoundError("verl run needs these datasets, missing:\n" + "\n".join(
             f"  {p}\n    make it with: {missing_data_help(task, condition, p)}" for p in missing))
