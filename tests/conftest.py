@@ -1,6 +1,7 @@
 """Suite-wide fixtures."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,19 @@ def korbench_standin_template(tmp_path_factory):
     os.environ["MIRAGE_KORBENCH_TEMPLATE"] = str(path)
     yield path
     os.environ.pop("MIRAGE_KORBENCH_TEMPLATE", None)
+
+
+def wait_for_exit(pids, timeout: float) -> list[int]:
+    """Wait up to ``timeout`` s for processes to exit; return those still alive."""
+    t0 = time.time()
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        if not alive or time.time() - t0 >= timeout:
+            return alive
+        time.sleep(0.1)

@@ -2,7 +2,6 @@
 
 import argparse
 import hashlib
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -13,9 +12,8 @@ from mirage.data.cli import configure
 from mirage.data.common import Conversion
 from mirage.data.prepare import DATASETS, list_datasets, write_dataset
 from mirage.tasks import dataset_path
+from conftest import SHARED_DATA as SHARED
 
-SHARED = Path(os.environ.get("MIRAGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data not at {SHARED}")
 
 
 def run(*argv):
@@ -37,7 +35,6 @@ def sha(path):
 
 
 @pytest.mark.shared_data
-@needs_shared
 def test_prepare_all_local_then_list(tmp_path, capsys):
     assert run("prepare", "--all-local", "--shared", SHARED, "--root", tmp_path) == 1  # DSR-sub row 265
     assert "deepscaler_dsr_sub: FAILED:" in capsys.readouterr().out
@@ -58,7 +55,6 @@ def test_prepare_all_local_then_list(tmp_path, capsys):
 
 
 @pytest.mark.shared_data
-@needs_shared
 def test_prepare_one_dataset_and_one_shot_cli(tmp_path, capsys):
     assert run("prepare", "--dataset", "amc23", "--source", SHARED / "amc23/test.jsonl", "--root", tmp_path) == 0
     assert pq.read_table(dataset_path("amc23", tmp_path)).num_rows == 40
@@ -122,7 +118,6 @@ def test_registry_names_match_the_tasks():
 
 @pytest.mark.verl
 @pytest.mark.shared_data
-@needs_shared
 def test_verl_reads_what_we_write(tmp_path):
     from omegaconf import OmegaConf
     from verl.utils.dataset.rl_dataset import RLHFDataset

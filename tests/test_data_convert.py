@@ -1,7 +1,6 @@
 """Converters on the real files of ../shared/data and on broken copies of them."""
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -14,10 +13,9 @@ from mirage.data.common import DataError, answer_text
 from mirage.data.korbench import CATEGORIES, convert_korbench, korbench_prompt, templates
 from mirage.data.math_data import INSTRUCTION, ONE_SHOT_SUFFIX, convert_deepscaler, convert_math_eval
 from mirage.data.synlogic import convert_synlogic
+from conftest import SHARED_DATA as SHARED
 
-SHARED = Path(os.environ.get("MIRAGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-pytestmark = [pytest.mark.shared_data,
-              pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data not at {SHARED}")]
+pytestmark = pytest.mark.shared_data
 
 
 def lines(path):

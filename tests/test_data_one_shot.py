@@ -1,6 +1,4 @@
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -11,8 +9,8 @@ from mirage.data.math_data import INSTRUCTION, ONE_SHOT_SUFFIX
 from mirage.data.one_shot import (duplicate_to_batch, historical_variance, load_history, one_shot_set,
                                   select_by_historical_variance, select_random)
 from mirage.data.prepare import prepare
+from conftest import SHARED_DATA as SHARED
 
-SHARED = Path(os.environ.get("MIRAGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 ONE_SHOT = SHARED / "deepscaler" / "one_shot_rlvr"
 
 
@@ -51,7 +49,6 @@ def test_duplicate_to_batch():
 
 
 @pytest.mark.shared_data
-@pytest.mark.skipif(not SHARED.is_dir(), reason="no shared data")
 @pytest.mark.parametrize("rank,index", [(1, "124"), (2, "267"), (13, "682")])
 def test_published_pi_examples(rank, index):
     history = load_history(ONE_SHOT / "acc_step_500.json")
@@ -59,7 +56,6 @@ def test_published_pi_examples(rank, index):
 
 
 @pytest.mark.shared_data
-@pytest.mark.skipif(not SHARED.is_dir(), reason="no shared data")
 def test_pi1_from_dsr_sub_equals_the_published_set():
     history = load_history(ONE_SHOT / "acc_step_500.json")
     rows, example = one_shot_set(ONE_SHOT / "dsr_sub.parquet", 128, history=history)
@@ -68,7 +64,6 @@ def test_pi1_from_dsr_sub_equals_the_published_set():
 
 
 @pytest.mark.shared_data
-@pytest.mark.skipif(not SHARED.is_dir(), reason="no shared data")
 def test_pi1_from_converted_dsr_sub_has_the_same_problem_and_label(tmp_path):
     path, _ = prepare("deepscaler_dsr_sub", ONE_SHOT / "dsr_sub.parquet", tmp_path, skip_empty_answers=True)
     rows, example = one_shot_set(path, 128, history=load_history(ONE_SHOT / "acc_step_500.json"))

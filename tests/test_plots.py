@@ -18,8 +18,7 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "study"
 
 @pytest.fixture(scope="module")
 def tables():
-    results, dynamics, alignment = study.load_results(FIXTURE)
-    return results, dynamics, alignment
+    return study.load_results(FIXTURE)
 
 
 def _line_colours(fig) -> dict[str, str]:

@@ -4,8 +4,6 @@ import json
 import random
 import re
 import threading
-import os
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,8 +11,8 @@ import pytest
 from mirage.rewards import (RESULT_KEYS, compute_score, compute_scores, extract_answer, format_ok,
                             majority_vote_rewards, mean_token_logprob, random_coin)
 from mirage.rewards.group import cluster_answers
+from conftest import SHARED_DATA as DATA
 
-DATA = Path(os.environ.get("MIRAGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def wrap(answer, think="reasoning"):

@@ -3,14 +3,13 @@
 import json
 import random
 import re
-import os
-from pathlib import Path
 
 import pytest
 
 from mirage.rewards import compute_score, korbench
+from conftest import SHARED_DATA
 
-DATA = Path(os.environ.get("MIRAGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "korbench"
+DATA = SHARED_DATA / "korbench"
 
 
 def rows(category):

@@ -7,13 +7,13 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from mirage.rewards import compute_score, synlogic
+from conftest import SHARED_DATA
 
-DATA = Path(os.environ.get("MIRAGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "synlogic"
+DATA = SHARED_DATA / "synlogic"
 
 FAKE_TASK2VERIFIER = '''
 import os, re, sys, threading, time

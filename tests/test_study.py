@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import wait_for_exit
 from mirage import study
 from mirage.conditions import CONDITIONS, PAPER_CONDITIONS
 
@@ -150,7 +151,7 @@ def test_paper_dry_run_prints_one_verl_job_and_eval_per_cell(tmp_path):
     text = "\n".join(lines)
     for s in cells:
         block = text.split(f"cell {s.id} ")[1].split("\n## ")[0]
-        job, trains, evaluates = [ln for ln in block.splitlines()[1:4]]
+        job, trains, evaluates = block.splitlines()[1:4]
         assert job.startswith("mirage study --preset paper") and f"condition={s.cell.condition}" in job
         assert "-m verl.trainer.main_ppo" in trains and f"actor_rollout_ref.model.path={s.cell.model}" in trains
         assert f"algorithm.adv_estimator={ESTIMATORS[CONDITIONS[s.cell.condition].estimator].verl_name}" in trains
@@ -178,14 +179,7 @@ def test_a_step_dies_with_its_runner_even_on_kill_9_of_the_runner_alone(tmp_path
     pid = int(pid_file.read_text())
     os.kill(proc.pid, signal.SIGKILL)  # the runner only, not its process group
     proc.wait()
-    t0 = time.time()
-    while time.time() - t0 < 10:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
+    if wait_for_exit([pid], timeout=10):
         os.kill(pid, signal.SIGKILL)
         raise AssertionError("the step outlived its runner")
 

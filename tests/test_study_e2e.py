@@ -23,9 +23,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import wait_for_exit
 from mirage import study
 from mirage.evaluate import read_samples
-from mirage.runs import read_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -49,17 +49,6 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 400) -> None:
         time.sleep(0.5)
 
 
-def _pids_alive(pids) -> list[int]:
-    alive = []
-    for pid in pids:
-        try:
-            os.kill(pid, 0)
-            alive.append(pid)
-        except ProcessLookupError:
-            pass
-    return alive
-
-
 def test_study_survives_kill_and_failure_and_completes(tmp_path):
     out = tmp_path / "study"
     preset = study.PRESETS[PRESET]
@@ -81,9 +70,7 @@ def test_study_survives_kill_and_failure_and_completes(tmp_path):
     # kernels live in their own sessions and exit within ~1 s of losing their parent
     kernels = [int(p) for p in subprocess.run(["pgrep", "-f", f"ipykernel_launcher.*{tmp_path.name}"],
                                               capture_output=True, text=True).stdout.split()]
-    t0 = time.time()
-    while _pids_alive(kernels) and time.time() - t0 < 10:
-        time.sleep(0.2)
+    wait_for_exit(kernels, timeout=10)
 
     # 3: rerun; everything but the bad cell completes, the failure is recorded and reported
     proc = _runner(out)
@@ -110,6 +97,7 @@ def test_study_survives_kill_and_failure_and_completes(tmp_path):
     assert not results.duplicated(key).any()
     assert set(results["condition"]) == {"base"} | {c.condition for c in cells}
     last = preset.recipe_dict()["total_steps"]
+    dyn = pd.read_parquet(out / "dynamics.parquet")
     for c in cells:
         r = results[results.condition == c.condition]
         assert set(r["step"]) == set(range(preset.overrides["save_freq"], last + 1, preset.overrides["save_freq"]))
@@ -120,7 +108,6 @@ def test_study_survives_kill_and_failure_and_completes(tmp_path):
             assert not samples.duplicated(["dataset", "problem_id", "sample_index"]).any()
             assert len(samples) == samples["problem_id"].nunique() * preset.eval.n
         # training metrics: every step exactly once (later attempts win)
-        dyn = pd.read_parquet(out / "dynamics.parquet")
         d = dyn[(dyn.condition == c.condition) & (dyn.metric == "critic/score/mean")]
         assert sorted(d["step"]) == list(range(1, last + 1))
         assert (c.run_dir(out) / "notebook.ipynb").exists()

@@ -215,12 +215,17 @@ def test_dry_run_rejects_unknown_recipe_keys(tmp_path):
               "--dry-run", "--run-dir", str(tmp_path / "r"), "--set", "learning_rate=1"])
 
 
-def test_no_launch_writes_a_runnable_run_dir(tmp_path, capsys, monkeypatch):
-    data = tmp_path / "data"
-    task = get_task("logic")
+def _stub_data(root, task_name):
+    """Empty parquet files for a task's train and eval sets: existence is all a launch checks."""
+    task = get_task(task_name)
+    (root / "verl").mkdir(parents=True, exist_ok=True)
     for name in (task.train, *task.evals):
-        (data / "verl").mkdir(parents=True, exist_ok=True)
-        (data / "verl" / f"{name}.parquet").write_bytes(b"")  # existence is all a launch checks
+        (root / "verl" / f"{name}.parquet").write_bytes(b"")
+    return root
+
+
+def test_no_launch_writes_a_runnable_run_dir(tmp_path, capsys, monkeypatch):
+    data = _stub_data(tmp_path / "data", "logic")
     run_dir = tmp_path / "run"
     args = ["train", "--backend", "verl", "--model", "Qwen/Qwen2.5-7B", "--task", "logic", "--condition",
             "entropy_min", "--run-dir", str(run_dir), "--data-root", str(data), "--no-launch"]
@@ -278,12 +283,7 @@ def test_launch_through_verls_own_entry_point(tmp_path, monkeypatch):
     verl cannot train on a CPU, so the launched command gets Hydra's ``--cfg job``
     appended: main_ppo composes the config from our command line, prints it and exits.
     """
-    from omegaconf import OmegaConf
-
-    data = tmp_path / "data"
-    for name in (get_task("math").train, *get_task("math").evals):
-        (data / "verl").mkdir(parents=True, exist_ok=True)
-        (data / "verl" / f"{name}.parquet").write_bytes(b"")
+    data = _stub_data(tmp_path / "data", "math")
     real_stream = vb._stream
     launched = {}
 

@@ -263,6 +263,7 @@ def tiny_model_and_data(tmp_path_factory):
     """A 1-layer testbed model (tokenizer + config) and 16-row verl parquets for the math task's files."""
     import pandas as pd
 
+    from mirage.tasks import get_task
     from mirage.testbed.models import make_model
     from mirage.testbed.tokenizer import make_tokenizer
 
@@ -274,7 +275,8 @@ def tiny_model_and_data(tmp_path_factory):
              "reward_model": {"style": "rule", "ground_truth": str(i + 1)}, "extra_info": {"index": i, "split": "train"}}
             for i in range(16)]
     (root / "data" / "verl").mkdir(parents=True)
-    for name in ("deepscaler", "math500", "aime24", "amc23"):
+    math = get_task("math")
+    for name in (math.train, *math.evals):
         pd.DataFrame(rows).to_parquet(root / "data" / "verl" / f"{name}.parquet")
     return root, tok
 
