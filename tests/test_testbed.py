@@ -1,5 +1,6 @@
 """Testbed tasks, verifiers, tokenizer and the untrained model factory."""
 
+import json
 import math
 import random
 import re
@@ -160,6 +161,27 @@ def test_ensure_dataset_regenerates_a_file_made_otherwise(tmp_path, monkeypatch)
     mtime = path.stat().st_mtime_ns
     T.ensure_dataset("toy-math_test", root=tmp_path, n=30, seed=1)
     assert path.stat().st_mtime_ns != mtime
+
+
+def test_datasets_in_use_are_regenerated_after_a_generator_change(tmp_path, monkeypatch):
+    """The trainer and the evaluator never reuse an older generator's rows, and keep a custom size."""
+    from mirage.train.local import load_rows
+
+    path = T.ensure_dataset("toy-logic_train", root=tmp_path, n=24, seed=5)
+    rows = pd.read_parquet(path)
+    monkeypatch.setattr(T, "GENERATOR_VERSION", T.GENERATOR_VERSION + 1)
+    mtime = path.stat().st_mtime_ns
+    assert len(load_rows("toy-logic_train", tmp_path)) == 24  # same size and seed, rewritten
+    assert path.stat().st_mtime_ns != mtime
+    assert json.loads(path.with_suffix(".meta.json").read_text())["generator_version"] == T.GENERATOR_VERSION
+    pd.testing.assert_frame_equal(pd.read_parquet(path), rows)  # (the generator did not really change)
+    mtime = path.stat().st_mtime_ns
+    load_rows("toy-logic_train", tmp_path)  # current: reused
+    assert path.stat().st_mtime_ns == mtime
+    # a file this module did not write (no sidecar) is used as it is, not overwritten
+    path.with_suffix(".meta.json").unlink()
+    rows.head(8).to_parquet(path)
+    assert len(load_rows("toy-logic_train", tmp_path)) == 8
 
 
 def test_default_dataset_sizes(tmp_path):

@@ -44,10 +44,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from mirage.testbed.tasks import TASK_NAMES, ensure_dataset
+    from mirage.testbed.tasks import DEFAULT_SIZES, TASK_NAMES, ensure_dataset
 
     for task in args.task or TASK_NAMES:
         for split, n in (("train", args.n_train), ("test", args.n_test)):
+            n = DEFAULT_SIZES[split] if n is None else n  # the command's defaults, not what a file records
             path = ensure_dataset(f"{task}_{split}", root=args.root, n=n, overwrite=args.overwrite)
             print(path)
     return 0

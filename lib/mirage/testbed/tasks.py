@@ -237,8 +237,12 @@ def ensure_dataset(name: str, root: str | os.PathLike | None = None, n: int | No
 
     ``name`` is "toy-math_train", "toy-math_test", "toy-logic_train" or "toy-logic_test".
     An existing file is reused when its sidecar ``.meta.json`` records the same
-    generator version and arguments (else it is regenerated); generation is
+    generator version and arguments, else it is regenerated; generation is
     deterministic, so a rewrite with the same arguments gives the same rows.
+    Arguments left as None keep what the sidecar records (else the defaults), so the
+    trainer and the evaluator, which call this on every use, keep a custom size but
+    never reuse rows of an older generator. A file without a sidecar was not written
+    here: it is only replaced when arguments are given (or ``overwrite``).
     """
     import json
 
@@ -247,12 +251,18 @@ def ensure_dataset(name: str, root: str | os.PathLike | None = None, n: int | No
 
     task, split = parse_dataset_name(name)
     path = dataset_path(name, root)
-    n = DEFAULT_SIZES[split] if n is None else int(n)
-    seed = DEFAULT_SEEDS[split] if seed is None else int(seed)
+    meta = path.with_suffix(".meta.json")
+    implicit = n is None and seed is None and difficulties is None
+    recorded = json.loads(meta.read_text()) if meta.exists() else {}
+    if path.exists() and implicit and not recorded and not overwrite:
+        return path
+    n = int(recorded.get("n", DEFAULT_SIZES[split])) if n is None else int(n)
+    seed = int(recorded.get("seed", DEFAULT_SEEDS[split])) if seed is None else int(seed)
+    if difficulties is None and recorded.get("difficulties"):
+        difficulties = recorded["difficulties"]
     spec = {"generator_version": GENERATOR_VERSION, "task": task, "split": split, "n": n, "seed": seed,
             "difficulties": list(_check_difficulties(task, difficulties))}
-    meta = path.with_suffix(".meta.json")
-    if path.exists() and not overwrite and meta.exists() and json.loads(meta.read_text()) == spec:
+    if path.exists() and not overwrite and recorded == spec:
         return path
     write_parquet_atomic(path, problems_frame(task, split, n, seed, difficulties))
     write_json_atomic(meta, spec)
