@@ -18,8 +18,6 @@ import numpy as np
 from mirage.rewards import extract_answer, format_ok
 from mirage.testbed import tasks as T
 
-KS = (1, 2, 4, 8, 16)
-
 
 def eval_problems(task: str, n: int = T.DEFAULT_SIZES["test"]) -> list[T.Problem]:
     """The problems of ``<task>_test`` (same generator and seed as ``ensure_dataset``)."""
@@ -53,7 +51,7 @@ def measure_task(model, tokenizer, task: str, n: int = 16, n_problems: int = 200
                  max_new_tokens: int = 48, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    from mirage.passk import pass_at_k
+    from mirage.passk import default_ks, pass_at_k
     from mirage.sample.base import apply_chat_template, prompt_seed
 
     problems = eval_problems(task, n_problems)
@@ -78,7 +76,7 @@ def measure_task(model, tokenizer, task: str, n: int = 16, n_problems: int = 200
                     correct_when_started += hit
     total = n * len(problems)
     result: dict[str, Any] = {f"pass@{k}": round(float(np.mean(pass_at_k(n, np.array(correct), k))), 4)
-                              for k in KS if k <= n}
+                              for k in default_ks(n)}
     result.update({
         "n": n, "problems": len(problems), "temperature": temperature,
         "buggy_answer_rate": round(buggy / total, 4),
