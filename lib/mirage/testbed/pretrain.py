@@ -21,7 +21,6 @@ import math
 import os
 import platform
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -224,27 +223,19 @@ def _environment() -> dict[str, Any]:
 def pretrain_one(config: PretrainConfig, out: str | os.PathLike, progress: bool = True) -> Path:
     """Train, measure and save one model to ``out/<name>`` (swapped in atomically)."""
     from mirage.testbed.card import write_card
+    from mirage.runs import atomic_dir
     from mirage.testbed.measure import measure_alignment
 
-    final = Path(out) / config.name
-    tmp = Path(out) / f".{config.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     model, tokenizer, stats = train(config, progress=progress)
     start = time.perf_counter()
     alignment = measure_alignment(model, tokenizer, n=config.eval_n, n_problems=config.eval_problems,
                                   progress=progress)
     stats["measure_seconds"] = round(time.perf_counter() - start, 1)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    write_card(tmp, config.to_dict(), stats, alignment, _environment())
-    if final.exists():  # replace: move the old one aside first so a crash never loses both
-        old = Path(out) / f".{config.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, final)
+    final = Path(out) / config.name
+    with atomic_dir(final) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_card(tmp, config.to_dict(), stats, alignment, _environment())
     return final
 
 

@@ -32,9 +32,7 @@ and the step, so a rerun (or a resumed run) gives identical metrics.
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -444,14 +442,12 @@ def save_checkpoint(run_dir: Path, step: int, policy: Policy, optimizer: torch.o
     """verl's layout, written to a temporary folder and renamed (a kill never leaves half a checkpoint)."""
     root = run_dir / "checkpoints"
     final = root / f"global_step_{step}"
-    tmp = root / f".tmp_global_step_{step}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    hf = tmp / "actor" / "huggingface"
-    policy.model.save_pretrained(hf)
-    policy.tokenizer.save_pretrained(hf)
-    torch.save({"step": step, "drawn": drawn, "optimizer": optimizer.state_dict()}, tmp / "actor" / TRAINER_STATE)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with runs.atomic_dir(final) as tmp:
+        hf = tmp / "actor" / "huggingface"
+        policy.model.save_pretrained(hf)
+        policy.tokenizer.save_pretrained(hf)
+        torch.save({"step": step, "drawn": drawn, "optimizer": optimizer.state_dict()},
+                   tmp / "actor" / TRAINER_STATE)
     runs.write_text_atomic(root / "latest_checkpointed_iteration.txt", f"{step}\n")
     for _, older in runs.list_checkpoints(run_dir):  # keep older weights for sweeps, drop their optimizer state
         state = older.parent / TRAINER_STATE
