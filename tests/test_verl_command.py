@@ -209,10 +209,13 @@ def test_dry_run_cli_without_gpu_or_data(tmp_path, capsys):
     assert "data.seed=3" in line
 
 
-def test_dry_run_rejects_unknown_recipe_keys(tmp_path):
-    with pytest.raises(KeyError, match="not a recipe field"):
-        _cli(["train", "--backend", "verl", "--model", "m", "--task", "math", "--condition", "random",
-              "--dry-run", "--run-dir", str(tmp_path / "r"), "--set", "learning_rate=1"])
+def test_dry_run_rejects_unknown_recipe_keys_and_bad_values(tmp_path):
+    base = ["train", "--backend", "verl", "--model", "m", "--task", "math", "--condition", "random",
+            "--dry-run", "--run-dir", str(tmp_path / "r")]
+    with pytest.raises(KeyError, match="unknown recipe key 'learning_rate'"):
+        _cli(base + ["--set", "learning_rate=1"])
+    with pytest.raises(ValueError, match="'dynamic_sampling': expected a boolean, got 'maybe'"):
+        _cli(base + ["--set", "dynamic_sampling=maybe"])
 
 
 def _stub_data(root, task_name):

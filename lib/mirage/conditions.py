@@ -178,8 +178,36 @@ class Recipe:
             raise KeyError(f"unknown recipe keys: {sorted(unknown)}")
         return dataclasses.replace(self, **changes)
 
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> "Recipe":
+        """A copy with ``overrides`` applied; strings (KEY=VALUE from a command line) are
+        parsed as the field's type, and a bad key or value is an error that names it."""
+        kinds = {f.name: _FIELD_TYPES[f.type] for f in dataclasses.fields(self)}
+        changes = dict(overrides or {})
+        for key, value in changes.items():
+            if key not in kinds:
+                raise KeyError(f"unknown recipe key {key!r}; known: {', '.join(sorted(kinds))}")
+            if isinstance(value, str) and kinds[key] is not str:
+                changes[key] = _parse_field(key, value, kinds[key])
+        return dataclasses.replace(self, **changes)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_FIELD_TYPES = {"int": int, "float": float, "str": str, "bool": bool}  # Recipe's annotations (postponed: strings)
+
+
+def _parse_field(key: str, text: str, kind: type) -> Any:
+    if kind is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"recipe key {key!r}: expected a boolean, got {text!r}")
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"recipe key {key!r}: expected {kind.__name__}, got {text!r}") from None
 
 
 PAPER_RECIPE = Recipe()

@@ -35,7 +35,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -55,31 +55,10 @@ TRAINER_STATE = "trainer_state.pt"  # optimizer + loader state, next to actor/hu
 # --- recipe and data ----------------------------------------------------------------
 def resolve_recipe(task: Task, recipe: Recipe | None = None, overrides: Any = None) -> Recipe:
     """The task's default recipe (testbed or paper) with ``overrides`` (dict or KEY=VALUE pairs) applied."""
-    recipe = recipe or (TESTBED_RECIPE if task.kind == "testbed" else PAPER_RECIPE)
-    changes = dict(overrides or {})
-    types = {f.name: type(getattr(recipe, f.name)) for f in fields(recipe)}
-    for key, value in list(changes.items()):
-        if key not in types:
-            raise KeyError(f"unknown recipe key {key!r}; known: {', '.join(sorted(types))}")
-        if isinstance(value, str) and types[key] is not str:
-            changes[key] = _parse_value(key, value, types[key])
-    recipe = recipe.replace(**changes)
+    recipe = (recipe or (TESTBED_RECIPE if task.kind == "testbed" else PAPER_RECIPE)).with_overrides(overrides)
     if recipe.use_kl_loss or recipe.use_kl_in_reward:
         raise ValueError("the local engine has no reference model: use_kl_loss/use_kl_in_reward must be False")
     return recipe
-
-
-def _parse_value(key: str, text: str, kind: type) -> Any:
-    if kind is bool:
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"recipe key {key!r}: expected a boolean, got {text!r}")
-    try:
-        return kind(text)
-    except ValueError:
-        raise ValueError(f"recipe key {key!r}: expected {kind.__name__}, got {text!r}") from None
 
 
 def load_rows(name: str, root: Any = None) -> list[dict]:

@@ -23,7 +23,6 @@ metrics file (verl truncates its file logger's file on start).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import re
@@ -332,26 +331,13 @@ def merge_checkpoint(run_dir: str | os.PathLike, step: int, backend: str = "fsdp
 
 
 # --- the CLI --------------------------------------------------------------------------------
-def _coerce(key: str, text: str) -> Any:
-    """A ``--set`` value as the recipe field's type."""
-    types = {f.name: f.type for f in dataclasses.fields(Recipe)}
-    if key not in types:
-        raise KeyError(f"--set {key}: not a recipe field; known: {', '.join(types)}")
-    kind = str(types[key])
-    if kind == "bool":
-        if text.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"--set {key}={text}: expected true or false")
-        return text.lower() in ("true", "1")
-    return {"int": int, "float": float}.get(kind, str)(text)
-
-
 def recipe_from_args(args: argparse.Namespace, base: Recipe = PAPER_RECIPE) -> Recipe:
-    changes = {k: _coerce(k, v) for k, v in args.overrides}
+    changes = dict(args.overrides)  # KEY=VALUE strings, parsed by the recipe
     if args.n_gpus_per_node is not None:
         changes["n_gpus_per_node"] = args.n_gpus_per_node
     if args.nnodes is not None:
         changes["nnodes"] = args.nnodes
-    return base.replace(**changes)
+    return base.with_overrides(changes)
 
 
 def _versions() -> dict[str, str]:
