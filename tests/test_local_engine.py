@@ -354,3 +354,41 @@ def test_cli_dry_run_and_verl_only_flags(tmp_path, capsys):
     args = parser.parse_args(base + ["--nnodes", "2"])
     with pytest.raises(SystemExit, match="--nnodes only apply to --backend verl"):
         args.func(args)
+
+
+@pytest.mark.parametrize("micro_batch_size", [None, 3])
+def test_old_logprobs_are_the_policy_before_any_update(monkeypatch, micro_batch_size):
+    """Every mini-batch, micro-batch and epoch is given the log-probs of the policy as it was
+    before the first optimizer step (the first mini-batch takes them from its own forward)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mirage.conditions import TESTBED_RECIPE, get_condition
+    from mirage.testbed.models import model_path
+    from mirage.testbed.tasks import problems_frame
+
+    path = model_path(MODEL)
+    policy = local.Policy(AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path))
+    recipe = TESTBED_RECIPE.replace(train_batch_size=4, rollout_n=4, ppo_mini_batch_size=2, ppo_epochs=2,
+                                    max_response_length=16, lr=1e-2)
+    rows = problems_frame("toy-math", "train", 4, seed=0).to_dict("records")
+    batch = local.rollout(policy, rows, get_condition("ground_truth"), recipe, 0, 1, "t", False)
+    with torch.no_grad():
+        before, _ = local.response_logprobs(policy.model, batch, torch.arange(16), 1.0, policy.pad_token_id)
+    seen, policy_loss = [], local.policy_loss
+
+    def spy(old, logp, *args, **kw):
+        seen.append((old.clone(), logp.detach().clone()))
+        return policy_loss(old, logp, *args, **kw)
+
+    monkeypatch.setattr(local, "policy_loss", spy)
+    advantages = torch.randn(16, batch.responses.shape[1])
+    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=recipe.lr)
+    local.update_policy(policy.model, optimizer, batch, advantages, recipe, policy.pad_token_id, micro_batch_size)
+    per_epoch = 2 * (1 if micro_batch_size is None else 3)  # 2 mini-batches of 8 responses
+    assert len(seen) == 2 * per_epoch
+    order = [mb[m] for _ in range(2) for mb in local._chunks(16, 8) for m in local._chunks(8, micro_batch_size or 8)]
+    for (old, logp), rows in zip(seen, order):
+        width = old.shape[1]
+        torch.testing.assert_close(old, before[rows, :width], rtol=0, atol=1e-5)
+    # the policy did move: later forwards differ from the old log-probs
+    assert max(float((logp - old).abs().max()) for old, logp in seen[per_epoch // 2:]) > 1e-3

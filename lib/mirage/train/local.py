@@ -338,23 +338,30 @@ def _chunks(n: int, size: int) -> list[torch.Tensor]:
 
 
 def update_policy(model: Any, optimizer: torch.optim.Optimizer, batch: Batch, advantages: torch.Tensor,
-                  old_logprobs: torch.Tensor, recipe: Recipe, pad_token_id: int,
-                  micro_batch_size: int | None = None, old_missing: torch.Tensor | None = None) -> dict[str, float]:
-    """``ppo_epochs`` passes over PPO mini-batches; metrics averaged over mini-batches, as verl does.
+                  recipe: Recipe, pad_token_id: int, micro_batch_size: int | None = None) -> dict[str, float]:
+    """Old log-probs, then ``ppo_epochs`` passes over PPO mini-batches; metrics averaged over
+    mini-batches, as verl does.
 
-    ``old_missing`` (R,) bool: responses whose old log-probs are still to be taken from
-    their first training forward. Only valid for responses the policy has not been
-    updated before (the first mini-batch): there the current policy *is* the old one.
+    Old log-probs are the current policy's, taken before any update (verl's
+    ``compute_log_prob``). The first mini-batch's come from its own first training
+    forward, which runs before the first optimizer step: the same numbers, one
+    forward less. ``timing_s/old_log_prob`` times the other mini-batches' forwards.
     """
+    start = time.perf_counter()
     mask = batch.mask
-    old_missing = torch.zeros(len(batch.lengths), dtype=torch.bool) if old_missing is None else old_missing.clone()
-    mini = recipe.ppo_mini_batch_size * recipe.rollout_n
+    mini_batches = _chunks(len(batch.lengths), recipe.ppo_mini_batch_size * recipe.rollout_n)
+    old_logprobs = torch.zeros_like(mask)
+    with torch.no_grad():
+        model.eval()
+        for rows in mini_batches[1:]:
+            logp, _ = response_logprobs(model, batch, rows, recipe.temperature, pad_token_id)
+            old_logprobs[rows, :logp.shape[1]] = logp
+    timing = time.perf_counter() - start
     params = [p for p in model.parameters() if p.requires_grad]
     acc: dict[str, list[float]] = {}
-    optimizer_steps = 0
     model.train()
-    for _ in range(recipe.ppo_epochs):
-        for mb in _chunks(len(batch.lengths), mini):
+    for epoch in range(recipe.ppo_epochs):
+        for i, mb in enumerate(mini_batches):
             n_tokens = mask[mb].sum()
             optimizer.zero_grad(set_to_none=True)
             mb_metrics: dict[str, list[float]] = {}
@@ -362,11 +369,8 @@ def update_policy(model: Any, optimizer: torch.optim.Optimizer, batch: Batch, ad
                 rows = mb[micro]
                 width = int(batch.lengths[rows].max())
                 logp, entropy = response_logprobs(model, batch, rows, recipe.temperature, pad_token_id, True)
-                if bool(old_missing[rows].any()):
-                    if not bool(old_missing[rows].all()) or optimizer_steps:
-                        raise RuntimeError("old log-probs missing for responses after an update")
+                if epoch == 0 and i == 0:  # no update yet: this forward's log-probs are the old ones
                     old_logprobs[rows, :width] = logp.detach()
-                    old_missing[rows] = False
                 m = mask[rows, :width]
                 loss, metrics = policy_loss(old_logprobs[rows, :width], logp, advantages[rows, :width], m,
                                             recipe.clip_ratio_low, recipe.clip_ratio_high, recipe.clip_ratio_c,
@@ -381,13 +385,12 @@ def update_policy(model: Any, optimizer: torch.optim.Optimizer, batch: Batch, ad
             grad_norm = torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
             if torch.isfinite(grad_norm):  # verl skips the step on a non-finite gradient
                 optimizer.step()
-            optimizer_steps += 1
             optimizer.zero_grad(set_to_none=True)
             mb_metrics["actor/grad_norm"] = [float(grad_norm)]
             # pg_loss and entropy add up over micro-batches (each is normalised by the mini-batch's tokens)
             for k, v in mb_metrics.items():
                 acc.setdefault(k, []).append(sum(v) if k in ("actor/pg_loss", "actor/entropy") else float(np.mean(v)))
-    return {k: float(np.mean(v)) for k, v in acc.items()}
+    return {**{k: float(np.mean(v)) for k, v in acc.items()}, "timing_s/old_log_prob": timing}
 
 
 def lr_factor(step: int, warmup: int) -> float:
@@ -646,23 +649,11 @@ def train_step(policy: Policy, optimizer: torch.optim.Optimizer, stream: PromptS
             "response_length/mean": float(batch.lengths.float().mean()),
             "response_length/clip_ratio": float(np.mean([f == "length" for f in batch.finish])),
         })
-        # 5: old log-probs by the current policy, then the PPO update at this step's learning rate.
-        # The first mini-batch's old log-probs come from its own first forward (the policy is
-        # still the old one there: same numbers, one forward less); the others' are computed now.
+        # 5: the PPO update (old log-probs first) at this step's learning rate
         for group in optimizer.param_groups:
             group["lr"] = recipe.lr * lr_factor(step, recipe.lr_warmup_steps)
-        mini = recipe.ppo_mini_batch_size * recipe.rollout_n
-        old = torch.zeros_like(mask)
-        old_missing = torch.arange(len(batch.lengths)) < mini
-        with torch.no_grad():
-            policy.model.eval()
-            for rows in _chunks(len(batch.lengths), mini)[1:]:
-                logp, _ = response_logprobs(policy.model, batch, rows, recipe.temperature, policy.pad_token_id)
-                old[rows, :logp.shape[1]] = logp
-        t_old = time.perf_counter()
-        update = update_policy(policy.model, optimizer, batch, advantages, old, recipe, policy.pad_token_id,
-                               micro_batch_size, old_missing)
-        update["timing_s/old_log_prob"] = t_old - t_gen
+        update = update_policy(policy.model, optimizer, batch, advantages, recipe, policy.pad_token_id,
+                               micro_batch_size)
     else:  # nothing to train on (no group kept by dynamic sampling, or none selected): no update
         metrics.setdefault("train/kept_responses", 0.0)
         metrics.update({"critic/score/mean": float(everything.score.mean()),
