@@ -178,6 +178,9 @@ def test_datasets_in_use_are_regenerated_after_a_generator_change(tmp_path, monk
     mtime = path.stat().st_mtime_ns
     load_rows("toy-logic_train", tmp_path)  # current: reused
     assert path.stat().st_mtime_ns == mtime
+    path.with_suffix(".meta.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"toy-logic_train\.meta\.json: unreadable"):
+        load_rows("toy-logic_train", tmp_path)
     # a file this module did not write (no sidecar) is used as it is, not overwritten
     path.with_suffix(".meta.json").unlink()
     rows.head(8).to_parquet(path)

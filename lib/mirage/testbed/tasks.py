@@ -253,7 +253,10 @@ def ensure_dataset(name: str, root: str | os.PathLike | None = None, n: int | No
     path = dataset_path(name, root)
     meta = path.with_suffix(".meta.json")
     implicit = n is None and seed is None and difficulties is None
-    recorded = json.loads(meta.read_text()) if meta.exists() else {}
+    try:
+        recorded = json.loads(meta.read_text()) if meta.exists() else {}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{meta}: unreadable ({e}); delete it (and {path.name}) to regenerate the dataset") from None
     if path.exists() and implicit and not recorded and not overwrite:
         return path
     n = int(recorded.get("n", DEFAULT_SIZES[split])) if n is None else int(n)
