@@ -90,11 +90,14 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder path next to ``path``; swap it in for ``path`` on success.
 
     The old folder is moved aside before the new one is renamed in, so a crash or
-    kill leaves the old folder (or the new one), never a half-written one or neither.
+    kill leaves the old folder or the new one, never a half-written one; a kill
+    between the two renames leaves the old one aside, and the next call puts it back.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp, old = path.parent / f".{path.name}.tmp", path.parent / f".{path.name}.old"
+    if old.exists() and not path.exists():
+        os.replace(old, path)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         yield tmp

@@ -222,8 +222,8 @@ def _environment() -> dict[str, Any]:
 
 def pretrain_one(config: PretrainConfig, out: str | os.PathLike, progress: bool = True) -> Path:
     """Train, measure and save one model to ``out/<name>`` (swapped in atomically)."""
-    from mirage.testbed.card import write_card
     from mirage.runs import atomic_dir
+    from mirage.testbed.card import write_card
     from mirage.testbed.measure import measure_alignment
 
     model, tokenizer, stats = train(config, progress=progress)
