@@ -368,7 +368,7 @@ def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | 
     # alignment: one measurement step per model x task (they run in parallel), then the notebook
     # that assembles the table from their caches and draws it
     align_dir = out / "alignment"
-    measure_ids = []
+    measure_ids: dict[tuple[str, str], str] = {}  # (model, task) -> its measure step
     for model in models:
         for task in tasks:
             mdir = pair_dir(align_dir, model, task)
@@ -376,11 +376,11 @@ def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | 
             params = {**common, "model": model, "task": task, "out_dir": str(align_dir), "eval": ev_align}
             steps.append(Step(mid, "measure", mdir,
                               [sys.executable, "-m", "mirage.study", "measure", str(mdir / "params.json")], params))
-            measure_ids.append(mid)
+            measure_ids[model, task] = mid
     params = {**common, "models": models, "tasks": tasks, "out_dir": str(align_dir), "eval": ev_align}
     steps.append(Step("alignment", "alignment", align_dir,
                       _papermill(nb / ALIGNMENT_NOTEBOOK, align_dir / "notebook.ipynb", align_dir / "params.json"),
-                      params, deps=measure_ids))
+                      params, deps=list(measure_ids.values())))
 
     history_ids: dict[tuple[str, str], str] = {}
     for cell in cells:
@@ -408,7 +408,7 @@ def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | 
                   "history_run": str(out / "history" / safe_name(cell.model) / cell.task) if hid else "",
                   "figures_dir": str(rdir / "figures")}
         notebook = nb / RQ_NOTEBOOKS[cell.rq]
-        deps = [f"alignment/{cell.model}/{cell.task}"] + ([hid] if hid else [])
+        deps = [measure_ids[cell.model, cell.task]] + ([hid] if hid else [])
         steps.append(Step(cell.id, "cell", rdir, _papermill(notebook, rdir / "notebook.ipynb", rdir / "params.json"),
                           params, deps=deps, cell=cell))
 
