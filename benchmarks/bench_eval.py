@@ -32,7 +32,7 @@ import pandas as pd
 
 from mirage.evaluate import ScorePool, evaluate, score_samples
 from mirage.tasks import dataset_path
-from mirage.testbed import tasks as toy
+from mirage.tasks import toy as toy
 
 # vLLM output throughput assumed for the GPU argument: Llama-3.1-8B (BF16) on one H100 80GB,
 # ~12,500 output tokens/s at saturation (third-party vLLM V1 figure, morphllm.com/vllm-benchmarks,
@@ -160,7 +160,8 @@ def main() -> int:
 
 
 def _testbed_model(work: str) -> str:
-    from mirage.testbed.models import list_models, make_model
+    from mirage.testbed.models import make_model
+    from mirage.models import list_models
     from mirage.testbed.tokenizer import make_tokenizer
 
     shipped = list_models()

@@ -18,7 +18,9 @@ import torch
 def load(model_name: str | None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mirage.testbed.models import list_models, make_model, model_path
+    from mirage.testbed.models import make_model
+
+    from mirage.models import list_models, resolve_model
     from mirage.testbed.tokenizer import make_tokenizer
 
     names = [m["name"] for m in list_models()]
@@ -26,13 +28,13 @@ def load(model_name: str | None):
     if name is None:  # no shipped model yet: an untrained one of the testbed's size
         tok = make_tokenizer()
         return make_model(tok).eval(), tok, "untrained make_model() (no shipped model found)"
-    path = model_path(name)
+    path = resolve_model(name)
     return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path), name
 
 
 def prompts_for(tok, count: int) -> list[list[int]]:
     from mirage.sample.base import apply_chat_template
-    from mirage.testbed.tasks import problems_frame
+    from mirage.tasks.toy import problems_frame
 
     rows = problems_frame("toy-math", "test", count // 2, seed=1).to_dict("records")
     rows += problems_frame("toy-logic", "test", count - count // 2, seed=1).to_dict("records")

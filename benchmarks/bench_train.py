@@ -25,7 +25,7 @@ import torch
 
 
 def _rows(task: str, count: int):
-    from mirage.testbed.tasks import problems_frame
+    from mirage.tasks.toy import problems_frame
 
     return problems_frame(task, "train", count, seed=0).to_dict("records")
 
@@ -58,9 +58,9 @@ def bench_trl(model: str, task: str, prompts: int, n: int, max_tokens: int, step
     from trl import GRPOConfig, GRPOTrainer
 
     from mirage.rewards import compute_score
-    from mirage.testbed.models import model_path
+    from mirage.models import resolve_model
 
-    path = model_path(model)
+    path = resolve_model(model)
     rows = _rows(task, prompts * steps)
     data = Dataset.from_list([{"prompt": list(r["prompt"]), "ground_truth": r["reward_model"]["ground_truth"],
                                "data_source": r["data_source"]} for r in rows])
@@ -125,7 +125,7 @@ def throughput(args) -> None:
 
 def one_run(args) -> None:
     from mirage import runs
-    from mirage.conditions import TESTBED_RECIPE
+    from mirage.recipes import TESTBED_RECIPE
     from mirage.train.local import train
 
     torch.set_num_threads(args.threads)
@@ -150,9 +150,9 @@ def science(args) -> None:
 
     from mirage import runs
     from mirage.evaluate import evaluate
-    from mirage.testbed.models import list_models
+    from mirage.models import list_models
     from mirage.tasks import get_task
-    from mirage.testbed.tasks import ensure_dataset
+    from mirage.tasks.toy import ensure_dataset
     from mirage.train.local import train
 
     torch.set_num_threads(args.threads)

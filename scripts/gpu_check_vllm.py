@@ -30,8 +30,8 @@ import pandas as pd
 
 from mirage.evaluate import evaluate, read_samples, resolve_model
 from mirage.sample.base import SamplingParams, prompt_seed
-from mirage.testbed.models import list_models
-from mirage.testbed.tasks import INSTRUCTION, problems_frame
+from mirage.models import list_models
+from mirage.tasks.toy import INSTRUCTION, problems_frame
 
 failures: list[str] = []
 

@@ -25,7 +25,7 @@ import pytest
 from mirage import evaluate as ev
 from mirage.passk import bootstrap_ci, default_ks, pass_at_k
 from mirage.sample.base import Completion, Sampler
-from mirage.testbed import tasks as toy
+from mirage.tasks import toy as toy
 
 N_PROBLEMS = 6
 
@@ -71,7 +71,7 @@ def dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> str:
     """A shipped testbed model if there is one, else a tiny untrained Llama (same tokenizer)."""
-    from mirage.testbed.models import list_models
+    from mirage.models import list_models
 
     shipped = list_models()
     if shipped:
@@ -289,7 +289,7 @@ def test_bad_datasets_fail_clearly(dataset, tmp_path):
 def test_task_defaults():
     assert ev.default_n("toy-math") == 64 and ev.default_n("math") == 256
     # evaluation allows the response length training allowed
-    from mirage.conditions import PAPER_RECIPE, TESTBED_RECIPE
+    from mirage.recipes import PAPER_RECIPE, TESTBED_RECIPE
 
     assert ev.default_max_tokens("toy-logic") == TESTBED_RECIPE.max_response_length
     assert ev.default_max_tokens("math500") == PAPER_RECIPE.max_response_length == 8192
@@ -304,7 +304,7 @@ def test_default_out_dir_names(tmp_path):
 
 def test_defaults_of_a_parquet_follow_its_data_sources(dataset, tmp_path):
     assert ev.task_kind(str(dataset)) == "testbed"
-    from mirage.conditions import TESTBED_RECIPE
+    from mirage.recipes import TESTBED_RECIPE
 
     assert ev.default_max_tokens(str(dataset)) == TESTBED_RECIPE.max_response_length
     frame = pd.read_parquet(dataset).assign(data_source="math500")

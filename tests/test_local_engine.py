@@ -23,7 +23,7 @@ TINY = dict(total_steps=2, train_batch_size=4, rollout_n=4, ppo_mini_batch_size=
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from mirage.testbed.tasks import ensure_dataset
+    from mirage.tasks.toy import ensure_dataset
 
     root = tmp_path_factory.mktemp("data")
     ensure_dataset("toy-math_train", root, n=64)
@@ -362,11 +362,13 @@ def test_old_logprobs_are_the_policy_before_any_update(monkeypatch, micro_batch_
     before the first optimizer step (the first mini-batch takes them from its own forward)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mirage.conditions import TESTBED_RECIPE, get_condition
-    from mirage.testbed.models import model_path
-    from mirage.testbed.tasks import problems_frame
+    from mirage.conditions import get_condition
 
-    path = model_path(MODEL)
+    from mirage.recipes import TESTBED_RECIPE
+    from mirage.models import resolve_model
+    from mirage.tasks.toy import problems_frame
+
+    path = resolve_model(MODEL)
     policy = local.Policy(AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path))
     recipe = TESTBED_RECIPE.replace(train_batch_size=4, rollout_n=4, ppo_mini_batch_size=2, ppo_epochs=2,
                                     max_response_length=16, lr=1e-2)

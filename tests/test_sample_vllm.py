@@ -253,7 +253,7 @@ class FlakyLLM(FakeLLM):
 
 @pytest.fixture
 def toy_dataset(tmp_path):
-    from mirage.testbed.tasks import problems_frame
+    from mirage.tasks.toy import problems_frame
 
     path = tmp_path / "toy.parquet"
     problems_frame("toy-math", "test", 5, seed=2).to_parquet(path)

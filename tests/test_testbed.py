@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mirage.rewards import extract_answer, format_ok
-from mirage.testbed import tasks as T
+from mirage.tasks import toy as T
 from mirage.testbed.tokenizer import CHARACTERS, make_tokenizer
 
 
@@ -271,7 +271,9 @@ def test_make_model_saves_and_reloads(tokenizer, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from mirage.testbed.models import count_parameters, make_model, model_path
+    from mirage.testbed.models import count_parameters, make_model
+
+    from mirage.models import resolve_model
 
     model = make_model(tokenizer, hidden=32, layers=2, heads=2, seed=1)
     same = make_model(tokenizer, hidden=32, layers=2, heads=2, seed=1)
@@ -279,8 +281,8 @@ def test_make_model_saves_and_reloads(tokenizer, tmp_path):
     assert count_parameters(model) < 100_000
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    assert model_path(tmp_path) == str(tmp_path.resolve())
-    reloaded = AutoModelForCausalLM.from_pretrained(model_path(tmp_path), local_files_only=True)
+    assert resolve_model(tmp_path) == str(tmp_path.resolve())
+    reloaded = AutoModelForCausalLM.from_pretrained(resolve_model(tmp_path), local_files_only=True)
     ids = tokenizer.apply_chat_template([{"role": "user", "content": "1+2*3"}],
                                         add_generation_prompt=True, return_tensors="pt")["input_ids"]
     with torch.no_grad():
@@ -290,8 +292,8 @@ def test_make_model_saves_and_reloads(tokenizer, tmp_path):
 
 
 def test_model_path_errors_name_the_places_searched():
-    from mirage.testbed.models import model_path
+    from mirage.models import resolve_model
 
     with pytest.raises(FileNotFoundError, match="no model 'no-such-model'"):
-        model_path("no-such-model")
-    assert model_path("Qwen/Qwen2.5-7B") == "Qwen/Qwen2.5-7B"
+        resolve_model("no-such-model")
+    assert resolve_model("Qwen/Qwen2.5-7B") == "Qwen/Qwen2.5-7B"

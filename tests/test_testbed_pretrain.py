@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mirage.rewards import format_ok
-from mirage.testbed import tasks as T
+from mirage.tasks import toy as T
 from mirage.testbed.pretrain import (FAMILY, PretrainConfig, batch_loss, build_corpus, encode_corpus,
                                      shared_prefix_length, train)
 from mirage.testbed.tokenizer import make_tokenizer
@@ -93,7 +93,7 @@ def test_pretrain_family_writes_loadable_models_and_resumes(tmp_path, monkeypatc
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from mirage.testbed import pretrain
-    from mirage.testbed.models import read_card
+    from mirage.models import read_card
 
     config = PretrainConfig("tiny-a", {"toy-math": 0.9, "toy-logic": 0.1}, **TINY)
     monkeypatch.setitem(pretrain.FAMILY, "tiny-a", config)
@@ -136,7 +136,7 @@ def test_forced_prefix_commits_to_one_procedure():
 
 # --- the shipped family -----------------------------------------------------------
 def shipped():
-    from mirage.testbed.models import CHECKOUT_MODELS
+    from mirage.models import CHECKOUT_MODELS
 
     return sorted(p for p in CHECKOUT_MODELS.iterdir() if (p / "config.json").exists())
 
@@ -150,9 +150,9 @@ def test_shipped_model_loads_offline_and_has_its_card(name):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from mirage.sample.base import apply_chat_template
-    from mirage.testbed.models import model_path, read_card
+    from mirage.models import resolve_model, read_card
 
-    folder = model_path(name)
+    folder = resolve_model(name)
     card = read_card(folder)
     assert card["name"] == name and card["config"] == FAMILY[name].to_dict()
     assert "## Measured alignment" in open(f"{folder}/README.md").read()
@@ -170,7 +170,7 @@ def test_shipped_model_loads_offline_and_has_its_card(name):
 
 
 def test_shipped_family_spans_the_dial():
-    from mirage.testbed.models import read_card
+    from mirage.models import read_card
 
     cards = [read_card(p) for p in shipped()]
     for task in T.TASK_NAMES:

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from mirage.conditions import PAPER_CONDITIONS, PAPER_RECIPE, get_condition
+from mirage.conditions import PAPER_CONDITIONS, get_condition
+
+from mirage.recipes import PAPER_RECIPE
 from mirage.objectives import get_estimator
 from mirage.tasks import get_task
 from mirage.train import verl as vb

@@ -31,7 +31,9 @@ def configure_conditions(parser: argparse.ArgumentParser) -> None:
 def _list_conditions(args: argparse.Namespace) -> int:
     import json
 
-    from mirage.conditions import CONDITIONS, RECIPES
+    from mirage.conditions import CONDITIONS
+
+    from mirage.recipes import RECIPES
 
     if args.json:
         print(json.dumps({"conditions": {k: c.to_dict() for k, c in CONDITIONS.items()},

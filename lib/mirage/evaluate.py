@@ -39,7 +39,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from mirage import __version__
-from mirage.conditions import RECIPES
+from mirage.recipes import RECIPES
 from mirage.runs import atomic_path, list_checkpoints, read_manifest, write_json_atomic, write_parquet_atomic
 from mirage.tasks import TASKS, dataset_path
 
@@ -83,7 +83,7 @@ def task_kind(task_or_dataset: str) -> str:
         if path.stem in task.evals or path.stem == task.train:
             return task.kind
     if path.suffix == ".parquet" and path.exists():
-        from mirage.testbed.tasks import TASK_NAMES
+        from mirage.tasks.toy import TASK_NAMES
 
         sources = set(pd.read_parquet(path, columns=["data_source"])["data_source"])
         if sources and sources <= set(TASK_NAMES):
@@ -123,7 +123,7 @@ def eval_datasets(task_or_dataset: str) -> list[tuple[str, Path]]:
 
 
 def _ensure_testbed_dataset(name: str) -> None:
-    from mirage.testbed.tasks import ensure_dataset  # generated, never downloaded
+    from mirage.tasks.toy import ensure_dataset  # generated, never downloaded
 
     ensure_dataset(name)
 
@@ -162,9 +162,9 @@ def load_problems(name: str, path: str | os.PathLike) -> pd.DataFrame:
 # --- samplers ----------------------------------------------------------------------
 def resolve_model(model: str) -> str:
     """A testbed model name, an HF id or a path -> what the backend loads."""
-    from mirage.testbed.models import model_path
+    from mirage.models import resolve_model
 
-    return str(model_path(model))
+    return str(resolve_model(model))
 
 
 def make_sampler(backend: str, model: str, *, seed: int = 0, tensor_parallel_size: int = 1,

@@ -20,11 +20,14 @@ distinct names, because they differ:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from mirage.registry import Registry
 
 Tensor = torch.Tensor
 
@@ -147,24 +150,29 @@ class Estimator:
         return self.fn(*args, **kwargs)
 
 
-ESTIMATORS: dict[str, Estimator] = {
-    e.name: e
-    for e in [
-        Estimator("grpo", compute_grpo, verl_name="grpo"),
-        Estimator("masked_nsr", compute_masked_nsr, verl_name="mirage_masked_nsr"),
-        Estimator("masked_psr", compute_masked_psr, verl_name="mirage_masked_psr"),
-        Estimator("nsr_pm1", compute_nsr_pm1, drops_unselected=True, verl_name="mirage_nsr_pm1"),
-        Estimator("psr_pm1", compute_psr_pm1, drops_unselected=True, verl_name="mirage_psr_pm1"),
-        Estimator("w_reinforce", compute_w_reinforce, verl_name="mirage_w_reinforce"),
-    ]
-}
+ESTIMATORS: Registry[Estimator] = Registry("advantage estimator")
+
+
+def register_estimator(estimator: Estimator, replace: bool = False) -> Estimator:
+    """Add an estimator; the verl plugin registers it with verl under ``verl_name`` (default ``mirage_<name>``)."""
+    if not estimator.verl_name:
+        estimator = dataclasses.replace(estimator, verl_name=f"mirage_{estimator.name}")
+    return ESTIMATORS.register(estimator, replace=replace)
+
+
+for _est in [
+    Estimator("grpo", compute_grpo, verl_name="grpo"),
+    Estimator("masked_nsr", compute_masked_nsr),
+    Estimator("masked_psr", compute_masked_psr),
+    Estimator("nsr_pm1", compute_nsr_pm1, drops_unselected=True),
+    Estimator("psr_pm1", compute_psr_pm1, drops_unselected=True),
+    Estimator("w_reinforce", compute_w_reinforce),
+]:
+    register_estimator(_est)
 
 
 def get_estimator(name: str) -> Estimator:
-    try:
-        return ESTIMATORS[name]
-    except KeyError:
-        raise KeyError(f"unknown advantage estimator {name!r}; known: {', '.join(ESTIMATORS)}") from None
+    return ESTIMATORS[name]
 
 
 def kept_responses(estimator: str, advantages: Tensor) -> Tensor:

@@ -105,7 +105,8 @@ class Preset:
     jobs: int = 1  # steps run at once (each with one torch thread)
 
     def __post_init__(self):
-        from mirage.conditions import RECIPES, get_condition
+        from mirage.conditions import get_condition
+        from mirage.recipes import RECIPES
         from mirage.tasks import get_task
 
         if self.backend not in ("local", "verl"):
@@ -126,7 +127,7 @@ class Preset:
                 for c in self.conditions for s in self.seeds]
 
     def recipe_dict(self) -> dict[str, Any]:
-        from mirage.conditions import RECIPES
+        from mirage.recipes import RECIPES
 
         return RECIPES[self.recipe].replace(**dict(self.overrides)).to_dict()
 
@@ -633,7 +634,8 @@ def train_cell(model: str, task: str, condition: str, seed: int, run_dir: str | 
     ``one_shot`` needs a history run: without ``history_run`` one is trained next to the
     run (``<run_dir>/../../one_shot_history``) with the default pool.
     """
-    from mirage.conditions import RECIPES, get_condition
+    from mirage.conditions import get_condition
+    from mirage.recipes import RECIPES
     from mirage.runs import read_manifest
 
     run_dir = Path(run_dir)
@@ -675,7 +677,7 @@ def ensure_history(model: str, task: str, run_dir: str | os.PathLike, *, recipe:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mirage.conditions import RECIPES
+    from mirage.recipes import RECIPES
     from mirage.runs import atomic_path
     from mirage.tasks import dataset_path, get_task
     from mirage.train.local import load_rows, train
@@ -1087,7 +1089,7 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
             log(f"\n## [{state}] cell {s.id} ({s.cell.rq}, notebook {Path(s.argv[3]).name})")
             log(_shell(base + ["--stage", "cells", "--only", _only_arg(s.cell)]))
             if preset.backend == "verl":
-                from mirage.conditions import RECIPES
+                from mirage.recipes import RECIPES
                 from mirage.train.verl import build_command
 
                 recipe = RECIPES[preset.recipe].replace(**dict(preset.overrides))

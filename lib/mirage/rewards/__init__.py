@@ -7,17 +7,21 @@
 In verl 0.9.1: ``reward.custom_reward_function.path=pkg://mirage.rewards``,
 ``.name=compute_score``, variant etc. under ``.reward_kwargs``. See docs/rewards.md.
 
-Files: response.py (format, answer extraction), score.py (compute_score, the
-data_source table, the random coin, compute_scores), mathcheck.py (math
-answers), korbench.py, synlogic.py, group.py (majority vote, mean log-prob),
-safe_arith.py (arithmetic without eval), worker.py (guarded child processes).
+Files: base.py (the Reward registry and its scopes), variants.py (response rewards),
+group.py (majority vote, entropy minimisation), score.py (compute_score, the random
+coin, compute_scores), response.py (format, answer extraction), checkers/ (one per
+answer family, with typed options, and the data_source routes), safe_arith.py
+(arithmetic without eval), worker.py (guarded child processes).
 """
 
+from mirage.rewards import variants  # noqa: F401  (registers the response rewards)
+from mirage.rewards.base import REWARDS, Responses, Reward, get_reward, register_reward
 from mirage.rewards.group import cluster_answers, majority_vote_rewards, mean_token_logprob
 from mirage.rewards.response import extract_answer, format_ok
-from mirage.rewards.score import (MATH_CHECKERS, RESULT_KEYS, VARIANTS, compute_score, compute_scores,
-                                  random_coin, source_family)
+from mirage.rewards.score import RESULT_KEYS, compute_score, compute_scores, random_coin, source_family
+
+VARIANTS = tuple(name for name in REWARDS if REWARDS[name].scope == "response")  # as registered at import
 
 __all__ = ["compute_score", "compute_scores", "majority_vote_rewards", "mean_token_logprob", "cluster_answers",
-           "format_ok", "extract_answer", "random_coin", "source_family", "VARIANTS", "MATH_CHECKERS",
-           "RESULT_KEYS"]
+           "format_ok", "extract_answer", "random_coin", "source_family", "REWARDS", "Reward", "Responses",
+           "get_reward", "register_reward", "VARIANTS", "RESULT_KEYS"]

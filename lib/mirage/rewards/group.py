@@ -1,35 +1,36 @@
 """Rewards that need more than one response: majority vote (TTRL) and entropy minimisation.
 
-Pure functions, so the verl backend (a sampler hook that sees finished groups)
-and the local testbed loop compute them the same way.
+Pure functions, registered as the ``majority_vote`` (group scope) and ``entropy_min``
+(log-prob scope) rewards, so the verl backend (a sampler hook that sees finished
+groups) and the local testbed loop compute them the same way, through the registry.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
-from mirage.rewards import mathcheck
+from mirage.rewards.base import Responses, Reward, register_reward
+
+# keywords of a condition's score_kwargs that concern the response reward, not answer comparison
+_REWARD_KEYS = ("variant", "p", "seed", "step", "sample_index", "release_faithful")
 
 
-def cluster_answers(preds: Sequence[str | None], data_source: str, math_checker: str | None = None,
-                    release_faithful: bool = False, timeout: float = mathcheck.TIMEOUT_S) -> list[int | None]:
+def cluster_answers(preds: Sequence[str | None], data_source: str, release_faithful: bool = False,
+                    **options: Any) -> list[int | None]:
     """Per response, the index of the first response with an equivalent answer (None: no answer).
 
     ``preds`` entries that are not non-empty strings (None, NaN from a table) do not vote.
-
-    Math sources compare with the math checker (``0.5``, ``\\frac12`` and ``1/2``
-    share a label); other sources compare stripped strings.
+    Equivalence is the row's checker's (``Checker.cluster``: math compares with
+    math-verify, so ``0.5``, ``\\frac12`` and ``1/2`` share a label); by default,
+    stripped strings. ``options`` are checker options (``math_checker``, ...).
     """
-    from mirage.rewards.score import source_family
+    from mirage.rewards.checkers import default_cluster, parse_options, route
 
+    checker = route(data_source)
+    opts = parse_options({k: v for k, v in options.items() if k not in _REWARD_KEYS})[checker.name]
     valid = [i for i, p in enumerate(preds) if isinstance(p, str) and p.strip()]  # None / NaN: no vote
     answers = [preds[i] for i in valid]
-    if source_family(data_source) == "math":
-        checker = math_checker or ("release" if release_faithful else "math_verify")
-        local = mathcheck.cluster(answers, checker, timeout)
-    else:
-        first: dict[str, int] = {}
-        local = [first.setdefault(a.strip(), j) for j, a in enumerate(answers)]
+    local = (checker.cluster or default_cluster)(answers, data_source, opts, release_faithful)
     labels: list[int | None] = [None] * len(preds)
     for j, i in enumerate(valid):
         labels[i] = valid[local[j]]
@@ -37,8 +38,7 @@ def cluster_answers(preds: Sequence[str | None], data_source: str, math_checker:
 
 
 def majority_vote_rewards(preds: Sequence[str | None], formats: Sequence[float | bool], data_source: str,
-                          math_checker: str | None = None, release_faithful: bool = False,
-                          timeout: float = mathcheck.TIMEOUT_S) -> list[float]:
+                          release_faithful: bool = False, **options: Any) -> list[float]:
     """TTRL reward: 1.0 where the format is ok AND the answer equals the group's majority answer.
 
     Every response with a non-empty answer votes. The majority is the largest
@@ -47,7 +47,7 @@ def majority_vote_rewards(preds: Sequence[str | None], formats: Sequence[float |
     """
     if len(preds) != len(formats):
         raise ValueError(f"preds ({len(preds)}) and formats ({len(formats)}) differ in length")
-    labels = cluster_answers(preds, data_source, math_checker, release_faithful, timeout)
+    labels = cluster_answers(preds, data_source, release_faithful, **options)
     counts: dict[int, int] = {}
     for label in labels:
         if label is not None:
@@ -56,6 +56,20 @@ def majority_vote_rewards(preds: Sequence[str | None], formats: Sequence[float |
         return [0.0] * len(preds)
     majority = min(counts, key=lambda label: (-counts[label], label))
     return [float(bool(ok) and label == majority) for ok, label in zip(formats, labels)]
+
+
+def _majority_vote(responses: Responses, score_kwargs: Mapping[str, Any]) -> list[float]:
+    scores = [0.0] * len(responses.group)
+    for rows in responses.groups().values():
+        votes = majority_vote_rewards([responses.pred[i] for i in rows], [responses.format[i] for i in rows],
+                                      str(responses.data_source[rows[0]]), **score_kwargs)
+        for i, v in zip(rows, votes):
+            scores[i] = float(v)
+    return scores
+
+
+def _entropy_min(responses: Responses, score_kwargs: Mapping[str, Any]):
+    return mean_token_logprob(responses.logprobs, responses.mask)
 
 
 def mean_token_logprob(logprobs, mask=None):
@@ -85,3 +99,9 @@ def mean_token_logprob(logprobs, mask=None):
         n = sum(1 for m in row_mask if m)
         out.append(sum(float(lp) for lp, m in zip(row, row_mask) if m) / n if n else 0.0)
     return out
+
+
+register_reward(Reward("majority_vote", "group", rescore=_majority_vote, needs=("group", "data_source", "pred", "format"),
+                       summary="format ok AND answer equals the group's majority answer (TTRL)"))
+register_reward(Reward("entropy_min", "logprob", rescore=_entropy_min, needs=("logprobs", "mask"),
+                       summary="mean token log-prob of the response (entropy minimisation)"))

@@ -232,13 +232,14 @@ def time_limit(seconds: float):
 
 
 def _handlers(role: str, arg: str | None) -> dict:
-    if role == "math":
-        from mirage.rewards import korbench, mathcheck
-        return {**mathcheck.worker_handlers(), **korbench.worker_handlers()}
-    if role == "synlogic":
-        from mirage.rewards import synlogic
-        return synlogic.worker_handlers(arg)
-    raise ValueError(f"unknown worker role {role!r}")
+    """A role is an import string, ``package.module:function``; the function returns {method: callable}."""
+    import importlib
+
+    module, _, func = role.partition(":")
+    if not module or not func:
+        raise ValueError(f"worker role must be 'module:function', got {role!r}")
+    make = getattr(importlib.import_module(module), func)
+    return make(arg) if arg is not None else make()
 
 
 def serve(role: str, arg: str | None = None):

@@ -21,13 +21,11 @@ import atexit
 import importlib
 import multiprocessing as mp
 import os
-import platform
-import sys
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
-from importlib import metadata
 from typing import Any, Callable, Sequence
 
+from mirage.runs.manifest import hardware, library_versions
 from mirage.sample.base import Completion, Messages, Sampler, SamplingParams, apply_chat_template
 
 
@@ -45,28 +43,6 @@ def split_n(n: int, max_per_call: int | None) -> list[tuple[int, int]]:
     """(seed offset, samples) for each request that draws a prompt's ``n`` samples."""
     step = n if not max_per_call else max_per_call
     return [(start, min(step, n - start)) for start in range(0, n, step)]
-
-
-def library_versions(*dists: str) -> dict[str, str | None]:
-    """Installed versions (None when absent), read from package metadata without importing."""
-    out = {}
-    for dist in dists:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
-def hardware() -> dict[str, Any]:
-    """The machine a result came from (host, CPUs, visible GPUs)."""
-    info: dict[str, Any] = {"host": platform.node(), "platform": platform.platform(),
-                            "python": platform.python_version(), "cpu_count": os.cpu_count(),
-                            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
-    torch = sys.modules.get("torch")  # only if the backend loaded it: never pay for an import here
-    if torch is not None and torch.cuda.is_available():
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return info
 
 
 class VLLMSampler(Sampler):

@@ -44,7 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from mirage.testbed.tasks import DEFAULT_SIZES, TASK_NAMES, ensure_dataset
+    from mirage.tasks.toy import DEFAULT_SIZES, TASK_NAMES, ensure_dataset
 
     for task in args.task or TASK_NAMES:
         for split, n in (("train", args.n_train), ("test", args.n_test)):
@@ -57,7 +57,7 @@ def _data(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     import json
 
-    from mirage.testbed.models import list_models
+    from mirage.models import list_models
 
     models = list_models()
     if args.json:

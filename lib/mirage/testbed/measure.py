@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mirage.rewards import extract_answer, format_ok
-from mirage.testbed import tasks as T
+from mirage.tasks import toy as T
 
 
 def eval_problems(task: str, n: int = T.DEFAULT_SIZES["test"]) -> list[T.Problem]:

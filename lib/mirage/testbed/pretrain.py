@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mirage.testbed import tasks as T
+from mirage.tasks import toy as T
 
 
 @dataclass(frozen=True)
@@ -261,7 +261,7 @@ def pretrain_family(names: list[str], out: str | os.PathLike | None = None, forc
 
     import torch
 
-    from mirage.testbed.models import CHECKOUT_MODELS, read_card
+    from mirage.models import CHECKOUT_MODELS, read_card
 
     out = Path(out) if out else CHECKOUT_MODELS
     todo = []

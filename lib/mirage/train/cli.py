@@ -1,8 +1,9 @@
 """``mirage train``: one condition, one model, one task, one seed -> one run directory.
 
-The backend is the only thing that differs: ``local`` is the CPU testbed's GRPO
-loop (mirage.train.local), ``verl`` builds and launches a verl 0.9.1 run
-(mirage.train.verl). Both read the same condition registry and recipe.
+The flags become one ``RunConfig``; the backend is the only thing that differs:
+``local`` is the CPU testbed's GRPO loop (``mirage.train.loop``), ``verl`` builds and
+launches a verl 0.9.1 run (``mirage.train.verl.launch``). Both read the same
+condition, task and recipe registries.
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="local: CPU testbed GRPO loop (default); verl: verl 0.9.1 on GPUs")
     parser.add_argument("--model", required=True,
                         help="testbed model name (see `mirage testbed models`), HF id, or local path")
-    parser.add_argument("--task", required=True, help="task name (see mirage.tasks): math, logic, toy-math, toy-logic")
+    parser.add_argument("--task", required=True,
+                        help="task name (see `mirage tasks`): toy-math, toy-logic, math, logic, rg:<dataset>")
     parser.add_argument("--condition", required=True, help="condition name (see `mirage conditions`)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_seed, default=0, help="training seed, an integer >= 0 (default 0)")
     parser.add_argument("--run-dir", default=None,
                         help="run directory (default: runs/<backend>/<model>/<task>/<condition>/seed<S>)")
     parser.add_argument("--set", dest="overrides", action="append", type=_key_value, default=[],
                         metavar="KEY=VALUE", help="override a recipe field, e.g. --set total_steps=100 (repeatable)")
     parser.add_argument("--release-faithful", action="store_true",
-                        help="reproduce the released code's reward defects (STUDY.md section 3); default: corrected")
+                        help="reproduce the released code's reward defects (docs/rewards.md); default: corrected")
     parser.add_argument("--data-root", default=None, help="data root (default: $MIRAGE_DATA or the checkout's data/)")
     parser.add_argument("--dry-run", action="store_true",
                         help="verl: print the exact command (env as KEY=VALUE prefixes) and exit")
@@ -42,14 +44,58 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="verl: train on this parquet instead of the task's (e.g. a one-shot file)")
     parser.add_argument("--no-launch", action="store_true",
                         help="verl: write the run directory (manifest, command.sh, resolved config) and stop")
+    parser.add_argument("--restart", action="store_true",
+                        help="start the run over when its folder holds a run with other settings")
     parser.set_defaults(func=run)
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def config_from_args(args: argparse.Namespace):
+    from mirage.runs import RunConfig
+
+    verl_only = [flag for flag, value in (("--train-file", args.train_file), ("--n-gpus-per-node", args.n_gpus_per_node),
+                                          ("--nnodes", args.nnodes), ("--extra", args.extra),
+                                          ("--no-launch", args.no_launch)) if value]
+    if args.backend == "local" and verl_only:
+        raise ValueError(f"{', '.join(verl_only)} only apply to --backend verl")
+    overrides = dict(args.overrides)  # KEY=VALUE strings, parsed by the recipe
+    for key in ("n_gpus_per_node", "nnodes"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    return RunConfig(model=args.model, task=args.task, condition=args.condition, seed=args.seed, backend=args.backend,
+                     overrides=overrides, run_dir=args.run_dir, release_faithful=args.release_faithful,
+                     data_root=args.data_root, train_file=args.train_file, extra=tuple(args.extra),
+                     restart=args.restart).resolved()
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.backend == "local":
-        from mirage.train import local
+    import json
 
-        return local.main(args)
-    from mirage.train import verl as verl_backend
+    from mirage import runs
 
-    return verl_backend.main(args)
+    cfg = config_from_args(args)
+    if cfg.backend == "verl":
+        from mirage.train.verl import launch
+
+        return launch(cfg, dry_run=args.dry_run, no_launch=args.no_launch)
+    if args.dry_run:
+        from mirage.conditions import get_condition
+
+        print(json.dumps({"run_dir": cfg.run_dir, "condition": get_condition(cfg.condition).to_dict(),
+                          "recipe": cfg.recipe.to_dict()}, indent=2))
+        return 0
+    from mirage.train.loop import train
+
+    run_dir = train(cfg)
+    status = runs.read_manifest(run_dir).get("status")
+    print(f"{run_dir}: {status}")
+    return 0 if status == runs.Status.FINISHED.value else 1

@@ -8,19 +8,21 @@ trainer's replay buffer, which verl lets a user replace
 there, for the training partition only (validation is verl's own, unchanged):
 
 1. Group and log-prob rewards. Every response was already scored by
-   ``mirage.rewards.compute_score`` (ground-truth variant, which also returns
-   ``pred`` and ``format``). For majority vote the training score becomes
-   ``mirage.rewards.majority_vote_rewards`` over the group; for entropy
-   minimisation it becomes ``mirage.rewards.mean_token_logprob`` of the rollout
-   log-probs (``rollout_log_probs``, on by default in 0.9.1). The new score is
-   written back to the TransferQueue (``rm_scores``), so dynamic sampling,
-   advantages and verl's logged ``critic/score`` all see it.
-2. Dynamic sampling as in the paper's DAPO recipe: groups whose scores are all
-   equal are dropped; while fewer than ``train_batch_size`` groups carry signal,
-   another whole generation batch is drawn, at most ``max_num_gen_batches`` in
-   all (0 = unbounded). verl's own V1 replay buffer ignores that cap (it refills
-   forever); this one enforces it and then falls back to the groups it has (see
-   docs/cluster.md for how the fallback differs from the release's).
+   ``mirage.rewards.compute_score`` (the reward's per-response variant, which also
+   returns ``pred`` and ``format``). A reward whose scope is not ``response`` then
+   re-scores the finished groups through the registry (``Reward.rescore``, fed the
+   fields it ``needs``: answers and formats for majority vote, the rollout log-probs,
+   ``rollout_log_probs``, on by default in 0.9.1, for entropy minimisation), exactly
+   as the local engine does. The new score is written back to the TransferQueue
+   (``rm_scores``), so dynamic sampling, advantages and verl's logged
+   ``critic/score`` all see it.
+2. Dynamic sampling as in the paper's DAPO recipe (``mirage.train.sampling``, shared
+   with the local engine): groups whose scores are all equal are dropped; while fewer
+   than ``train_batch_size`` groups carry signal, another whole generation batch is
+   drawn, at most ``max_num_gen_batches`` in all (0 = unbounded). verl's own V1 replay
+   buffer ignores that cap (it refills forever); this one enforces it and then falls
+   back to the groups it has (see docs/cluster.md for how the fallback differs from
+   the release's).
 3. Dropping for the +-1 estimators (``Estimator.drops_unselected``): responses
    with zero advantage leave the batch, so the token-mean normaliser counts kept
    tokens only (a custom loss cannot change it).
@@ -32,7 +34,7 @@ there, for the training partition only (validation is verl's own, unchanged):
 The score and selection logic are plain functions on ``verl.DataProto``
 (``training_scores``, ``uniform_groups``, ``kept_mask``), tested on hand-built batches.
 
-Selected with ``trainer.v1.sampler.custom_sampler.path=pkg://mirage.train.verl_sampler``,
+Selected with ``trainer.v1.sampler.custom_sampler.path=pkg://mirage.train.verl.sampler``,
 ``...name=MirageReplayBuffer`` and ``+trainer.v1.sampler.sampler_kwargs.*`` (the
 fields of ``SamplerOptions``; verl does not pass its filter settings to a custom sampler).
 """
@@ -41,7 +43,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 import numpy as np
@@ -53,8 +55,9 @@ from verl import DataProto
 from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
-from mirage.conditions import GROUP_REWARDS, LOGPROB_REWARDS, REWARDS
-from mirage.objectives import get_estimator, kept_responses
+from mirage.objectives import get_estimator
+from mirage.rewards import REWARDS, Responses, get_reward
+from mirage.train import sampling
 
 logger = logging.getLogger(__name__)
 
@@ -63,19 +66,24 @@ logger = logging.getLogger(__name__)
 class SamplerOptions:
     """What the sampler needs to know about the run (``trainer.v1.sampler.sampler_kwargs``)."""
 
-    reward: str = "ground_truth"  # a mirage.conditions reward name
+    reward: str = "ground_truth"  # a mirage.rewards reward name
     estimator: str = "grpo"  # a mirage.objectives estimator name
     dynamic_sampling: bool = True
     max_num_gen_batches: int = 2  # generation batches per step, first one included; <= 0: unbounded
     poll_interval: float = 2.0  # seconds between looks at the TransferQueue
-    # as in the condition's reward_kwargs, for the majority vote's answer comparison
-    math_checker: str | None = None
     release_faithful: bool = False
+    # the condition's reward_kwargs (checker options such as math_checker), for a group re-score
+    score_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.reward not in REWARDS:
-            raise ValueError(f"sampler_kwargs.reward: unknown reward {self.reward!r}; known: {REWARDS}")
+            raise ValueError(f"sampler_kwargs.reward: unknown reward {self.reward!r}; known: {', '.join(REWARDS)}")
         get_estimator(self.estimator)  # raises naming the known ones
+        object.__setattr__(self, "score_kwargs", dict(self.score_kwargs or {}))
+
+    @property
+    def rescores(self) -> bool:
+        return get_reward(self.reward).scope != "response"
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any] | None) -> "SamplerOptions":
@@ -95,52 +103,50 @@ def _groups(uids: np.ndarray) -> dict[str, np.ndarray]:
     return {uid: np.asarray(idx) for uid, idx in out.items()}
 
 
-def training_scores(data: DataProto, reward: str, math_checker: str | None = None,
-                    release_faithful: bool = False) -> torch.Tensor:
-    """The training score of each response under a group or log-prob reward.
+def training_scores(data: DataProto, reward: str, release_faithful: bool = False,
+                    score_kwargs: Mapping[str, Any] | None = None) -> torch.Tensor:
+    """The training score of each response under a group or log-prob reward (``Reward.rescore``).
 
     ``data`` holds responses of one or more groups: ``non_tensor_batch`` has ``uid``
-    (the group), and for majority vote ``pred``, ``format`` and ``data_source``;
-    ``batch`` has ``rollout_log_probs`` and ``response_mask`` for entropy minimisation.
+    (the group) and, as the reward ``needs``, ``pred``, ``format`` and ``data_source``;
+    ``batch`` has ``rollout_log_probs`` and ``response_mask``.
     """
-    from mirage.rewards import majority_vote_rewards, mean_token_logprob
-
-    if reward in LOGPROB_REWARDS:
-        if "rollout_log_probs" not in data.batch.keys():
-            raise KeyError("entropy_min needs rollout_log_probs: keep actor_rollout_ref.rollout.calculate_log_probs=True")
-        return torch.as_tensor(mean_token_logprob(data.batch["rollout_log_probs"], data.batch["response_mask"]),
-                               dtype=torch.float32).reshape(-1)
-    if reward in GROUP_REWARDS:
-        nt = data.non_tensor_batch
-        for key in ("uid", "pred", "format", "data_source"):
-            if key not in nt:
-                raise KeyError(f"majority_vote needs {key!r} for every response (compute_score returns pred/format)")
-        scores = torch.zeros(len(data), dtype=torch.float32)
-        for idx in _groups(nt["uid"]).values():
-            votes = majority_vote_rewards([nt["pred"][i] for i in idx], [nt["format"][i] for i in idx],
-                                          str(nt["data_source"][idx[0]]), math_checker=math_checker,
-                                          release_faithful=release_faithful)
-            scores[torch.as_tensor(idx)] = torch.as_tensor(votes, dtype=torch.float32)
-        return scores
-    raise ValueError(f"reward {reward!r} is scored per response by compute_score, not by the sampler")
-
-
-def is_uniform(group_scores: np.ndarray) -> bool:
-    """Two or more responses, all with the same score: no signal for a group-normalised estimator."""
-    return len(group_scores) > 1 and bool(np.all(group_scores == group_scores[0]))
+    spec = get_reward(reward)
+    if spec.scope == "response":
+        raise ValueError(f"reward {reward!r} is scored per response by compute_score, not by the sampler")
+    nt, tensors = data.non_tensor_batch, data.batch
+    fields_of = {"group": ("uid", nt), "data_source": ("data_source", nt), "pred": ("pred", nt),
+                 "format": ("format", nt), "logprobs": ("rollout_log_probs", tensors),
+                 "mask": ("response_mask", tensors)}
+    given: dict[str, Any] = {}
+    for need in ("group", *spec.needs):
+        key, where = fields_of[need]
+        if key not in where.keys():
+            hint = (" keep actor_rollout_ref.rollout.calculate_log_probs=True" if key == "rollout_log_probs" else
+                    " (compute_score returns pred / format)")
+            raise KeyError(f"reward {reward!r} needs {key!r} for every response;{hint}")
+        given[need] = where[key]
+    n = len(data)
+    responses = Responses(group=[str(u) for u in given["group"]],
+                          data_source=[str(d) for d in given.get("data_source", [""] * n)],
+                          pred=list(given["pred"]) if "pred" in given else None,
+                          format=[float(f) for f in given["format"]] if "format" in given else None,
+                          logprobs=given.get("logprobs"), mask=given.get("mask"))
+    kwargs = {**dict(score_kwargs or {}), "release_faithful": release_faithful}
+    return torch.as_tensor(spec.rescore(responses, kwargs), dtype=torch.float32).reshape(-1)
 
 
 def uniform_groups(uids: np.ndarray, scores: np.ndarray) -> set[str]:
     """The groups dynamic sampling drops."""
-    return {uid for uid, idx in _groups(uids).items() if is_uniform(np.asarray(scores)[idx])}
+    groups = {uid: np.asarray(scores)[idx] for uid, idx in _groups(uids).items()}
+    return set(groups) - set(sampling.informative(groups))
 
 
 def kept_mask(data: DataProto, estimator: str) -> np.ndarray:
-    """Which responses stay in the batch: the estimator's own advantages decide (mirage.objectives)."""
-    est = get_estimator(estimator)
-    adv, _ = est.fn(token_level_rewards=data.batch["rm_scores"], response_mask=data.batch["response_mask"],
-                    index=data.non_tensor_batch["uid"])
-    return kept_responses(estimator, adv).cpu().numpy()
+    """Which responses stay in the batch: the estimator's own advantages decide (``sampling.drop_mask``)."""
+    keep, _ = sampling.drop_mask(estimator, data.batch["rm_scores"], data.batch["response_mask"],
+                                 data.non_tensor_batch["uid"])
+    return keep.cpu().numpy()
 
 
 # --- TransferQueue glue -------------------------------------------------------------
@@ -177,7 +183,7 @@ class MirageReplayBuffer(ReplayBuffer):
             core_algos.get_adv_estimator_fn(verl_name)
         except ValueError:
             raise RuntimeError(f"advantage estimator {verl_name!r} is not registered in this process: set "
-                               "VERL_USE_EXTERNAL_MODULES=mirage.train.verl_plugin for every Ray process") from None
+                               "VERL_USE_EXTERNAL_MODULES=mirage.train.verl.plugin for every Ray process") from None
         self._scores: dict[str, np.ndarray] = {}  # uid -> training scores of its responses
 
     # 1. scores (and the group/log-prob rewrite) of newly finished groups
@@ -187,19 +193,21 @@ class MirageReplayBuffer(ReplayBuffer):
         if not keys:
             self._scores.update({uid: np.zeros(0) for uid in new})  # a failed group with no responses
             return
-        rewrite = self.options.reward in GROUP_REWARDS + LOGPROB_REWARDS
+        needs = set(get_reward(self.options.reward).needs) if self.options.rescores else set()
         wanted = ["rm_scores", "response_mask"]
-        if self.options.reward in GROUP_REWARDS:
-            wanted += ["extra_fields", "data_source"]
-        if self.options.reward in LOGPROB_REWARDS:
-            wanted += ["rollout_log_probs"]
+        if needs & {"pred", "format"}:
+            wanted.append("extra_fields")  # compute_score's pred / format travel in reward_extra_info
+        if "data_source" in needs:
+            wanted.append("data_source")
+        if "logprobs" in needs:
+            wanted.append("rollout_log_probs")
         got = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=wanted)
         rm_scores = _as_list(got["rm_scores"])
         scores = torch.stack([s.sum() for s in rm_scores]).numpy()
-        if rewrite:
+        if self.options.rescores:
             data = self._as_dataproto(keys, got)
-            scores = training_scores(data, self.options.reward, self.options.math_checker,
-                                     self.options.release_faithful).numpy()
+            scores = training_scores(data, self.options.reward, self.options.release_faithful,
+                                     self.options.score_kwargs).numpy()
             # the score sits on the last response token, as verl's AgentLoopOutput puts it
             new_rm = []
             for s, value in zip(rm_scores, scores):
@@ -247,12 +255,16 @@ class MirageReplayBuffer(ReplayBuffer):
             terminal = self.finished_keys[partition_id] | self.failure_keys[partition_id]
             self._score_groups(partition_id, terminal)
             usable = {uid for uid in terminal if len(self._scores[uid])}  # failed groups may have no responses
-            uninformative = {uid for uid in usable if is_uniform(self._scores[uid])} if opts.dynamic_sampling else set()
-            informative = usable - uninformative
-            if len(informative) >= batch_size or not opts.dynamic_sampling:
+            # without dynamic sampling every group is kept, as in the local engine
+            informative = (set(sampling.informative({uid: self._scores[uid] for uid in usable}))
+                           if opts.dynamic_sampling else usable)
+            uninformative = usable - informative
+            action = sampling.next_action(len(informative), gen_batches, batch_size, opts.dynamic_sampling,
+                                          opts.max_num_gen_batches)
+            if action == sampling.TRAIN:
                 pool = informative
                 break
-            if opts.max_num_gen_batches <= 0 or gen_batches < opts.max_num_gen_batches:
+            if action == sampling.GENERATE:
                 self.refill_fn(batch_size)
                 gen_batches += 1
                 continue

@@ -20,6 +20,12 @@ items fall back to string equality. ``mode="documented"`` parses LaTeX with
 sympy, which needs antlr4-python3-runtime 4.11 (it raises a clear error
 otherwise); it runs in the guarded math worker because ``simplify`` can hang.
 
+Which text is scored (``korbench_extract``): ``"answer"`` (default) scores the
+``<answer>`` block when it holds a ``[[...]]``, else the whole response, so a
+model that restates the format inside ``<think>`` is not penalised; ``"raw"`` is
+KOR-Bench's own rule, the first ``[[...]]`` of the raw response (``<think>`` not
+stripped), for numbers comparable with published KOR-Bench results.
+
 Where KOR-Bench calls ``eval`` on model text (two puzzle rules), this uses
 ``safe_arith.evaluate`` (Python semantics, bounded). Every scan here is linear
 in the response length: KOR's regexes are quadratic on adversarial text.
@@ -29,11 +35,15 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 
 from mirage.rewards import safe_arith, worker
+from mirage.rewards.checkers import Checker, Verdict, register_checker
 
 CATEGORIES = ("operation", "logic", "cipher", "puzzle", "counterfactual")
 MODES = ("published", "documented")
+EXTRACTIONS = ("answer", "raw")
+ROLE = "mirage.rewards.checkers.korbench:worker_handlers"  # sympy's LaTeX parsing, in a guarded worker
 SYMPY_TIMEOUT_S = 2.0
 NULL = "NULL"  # KOR's "nothing extracted"; kept as a string because its rules compare it
 
@@ -179,7 +189,7 @@ def _symbolic(response: str, answer: str, mode: str, timeout: float) -> tuple[bo
     if mode == "published":
         return r == a, None  # parse_latex unavailable -> KOR's string fallback
     try:
-        return bool(worker.call("math", "kor_sympy_equal", {"response": r, "answer": a}, timeout)), None
+        return bool(worker.call(ROLE, "kor_sympy_equal", {"response": r, "answer": a}, timeout)), None
     except (worker.WorkerTimeout, worker.WorkerDied) as e:
         return False, f"sympy: {e}"
 
@@ -216,6 +226,43 @@ def is_correct(category: str, response: str, answer: str, rule_id, idx, mode: st
         method = PUZZLE_RULES.get(rule_id, _puzzle_general)
         return method(inner_text(response), inner_text(answer)), None
     return extract(response, "clean") == answer, None
+
+
+# --- the checker ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KorbenchOptions:
+    korbench_mode: str = "published"  # "published" (what the published verdicts used) | "documented"
+    korbench_extract: str = "answer"  # "answer": the <answer> block when it holds [[..]]; "raw": KOR's first [[..]]
+
+    def __post_init__(self):
+        if self.korbench_mode not in MODES:
+            raise ValueError(f"unknown korbench_mode {self.korbench_mode!r}; known: {MODES}")
+        if self.korbench_extract not in EXTRACTIONS:
+            raise ValueError(f"unknown korbench_extract {self.korbench_extract!r}; known: {EXTRACTIONS}")
+
+
+def category(data_source: str) -> str | None:
+    """``korbench/<category>`` -> the category, else None."""
+    head, _, cat = str(data_source).partition("/")
+    return cat if head == "korbench" and cat in CATEGORIES else None
+
+
+def check(data_source, text, answer, ground_truth, extra_info, options: KorbenchOptions,
+          release_faithful: bool) -> Verdict:
+    use_answer = options.korbench_extract == "answer" and answer is not None and inner_text(answer) != NULL
+    scored = answer if use_answer else text
+    info = extra_info or {}
+    missing = [k for k in ("rule_id", "idx") if k not in info]
+    if missing:
+        raise KeyError(f"KOR-Bench row ({data_source}) lacks extra_info {missing} (KOR-Bench's rule_id / idx)")
+    acc, error = is_correct(category(data_source), scored, str(ground_truth), info["rule_id"], info["idx"],
+                            options.korbench_mode)
+    pred = extract(scored)
+    return Verdict(acc, None if pred == NULL else pred, error)
+
+
+register_checker(Checker("korbench", check, KorbenchOptions,
+                         summary="KOR-Bench's per-category rules (first [[...]], cleaned), reimplemented"))
 
 
 # --- "documented" mode: sympy's LaTeX parser ---------------------------------------------

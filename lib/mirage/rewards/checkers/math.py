@@ -10,17 +10,23 @@
   normalisation at all (used by ``release_faithful=True``).
 
 A check that times out or crashes scores 0 and says why in ``error``.
+
+Options (``compute_score`` keywords): ``math_checker`` (default ``math_verify``; with
+``release_faithful`` and no explicit checker, ``release``) and ``math_timeout`` (seconds).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 
 from mirage.rewards import worker
+from mirage.rewards.checkers import Checker, Verdict, register_checker
 
 CHECKERS = ("math_verify", "exact", "release")
 TIMEOUT_S = 1.0
+ROLE = "mirage.rewards.checkers.math:worker_handlers"  # the guarded worker that runs math-verify
 MAX_ANSWER_CHARS = 2000  # longer "answers" skip math-verify (its parser is super-linear)
 
 _PLAIN_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)")
@@ -77,7 +83,7 @@ def is_correct(pred: str | None, gold: str, checker: str = "math_verify",
     if len(pred) > MAX_ANSWER_CHARS:
         return False, f"answer longer than {MAX_ANSWER_CHARS} chars: not sent to math-verify"
     try:
-        return bool(worker.call("math", "math_equal", {"gold": gold, "pred": pred}, timeout)), None
+        return bool(worker.call(ROLE, "math_equal", {"gold": gold, "pred": pred}, timeout)), None
     except (worker.WorkerTimeout, worker.WorkerDied) as e:
         return False, f"math-verify: {e}"
 
@@ -104,11 +110,42 @@ def cluster(answers: list[str], checker: str = "math_verify", timeout: float = T
     sendable = [i for i in reps if len(answers[i]) <= MAX_ANSWER_CHARS]
     try:  # each parse / verify has its own limit inside; the request's covers them all
         params = {"answers": [answers[i] for i in sendable], "step_timeout": timeout}
-        merged = worker.call("math", "math_cluster", params, timeout * (1 + 2 * len(sendable)))
+        merged = worker.call(ROLE, "math_cluster", params, timeout * (1 + 2 * len(sendable)))
     except (worker.WorkerTimeout, worker.WorkerDied):
         return labels
     rep_label = {sendable[j]: sendable[m] for j, m in enumerate(merged)}
     return [rep_label.get(label, label) for label in labels]
+
+
+# --- the checker ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MathOptions:
+    math_checker: str | None = None  # "math_verify" | "exact"; None: math_verify (release_faithful: release)
+    math_timeout: float = TIMEOUT_S
+
+    def __post_init__(self):
+        if self.math_checker is not None and self.math_checker not in CHECKERS[:2]:
+            raise ValueError(f"unknown math_checker {self.math_checker!r}; known: {CHECKERS[:2]}")
+        if not self.math_timeout > 0:
+            raise ValueError(f"math_timeout must be > 0, got {self.math_timeout}")
+
+    def checker(self, release_faithful: bool) -> str:
+        return self.math_checker or ("release" if release_faithful else "math_verify")
+
+
+def check(data_source, text, answer, ground_truth, extra_info, options: MathOptions, release_faithful: bool) -> Verdict:
+    if ground_truth is None:
+        raise ValueError(f"math row ({data_source}) has no ground_truth")
+    acc, error = is_correct(answer, str(ground_truth), options.checker(release_faithful), options.math_timeout)
+    return Verdict(acc, answer, error)
+
+
+def cluster_answers(answers, data_source, options: MathOptions, release_faithful: bool) -> list[int]:
+    return cluster(list(answers), options.checker(release_faithful), options.math_timeout)
+
+
+register_checker(Checker("math", check, MathOptions, cluster=cluster_answers, release_incorrect_is_ground_truth=True,
+                         summary="math answers: math-verify equivalence (or exact / the release's string match)"))
 
 
 # --- inside the worker process -----------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The testbed's two tasks: procedurally generated problems with exact verifiers.
+"""The testbed's two tasks, toy-math and toy-logic: generated problems with exact verifiers.
 
 * ``toy-math``: a chain of 3-5 single-digit operands joined by + - * ("5+3*4-2");
   every product (in either procedure) is of two single digits, every value in 0..99.
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import pandas as pd
+
 
 TASK_NAMES = ("toy-math", "toy-logic")
 INSTRUCTION = "Think in <think> </think>, answer in <answer> </answer>."
@@ -218,7 +218,9 @@ def to_row(problem: Problem, index: int, split: str) -> dict[str, Any]:
     }
 
 
-def problems_frame(task: str, split: str, n: int, seed: int = 0, difficulties=None) -> pd.DataFrame:
+def problems_frame(task: str, split: str, n: int, seed: int = 0, difficulties=None):
+    import pandas as pd
+
     problems = generate(task, split, n, seed, difficulties)
     return pd.DataFrame([to_row(p, i, split) for i, p in enumerate(problems)])
 
@@ -273,20 +275,32 @@ def ensure_dataset(name: str, root: str | os.PathLike | None = None, n: int | No
 
 
 # --- verification -----------------------------------------------------------------
-
-
-def _normalise(text: str) -> str:
-    return " ".join(text.split())
-
-
 def check_answer(data_source: str, pred: Any, ground_truth: Any, extra_info: Any = None) -> bool:
     """Exact verifier: the predicted answer equals the ground truth up to whitespace.
 
     ``pred`` is model text (the inside of ``<answer>``); any value, however odd,
     gives True or False and never raises.
     """
+    from mirage.rewards.checkers.exact import same
+
     task = data_source[4:] if isinstance(data_source, str) and data_source.startswith("val/") else data_source
     _check_task(task)
-    if not isinstance(pred, str) or ground_truth is None:
-        return False
-    return _normalise(pred) == _normalise(str(ground_truth))
+    return same(pred, ground_truth)
+
+
+# --- the registry entries -------------------------------------------------------------
+def _register() -> None:
+    from mirage.tasks import Task, register_task
+
+    looks = {"toy-math": ("#1b6ca8", "o", "arithmetic with a precedence trap"),
+             "toy-logic": ("#a8431b", "s", "a Caesar shift with a direction trap")}
+    for name in TASK_NAMES:
+        colour, marker, what = looks[name]
+        register_task(Task(name, "testbed", train=f"{name}_train", evals=(f"{name}_test",), sources={name: "exact"},
+                           description=f"testbed: {what} (generated; {_DESCRIPTIONS[name]})",
+                           colour=colour, marker=marker, ensure=lambda dataset, root: ensure_dataset(dataset, root)))
+
+
+_DESCRIPTIONS = {"toy-math": "products first vs strictly left to right",
+                 "toy-logic": "shift forward vs backward"}
+_register()

@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from mirage.rewards import safe_arith, worker
+from mirage.rewards.checkers import Checker, Verdict, register_checker
 
 ENV_VAR = "MIRAGE_SYNLOGIC_PATH"
 TIMEOUT_S = 5.0
+ROLE = "mirage.rewards.checkers.synlogic:worker_handlers"  # the checkout's verifiers, in a guarded worker
 HOW_TO_GET = (f"get one with `git clone https://github.com/MiniMax-AI/SynLogic` and pass "
               f"synlogic_path=<checkout> or set {ENV_VAR}=<checkout> (its requirements plus `markdown` "
               f"must be installed in this environment)")
@@ -109,7 +112,7 @@ def is_correct(data_source: str, answer: str | None, extra_info: dict | None, *,
         if not mathador_value_ok(answer, metadata):
             return False, None
     try:
-        verdict = worker.call("synlogic", "verify",
+        verdict = worker.call(ROLE, "verify",
                               {"task": task, "game_data_str": game_data_str, "answer": answer}, timeout, arg=root)
     except (worker.WorkerTimeout, worker.WorkerDied) as e:
         return False, f"synlogic: {e}"
@@ -122,8 +125,38 @@ _TASKS_IN: dict[str, frozenset] = {}
 def _tasks_in(root: str, timeout: float) -> frozenset:
     """The task names the checkout's verifier table holds (asked once per checkout)."""
     if root not in _TASKS_IN:
-        _TASKS_IN[root] = frozenset(worker.call("synlogic", "tasks", {}, max(timeout, 30.0), arg=root))
+        _TASKS_IN[root] = frozenset(worker.call(ROLE, "tasks", {}, max(timeout, 30.0), arg=root))
     return _TASKS_IN[root]
+
+
+# --- the checker ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SynlogicOptions:
+    synlogic_path: str | None = None  # a SynLogic checkout; None: $MIRAGE_SYNLOGIC_PATH
+    synlogic_timeout: float = TIMEOUT_S
+
+    def __post_init__(self):
+        if not self.synlogic_timeout > 0:
+            raise ValueError(f"synlogic_timeout must be > 0, got {self.synlogic_timeout}")
+
+
+def check(data_source, text, answer, ground_truth, extra_info, options: SynlogicOptions,
+          release_faithful: bool) -> Verdict:
+    acc, error = is_correct(data_source, answer, extra_info, release_faithful=release_faithful,
+                            synlogic_path=options.synlogic_path, timeout=options.synlogic_timeout)
+    return Verdict(acc, answer, error)
+
+
+def setup_problem(options: SynlogicOptions) -> str | None:
+    try:
+        checkout(options.synlogic_path)
+    except FileNotFoundError as e:
+        return str(e)
+    return None
+
+
+register_checker(Checker("synlogic", check, SynlogicOptions, setup_problem=setup_problem, env_vars=(ENV_VAR,),
+                         summary="SynLogic's own task verifiers, from the user's checkout, in a guarded worker"))
 
 
 # --- inside the worker process -----------------------------------------------------------

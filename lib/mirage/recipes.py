@@ -1,0 +1,145 @@
+"""The training recipe as data: one ``Recipe`` dataclass, the paper's and the testbed's.
+
+Both engines read a ``Recipe``; ``with_overrides`` is the one parser of ``KEY=VALUE``
+overrides (``mirage train --set``, a preset's ``overrides``), and an unknown key or a
+bad value is an error naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training recipe as data. Defaults are the paper's (identical in all 36 released scripts)."""
+
+    train_batch_size: int = 128  # prompts per step
+    rollout_n: int = 16  # responses per prompt
+    ppo_mini_batch_size: int = 64  # prompts per optimizer step (2 updates per step)
+    ppo_epochs: int = 1
+    lr: float = 1e-6
+    lr_warmup_steps: int = 10
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    clip_ratio_low: float = 0.2
+    clip_ratio_high: float = 0.28
+    clip_ratio_c: float = 10.0  # dual clip
+    loss_agg_mode: str = "token-mean"
+    entropy_coeff: float = 0.0
+    use_kl_loss: bool = False  # no KL anywhere, so no reference model
+    use_kl_in_reward: bool = False
+    norm_adv_by_std_in_grpo: bool = True
+    dynamic_sampling: bool = True  # drop groups whose rewards are all equal
+    max_num_gen_batches: int = 2  # then fall back to what was collected
+    max_prompt_length: int = 2048
+    max_response_length: int = 8192
+    temperature: float = 1.0
+    top_p: float = 1.0
+    total_steps: int = 300
+    val_freq: int = 20
+    val_n: int = 1
+    val_temperature: float = 1.0
+    val_top_p: float = 0.7
+    save_freq: int = 50
+    n_gpus_per_node: int = 8
+    nnodes: int = 1
+    tensor_parallel_size: int = 4
+
+    def replace(self, **changes: Any) -> "Recipe":
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise KeyError(f"unknown recipe keys: {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> "Recipe":
+        """A copy with ``overrides`` applied; strings (KEY=VALUE from a command line) are
+        parsed as the field's type, and a bad key or value is an error that names it."""
+        kinds = {f.name: _FIELD_TYPES[f.type] for f in dataclasses.fields(self)}
+        changes = dict(overrides or {})
+        for key, value in changes.items():
+            if key not in kinds:
+                raise KeyError(f"unknown recipe key {key!r}; known: {', '.join(sorted(kinds))}")
+            if isinstance(value, str) and kinds[key] is not str:
+                changes[key] = _parse_field(key, value, kinds[key])
+        return dataclasses.replace(self, **changes)
+
+    def check(self) -> "Recipe":
+        """Values a run cannot use are an error naming the key, before any work starts."""
+        positive = ("train_batch_size", "rollout_n", "ppo_mini_batch_size", "ppo_epochs", "total_steps",
+                    "max_prompt_length", "max_response_length", "val_n")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ValueError(f"recipe key {key!r}: must be >= 1, got {getattr(self, key)}")
+        for key in ("lr_warmup_steps", "val_freq", "save_freq", "max_num_gen_batches", "nnodes", "n_gpus_per_node",
+                    "weight_decay", "entropy_coeff"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"recipe key {key!r}: must be >= 0, got {getattr(self, key)}")
+        if self.ppo_mini_batch_size > self.train_batch_size:
+            raise ValueError(f"recipe key 'ppo_mini_batch_size' ({self.ppo_mini_batch_size}) must be <= "
+                             f"train_batch_size ({self.train_batch_size})")
+        for key in ("lr", "grad_clip", "temperature", "val_temperature"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"recipe key {key!r}: must be > 0, got {getattr(self, key)}")
+        for key in ("top_p", "val_top_p"):
+            if not 0 < getattr(self, key) <= 1:
+                raise ValueError(f"recipe key {key!r}: must be in (0, 1], got {getattr(self, key)}")
+        for key in ("clip_ratio_low", "clip_ratio_high"):
+            if not getattr(self, key) >= 0:
+                raise ValueError(f"recipe key {key!r}: must be >= 0, got {getattr(self, key)}")
+        if self.clip_ratio_low >= 1:
+            raise ValueError(f"recipe key 'clip_ratio_low': must be < 1 (the ratio is clipped at 1 - it), "
+                             f"got {self.clip_ratio_low}")
+        if self.clip_ratio_c <= 1:
+            raise ValueError(f"recipe key 'clip_ratio_c': the dual clip must be > 1, got {self.clip_ratio_c}")
+        if self.loss_agg_mode not in LOSS_AGG_MODES:
+            raise ValueError(f"recipe key 'loss_agg_mode': one of {LOSS_AGG_MODES}, got {self.loss_agg_mode!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
+_FIELD_TYPES = {"int": int, "float": float, "str": str, "bool": bool}  # Recipe's annotations (postponed: strings)
+
+
+def _parse_field(key: str, text: str, kind: type) -> Any:
+    if kind is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"recipe key {key!r}: expected a boolean, got {text!r}")
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"recipe key {key!r}: expected {kind.__name__}, got {text!r}") from None
+
+
+PAPER_RECIPE = Recipe()
+
+# The paper's recipe scaled to a 2-core CPU and a ~1M-parameter model: same
+# semantics (group sampling, clip 0.2/0.28 + dual clip, token-mean, no KL,
+# dynamic sampling, two PPO mini-batches per step), smaller numbers. Sized for ~0.5-1 s
+# per step on one CPU thread (docs/engine.md): 8 prompts x 8 samples, 40 steps.
+TESTBED_RECIPE = Recipe(
+    train_batch_size=8,
+    rollout_n=8,
+    ppo_mini_batch_size=4,
+    lr=2e-5,
+    lr_warmup_steps=0,
+    weight_decay=0.1,
+    max_prompt_length=64,
+    max_response_length=48,
+    total_steps=40,
+    val_freq=10,
+    val_n=1,
+    save_freq=10,
+    n_gpus_per_node=0,
+    tensor_parallel_size=1,
+)
+
+RECIPES = {"paper": PAPER_RECIPE, "testbed": TESTBED_RECIPE}

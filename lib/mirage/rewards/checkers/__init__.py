@@ -1,0 +1,168 @@
+"""Answer checkers, one per dataset family, and which data_source each one scores.
+
+A ``Checker`` decides whether one response's answer is correct. It has a typed
+options dataclass whose fields are ``compute_score`` keywords (``math_checker``,
+``korbench_mode``, ``synlogic_path``, ...): an option no checker knows is an error
+naming it, never silently ignored. Checks that may hang or run foreign code go
+through ``mirage.rewards.worker`` (roles are import strings, ``module:function``).
+
+Data sources are routed to checkers by ``register_source``: task files declare the
+data sources their rows carry (``mirage.tasks``), so adding a task adds its routes.
+
+    CHECKERS                 the registry (name -> Checker)
+    register_source(match, checker)   match: a data_source string, or a predicate
+    route(data_source)       -> Checker (a ``val/`` prefix is ignored)
+    parse_options(options)   -> {checker name: options dataclass}, validated once
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+from mirage.registry import Registry, RegistryError
+
+
+class Verdict(NamedTuple):
+    acc: bool
+    pred: str | None  # the answer as the checker read it (None: no answer)
+    error: str | None = None  # why the check itself failed (timeout, crash); the response scores 0
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A checker without options."""
+
+
+@dataclass(frozen=True)
+class Checker:
+    """How one family of data sources is scored.
+
+    ``check(data_source, text, answer, ground_truth, extra_info, options, release_faithful) -> Verdict``:
+    ``text`` is the whole response, ``answer`` the inside of its ``<answer>`` block (None if absent).
+    ``cluster(answers, data_source, options, release_faithful) -> labels`` groups equivalent answers
+    for majority vote (default: equal after stripping). ``setup_problem(options)`` says why the
+    checker cannot run in this environment (a missing checkout), or None. ``env_vars``: settings
+    the checker reads, forwarded to verl's remote scoring processes.
+    ``release_incorrect_is_ground_truth``: the released "incorrect" reward of this family
+    rewarded correct answers (a release defect, reproduced only with ``release_faithful``).
+    """
+
+    name: str
+    check: Callable[..., Verdict]
+    options: type = NoOptions
+    cluster: Callable[..., list[int]] | None = None
+    setup_problem: Callable[[Any], str | None] | None = None
+    env_vars: tuple[str, ...] = ()
+    release_incorrect_is_ground_truth: bool = False
+    summary: str = ""
+
+
+def _validate(checker: Checker) -> None:
+    if not dataclasses.is_dataclass(checker.options):
+        raise RegistryError(f"checker {checker.name!r}: options must be a dataclass, got {checker.options!r}")
+    for f in dataclasses.fields(checker.options):
+        owner = _OPTION_OWNER.get(f.name)
+        if owner not in (None, checker.name):
+            raise RegistryError(f"checker {checker.name!r}: option {f.name!r} is already an option of checker {owner!r}")
+    for f in dataclasses.fields(checker.options):
+        _OPTION_OWNER[f.name] = checker.name
+
+
+_OPTION_OWNER: dict[str, str] = {}  # option name -> the checker it belongs to
+CHECKERS: Registry[Checker] = Registry("checker", validate=_validate)
+_ROUTES: list[tuple[Any, str]] = []  # (data_source or predicate, checker name), in registration order
+
+
+def register_checker(checker: Checker) -> Checker:
+    return CHECKERS.register(checker)
+
+
+def register_source(match: str | Callable[[str], bool], checker: str) -> None:
+    """Rows whose data_source equals ``match`` (or satisfies it) are scored by ``checker``."""
+    if (match, checker) not in _ROUTES:
+        _ROUTES.append((match, checker))
+    _route_cached.cache_clear()
+
+
+def _matches(match: Any, data_source: str) -> bool:
+    return match == data_source if isinstance(match, str) else bool(match(data_source))
+
+
+@functools.lru_cache(maxsize=4096)
+def _route_cached(data_source: str) -> str | None:
+    for candidate in (data_source, data_source.removeprefix("val/")):
+        for match, checker in _ROUTES:
+            if _matches(match, candidate):
+                return checker
+    return None
+
+
+def route(data_source: str) -> Checker:
+    """The checker that scores ``data_source``; an error naming the known sources otherwise."""
+    from mirage.tasks import load_tasks
+
+    load_tasks()  # task files declare the routes
+    name = _route_cached(str(data_source))
+    if name is None:
+        known = sorted({m for m, _ in _ROUTES if isinstance(m, str)})
+        patterns = sorted({getattr(m, "__doc__", None) or getattr(m, "__name__", "?") for m, _ in _ROUTES
+                           if not isinstance(m, str)})
+        raise KeyError(f"unknown data_source {data_source!r}: no task declares it; known: {known}"
+                       + (f", and {'; '.join(p.strip().splitlines()[0] for p in patterns)}" if patterns else ""))
+    return CHECKERS[name]
+
+
+# --- options -------------------------------------------------------------------------------
+def option_names() -> dict[str, str]:
+    """Every checker option -> the checker it belongs to."""
+    from mirage.tasks import load_tasks
+
+    load_tasks()
+    return dict(_OPTION_OWNER)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(items: tuple) -> Mapping[str, Any]:
+    owners = option_names()
+    per: dict[str, dict[str, Any]] = {}
+    for key, value in items:
+        if key not in owners:
+            raise TypeError(f"unknown reward option {key!r}; checker options: "
+                            + "; ".join(f"{c}: {', '.join(sorted(k for k, o in owners.items() if o == c))}"
+                                        for c in sorted(set(owners.values()))))
+        per.setdefault(owners[key], {})[key] = value
+    out = {}
+    for name in CHECKERS:
+        checker = CHECKERS[name]
+        try:
+            out[name] = checker.options(**per.get(name, {}))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"checker {name!r} options {per.get(name, {})}: {e}") from None
+    return out
+
+
+def parse_options(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """{checker name: its options dataclass}; an unknown option is a TypeError naming it."""
+    try:
+        items = tuple(sorted(options.items()))
+        hash(items)
+    except TypeError:  # an unhashable value (a list): parse without the cache
+        return _parse.__wrapped__(tuple(sorted(options.items())))
+    return _parse(items)
+
+
+def default_cluster(answers: Sequence[str], data_source: str, options: Any, release_faithful: bool) -> list[int]:
+    """Equal after stripping: each answer's label is the index of its first equal."""
+    first: dict[str, int] = {}
+    return [first.setdefault(a.strip(), i) for i, a in enumerate(answers)]
+
+
+def _register_builtin() -> None:
+    # the families shipped with mirage; each module registers its checker on import
+    from mirage.rewards.checkers import exact, korbench, math, synlogic  # noqa: F401
+
+
+_register_builtin()

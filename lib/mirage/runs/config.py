@@ -1,0 +1,99 @@
+"""One typed configuration of a training run, for the local engine and for verl alike.
+
+    cfg = RunConfig(model="dial-90", task="toy-math", condition="nsr", seed=0)
+    cfg = cfg.resolved()          # recipe and run_dir filled in, every name checked
+    mirage.train.run(cfg)         # -> the local engine or verl, by cfg.backend
+
+``resolved()`` checks everything a run needs before any work starts (the condition,
+the task, the recipe and its overrides, the seed, the names that become folders) and
+raises one error naming the field at fault. ``identity()`` and ``to_dict()`` are what
+the run's manifest records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from mirage.recipes import PAPER_RECIPE, TESTBED_RECIPE, Recipe
+from mirage.runs.layout import run_dir as default_run_dir
+
+BACKENDS = ("local", "verl")
+
+
+def default_threads() -> int:
+    """Torch threads for a testbed process: the study runner's share (MIRAGE_TORCH_THREADS), else 1."""
+    return int(os.environ.get("MIRAGE_TORCH_THREADS") or 1)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: str  # a testbed model name, a hub id or a local path
+    task: str  # a mirage.tasks name
+    condition: str  # a mirage.conditions name
+    seed: int = 0
+    backend: str = "local"  # "local" (the CPU testbed's engine) or "verl"
+    recipe: Recipe | None = None  # None: the task's default (testbed tasks: TESTBED_RECIPE; else PAPER_RECIPE)
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # recipe fields changed (KEY=VALUE strings parse)
+    run_dir: str | None = None  # None: runs/<backend>/<model>/<task>/<condition>/seed<seed>
+    release_faithful: bool = False  # reproduce the released reward code's defects
+    data_root: str | None = None
+    # local engine
+    threads: int | None = None  # torch CPU threads (None: the run's recorded value, else $MIRAGE_TORCH_THREADS, else 1)
+    micro_batch_size: int | None = None  # responses per forward inside a PPO mini-batch (None: all)
+    validate_before: bool = True  # validate at step 0 (verl's val_before_train)
+    dump_rollouts: bool = False  # every response, its scores, advantage and whether it was trained on
+    history_run: str | None = None  # one_shot: the ground-truth run whose per-example accuracy is ranked
+    one_shot_index: str | None = None  # one-shot: train on this extra_info.index instead of selecting
+    stop_after: int | None = None  # stop after that many steps of this attempt (a rerun resumes)
+    val_problems: int | None = None  # validate on the first N problems of each eval set
+    progress: bool = True
+    # verl
+    train_file: str | None = None  # train on this parquet instead of the task's (e.g. a one-shot set)
+    extra: tuple[str, ...] = ()  # raw Hydra overrides, passed last
+    restart: bool = False  # a finished run with another config is started over instead of refused
+
+    def resolved(self) -> "RunConfig":
+        """This config with the recipe and run_dir filled in; an error naming the field at fault."""
+        from mirage.conditions import get_condition
+        from mirage.tasks import get_task
+
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend: must be one of {BACKENDS}, got {self.backend!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed: must be an integer >= 0, got {self.seed!r}")
+        for name in ("threads", "micro_batch_size", "stop_after", "val_problems"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+        condition, task = get_condition(self.condition), get_task(self.task)
+        base = self.recipe or (TESTBED_RECIPE if task.kind == "testbed" and self.backend == "local" else PAPER_RECIPE)
+        recipe = base.with_overrides(self.overrides)
+        recipe.check()
+        run = Path(self.run_dir) if self.run_dir else default_run_dir(
+            self.model, task.name, condition.name, self.seed, Path("runs") / self.backend)
+        return dataclasses.replace(self, recipe=recipe, overrides={}, run_dir=str(run.resolve()),
+                                   extra=tuple(self.extra))
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": self.backend, "model": str(self.model), "task": self.task, "condition": self.condition,
+                "seed": int(self.seed)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the manifest records (the recipe as a dict; only fields that change results are compared)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["recipe"] = self.recipe.to_dict() if self.recipe else None
+        d["overrides"] = dict(self.overrides)
+        d["extra"] = list(self.extra)
+        return d
+
+    # fields that do not change what a run computes: a rerun may differ in them
+    VOLATILE = ("run_dir", "threads", "progress", "stop_after", "restart", "data_root")
+
+
+def result_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a recorded config that determines the run's numbers."""
+    return {k: v for k, v in config.items() if k not in RunConfig.VOLATILE}

@@ -1,0 +1,190 @@
+"""Files a process writes: atomic writes, append-only JSON lines, and folder locks.
+
+Every write that must survive a kill goes through here: ``atomic_path`` / ``atomic_dir``
+(write next to the target, then rename), ``append_jsonl`` (whole lines, fsynced) with
+``truncate_jsonl`` (a resumed process first forgets the lines after its resume point),
+and ``FolderLock`` (one writer per folder, refused at once with the holder named).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+
+# --- atomic file writes ----------------------------------------------------------
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: do that once, at import
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it over ``path`` on success.
+
+    A crash or kill leaves the old file (or none), never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        # mkstemp creates 0600; give the file the mode a plain open() would (umask applies)
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder path next to ``path``; swap it in for ``path`` on success.
+
+    The old folder is moved aside before the new one is renamed in, so a crash or
+    kill leaves the old folder or the new one, never a half-written one; a kill
+    between the two renames leaves the old one aside, and the next call puts it back.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = path.parent / f".{path.name}.tmp", path.parent / f".{path.name}.old"
+    if old.exists() and not path.exists():
+        os.replace(old, path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_parquet_atomic(path: str | os.PathLike, df: "pd.DataFrame") -> None:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
+    """Append whole lines and fsync: a kill loses at most the line being written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        for rec in records:
+            f.write(json.dumps(rec, default=float) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read JSON lines; a truncated last line (a kill mid-write) is skipped, any other bad line is an error."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines):
+                break
+            raise ValueError(f"{path}:{i}: not valid JSON ({e})") from None
+    return out
+
+
+def truncate_jsonl(path: str | os.PathLike, keep: Callable[[dict], bool]) -> int:
+    """Rewrite ``path`` (atomically) with only the records ``keep`` accepts; returns how many were dropped.
+
+    Append-only logs are truncated to the resume point on every start, so a rerun
+    never duplicates a line (a kill between a log line and its checkpoint included).
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    records = read_jsonl(path)
+    kept = [r for r in records if keep(r)]
+    if len(kept) != len(records) or path.read_bytes()[-1:] not in (b"", b"\n"):
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in kept), encoding="utf-8")
+    return len(records) - len(kept)
+
+
+# --- one writer per folder -------------------------------------------------------------
+class FolderBusy(RuntimeError):
+    """Another process holds the folder's lock."""
+
+
+class FolderLock:
+    """An exclusive lock on a folder (``<folder>/.lock``, via the filelock library).
+
+    Taken without waiting: a second writer is refused at once with a message naming
+    the holder (pid, host, command, since when). The OS releases it when the holder
+    dies, however it dies (kill -9 included), so a rerun after a crash just works.
+    """
+
+    def __init__(self, folder: str | os.PathLike, what: str = "folder"):
+        from filelock import FileLock
+
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.what = what
+        self.holder_file = self.folder / ".lock.holder"
+        self._lock = FileLock(str(self.folder / ".lock"), timeout=0)
+
+    def acquire(self) -> "FolderLock":
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire()
+        except Timeout:
+            try:
+                holder = json.loads(self.holder_file.read_text(encoding="utf-8"))
+                who = (f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}: "
+                       f"{holder.get('command')}")
+            except (OSError, ValueError):
+                who = "another process"
+            raise FolderBusy(f"{self.folder}: this {self.what} is being written by {who}; wait for it to finish "
+                             "or stop it") from None
+        write_json_atomic(self.holder_file, {"pid": os.getpid(), "host": socket.gethostname(),
+                                             "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                             "command": " ".join(sys.argv)[:500]})
+        return self
+
+    def release(self) -> None:
+        if self._lock.is_locked:
+            self.holder_file.unlink(missing_ok=True)
+            self._lock.release()
+
+    def __enter__(self) -> "FolderLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
