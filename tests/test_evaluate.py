@@ -108,7 +108,7 @@ def test_passk_curve_matches_unbiased_estimator(dataset, tmp_path):
     table = ev.evaluate("fake", str(dataset), 8, sampler=FakeSampler(frame, correct), out_dir=tmp_path,
                         batch_size=4, score_processes=0, progress=False)
     samples = rows(tmp_path)
-    assert len(samples) == N_PROBLEMS * 8 and list(samples.columns) == ev.SAMPLE_COLUMNS
+    assert len(samples) == N_PROBLEMS * 8 and list(samples.columns) == ev.core.SAMPLE_COLUMNS
     assert samples.groupby("problem_id")["acc"].sum().sort_index().tolist() == \
         [correct[int(i)] for i in sorted(samples["problem_id"].unique(), key=str)]
     assert table["k"].tolist() == [1, 2, 4, 8]
@@ -122,7 +122,7 @@ def test_passk_curve_matches_unbiased_estimator(dataset, tmp_path):
     pd.testing.assert_frame_equal(on_disk, table)
     assert len(pd.read_csv(tmp_path / "passk.csv")) == 4
     manifest = json.loads((tmp_path / "eval_manifest.json").read_text())
-    assert manifest["status"] == "complete"
+    assert manifest["status"] == "finished" and manifest["kind"] == "eval"
     assert manifest["summary"]["toy"]["pass@1"] == pytest.approx(sum(correct) / 48)
 
 
@@ -151,7 +151,7 @@ def test_hf_end_to_end_records_everything(reference, model_dir):
     np.testing.assert_allclose(table["pass_at_k"], expected)
     assert (np.diff(table["pass_at_k"]) >= 0).all()
     m = json.loads((reference / "eval_manifest.json").read_text())
-    assert m["settings"]["n"] == 8 and m["settings"]["max_tokens"] == 48 and m["settings"]["seed"] == 3
+    assert m["config"]["n"] == 8 and m["config"]["max_tokens"] == 48 and m["config"]["seed"] == 3
     assert m["prompt_template"]["rendered"].endswith("<|assistant|>")
     assert toy.INSTRUCTION in m["prompt_template"]["rendered"]
     assert m["sampler"]["backend"] == "hf" and m["versions"]["torch"] and m["hardware"]["cpu_count"]
@@ -205,7 +205,7 @@ def test_resume_after_kill_completes_without_duplicates(reference, model_dir, da
     assert not resumed.duplicated(["problem_id", "sample_index"]).any()
     pd.testing.assert_frame_equal(resumed, rows(reference))
     m = json.loads((out / "eval_manifest.json").read_text())
-    assert m["status"] == "complete" and m["attempts"][-1]["problems"] == N_PROBLEMS - done_before
+    assert m["status"] == "finished" and m["attempts"][-1]["problems"] == N_PROBLEMS - done_before
 
 
 def test_rerun_with_other_settings_is_refused(reference, model_dir, dataset):
@@ -214,7 +214,7 @@ def test_rerun_with_other_settings_is_refused(reference, model_dir, dataset):
 
 
 def test_finished_evaluation_reruns_without_a_sampler(reference, model_dir, dataset, monkeypatch):
-    monkeypatch.setattr(ev, "make_sampler", lambda *a, **k: pytest.fail("a finished evaluation built a sampler"))
+    monkeypatch.setattr(ev.core, "make_sampler", lambda *a, **k: pytest.fail("a finished evaluation built a sampler"))
     before = rows(reference)
     ev.evaluate(model_dir, str(dataset), sampler="hf", out_dir=reference, batch_size=4, **HF)
     pd.testing.assert_frame_equal(rows(reference), before)
@@ -239,7 +239,7 @@ def test_evaluate_run_sweeps_base_and_checkpoints(model_dir, dataset, tmp_path, 
     assert frame.groupby("step")["k"].apply(list).map(tuple).unique().tolist() == [(1, 2, 4)]
     assert list(frame.columns[:11]) == ["model", "task", "dataset", "condition", "seed", "step", "k", "pass_at_k",
                                         "ci_low", "ci_high", "n_problems"]
-    monkeypatch.setattr(ev, "make_sampler", lambda *a, **k: pytest.fail("finished steps were sampled again"))
+    monkeypatch.setattr(ev.core, "make_sampler", lambda *a, **k: pytest.fail("finished steps were sampled again"))
     again = ev.evaluate_run(run, 4, task=str(dataset), max_tokens=16, score_processes=0, progress=False)
     pd.testing.assert_frame_equal(again, frame)
 
@@ -253,7 +253,7 @@ def test_alignment_table_and_cache(dataset, tmp_path, monkeypatch):
         built.append(model)
         return FakeSampler(frame, correct[model])
 
-    monkeypatch.setattr(ev, "make_sampler", fake_make_sampler)
+    monkeypatch.setattr(ev.core, "make_sampler", fake_make_sampler)
     table = ev.align(["weak", "strong"], [str(dataset)], n=8, out=tmp_path, score_processes=0, progress=False)
     assert built == ["weak", "strong"]
     for model, c in correct.items():
@@ -276,7 +276,7 @@ def test_alignment_table_and_cache(dataset, tmp_path, monkeypatch):
 def test_bad_datasets_fail_clearly(dataset, tmp_path):
     frame = pd.read_parquet(dataset)
     frame.drop(columns=["reward_model"]).to_parquet(tmp_path / "noreward.parquet")
-    with pytest.raises(ValueError, match=r"noreward\.parquet: missing verl columns \['reward_model'\]"):
+    with pytest.raises(ValueError, match=r"noreward\.parquet row 0: no 'reward_model'"):
         ev.load_problems("noreward", tmp_path / "noreward.parquet")
     dup = pd.concat([frame.head(2), frame.head(1)])
     dup.to_parquet(tmp_path / "dup.parquet")
@@ -298,8 +298,12 @@ def test_task_defaults():
 def test_default_out_dir_names(tmp_path):
     ckpt = tmp_path / "seed0" / "checkpoints" / "global_step_50" / "actor" / "huggingface"
     ckpt.mkdir(parents=True)
-    assert ev.default_out_dir(str(ckpt), "toy-math") == Path("runs/eval/seed0--global_step_50/toy-math")
-    assert ev.default_out_dir("Qwen/Qwen2.5-7B", "math") == Path("runs/eval/Qwen--Qwen2.5-7B/math")
+    from mirage.runs import eval_dir
+
+    assert eval_dir(str(ckpt), "toy-math") == Path("runs/eval/seed0--global_step_50/toy-math")
+    assert eval_dir("Qwen/Qwen2.5-7B", "math") == Path("runs/eval/Qwen__Qwen2.5-7B/math")
+    with pytest.raises(ValueError, match="cannot name a folder"):
+        eval_dir("..", "math")
 
 
 def test_defaults_of_a_parquet_follow_its_data_sources(dataset, tmp_path):

@@ -14,7 +14,9 @@ import torch
 
 from mirage import runs
 from mirage.conditions import CONDITIONS
-from mirage.train import local
+from mirage.data.rows import load_rows
+from mirage.runs import RunConfig
+from mirage.train import engine, loop
 
 MODEL = "dial-60"  # shipped testbed model: solves toy-math about half the time (mixed groups)
 TINY = dict(total_steps=2, train_batch_size=4, rollout_n=4, ppo_mini_batch_size=4, max_response_length=40,
@@ -31,10 +33,16 @@ def data_root(tmp_path_factory):
     return root
 
 
-def _train(run_dir, condition, data_root, seed=0, **kw):
+def _config(run_dir, condition, data_root, seed=0, **kw):
     overrides = {**TINY, **kw.pop("overrides", {})}
-    return local.train(MODEL, "toy-math", condition, seed=seed, run_dir=run_dir, overrides=overrides,
-                       data_root=data_root, progress=False, dump_rollouts=True, val_problems=8, **kw)
+    if kw.get("history_run") is not None:
+        kw["history_run"] = str(kw["history_run"])
+    return RunConfig(MODEL, "toy-math", condition, seed=seed, run_dir=str(run_dir), overrides=overrides,
+                     data_root=str(data_root), progress=False, dump_rollouts=True, val_problems=8, **kw)
+
+
+def _train(run_dir, condition, data_root, seed=0, **kw):
+    return loop.train(_config(run_dir, condition, data_root, seed, **kw))
 
 
 def _metrics(run_dir, timing=False):
@@ -208,7 +216,7 @@ def test_dynamic_sampling_keeps_varied_groups_and_draws_more(condition_runs):
 
 
 def test_one_shot_duplicates_one_example(condition_runs, gt_run, data_root):
-    history = local.accuracy_history(gt_run)
+    history = loop.accuracy_history(gt_run)
     records = runs.read_jsonl(gt_run / "logs" / "example_acc.jsonl")
     assert len(records) == sum(int(m["train/num_gen_batches"]) * 4 for s, m in _metrics(gt_run).items() if s)
     assert set(history) == {str(r["index"]) for r in records}
@@ -220,7 +228,7 @@ def test_one_shot_duplicates_one_example(condition_runs, gt_run, data_root):
     assert selected["index"] in history and "historical variance" in selected["criterion"]
     from mirage.data.one_shot import select_random
 
-    rows = local.load_rows("toy-math_train", data_root)
+    rows = load_rows("toy-math_train", data_root)
     assert runs.read_manifest(condition_runs["one_shot_random"])["one_shot"]["index"] == select_random(
         [r["extra_info"]["index"] for r in rows], 0)
 
@@ -230,10 +238,10 @@ def test_accuracy_history_per_epoch_and_per_sample(tmp_path):
     runs.append_jsonl(logs / "example_acc.jsonl", [
         {"step": 1, "epoch": 0, "index": 3, "acc": 0.25, "n": 4}, {"step": 5, "epoch": 1, "index": 3, "acc": 1.0, "n": 4},
         {"step": 1, "epoch": 0, "index": 7, "acc": 0.5, "n": 4}])
-    assert local.accuracy_history(tmp_path) == {"3": [0.25, 1.0], "7": [0.5]}
-    assert local.accuracy_history(tmp_path, per="sample")["7"] == [1.0, 1.0, 0.0, 0.0]
+    assert loop.accuracy_history(tmp_path) == {"3": [0.25, 1.0], "7": [0.5]}
+    assert loop.accuracy_history(tmp_path, per="sample")["7"] == [1.0, 1.0, 0.0, 0.0]
     with pytest.raises(FileNotFoundError, match="example_acc"):
-        local.accuracy_history(tmp_path / "nothing")
+        loop.accuracy_history(tmp_path / "nothing")
 
 
 def test_same_seed_same_metrics_and_resume_matches(tmp_path, data_root):
@@ -248,7 +256,8 @@ def test_same_seed_same_metrics_and_resume_matches(tmp_path, data_root):
     assert runs.read_manifest(d)["status"] == "stopped" and sorted(_metrics(d)) == [0, 1, 2]
     _train(tmp_path / "d", "ground_truth", data_root, seed=1, overrides=steps)
     manifest = runs.read_manifest(d)
-    assert manifest["status"] == "finished" and manifest["attempts"] == 2 and manifest["resumed_from_step"] == 2
+    assert manifest["status"] == "finished" and [a["resumed_from_step"] for a in manifest["attempts"]] == [0, 2]
+    assert [a["status"] for a in manifest["attempts"]] == ["stopped", "finished"]
     assert _metrics(d) == _metrics(a)
     assert len(list((d / "logs").glob("metrics-*.jsonl"))) == 2
     # the history of the resumed run has no duplicated step
@@ -256,7 +265,7 @@ def test_same_seed_same_metrics_and_resume_matches(tmp_path, data_root):
     assert recs == runs.read_jsonl(a / "logs" / "example_acc.jsonl")
     # only the latest checkpoint keeps its optimizer state; every one keeps its weights
     assert [s for s, _ in runs.list_checkpoints(d)] == [2, 3]
-    assert [(hf.parent / local.TRAINER_STATE).exists() for _, hf in runs.list_checkpoints(d)] == [False, True]
+    assert [(hf.parent / loop.TRAINER_STATE).exists() for _, hf in runs.list_checkpoints(d)] == [False, True]
     # a finished run is not rerun
     before = (d / "manifest.json").read_text()
     _train(tmp_path / "d", "ground_truth", data_root, seed=1, overrides=steps)
@@ -272,9 +281,10 @@ def test_resume_after_a_kill(tmp_path, data_root):
     import time
 
     steps = dict(total_steps=5, save_freq=1)
-    code = (f"from mirage.train import local; local.train({MODEL!r}, 'toy-math', 'ground_truth', seed=3, "
-            f"run_dir={str(tmp_path / 'killed')!r}, overrides={ {**TINY, **steps}!r}, data_root={str(data_root)!r}, "
-            "progress=False, dump_rollouts=True, val_problems=8)")
+    code = (f"from mirage.runs import RunConfig; from mirage.train import loop; loop.train(RunConfig({MODEL!r}, "
+            f"'toy-math', 'ground_truth', seed=3, run_dir={str(tmp_path / 'killed')!r}, "
+            f"overrides={ {**TINY, **steps}!r}, data_root={str(data_root)!r}, progress=False, dump_rollouts=True, "
+            "val_problems=8))")
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "MIRAGE_TORCH_THREADS": "1"})
     deadline = time.time() + 300
     while not (tmp_path / "killed" / "checkpoints" / "global_step_2").exists():
@@ -286,9 +296,14 @@ def test_resume_after_a_kill(tmp_path, data_root):
     resumed = _train(tmp_path / "killed", "ground_truth", data_root, seed=3, overrides=steps)
     reference = _train(tmp_path / "whole", "ground_truth", data_root, seed=3, overrides=steps)
     assert runs.read_manifest(resumed)["status"] == "finished"
-    assert runs.read_manifest(resumed)["resumed_from_step"] >= 2
+    assert runs.read_manifest(resumed)["attempts"][-1]["resumed_from_step"] >= 2
     assert _metrics(resumed) == _metrics(reference)
     assert not list((resumed / "checkpoints").glob(".tmp_*"))
+    # no log line twice: each step is in exactly one attempt's file, the per-example records match
+    steps_logged = [rec["step"] for p in sorted((resumed / "logs").glob("metrics-*.jsonl")) for rec in runs.read_jsonl(p)]
+    assert sorted(steps_logged) == sorted(set(steps_logged)) == [0, 1, 2, 3, 4, 5]
+    assert runs.read_jsonl(resumed / "logs" / "example_acc.jsonl") == runs.read_jsonl(reference / "logs" /
+                                                                                      "example_acc.jsonl")
 
 
 def test_run_dir_of_another_run_is_refused(gt_run, data_root):
@@ -300,9 +315,14 @@ def test_bad_recipe_overrides_are_clear_errors(tmp_path, data_root):
     with pytest.raises(KeyError, match="unknown recipe key 'total_step'"):
         _train(tmp_path / "x", "ground_truth", data_root, overrides={"total_step": 3})
     with pytest.raises(ValueError, match="train_batch_size.*expected int"):
-        local.resolve_recipe(local.get_task("toy-math"), overrides={"train_batch_size": "many"})
+        _config(tmp_path / "x", "ground_truth", data_root, overrides={"train_batch_size": "many"}).resolved()
+    with pytest.raises(ValueError, match="total_steps.*>= 1"):
+        _config(tmp_path / "x", "ground_truth", data_root, overrides={"total_steps": "0"}).resolved()
     with pytest.raises(ValueError, match="reference model"):
-        local.resolve_recipe(local.get_task("toy-math"), overrides={"use_kl_loss": "true"})
+        _train(tmp_path / "x", "ground_truth", data_root, overrides={"use_kl_loss": "true"})
+    with pytest.raises(ValueError, match="seed"):
+        _config(tmp_path / "x", "ground_truth", data_root, seed=-1).resolved()
+    assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
 def test_bad_dataset_rows_name_the_file_and_row(tmp_path):
@@ -316,12 +336,15 @@ def test_bad_dataset_rows_name_the_file_and_row(tmp_path):
     good = {"data_source": "toy-math", "prompt": [{"role": "user", "content": "1+1"}],
             "reward_model": {"style": "rule", "ground_truth": "2"}, "extra_info": {"index": 0}}
     pq.write_table(pa.Table.from_pylist([good, {**good, "reward_model": {"style": "rule"}}]), path)
-    with pytest.raises(ValueError, match=r"broken.parquet: row 1: reward_model has no 'ground_truth'"):
-        local.load_rows("broken", tmp_path)
+    with pytest.raises(ValueError, match=r"broken.parquet row 1: reward_model has no 'ground_truth'"):
+        load_rows("broken", tmp_path)
+    pq.write_table(pa.Table.from_pylist([good, {**good, "prompt": [{"role": "user"}]}]), path)
+    with pytest.raises(ValueError, match=r"broken.parquet row 1: prompt message 0 needs string 'role' and 'content'"):
+        load_rows("broken", tmp_path)
     with pytest.raises(FileNotFoundError, match="missing"):
-        local.load_rows("missing", tmp_path)
+        load_rows("missing", tmp_path)
     with pytest.raises(ValueError, match="makes? no batch"):
-        local.PromptStream(3, 4, seed=0, name="tiny set")
+        loop.PromptStream(3, 4, seed=0, name="tiny set")
 
 
 def test_cli_main(tmp_path, data_root):
@@ -352,7 +375,7 @@ def test_cli_dry_run_and_verl_only_flags(tmp_path, capsys):
     assert plan["recipe"]["lr"] == 3e-5 and plan["condition"]["estimator"] == "masked_nsr"
     assert not (tmp_path / "r").exists()
     args = parser.parse_args(base + ["--nnodes", "2"])
-    with pytest.raises(SystemExit, match="--nnodes only apply to --backend verl"):
+    with pytest.raises(ValueError, match="--nnodes only apply to --backend verl"):
         args.func(args)
 
 
@@ -363,34 +386,65 @@ def test_old_logprobs_are_the_policy_before_any_update(monkeypatch, micro_batch_
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from mirage.conditions import get_condition
-
-    from mirage.recipes import TESTBED_RECIPE
     from mirage.models import resolve_model
+    from mirage.recipes import TESTBED_RECIPE
     from mirage.tasks.toy import problems_frame
 
     path = resolve_model(MODEL)
-    policy = local.Policy(AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path))
+    policy = engine.Policy(AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path))
     recipe = TESTBED_RECIPE.replace(train_batch_size=4, rollout_n=4, ppo_mini_batch_size=2, ppo_epochs=2,
                                     max_response_length=16, lr=1e-2)
     rows = problems_frame("toy-math", "train", 4, seed=0).to_dict("records")
-    batch = local.rollout(policy, rows, get_condition("ground_truth"), recipe, 0, 1, "t", False)
+    batch = engine.rollout(policy, rows, get_condition("ground_truth"), recipe, 0, 1, "t", False)
     with torch.no_grad():
-        before, _ = local.response_logprobs(policy.model, batch, torch.arange(16), 1.0, policy.pad_token_id)
-    seen, policy_loss = [], local.policy_loss
+        before, _ = engine.response_logprobs(policy.model, batch, torch.arange(16), 1.0, policy.pad_token_id)
+    seen, policy_loss = [], engine.policy_loss
 
     def spy(old, logp, *args, **kw):
         seen.append((old.clone(), logp.detach().clone()))
         return policy_loss(old, logp, *args, **kw)
 
-    monkeypatch.setattr(local, "policy_loss", spy)
+    monkeypatch.setattr(engine, "policy_loss", spy)
     advantages = torch.randn(16, batch.responses.shape[1])
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=recipe.lr)
-    local.update_policy(policy.model, optimizer, batch, advantages, recipe, policy.pad_token_id, micro_batch_size)
+    engine.update_policy(policy.model, optimizer, batch, advantages, recipe, policy.pad_token_id, micro_batch_size)
     per_epoch = 2 * (1 if micro_batch_size is None else 3)  # 2 mini-batches of 8 responses
     assert len(seen) == 2 * per_epoch
-    order = [mb[m] for _ in range(2) for mb in local._chunks(16, 8) for m in local._chunks(8, micro_batch_size or 8)]
+    order = [mb[m] for _ in range(2) for mb in engine._chunks(16, 8) for m in engine._chunks(8, micro_batch_size or 8)]
     for (old, logp), rows in zip(seen, order):
         width = old.shape[1]
         torch.testing.assert_close(old, before[rows, :width], rtol=0, atol=1e-5)
     # the policy did move: later forwards differ from the old log-probs
     assert max(float((logp - old).abs().max()) for old, logp in seen[per_epoch // 2:]) > 1e-3
+
+
+# --- the run folder: one writer, settings kept, damage named -------------------------------
+def test_finished_run_with_other_settings_is_refused_and_restart_starts_over(tmp_path, data_root):
+    steps = dict(total_steps=1, val_freq=0)
+    run_dir = _train(tmp_path / "r", "ground_truth", data_root, overrides=steps)
+    with pytest.raises(ValueError, match=r"other settings.*'lr'"):
+        _train(tmp_path / "r", "ground_truth", data_root, overrides={**steps, "lr": 3e-4})
+    assert runs.read_manifest(run_dir)["recipe"]["lr"] == TINY["lr"]  # untouched
+    _train(tmp_path / "r", "ground_truth", data_root, overrides={**steps, "lr": 3e-4}, restart=True)
+    manifest = runs.read_manifest(run_dir)
+    assert manifest["status"] == "finished" and manifest["recipe"]["lr"] == 3e-4 and len(manifest["attempts"]) == 1
+
+
+def test_a_second_writer_is_refused_at_once(tmp_path, data_root):
+    run_dir = tmp_path / "busy"
+    with runs.FolderLock(run_dir, "training run"):
+        with pytest.raises(runs.FolderBusy, match=r"busy.*being written by pid \d+"):
+            _train(run_dir, "ground_truth", data_root)
+    assert not (run_dir / "manifest.json").exists()
+
+
+def test_damaged_checkpoints_are_errors_naming_them(tmp_path, data_root):
+    steps = dict(total_steps=2, save_freq=1, val_freq=0)
+    run_dir = _train(tmp_path / "r", "ground_truth", data_root, overrides=steps, stop_after=1)
+    state = run_dir / "checkpoints" / "global_step_1" / "actor" / loop.TRAINER_STATE
+    state.write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match=r"global_step_1/actor/trainer_state.pt: unreadable"):
+        _train(run_dir, "ground_truth", data_root, overrides=steps)
+    state.unlink()  # weights without optimizer state: not resumable, and not silently restarted from 0
+    with pytest.raises(ValueError, match="none with loadable weights and optimizer state"):
+        _train(run_dir, "ground_truth", data_root, overrides=steps)

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from mirage.rewards import compute_score, korbench
+from mirage.rewards import compute_score
+from mirage.rewards.checkers import korbench
 from conftest import SHARED_DATA
 
 DATA = SHARED_DATA / "korbench"

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from mirage.rewards import compute_score, synlogic
+from mirage.rewards import compute_score
+from mirage.rewards.checkers import synlogic
 from conftest import SHARED_DATA
 
 DATA = SHARED_DATA / "synlogic"

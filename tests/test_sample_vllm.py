@@ -291,7 +291,7 @@ def test_evaluate_with_vllm_resumes_and_shards_identically(toy_dataset, tmp_path
 
 
 def test_default_chunk_grows_with_engines():
-    from mirage.evaluate import default_batch_size
+    from mirage.evaluate.core import default_batch_size
 
     assert default_batch_size(vs.VLLMSampler("m")) == 64
     sharded = vs.ShardedSampler([vs.ThreadWorker(vs.VLLMSampler("m")) for _ in range(3)])

@@ -165,7 +165,7 @@ def test_ensure_dataset_regenerates_a_file_made_otherwise(tmp_path, monkeypatch)
 
 def test_datasets_in_use_are_regenerated_after_a_generator_change(tmp_path, monkeypatch):
     """The trainer and the evaluator never reuse an older generator's rows, and keep a custom size."""
-    from mirage.train.local import load_rows
+    from mirage.data.rows import load_rows
 
     path = T.ensure_dataset("toy-logic_train", root=tmp_path, n=24, seed=5)
     rows = pd.read_parquet(path)

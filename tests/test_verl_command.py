@@ -24,6 +24,7 @@ from mirage.recipes import PAPER_RECIPE
 from mirage.objectives import get_estimator
 from mirage.tasks import get_task
 from mirage.train import verl as vb
+from mirage.train.verl import launcher
 
 pytestmark = pytest.mark.verl
 
@@ -91,7 +92,7 @@ def test_every_run_composes_validates_and_carries_the_recipe(base_cfg, condition
     assert OmegaConf.to_container(fn.reward_kwargs) == c.score_kwargs(release_faithful=False, seed=0)
     assert (cfg.reward.reward_manager.source, cfg.reward.reward_manager.name) == ("importlib", "MirageRewardManager")
     sampler = cfg.trainer.v1.sampler
-    assert (sampler.custom_sampler.path, sampler.custom_sampler.name) == ("pkg://mirage.train.verl_sampler",
+    assert (sampler.custom_sampler.path, sampler.custom_sampler.name) == ("pkg://mirage.train.verl.sampler",
                                                                            "MirageReplayBuffer")
     assert (sampler.sampler_kwargs.reward, sampler.sampler_kwargs.estimator) == (c.reward, c.estimator)
     # dynamic sampling: on wherever an all-equal group carries no signal (every paper condition)
@@ -108,7 +109,7 @@ def test_every_run_composes_validates_and_carries_the_recipe(base_cfg, condition
                           "one_shot_random": f"{stem}one_shot_random_seed0"}[c.data]
     assert [Path(v).stem for v in cfg.data.val_files] == list(t.evals)
     # environment: the plugin for every process, a fresh metrics file, both also for remote Ray workers
-    assert env["VERL_USE_EXTERNAL_MODULES"] == "mirage.train.verl_plugin"
+    assert env["VERL_USE_EXTERNAL_MODULES"] == "mirage.train.verl.plugin"
     assert env["VERL_FILE_LOGGER_PATH"] == str(run / "logs" / "metrics-000.jsonl")
     assert dict(cfg.ray_kwargs.ray_init.runtime_env.env_vars) == env
 
@@ -191,7 +192,7 @@ def test_merge_checkpoint_command_parses_with_verls_merger(tmp_path):
 def _cli(argv):
     from mirage.cli import main
 
-    return main(argv)
+    return main(["--debug", *argv])  # errors raise, so the tests can look at them
 
 
 def test_dry_run_cli_without_gpu_or_data(tmp_path, capsys):
@@ -206,7 +207,7 @@ def test_dry_run_cli_without_gpu_or_data(tmp_path, capsys):
     assert "one_shot_pi1.parquet  [MISSING: mirage data one-shot" in out
     assert "math500.parquet  [MISSING: mirage data prepare --dataset math500" in out
     line = out.strip().splitlines()[-1]
-    assert line.startswith("VERL_USE_EXTERNAL_MODULES=mirage.train.verl_plugin VERL_FILE_LOGGER_PATH=")
+    assert line.startswith("VERL_USE_EXTERNAL_MODULES=mirage.train.verl.plugin VERL_FILE_LOGGER_PATH=")
     assert "trainer.total_training_steps=100" in line and line.endswith("trainer.val_before_train=false")
     assert "data.seed=3" in line
 
@@ -235,9 +236,14 @@ def test_no_launch_writes_a_runnable_run_dir(tmp_path, capsys, monkeypatch):
     args = ["train", "--backend", "verl", "--model", "Qwen/Qwen2.5-7B", "--task", "logic", "--condition",
             "entropy_min", "--run-dir", str(run_dir), "--data-root", str(data), "--no-launch"]
     monkeypatch.delenv("MIRAGE_SYNLOGIC_PATH", raising=False)
-    with pytest.raises(RuntimeError, match="MIRAGE_SYNLOGIC_PATH"):  # logic rows need SynLogic's verifiers
+    with pytest.raises(FileNotFoundError, match="MIRAGE_SYNLOGIC_PATH"):  # logic rows need SynLogic's verifiers
         _cli(args)
     monkeypatch.setenv("MIRAGE_SYNLOGIC_PATH", str(tmp_path / "SynLogic"))
+    with pytest.raises(FileNotFoundError, match="is not a SynLogic checkout"):  # a folder that is not one
+        _cli(args)
+    for stub in ("task2verifier.py", "base/data.py"):  # what a checkout has (launching never imports it)
+        (tmp_path / "SynLogic" / stub).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "SynLogic" / stub).write_text("")
     assert _cli(args) == 0  # includes the fresh-interpreter plugin check
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert (manifest["backend"], manifest["condition"], manifest["task"], manifest["seed"]) == \
@@ -247,7 +253,7 @@ def test_no_launch_writes_a_runnable_run_dir(tmp_path, capsys, monkeypatch):
     assert resolved.trainer.v1.sampler.sampler_kwargs.reward == "entropy_min"
     assert resolved.actor_rollout_ref.rollout.n == 16
     env = json.loads((run_dir / "env.json").read_text())
-    assert env["job_env"]["VERL_USE_EXTERNAL_MODULES"] == "mirage.train.verl_plugin"
+    assert env["job_env"]["VERL_USE_EXTERNAL_MODULES"] == "mirage.train.verl.plugin"
     # forwarded to verl's scoring actors, wherever Ray places them
     assert env["job_env"]["MIRAGE_SYNLOGIC_PATH"] == str(tmp_path / "SynLogic")
     assert resolved.ray_kwargs.ray_init.runtime_env.env_vars.MIRAGE_SYNLOGIC_PATH == str(tmp_path / "SynLogic")
@@ -265,7 +271,7 @@ def test_no_launch_writes_a_runnable_run_dir(tmp_path, capsys, monkeypatch):
     (run_dir / "logs" / "metrics-000.jsonl").write_text("")
     assert fresh() == str(run_dir.resolve() / "logs" / "metrics-001.jsonl")
     assert subprocess.run(["bash", "-n", str(run_dir / "command.sh")]).returncode == 0
-    assert "--no-launch" not in script and "mirage.train.verl_plugin" in script
+    assert "--no-launch" not in script and "mirage.train.verl.plugin" in script
 
 
 def test_launch_refuses_missing_data_naming_it(tmp_path):
@@ -275,7 +281,7 @@ def test_launch_refuses_missing_data_naming_it(tmp_path):
 
 
 def test_stream_copies_output_to_the_log_and_returns_the_exit_code(tmp_path, capsys):
-    code = vb._stream([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"],
+    code = launcher._stream([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"],
                       {"X": "1"}, tmp_path / "console.log")
     assert code == 3
     assert sorted((tmp_path / "console.log").read_text().split()) == ["err", "out"]
@@ -289,20 +295,20 @@ def test_launch_through_verls_own_entry_point(tmp_path, monkeypatch):
     appended: main_ppo composes the config from our command line, prints it and exits.
     """
     data = _stub_data(tmp_path / "data", "math")
-    real_stream = vb._stream
+    real_stream = launcher._stream
     launched = {}
 
     def stream_config_only(argv, env, log_path):
         launched.update(argv=argv, env=env, log=log_path)
         return real_stream(argv + ["--cfg", "job"], {**env, "PYTHONWARNINGS": "ignore"}, log_path)
 
-    monkeypatch.setattr(vb, "_stream", stream_config_only)
-    monkeypatch.setattr(vb, "preflight", lambda env, condition: None)  # tested in test_no_launch_...
+    monkeypatch.setattr(launcher, "_stream", stream_config_only)
+    monkeypatch.setattr(launcher, "preflight", lambda env, condition: None)  # tested in test_no_launch_...
     run_dir = tmp_path / "run"
     assert _cli(["train", "--backend", "verl", "--model", "Qwen/Qwen2.5-7B", "--task", "math", "--condition",
                  "w_reinforce", "--run-dir", str(run_dir), "--data-root", str(data)]) == 0
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["status"] == "finished" and manifest["returncode"] == 0
+    assert manifest["status"] == "finished" and manifest["attempts"][-1]["returncode"] == 0
     assert [Path(a["metrics"]).name for a in manifest["attempts"]] == ["metrics-000.jsonl"]
     assert launched["log"] == run_dir.resolve() / "logs" / "console-000.log"
     # what verl's entry point composed from the command line equals what mirage composed and saved

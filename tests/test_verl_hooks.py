@@ -31,7 +31,7 @@ def _dataproto(tensors, non_tensors):
 
 # --- the logic on hand-built DataProto batches -----------------------------------------
 def test_majority_vote_over_each_group():
-    from mirage.train.verl_sampler import training_scores
+    from mirage.train.verl.sampler import training_scores
 
     data = _dataproto({"response_mask": torch.ones(8, 3)}, {
         "uid": ["m"] * 4 + ["k"] * 4,
@@ -45,7 +45,7 @@ def test_majority_vote_over_each_group():
 
 
 def test_entropy_reward_is_the_mean_rollout_logprob():
-    from mirage.train.verl_sampler import training_scores
+    from mirage.train.verl.sampler import training_scores
 
     logprobs = torch.tensor([[-1.0, -3.0, -7.0], [-0.5, -0.5, -0.5], [-2.0, float("-inf"), 0.0]])
     mask = torch.tensor([[1, 1, 0], [1, 1, 1], [1, 0, 0]])
@@ -58,7 +58,7 @@ def test_entropy_reward_is_the_mean_rollout_logprob():
 
 
 def test_uniform_groups_and_pm1_dropping():
-    from mirage.train.verl_sampler import kept_mask, uniform_groups
+    from mirage.train.verl.sampler import kept_mask, uniform_groups
 
     uids = np.array(["a"] * 4 + ["b"] * 3 + ["c"], dtype=object)
     scores = np.array([1, 0, 0, 1, 0, 0, 0, 1], dtype=float)
@@ -137,8 +137,8 @@ def put_group(tq, scores, preds=None, formats=None, logprobs=None, data_source="
 
 def buffer(tq, refill_groups=(), **options):
     """The sampler as verl's trainer builds it; refill_fn stands in for dispatching prompts to vLLM."""
-    import mirage.train.verl_plugin  # noqa: F401  (VERL_USE_EXTERNAL_MODULES loads it in verl's processes)
-    from mirage.train.verl_sampler import MirageReplayBuffer
+    import mirage.train.verl.plugin  # noqa: F401  (VERL_USE_EXTERNAL_MODULES loads it in verl's processes)
+    from mirage.train.verl.sampler import MirageReplayBuffer
 
     pending, refills = list(refill_groups), []
 
@@ -209,7 +209,7 @@ def test_pm1_estimators_drop_unselected_responses(tq):
 
 
 def test_sampler_refuses_what_it_cannot_do(tq):
-    from mirage.train.verl_sampler import MirageReplayBuffer
+    from mirage.train.verl.sampler import MirageReplayBuffer
 
     with pytest.raises(ValueError, match="sync"):
         MirageReplayBuffer("colocate_async", {}, 8, "drop", {}, refill_fn=lambda n: n)
@@ -226,7 +226,7 @@ def test_reward_manager_scores_in_verls_scoring_actors_with_sample_identity(clus
     from mirage.rewards import compute_score
     from mirage.testbed.tokenizer import make_tokenizer
     from mirage.train import verl as vb
-    from mirage.train.verl_reward import MirageRewardManager
+    from mirage.train.verl.reward import MirageRewardManager
 
     _, argv = vb.build_command("m", "math", "random", 0, "/tmp/run")
     cfg = vb.compose_config(vb.overrides_of(argv) + ["reward.num_workers=1"])
@@ -338,13 +338,14 @@ def test_verls_sync_trainer_runs_the_data_path(tq, tiny_model_and_data, conditio
     from tensordict import TensorDict
     from verl.trainer.ppo.v1 import get_trainer_cls
 
-    import mirage.train.verl_plugin  # noqa: F401  (VERL_USE_EXTERNAL_MODULES does this in verl's processes)
+    import mirage.train.verl.plugin  # noqa: F401  (VERL_USE_EXTERNAL_MODULES does this in verl's processes)
+    from mirage.recipes import PAPER_RECIPE
     from mirage.train import verl as vb
-    from mirage.train.verl_sampler import MirageReplayBuffer
+    from mirage.train.verl.sampler import MirageReplayBuffer
 
     root, tok = tiny_model_and_data
     answers, n_kept, want_adv, want_batches = CASES[condition]
-    recipe = vb.PAPER_RECIPE.replace(train_batch_size=4, rollout_n=4, ppo_mini_batch_size=4)
+    recipe = PAPER_RECIPE.replace(train_batch_size=4, rollout_n=4, ppo_mini_batch_size=4)
     _, argv = vb.build_command(str(root / "model"), "math", condition, 0, root / "run", recipe,
                                data_root=root / "data", extra=["data.dataloader_num_workers=0",
                                                                "+trainer.v1.sampler.sampler_kwargs.poll_interval=0.05"])

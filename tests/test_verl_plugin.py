@@ -23,29 +23,29 @@ CUSTOM = [e for e in ESTIMATORS.values() if e.verl_name != "grpo"]
 
 def test_plugin_loads_in_a_fresh_interpreter_through_the_environment():
     code = ("import sys, verl\n"
-            "assert 'mirage.train.verl_plugin' in sys.modules, 'import verl did not load the plugin'\n"
+            "assert 'mirage.train.verl.plugin' in sys.modules, 'import verl did not load the plugin'\n"
             "from verl.trainer.ppo.core_algos import get_adv_estimator_fn\n"
             "from mirage.objectives import ESTIMATORS\n"
             "for e in ESTIMATORS.values():\n"
             "    assert get_adv_estimator_fn(e.verl_name) is (e.fn if e.verl_name != 'grpo' else\n"
             "        get_adv_estimator_fn('grpo')), e.name\n"
             "print('resolved', sorted(e.verl_name for e in ESTIMATORS.values()))\n")
-    env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "mirage.train.verl_plugin"}
+    env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "mirage.train.verl.plugin"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "mirage_masked_nsr" in done.stdout and "mirage_w_reinforce" in done.stdout
     # The launcher's check fails loudly when the variable does not name the plugin.
     env.pop("VERL_USE_EXTERNAL_MODULES")
-    done = subprocess.run([sys.executable, "-m", "mirage.train.verl_plugin", "--check", "mirage_nsr_pm1"],
+    done = subprocess.run([sys.executable, "-m", "mirage.train.verl.plugin", "--check", "mirage_nsr_pm1"],
                           env=env, capture_output=True, text=True)
-    assert done.returncode == 1 and "did not load mirage.train.verl_plugin" in done.stderr
+    assert done.returncode == 1 and "did not load mirage.train.verl.plugin" in done.stderr
 
 
 def test_registration_is_idempotent_even_when_loaded_by_path():
     from verl.trainer.ppo.core_algos import get_adv_estimator_fn
     from verl.utils.import_utils import load_module
 
-    from mirage.train import verl_plugin
+    from mirage.train.verl import plugin as verl_plugin
 
     for _ in range(2):  # a second module object from the same file re-registers the same functions
         load_module(str(Path(verl_plugin.__file__)))
@@ -97,7 +97,7 @@ def test_estimators_through_verls_compute_advantage(name, algorithm_cfg):
     from verl.trainer.ppo.ray_trainer import compute_advantage
     from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
 
-    import mirage.train.verl_plugin  # noqa: F401  (what VERL_USE_EXTERNAL_MODULES does in verl's processes)
+    import mirage.train.verl.plugin  # noqa: F401  (what VERL_USE_EXTERNAL_MODULES does in verl's processes)
 
     verl_name = ESTIMATORS[name].verl_name
     want = torch.tensor(EXPECTED[name], dtype=torch.float32)[:, None]
@@ -115,7 +115,7 @@ def test_w_reinforce_lambda_comes_from_verls_algorithm_config(algorithm_cfg):
     from omegaconf import OmegaConf
     from verl.trainer.ppo.ray_trainer import compute_advantage
 
-    import mirage.train.verl_plugin  # noqa: F401
+    import mirage.train.verl.plugin  # noqa: F401
 
     assert algorithm_cfg.w_reinforce_lambda == 0.1
     cfg = OmegaConf.merge(algorithm_cfg, {"w_reinforce_lambda": 0.3})

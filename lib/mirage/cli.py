@@ -3,22 +3,28 @@
 Each subcommand lives with the code it drives and is registered here by name;
 its module must be cheap to import (heavy imports happen inside the handler), so
 ``mirage --help`` and ``mirage <cmd> --help`` stay fast.
+
+A user error (an unknown name, a bad value, a missing file, a folder another process
+is writing) is one line on stderr and exit status 2; ``--debug`` (or ``MIRAGE_DEBUG=1``)
+shows the traceback. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> ("module:function that configures the subparser", one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "conditions": ("mirage.cli:configure_conditions", "list the study's conditions and recipes"),
+    "conditions": ("mirage.cli:configure_conditions", "list the study's conditions, rewards and estimators"),
+    "tasks": ("mirage.cli:configure_tasks", "list the tasks, their datasets and checkers"),
     "data": ("mirage.data.cli:configure", "prepare datasets in verl's parquet schema"),
     "testbed": ("mirage.testbed.cli:configure", "the CPU testbed: tasks and tiny base models"),
     "train": ("mirage.train.cli:configure", "RL-train a model on a task under one condition"),
-    "eval": ("mirage.evaluate:configure_eval_cli", "sample N responses per problem; pass@k curves"),
-    "align": ("mirage.evaluate:configure_align_cli", "model-task alignment table (base pass@k)"),
+    "eval": ("mirage.evaluate.cli:configure_eval_cli", "sample N responses per problem; pass@k curves"),
+    "align": ("mirage.evaluate.cli:configure_align_cli", "model-task alignment table (base pass@k)"),
     "study": ("mirage.study:configure_cli", "run a preset grid of conditions through papermill"),
 }
 
@@ -32,16 +38,45 @@ def _list_conditions(args: argparse.Namespace) -> int:
     import json
 
     from mirage.conditions import CONDITIONS
-
-    from mirage.recipes import RECIPES
+    from mirage.objectives import ESTIMATORS
+    from mirage.rewards import REWARDS
 
     if args.json:
         print(json.dumps({"conditions": {k: c.to_dict() for k, c in CONDITIONS.items()},
-                          "recipes": {k: r.to_dict() for k, r in RECIPES.items()}}, indent=2))
+                          "rewards": {k: {"scope": r.scope, "summary": r.summary} for k, r in REWARDS.items()},
+                          "estimators": {k: {"verl_name": e.verl_name, "drops_unselected": e.drops_unselected}
+                                         for k, e in ESTIMATORS.items()}}, indent=2))
         return 0
-    print(f"{'condition':<16} {'rq':<4} {'reward':<14} {'estimator':<12} {'data':<18} summary")
+    print(f"{'condition':<16} {'rq':<4} {'reward':<15} {'scope':<9} {'estimator':<12} {'data':<18} summary")
     for c in CONDITIONS.values():
-        print(f"{c.name:<16} {c.rq:<4} {c.reward:<14} {c.estimator:<12} {c.data:<18} {c.summary}")
+        print(f"{c.name:<16} {c.rq:<4} {c.reward:<15} {c.reward_scope:<9} {c.estimator:<12} {c.data:<18} {c.summary}")
+    return 0
+
+
+def configure_tasks(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print as JSON")
+    parser.add_argument("--rg", action="store_true", help="also list every reasoning-gym generator (rg:<dataset>)")
+    parser.set_defaults(func=_list_tasks)
+
+
+def _list_tasks(args: argparse.Namespace) -> int:
+    import json
+
+    from mirage.tasks import load_tasks
+
+    tasks = load_tasks()
+    if args.json:
+        print(json.dumps({name: tasks[name].to_dict() for name in tasks}, indent=2, default=str))
+    else:
+        print(f"{'task':<12} {'kind':<8} {'train':<22} {'checkers':<18} evaluation sets")
+        for name in tasks:
+            t = tasks[name]
+            print(f"{name:<12} {t.kind:<8} {t.train:<22} {','.join(t.checkers):<18} {', '.join(t.evals)}")
+        print("rg:<dataset>[@key=value,...]  any reasoning-gym generator (mirage tasks --rg lists them)")
+    if args.rg:
+        from mirage.tasks.reasoning_gym import generators
+
+        print(" ".join(generators()))
     return 0
 
 
@@ -50,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mirage import __version__
 
     parser.add_argument("--version", action="version", version=f"mirage {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also MIRAGE_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (target, help_text) in SUBCOMMANDS.items():
         module_name, func_name = target.split(":")
@@ -58,13 +94,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that report a user's mistake (bad input, missing file, busy folder), not a bug."""
+    from mirage.data.common import DataError
+    from mirage.registry import RegistryError
+    from mirage.runs.files import FolderBusy
+
+    return (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, FolderBusy,
+            RegistryError, DataError, ImportError)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    debug = args.debug or os.environ.get("MIRAGE_DEBUG", "") not in ("", "0")
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:  # the reader went away (`mirage conditions | head`): not an error
+        sys.stderr.close()
+        return 0
+    except user_errors() as e:
+        if debug:
+            raise
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"mirage {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -29,8 +29,12 @@ def models_dirs() -> list[Path]:
     return unique
 
 
-def resolve_model(name: str | os.PathLike) -> str:
-    """Resolve a shipped model name ("dial-30"), a local path, or a Hugging Face id ("org/model")."""
+def resolve_model(name: str | os.PathLike, strict: bool = True) -> str:
+    """Resolve a shipped model name ("dial-30"), a local path, or a Hugging Face id ("org/model").
+
+    ``strict=False`` (a command built here to run on another machine, whose paths may not
+    exist here) returns an unresolvable name unchanged instead of raising.
+    """
     path = Path(name).expanduser()
     if path.is_dir():
         return str(path.resolve())
@@ -40,6 +44,8 @@ def resolve_model(name: str | os.PathLike) -> str:
     text = str(name)
     if text.count("/") == 1 and not text.startswith((".", "/", "~")):
         return text  # a hub id; transformers resolves (or refuses) it
+    if not strict:
+        return text
     known = ", ".join(m["name"] for m in list_models()) or "none"
     raise FileNotFoundError(f"no model {text!r}: not a folder, not in {[str(d) for d in models_dirs()]} "
                             f"(known: {known}), not an org/name hub id")

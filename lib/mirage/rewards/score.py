@@ -54,7 +54,7 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     ``variant``: a response-scope reward of ``mirage.rewards.REWARDS``. ``options`` are the
     checkers' typed options (``math_checker``, ``math_timeout``, ``korbench_mode``,
     ``korbench_extract``, ``synlogic_path``, ``synlogic_timeout``, and those of checkers
-    registered by plugins); an unknown keyword is a TypeError naming it.
+    registered by plugins); an unknown keyword is a ValueError naming it.
     """
     reward = REWARDS.get(variant)
     if reward is None or reward.scope != "response":
@@ -65,7 +65,10 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     for key in VERL_PASSTHROUGH:
         options.pop(key, None)
     checker = route(data_source)
-    opts = parse_options(options)[checker.name]
+    try:
+        opts = parse_options(options)[checker.name]
+    except ValueError as e:
+        raise ValueError(f"{e} (scoring data_source {data_source!r}, checker {checker.name!r})") from None
     if isinstance(solution_str, bytes):
         solution_str = solution_str.decode("utf-8", errors="replace")
     if not isinstance(solution_str, str):

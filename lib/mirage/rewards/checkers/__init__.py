@@ -130,7 +130,7 @@ def _parse(items: tuple) -> Mapping[str, Any]:
     per: dict[str, dict[str, Any]] = {}
     for key, value in items:
         if key not in owners:
-            raise TypeError(f"unknown reward option {key!r}; checker options: "
+            raise ValueError(f"unknown reward option {key!r}; checker options: "
                             + "; ".join(f"{c}: {', '.join(sorted(k for k, o in owners.items() if o == c))}"
                                         for c in sorted(set(owners.values()))))
         per.setdefault(owners[key], {})[key] = value
@@ -145,7 +145,7 @@ def _parse(items: tuple) -> Mapping[str, Any]:
 
 
 def parse_options(options: Mapping[str, Any]) -> Mapping[str, Any]:
-    """{checker name: its options dataclass}; an unknown option is a TypeError naming it."""
+    """{checker name: its options dataclass}; an unknown option is a ValueError naming it."""
     try:
         items = tuple(sorted(options.items()))
         hash(items)

@@ -14,7 +14,7 @@ environment it needs. Nothing of verl is forked:
   ``mirage.train.verl.sampler`` as the V1 trainer's custom sampler.
 
 ``compose_config`` / ``validate`` run verl's own Hydra composition and start-up checks
-(on CPU too). Launching is ``mirage.train.verl.launch``.
+(on CPU too). Launching is ``mirage.train.verl.launcher.launch``.
 """
 
 from __future__ import annotations
@@ -61,10 +61,11 @@ def data_files(task: Task, condition: Condition, data_root: str | os.PathLike | 
 
 
 def model_path(model: str) -> str:
-    """A shipped model name or a local directory becomes absolute (verl needs absolute paths); a hub id stays."""
+    """A shipped model name or a local directory becomes absolute (verl needs absolute paths); a hub id, or a
+    path of the machine the job will run on, stays as it is."""
     from mirage.models import resolve_model
 
-    return resolve_model(model)
+    return resolve_model(model, strict=False)
 
 
 # --- Hydra overrides ---------------------------------------------------------------------

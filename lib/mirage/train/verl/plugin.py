@@ -11,7 +11,7 @@ is a no-op for verl.
 A plugin that fails to load must never go unnoticed, so there is an explicit
 check too, for a fresh interpreter with the job's environment:
 
-    VERL_USE_EXTERNAL_MODULES=mirage.train.verl_plugin python -m mirage.train.verl_plugin --check mirage_masked_nsr
+    VERL_USE_EXTERNAL_MODULES=mirage.train.verl.plugin python -m mirage.train.verl.plugin --check mirage_masked_nsr
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from verl.trainer.ppo import core_algos
 from mirage.objectives import ESTIMATORS
 
 ENV_VAR = "VERL_USE_EXTERNAL_MODULES"
-MODULE = "mirage.train.verl_plugin"
+MODULE = "mirage.train.verl.plugin"
 
 
 def register() -> list[str]:

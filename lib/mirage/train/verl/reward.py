@@ -13,7 +13,7 @@ to the scoring process) and are turned back into ``compute_score``'s ``step`` an
 ``sample_index`` keywords there.
 
 Selected with ``reward.reward_manager.source=importlib``,
-``reward.reward_manager.module.path=pkg://mirage.train.verl_reward`` and
+``reward.reward_manager.module.path=pkg://mirage.train.verl.reward`` and
 ``reward.reward_manager.name=MirageRewardManager``.
 """
 

@@ -123,7 +123,7 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False,
         return 0
 
     if problems:
-        raise RuntimeError(f"task {task.name!r} cannot be scored here: " + "; ".join(problems))
+        raise FileNotFoundError(f"task {task.name!r} cannot be scored here: " + "; ".join(problems))
     if missing:
         raise FileNotFoundError("verl run needs these datasets, missing:\n" + "\n".join(
             f"  {p}\n    make it with: {task.how_to_prepare(p.stem, p)}" for p in missing))

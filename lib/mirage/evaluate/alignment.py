@@ -1,0 +1,56 @@
+"""Model-task alignment: each base model's pass@k on each task, the table the study reads.
+
+(The paper's central variable: a model that solves a problem in some of many samples
+already "knows" it.)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from mirage.evaluate.core import evaluate
+from mirage.evaluate.datasets import default_max_tokens, default_n
+from mirage.evaluate.sweep import load_eval
+from mirage.runs import atomic_path, eval_dir, write_parquet_atomic
+
+
+def align(models: Sequence[str], tasks: Sequence[str], n: int | None = None, out: str | os.PathLike = "runs/alignment",
+          *, backend: str = "hf", temperature: float = 1.0, top_p: float = 1.0, max_tokens: int | None = None,
+          seed: int = 0, **eval_kwargs: Any) -> pd.DataFrame:
+    """Each base model's pass@k on each task: the alignment table the notebooks read.
+
+    Evaluations are cached in ``<out>/evals/<model>/<task>/<settings>/`` per (model,
+    task, n, seed, temperature, top_p, max_tokens): a rerun only reads them. Writes
+    ``<out>/alignment.parquet`` and ``.csv`` (model, task, dataset, k, pass_at_k,
+    ci_low, ci_high, n_problems, n, pass_at_1, alignment = pass@k at the largest k).
+    """
+    out = Path(out)
+    tables = []
+    for model in models:
+        for task in tasks:
+            task_n = n or default_n(task)
+            task_max = max_tokens or default_max_tokens(task)
+            key = f"n{task_n}_T{temperature:g}_p{top_p:g}_len{task_max}_seed{seed}"
+            folder = eval_dir(model, task, out / "evals") / key
+            evaluate(model, task, task_n, sampler=backend, temperature=temperature, top_p=top_p,
+                     max_tokens=task_max, seed=seed, out_dir=folder, **eval_kwargs)
+            tables.append(load_eval(folder).assign(model=str(model), task=str(task)))
+    table = pd.concat(tables, ignore_index=True)
+    keys = ["model", "task", "dataset"]
+    table["k_max"] = table.groupby(keys)["k"].transform("max")
+    pass_at_1 = table[table["k"] == 1].set_index(keys)["pass_at_k"].rename("pass_at_1")
+    at_k_max = table[table["k"] == table["k_max"]].set_index(keys)["pass_at_k"].rename("alignment")
+    table = table.join(pass_at_1, on=keys).join(at_k_max, on=keys)
+    cols = ["model", "task", "dataset", "k", "pass_at_k", "ci_low", "ci_high", "n_problems", "n",
+            "pass_at_1", "alignment", "k_max", "temperature", "top_p", "eval_seed", "eval_dir"]
+    table = table[cols]
+    write_parquet_atomic(out / "alignment.parquet", table)
+    with atomic_path(out / "alignment.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    return table
+
+

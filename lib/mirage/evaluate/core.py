@@ -1,0 +1,292 @@
+"""One evaluation: ``n`` samples per problem of one model on one task or dataset, scored, pass@k.
+
+See the package docstring for the folder layout and its guarantees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from mirage import runs
+from mirage.evaluate.datasets import DEFAULT_N, eval_datasets, load_problems, task_kind
+from mirage.evaluate.scoring import ScorePool, make_sampler, render_prompt
+from mirage.recipes import RECIPES
+from mirage.sample.base import SamplingParams
+
+MANIFEST = "eval_manifest.json"
+SAMPLE_COLUMNS = ["dataset", "problem_id", "data_source", "sample_index", "text", "finish_reason",
+                  "num_tokens", "pred", "acc", "format", "score", "correct", "ground_truth", "seed",
+                  "prompt_seed"]
+SAMPLE_DTYPES = {"dataset": "string", "problem_id": "string", "data_source": "string", "sample_index": "int64",
+                 "text": "string", "finish_reason": "string", "num_tokens": "int64", "pred": "string",
+                 "acc": "float64", "format": "float64", "score": "float64", "correct": "bool",
+                 "ground_truth": "string", "seed": "int64", "prompt_seed": "int64"}
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything that determines the rows; a resumed evaluation must match it exactly."""
+
+    model: str
+    task: str  # task name, dataset name or parquet path, as given
+    n: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 1024
+    seed: int = 0
+    step: int | None = None  # checkpoint step (0 = base model), when part of a run
+    format_gated: bool = False  # count the training reward (format AND correct) instead of acc
+    score_kwargs: dict = field(default_factory=dict)  # extra mirage.rewards.compute_score kwargs
+
+
+# --- one evaluation ------------------------------------------------------------------
+def _parts(out_dir: Path, dataset: str) -> list[Path]:
+    return sorted((out_dir / "samples" / dataset).glob("part-*.parquet"))
+
+
+def _finished(out_dir: Path, dataset: str, n: int) -> set[str]:
+    done: set[str] = set()
+    for part in _parts(out_dir, dataset):
+        counts = pd.read_parquet(part, columns=["problem_id"])["problem_id"].value_counts()
+        bad = counts[counts != n]
+        if len(bad):
+            raise ValueError(f"{part}: problem {bad.index[0]!r} has {bad.iloc[0]} samples, expected n={n}")
+        overlap = done & set(counts.index)
+        if overlap:
+            raise ValueError(f"{part}: problems {sorted(overlap)[:5]} already in another part file")
+        done |= set(counts.index)
+    return done
+
+
+def read_samples(out_dir: str | os.PathLike, dataset: str | None = None) -> pd.DataFrame:
+    """All sample rows of an evaluation (one dataset, or all)."""
+    out_dir = Path(out_dir)
+    datasets = [dataset] if dataset else sorted(p.name for p in (out_dir / "samples").iterdir())
+    frames = [pd.read_parquet(p) for d in datasets for p in _parts(out_dir, d)]
+    if not frames:
+        return pd.DataFrame(columns=SAMPLE_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def passk_table(samples: pd.DataFrame, n: int, seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:
+    """pass@k (k = 1, 2, 4, ..., n) with bootstrap CIs, one block per dataset."""
+    from mirage.passk import bootstrap_ci, counts_from_samples, default_ks
+
+    tables = []
+    for dataset, rows in samples.groupby("dataset", sort=True):
+        counts = counts_from_samples(rows, by="problem_id", correct="correct")
+        curve = bootstrap_ci(counts["n"].to_numpy(), counts["c"].to_numpy(), ks=default_ks(n),
+                             n_boot=n_boot, seed=seed)
+        curve.insert(0, "dataset", dataset)
+        tables.append(curve)
+    return pd.concat(tables, ignore_index=True)
+
+
+def _check_settings(out_dir: Path, settings: EvalSettings, restart: bool) -> dict:
+    """The folder's manifest; an error when it holds an evaluation with other settings (``restart``: wipe it)."""
+    manifest = runs.read_manifest(out_dir, MANIFEST)
+    recorded = manifest.get("config", manifest.get("settings"))
+    diff = runs.config_diff(recorded, dataclasses.asdict(settings))
+    if diff and restart:
+        for child in ("samples", MANIFEST, "passk.parquet", "passk.csv"):
+            path = out_dir / child
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        return {}
+    if diff:
+        raise ValueError(f"{out_dir}: this folder holds an evaluation with other settings "
+                         f"(key: (on disk, requested)) {diff}; use another out_dir, or restart it to start over")
+    return manifest
+
+
+def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: Any = "hf", *,
+             temperature: float = 1.0, top_p: float = 1.0, max_tokens: int | None = None, seed: int = 0,
+             out_dir: str | os.PathLike | None = None, format_gated: bool = False, batch_size: int | None = None,
+             score_processes: int | None = None, score_kwargs: dict | None = None, step: int | None = None,
+             sampler_kwargs: dict | None = None, n_boot: int = 1000, progress: bool = True,
+             restart: bool = False) -> pd.DataFrame:
+    """Sample ``n`` responses per problem, score them, write rows and the pass@k curve.
+
+    ``sampler`` is a ``Sampler`` or a backend name ('hf', 'vllm'; built from ``model``
+    with ``sampler_kwargs`` only if some problem still needs sampling, so a finished
+    evaluation reruns for free). Returns the pass@k table. Every setting is checked
+    before anything is sampled; ``restart`` starts over a folder that holds other settings.
+    """
+    kind = task_kind(task_or_dataset)  # (reads a parquet's data sources: once)
+    n = DEFAULT_N[kind] if n is None else n
+    max_tokens = RECIPES[kind].max_response_length if max_tokens is None else max_tokens
+    for name, value in (("n", n), ("max_tokens", max_tokens)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
+    SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)  # checks them
+    if score_processes is None:  # testbed answers are checked in microseconds: a pool would only compete for CPUs
+        score_processes = 0 if kind == "testbed" else max(1, min(8, (os.cpu_count() or 2) - 1))
+    settings = EvalSettings(model=str(model), task=str(task_or_dataset), n=n, temperature=temperature,
+                            top_p=top_p, max_tokens=max_tokens, seed=seed, step=step,
+                            format_gated=format_gated,
+                            # recorded explicitly: KOR-Bench has two scoring modes (STUDY.md section 10)
+                            score_kwargs={"korbench_mode": "published", **(score_kwargs or {})})
+    if score_kwargs:  # a misspelt scoring option fails here, not after sampling
+        from mirage.rewards.checkers import parse_options
+
+        parse_options({k: v for k, v in score_kwargs.items() if k != "release_faithful"})
+    datasets = [(name, path, load_problems(name, path)) for name, path in eval_datasets(task_or_dataset)]
+    out_dir = Path(out_dir) if out_dir else runs.eval_dir(model, task_or_dataset)
+    with runs.FolderLock(out_dir, "evaluation"):
+        return _evaluate(model, task_or_dataset, datasets, n, sampler, settings, out_dir, kind, batch_size,
+                         score_processes, sampler_kwargs, n_boot, progress, restart)
+
+
+def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettings, out_dir: Path, kind, batch_size,
+              score_processes, sampler_kwargs, n_boot, progress, restart) -> pd.DataFrame:
+    from tqdm.auto import tqdm
+
+    from mirage.sample.base import prompt_seed
+
+    manifest = _check_settings(out_dir, settings, restart)
+    manifest_path = out_dir / MANIFEST
+    seed, step = settings.seed, settings.step
+    todo = []  # (dataset, position, problem row)
+    for name, _, problems in datasets:
+        done = _finished(out_dir, name, n)
+        todo += [(name, pos, row) for pos, row in enumerate(problems.itertuples()) if row.problem_id not in done]
+    total = sum(len(p) for _, _, p in datasets)
+
+    started = time.time()
+    attempt = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "problems": len(todo), "samples": len(todo) * n,
+               "score_processes": score_processes}
+    if todo:
+        own_sampler = isinstance(sampler, str)
+        if own_sampler:
+            sampler = make_sampler(sampler, model, seed=seed, **(sampler_kwargs or {}))
+        batch_size = attempt["batch_size"] = batch_size or default_batch_size(sampler)
+        first = datasets[0][2]["prompt"].iloc[0]
+        manifest.update({
+            "kind": "eval", "config": dataclasses.asdict(settings), "model": str(model), "step": step,
+            "task": str(task_or_dataset),
+            "datasets": [{"name": name, "path": str(path), "n_problems": len(p),
+                          "data_sources": sorted(p["data_source"].unique())} for name, path, p in datasets],
+            "prompt_template": {"messages": first, "rendered": render_prompt(sampler, first)},
+            "sampler": sampler.describe(), "versions": runs.library_versions(
+                "mirage", "torch", "transformers", "vllm", "math-verify", "numpy", "pandas", "pyarrow"),
+            "hardware": runs.hardware(), "status": runs.Status.RUNNING.value,
+        })
+        manifest.pop("settings", None)
+        runs.write_json_atomic(manifest_path, manifest)
+        params = SamplingParams(n=n, temperature=settings.temperature, top_p=settings.top_p,
+                                max_tokens=settings.max_tokens, seed=seed)
+        scorer = ScorePool(score_processes, settings.format_gated, settings.score_kwargs)
+        bar = tqdm(total=total, initial=total - len(todo), unit="problem", desc=f"eval {runs.slug(model)}",
+                   disable=not progress, dynamic_ncols=True)
+        sample_s = wait_s = 0.0
+        written = 0
+        loop_start = time.time()  # throughput excludes model loading
+
+        def finish(job):  # wait for a chunk's scores, then write its part file
+            nonlocal wait_s, written
+            rows, scores_job, dataset, pos = job
+            t = time.perf_counter()
+            scores = scorer.collect(scores_job)
+            wait_s += time.perf_counter() - t
+            frame = pd.concat([pd.DataFrame(rows), pd.DataFrame(scores)], axis=1)[SAMPLE_COLUMNS]
+            frame = frame.astype(SAMPLE_DTYPES)  # same column types in every part (pred may be all missing)
+            runs.write_parquet_atomic(out_dir / "samples" / dataset / f"part-{pos:06d}.parquet", frame)
+            written += len(frame)
+            bar.update(len(frame) // n)
+            bar.set_postfix(samples_per_s=f"{written / (time.time() - loop_start):.1f}")
+
+        pending = None
+        try:
+            for chunk in _chunks(todo, batch_size):
+                dataset, pos = chunk[0][0], chunk[0][1]
+                seeds = [prompt_seed(seed, f"{dataset}/{row.problem_id}") for _, _, row in chunk]
+                t = time.perf_counter()
+                try:
+                    completions = sampler.generate([row.prompt for _, _, row in chunk], params, seeds)
+                except BaseException:  # keep the chunk already sampled and scored, then fail
+                    if pending:
+                        finish(pending)
+                    raise
+                sample_s += time.perf_counter() - t
+                rows, items = _sample_rows(chunk, seeds, completions, n, seed)
+                if pending:
+                    finish(pending)
+                pending = (rows, scorer.submit(items), dataset, pos)
+            if pending:
+                finish(pending)
+        finally:
+            bar.close()
+            scorer.close()
+            if own_sampler and hasattr(sampler, "close"):
+                sampler.close()
+        attempt.update(seconds=round(time.time() - started, 3), setup_seconds=round(loop_start - started, 3),
+                       sample_seconds=round(sample_s, 3), score_wait_seconds=round(wait_s, 3),
+                       samples_per_second=round(written / max(time.time() - loop_start, 1e-9), 2))
+        manifest.setdefault("attempts", []).append(attempt)
+
+    samples = read_samples(out_dir)
+    for name, _, problems in datasets:
+        got = samples.loc[samples["dataset"] == name, "problem_id"].nunique()
+        if got != len(problems):
+            raise RuntimeError(f"{out_dir}: {name} has samples for {got} of {len(problems)} problems")
+    table = passk_table(samples, n, seed=seed, n_boot=n_boot)
+    runs.write_parquet_atomic(out_dir / "passk.parquet", table)
+    with runs.atomic_path(out_dir / "passk.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    by_dataset = samples.groupby("dataset")
+    manifest.update(status=runs.Status.FINISHED.value, finished=runs.manifest.now(), summary={
+        d: {"pass@1": float(t.loc[t.k == 1, "pass_at_k"].iloc[0]),
+            f"pass@{n}": float(t.loc[t.k == t.k.max(), "pass_at_k"].iloc[0]),
+            "truncated": float((by_dataset.get_group(d)["finish_reason"] == "length").mean()),
+            "mean_tokens": float(by_dataset.get_group(d)["num_tokens"].mean())}
+        for d, t in table.groupby("dataset")})
+    runs.write_json_atomic(manifest_path, manifest)
+    return table
+
+
+def _sample_rows(chunk: list, seeds: list[int], completions: list, n: int, seed: int) -> tuple[list, list]:
+    """Unscored sample rows of a chunk, and the (data_source, text, ground_truth, extra_info) to score."""
+    rows, items = [], []
+    for (dataset, _, problem), pseed, samples in zip(chunk, seeds, completions):
+        if len(samples) != n:
+            raise RuntimeError(f"sampler returned {len(samples)} samples for problem {problem.problem_id!r} "
+                               f"of {dataset}, expected {n}")
+        for i, c in enumerate(samples):
+            rows.append({"dataset": dataset, "problem_id": problem.problem_id, "data_source": problem.data_source,
+                         "sample_index": i, "text": c.text, "finish_reason": c.finish_reason,
+                         "num_tokens": int(c.num_tokens), "ground_truth": problem.ground_truth, "seed": seed,
+                         "prompt_seed": pseed})
+            items.append((problem.data_source, c.text, problem.ground_truth, problem.extra_info))
+    return rows, items
+
+
+def default_batch_size(sampler) -> int:
+    """Problems per chunk. Each chunk ends at a barrier (its longest response), so vLLM gets
+    64 problems per engine: with n=256 a chunk is ~16k responses, long enough that one
+    straggler cut at max_tokens idles the GPU for a small fraction of the chunk."""
+    if sampler.backend == "vllm":
+        return 64 * len(getattr(sampler, "workers", [sampler]))
+    return 32
+
+
+def _chunks(todo: list, batch_size: int) -> Iterable[list]:
+    """Consecutive problems of one dataset, at most ``batch_size`` per chunk."""
+    chunk: list = []
+    for item in todo:
+        if chunk and (len(chunk) == batch_size or item[0] != chunk[0][0]):
+            yield chunk
+            chunk = []
+        chunk.append(item)
+    if chunk:
+        yield chunk
+
+

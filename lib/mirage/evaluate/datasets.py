@@ -1,0 +1,73 @@
+"""What an evaluation reads: the datasets of a task (or one dataset), one row per problem, defaults.
+
+A task name means its evaluation datasets (``mirage.tasks``); a dataset name or a
+parquet path means that one file. Generated datasets are (re)written on use. The
+task's kind picks the defaults: the recipe's response length, and enough samples per
+problem for the k the curves report.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from mirage.recipes import RECIPES
+from mirage.tasks import get_task, load_tasks, task_of_dataset, task_of_source
+
+DEFAULT_N = {"testbed": 64, "paper": 256}  # n large enough for the k the curves report
+
+
+def task_kind(task_or_dataset: str) -> str:
+    """'testbed' or 'paper': picks the default n and max_tokens.
+
+    A task or a known dataset name says it; a parquet file is 'testbed' when all its
+    rows come from testbed tasks (by data_source).
+    """
+    tasks = load_tasks()
+    if task_or_dataset in tasks:
+        return tasks[task_or_dataset].kind
+    path = Path(task_or_dataset)
+    task = task_of_dataset(path.stem)
+    if task is not None:
+        return task.kind
+    if path.suffix == ".parquet" and path.exists():
+        sources = set(pd.read_parquet(path, columns=["data_source"])["data_source"])
+        owners = [task_of_source(str(s)) for s in sources]
+        if owners and all(t is not None and t.kind == "testbed" for t in owners):
+            return "testbed"
+    return "paper"
+
+
+def default_n(task_or_dataset: str) -> int:
+    return DEFAULT_N[task_kind(task_or_dataset)]
+
+
+def default_max_tokens(task_or_dataset: str) -> int:
+    """The response length training allowed (the recipe of the task's kind)."""
+    return RECIPES[task_kind(task_or_dataset)].max_response_length
+
+
+def eval_datasets(task_or_dataset: str, root: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
+    """(dataset name, parquet path) for a task's eval sets, a dataset name, or a parquet path."""
+    from mirage.data.rows import resolve_dataset
+
+    names = list(get_task(task_or_dataset).evals) if task_or_dataset in load_tasks() else [task_or_dataset]
+    return [resolve_dataset(name, root) for name in names]
+
+
+def load_problems(name: str, path: str | os.PathLike) -> pd.DataFrame:
+    """A verl-format parquet as one row per problem: problem_id, data_source, prompt, ground_truth, extra_info.
+
+    ``problem_id`` is ``extra_info.index`` when every row has one, else the row position
+    (``mirage.data.rows.load_rows``, which names the file, row and field of a bad row).
+    """
+    from mirage.data.rows import load_rows
+
+    rows = load_rows(path, unique_ids=True)
+    out = pd.DataFrame([{"problem_id": r["problem_id"], "data_source": r["data_source"], "prompt": r["prompt"],
+                         "ground_truth": str(r["reward_model"]["ground_truth"]), "extra_info": r["extra_info"]}
+                        for r in rows], columns=["problem_id", "data_source", "prompt", "ground_truth", "extra_info"])
+    out.attrs["dataset"] = name
+    return out

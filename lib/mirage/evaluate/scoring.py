@@ -1,0 +1,95 @@
+"""Samplers by backend name, and scoring that runs beside sampling.
+
+``make_sampler`` builds the ``mirage.sample`` backend an evaluation asked for by name;
+``ScorePool`` scores a chunk's samples with ``mirage.rewards.compute_score`` in worker
+processes while the next chunk is sampled (inline for testbed tasks, whose checks take
+microseconds).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Sequence
+
+from mirage.models import resolve_model
+
+
+# --- samplers ----------------------------------------------------------------------
+def make_sampler(backend: str, model: str, *, seed: int = 0, tensor_parallel_size: int = 1,
+                 gpus: Sequence[str] | None = None, use_ray: bool = False, **kwargs: Any):
+    """Build a ``Sampler`` for ``backend`` ('hf' or 'vllm').
+
+    vLLM engines always run in child processes (one per GPU group, or Ray actors), so
+    a sweep over checkpoints frees each engine's GPU memory when it is closed.
+    """
+    if backend == "hf":
+        from mirage.sample.hf import HFSampler
+
+        return HFSampler(resolve_model(model), **kwargs)
+    if backend == "vllm":
+        from mirage.sample import vllm as vllm_sampler
+
+        factory = functools.partial(vllm_sampler.VLLMSampler, resolve_model(model),
+                                    tensor_parallel_size=tensor_parallel_size, seed=seed, **kwargs)
+        if use_ray or gpus:
+            return vllm_sampler.data_parallel(factory, gpus or [], tensor_parallel_size, use_ray=use_ray)
+        return vllm_sampler.ShardedSampler([vllm_sampler.ProcessWorker(factory)])
+    raise ValueError(f"unknown backend {backend!r}; known: hf, vllm")
+
+
+def render_prompt(sampler, messages) -> str | None:
+    """The exact prompt text the model sees (the chat template training used)."""
+    if hasattr(sampler, "render_prompt"):
+        return sampler.render_prompt(messages)
+    if hasattr(sampler, "tokenizer"):
+        from mirage.sample.base import apply_chat_template
+
+        return apply_chat_template(sampler.tokenizer, messages)
+    return None
+
+
+# --- scoring (runs in worker processes) --------------------------------------------
+def score_samples(items: Sequence[tuple], format_gated: bool, score_kwargs: dict) -> list[dict]:
+    """Score (data_source, text, ground_truth, extra_info) items with mirage.rewards.compute_score."""
+    from mirage.rewards import compute_score
+
+    out = []
+    for data_source, text, ground_truth, extra_info in items:
+        r = compute_score(data_source, text, ground_truth, extra_info=extra_info,
+                          **{"variant": "ground_truth", **score_kwargs})
+        score, acc = float(r["score"]), float(r["acc"])
+        out.append({"pred": None if r.get("pred") is None else str(r["pred"]), "acc": acc,
+                    "format": float(r["format"]), "score": score,
+                    "correct": (score if format_gated else acc) > 0})
+    return out
+
+
+class ScorePool:
+    """Scores a chunk in a process pool (or inline with processes=0) while the next is sampled."""
+
+    def __init__(self, processes: int, format_gated: bool, score_kwargs: dict):
+        self.processes = processes
+        self.args = (format_gated, dict(score_kwargs))
+        # forkserver: the parent may hold torch/CUDA threads, which fork must not copy
+        self.pool = (ProcessPoolExecutor(processes, mp_context=mp.get_context("forkserver"))
+                     if processes > 0 else None)
+
+    def submit(self, items: list[tuple]):
+        if self.pool is None:
+            return [score_samples(items, *self.args)]
+        size = math.ceil(len(items) / self.processes) or 1
+        return [self.pool.submit(score_samples, items[i:i + size], *self.args)
+                for i in range(0, len(items), size)]
+
+    @staticmethod
+    def collect(job) -> list[dict]:
+        return [r for part in job for r in (part if isinstance(part, list) else part.result())]
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+

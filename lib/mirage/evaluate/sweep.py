@@ -1,0 +1,75 @@
+"""A training run's evaluations (the base model and every checkpoint), and the reader of any evaluation.
+
+``evaluate_run`` writes ``<run_dir>/eval/step_<N>/`` (N = 0: the base model); finished
+steps are read back, not resampled. ``load_eval`` turns evaluation folders, run folders
+or any folder above them into one tidy pass@k frame.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+from mirage.evaluate.core import MANIFEST, evaluate
+from mirage.runs import checkpoint_eval_dir, list_checkpoints, read_manifest
+
+
+def evaluate_run(run_dir: str | os.PathLike, n: int | None = None, *, backend: str = "hf",
+                 include_base: bool = True, steps: Sequence[int] | None = None, model: str | None = None,
+                 task: str | None = None, **eval_kwargs: Any) -> pd.DataFrame:
+    """Evaluate the base model (step 0) and every saved checkpoint of a run.
+
+    Results go to ``<run_dir>/eval/step_<N>/``; finished steps are skipped. ``model``
+    and ``task`` default to the run's manifest. Returns ``load_eval`` of the sweep.
+    """
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    model = model or manifest.get("model")
+    task = task or manifest.get("task")
+    if not model or not task:
+        raise ValueError(f"{run_dir}/manifest.json: needs 'model' and 'task' (or pass model=, task=)")
+    targets = ([(0, str(model))] if include_base else []) + [(s, str(p)) for s, p in list_checkpoints(run_dir)]
+    if steps is not None:
+        targets = [(s, p) for s, p in targets if s in set(steps)]
+    if not targets:
+        raise FileNotFoundError(f"{run_dir}: no checkpoints under checkpoints/global_step_*/actor/huggingface")
+    for step, path in targets:
+        evaluate(path, task, n, sampler=backend, step=step, out_dir=checkpoint_eval_dir(run_dir, step), **eval_kwargs)
+    return load_eval(run_dir)
+
+
+def load_eval(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """pass@k of evaluation folders, run folders (their eval/step_*) or any folder above them.
+
+    Columns: model, task, dataset, condition, seed, step, k, pass_at_k, ci_low, ci_high,
+    n_problems, plus n, temperature, top_p, eval_seed, eval_dir. ``model`` is the run's
+    base model for checkpoints; ``condition`` and ``seed`` come from the run's manifest
+    ("base" and None outside a run).
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    dirs = []
+    for p in map(Path, paths):
+        found = [p] if (p / "passk.parquet").exists() else sorted(f.parent for f in p.rglob("passk.parquet"))
+        if not found:
+            raise FileNotFoundError(f"{p}: no evaluation (passk.parquet) found")
+        dirs += found
+    frames = []
+    for d in dirs:
+        m = read_manifest(d, MANIFEST)
+        s = m.get("config", m.get("settings"))
+        run = read_manifest(d.parent.parent) if d.parent.name == "eval" else {}
+        df = pd.read_parquet(d / "passk.parquet")
+        df = df.assign(model=run.get("model") or s["model"], task=run.get("task") or s["task"],
+                       condition=run.get("condition", "base"), seed=run.get("seed"), step=s.get("step"),
+                       n=s["n"], temperature=s["temperature"], top_p=s["top_p"], eval_seed=s["seed"],
+                       eval_dir=str(d))
+        frames.append(df)
+    cols = ["model", "task", "dataset", "condition", "seed", "step", "k", "pass_at_k", "ci_low", "ci_high",
+            "n_problems", "n", "temperature", "top_p", "eval_seed", "eval_dir"]
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
