@@ -45,10 +45,12 @@ class SampleBatch:
 
 
 def preallocated_cache(capacity: int):
-    """A ``DynamicCache`` whose layers write into buffers of ``capacity`` positions.
+    """A ``DynamicCache`` whose layers write into buffers that grow by doubling, up to ``capacity`` positions.
 
     The stock cache grows by ``torch.cat`` at every step: a fresh multi-MB allocation
     per layer per token, which on CPU costs page faults and dominated decode time.
+    Allocating the whole ``capacity`` at once instead costs gigabytes when a long
+    ``max_tokens`` (8192) meets short answers; doubling copies each position about once.
     """
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
@@ -57,17 +59,26 @@ def preallocated_cache(capacity: int):
         def update(self, key_states, value_states, *args, **kwargs):
             if not self.is_initialized:
                 self.dtype, self.device = key_states.dtype, key_states.device
-                self._k = key_states.new_empty((*key_states.shape[:2], capacity, key_states.shape[-1]))
-                self._v = value_states.new_empty((*value_states.shape[:2], capacity, value_states.shape[-1]))
                 self.length, self.is_initialized = 0, True
+                self._k = self._v = None
             end = self.length + key_states.shape[-2]
             if end > capacity:
                 raise RuntimeError(f"KV cache full: {end} positions > capacity {capacity}")
+            if self._k is None or end > self._k.shape[-2]:
+                self._grow(key_states, value_states, min(capacity, max(end + 64, 2 * end)))
             self._k[:, :, self.length:end] = key_states
             self._v[:, :, self.length:end] = value_states
             self.length = end
             self._views()
             return self.keys, self.values
+
+        def _grow(self, key_states, value_states, size: int):
+            k = key_states.new_empty((*key_states.shape[:2], size, key_states.shape[-1]))
+            v = value_states.new_empty((*value_states.shape[:2], size, value_states.shape[-1]))
+            if self._k is not None and self.length:
+                k[:, :, :self.length] = self._k[:, :, :self.length]
+                v[:, :, :self.length] = self._v[:, :, :self.length]
+            self._k, self._v = k, v
 
         def _views(self):
             self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
