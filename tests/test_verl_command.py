@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -317,3 +318,31 @@ def test_launch_through_verls_own_entry_point(tmp_path, monkeypatch):
     ours = vb.compose_config(vb.overrides_of(launched["argv"]))
     assert OmegaConf.to_container(verl_cfg) == OmegaConf.to_container(ours)
     assert verl_cfg.algorithm.adv_estimator == "mirage_w_reinforce" and verl_cfg.algorithm.w_reinforce_lambda == 0.1
+
+
+def test_reasoning_gym_task_composes_and_generates_its_data_only_on_launch(tmp_path, capsys, monkeypatch):
+    """Proof by extension: rg:<dataset> needs no verl-specific code; its rows carry their own scorer."""
+    import pandas as pd
+
+    from mirage.rewards import compute_score
+
+    run_dir, data = tmp_path / "run", tmp_path / "data"
+    base = ["train", "--backend", "verl", "--model", "Qwen/Qwen2.5-7B", "--task", "rg:basic_arithmetic@train_size=64",
+            "--condition", "ground_truth", "--run-dir", str(run_dir), "--data-root", str(data)]
+    assert _cli(base + ["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "[generated on launch]" in out and not data.exists() and not run_dir.exists()
+    words = shlex.split(out.strip().splitlines()[-1])
+    cfg = vb.compose_config(words[words.index("verl.trainer.main_ppo") + 1:])
+    vb.validate(cfg)
+    assert cfg.data.train_files.endswith("_train.parquet") and cfg.algorithm.adv_estimator == "grpo"
+    monkeypatch.setattr(launcher, "preflight", lambda env, condition: None)
+    monkeypatch.setattr(launcher, "_stream", lambda argv, env, log: 0)  # verl cannot run here; the rest does
+    assert _cli(base) == 0
+    rows = pd.read_parquet(cfg.data.train_files)
+    assert len(rows) == 64 and set(rows["data_source"]) == {"rg/basic_arithmetic"}
+    row = rows.iloc[0]
+    answer = row["reward_model"]["ground_truth"]
+    right = compute_score(row["data_source"], f"<think>.</think> <answer>{answer}</answer>", answer, row["extra_info"])
+    wrong = compute_score(row["data_source"], "<think>.</think> <answer>-1.5</answer>", answer, row["extra_info"])
+    assert (right["score"], wrong["score"]) == (1.0, 0.0)

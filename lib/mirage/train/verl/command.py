@@ -47,16 +47,15 @@ REWARD_WORKERS = 4
 
 # --- data and model ------------------------------------------------------------------
 def data_files(task: Task, condition: Condition, data_root: str | os.PathLike | None = None,
-               train_file: str | os.PathLike | None = None) -> tuple[Path, list[Path]]:
-    """(train parquet, validation parquets), absolute. Generated datasets are written here first;
-    prepared ones may be missing (``missing_data``)."""
-    names = [task.train_dataset(condition.data), *task.evals]
+               train_file: str | os.PathLike | None = None, generate: bool = False) -> tuple[Path, list[Path]]:
+    """(train parquet, validation parquets), absolute. ``generate``: write a generated task's datasets
+    first (a launch does; building or printing a command writes nothing)."""
     paths = []
-    for name in names:
-        path = dataset_path(name, data_root)
-        if task.ensure is not None and name in task.datasets:
-            path = task.ensure(name, data_root)
-        paths.append(path.resolve())
+    for name in [task.train_dataset(condition.data), *task.evals]:
+        if generate and task.ensure is not None and name in task.datasets:
+            paths.append(task.ensure(name, data_root).resolve())
+        else:
+            paths.append(dataset_path(name, data_root).resolve())
     return (Path(train_file).resolve() if train_file else paths[0]), paths[1:]
 
 

@@ -105,7 +105,7 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False,
     env, argv = build_command(cfg.model, task, condition, cfg.seed, run_dir, recipe,
                               release_faithful=cfg.release_faithful, data_root=cfg.data_root,
                               train_file=cfg.train_file, extra=cfg.extra)
-    train, vals = data_files(task, condition, cfg.data_root, cfg.train_file)
+    train, vals = data_files(task, condition, cfg.data_root, cfg.train_file, generate=not dry_run)
     missing = [p for p in [train, *vals] if not p.exists()]
     config = compose_config(overrides_of(argv))
     validate(config)
@@ -116,7 +116,9 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False,
         out(f"# {condition.name} ({condition.rq}: {condition.summary}) | {cfg.model} | {task.name} | "
             f"seed {cfg.seed} | run dir {run_dir}")
         for p in [train, *vals]:
-            out(f"# reads {p}" + ("" if p.exists() else f"  [MISSING: {task.how_to_prepare(p.stem, p)}]"))
+            state = "" if p.exists() else ("  [generated on launch]" if task.ensure is not None and p.stem in
+                                           task.datasets else f"  [MISSING: {task.how_to_prepare(p.stem, p)}]")
+            out(f"# reads {p}{state}")
         for line in problems + warnings:
             out(f"# {line}")
         out(format_command(env, argv))
