@@ -10,7 +10,7 @@ import pytest
 
 from mirage.data.cli import configure
 from mirage.data.common import Conversion
-from mirage.data.prepare import DATASETS, list_datasets, write_dataset
+from mirage.data.prepare import datasets, list_datasets, write_dataset
 from mirage.tasks import dataset_path
 from conftest import SHARED_DATA as SHARED
 
@@ -58,7 +58,7 @@ def test_prepare_all_local_then_list(tmp_path, capsys):
 def test_prepare_one_dataset_and_one_shot_cli(tmp_path, capsys):
     assert run("prepare", "--dataset", "amc23", "--source", SHARED / "amc23/test.jsonl", "--root", tmp_path) == 0
     assert pq.read_table(dataset_path("amc23", tmp_path)).num_rows == 40
-    with pytest.raises(SystemExit, match="--source"):
+    with pytest.raises(ValueError, match="--source"):
         run("prepare", "--dataset", "amc23", "--root", tmp_path)
     with pytest.raises(KeyError, match="unknown dataset 'nope'"):
         run("prepare", "--dataset", "nope", "--source", "x", "--root", tmp_path)
@@ -79,7 +79,7 @@ def test_download_dry_run_and_offline_error(tmp_path, capsys, monkeypatch):
     assert "hf download agentica-org/DeepScaleR-Preview-Dataset deepscaler.json --repo-type dataset" in out
     assert "MiniMaxAI/SynLogic synlogic_easy/validation.parquet" in out
     assert "git clone --quiet https://github.com/KOR-Bench/KOR-Bench" in out
-    assert "--dataset korbench_cipher --source" in out
+    assert "--dataset korbench_cipher --source download" in out
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
@@ -113,7 +113,7 @@ def test_registry_names_match_the_tasks():
     from mirage.tasks import TASKS
 
     paper = [d for t in TASKS.values() if t.kind == "paper" for d in (t.train, *t.evals)]
-    assert set(paper) <= set(DATASETS)
+    assert set(paper) <= set(datasets())
 
 
 @pytest.mark.verl

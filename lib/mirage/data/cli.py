@@ -12,14 +12,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=lambda a: parser.print_help() or 2)
 
     p = sub.add_parser("prepare", help="convert a dataset to verl parquet under the data root",
-                       description="Convert one dataset (--dataset NAME --source PATH|hub) or everything found "
-                                   "in a folder laid out like ../shared/data (--all-local --shared DIR) to "
+                       description="Convert one dataset (--dataset NAME --source PATH|download) or every dataset "
+                                   "found in a local mirror of the canonical sources (--all-local --local DIR; "
+                                   "`mirage data list` shows where each one's source sits in it) to "
                                    "<root>/verl/<name>.parquet.")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--dataset", help="dataset name (see `mirage data list`)")
-    what.add_argument("--all-local", action="store_true", help="convert every dataset found under --shared")
-    p.add_argument("--source", help="input file or folder, or 'hub' (deepscaler, synlogic_easy_*)")
-    p.add_argument("--shared", help="folder laid out like ../shared/data (with --all-local)")
+    what.add_argument("--all-local", action="store_true", help="convert every dataset found under --local")
+    p.add_argument("--source", help="input file or folder, or 'download' (datasets with a download source)")
+    p.add_argument("--local", "--shared", dest="local",
+                   help="a local mirror of the canonical sources (with --all-local)")
     p.add_argument("--root", help="data root (default $MIRAGE_DATA, else the checkout's data/)")
     p.add_argument("--skip-empty-answers", action="store_true",
                    help="DeepScaleR: drop rows with a null/empty answer (reported) instead of failing")
@@ -39,10 +41,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output parquet path")
     p.set_defaults(func=_one_shot)
 
-    p = sub.add_parser("download", help="fetch DeepScaleR, SynLogic-Easy (HF hub) and KOR-Bench (GitHub), convert them",
-                       description="Download the canonical raw files (Hugging Face hub; KOR-Bench's pinned GitHub "
-                                   "checkout, which also holds its prompt template) into <root>/raw/ and convert "
-                                   "them (needs a network).")
+    p = sub.add_parser("download", help="fetch every dataset with a download source and convert it",
+                       description="Download the canonical raw files of every registered dataset that has a "
+                                   "download source (DeepScaleR and SynLogic-Easy from the Hugging Face hub; "
+                                   "KOR-Bench's pinned GitHub checkout, which also holds its prompt template) into "
+                                   "<root>/raw/ and convert them (needs a network).")
     p.add_argument("--root", help="data root")
     p.add_argument("--dry-run", action="store_true", help="only print the download commands")
     p.add_argument("--skip-empty-answers", action="store_true",
@@ -63,22 +66,24 @@ def _root(args) -> Path:
 
 def _prepare(args) -> int:
     from mirage.data.common import DataError
-    from mirage.data.prepare import DATASETS, ONE_SHOT_HISTORY, prepare, write_one_shot
+    from mirage.data.prepare import datasets, prepare
 
     root = _root(args)
     if args.dataset:
         if not args.source:
-            sys.exit("mirage data prepare: --source PATH|hub is required with --dataset")
+            raise ValueError("--source PATH|download is required with --dataset")
         path, conv = prepare(args.dataset, args.source, root, args.skip_empty_answers)
         print(conv.summary())
         print(f"-> {path}")
         return 0
-    if not args.shared:
-        sys.exit("mirage data prepare --all-local: --shared DIR is required")
-    shared = Path(args.shared)
+    if not args.local:
+        raise ValueError("--local DIR is required with --all-local")
+    local = Path(args.local)
+    if not local.is_dir():
+        raise FileNotFoundError(f"--local {local}: no such folder")
     failed = []
-    for name, spec in DATASETS.items():
-        source = shared / spec.shared
+    for name, spec in datasets().items():
+        source = local / spec.local
         if not source.exists():
             print(f"{name}: skipped, {source} not found")
             continue
@@ -89,16 +94,9 @@ def _prepare(args) -> int:
             failed.append(name)
             continue
         print(f"{name}: {conv.summary()}\n  -> {path}")
-    history_file = shared / ONE_SHOT_HISTORY
-    if (root / "verl" / "deepscaler_dsr_sub.parquet").exists() and history_file.exists() \
-            and "deepscaler_dsr_sub" not in failed:
-        from mirage.data.one_shot import load_history
-
-        source = root / "verl" / "deepscaler_dsr_sub.parquet"
-        for name, kw in [("one_shot_pi1", {"history": load_history(history_file), "rank": 1}),
-                         ("one_shot_random_seed0", {"seed": 0})]:
-            path, example = write_one_shot(name, source, root, **kw)
-            print(f"{name}: example {example} x 128 from {source.name}\n  -> {path}")
+        if spec.after_local:
+            for note in spec.after_local(root, local):
+                print(note)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -120,29 +118,18 @@ def _one_shot(args) -> int:
 
 
 def _download(args) -> int:
-    from mirage.data import hub
-    from mirage.data.korbench import CATEGORIES
-    from mirage.data.prepare import prepare
+    from mirage.data.prepare import datasets, prepare
 
     root = _root(args)
-    for name in hub.HUB_FILES:
-        if args.dry_run:
-            print(hub.download_command(name, root))
-            print(f"mirage data prepare --dataset {name} --source {hub.raw_path(name, root)} --root {root}")
+    for name, spec in datasets().items():
+        if spec.fetch is None:
             continue
-        path, conv = prepare(name, "hub", root, args.skip_empty_answers)
-        print(f"{conv.summary()}\n-> {path}")
-    kor = hub.korbench_checkout(root)
-    if args.dry_run:
-        for cmd in hub.korbench_commands(root):
-            print(" ".join(cmd))
-    else:
-        hub.fetch_korbench(root)
-    for c in CATEGORIES:
         if args.dry_run:
-            print(f"mirage data prepare --dataset korbench_{c} --source {kor / 'data' / c} --root {root}")
+            for command in spec.fetch_commands(root):
+                print(command)
+            print(f"mirage data prepare --dataset {name} --source download --root {root}")
             continue
-        path, conv = prepare(f"korbench_{c}", kor / "data" / c, root)
+        path, conv = prepare(name, "download", root, args.skip_empty_answers)
         print(f"{conv.summary()}\n-> {path}")
     return 0
 
@@ -154,5 +141,7 @@ def _list(args) -> int:
     print(f"data root: {root}")
     for d in list_datasets(root):
         rows = "missing" if d["rows"] is None else f"{d['rows']:>7} rows"
-        print(f"  {d['name']:<26} {rows:<13} {d['source'] or ''}")
+        where = d["source"] or (f"(in a local mirror: {d['local']})" if d["local"] else "")
+        print(f"  {d['name']:<30} {rows:<13} {where}")
+    print("generated datasets (toy-*, rg-*) are written by their task on first use; `mirage tasks` lists the tasks")
     return 0

@@ -8,40 +8,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# dataset name -> (hub dataset repo, file in it)
-HUB_FILES = {
-    "deepscaler": ("agentica-org/DeepScaleR-Preview-Dataset", "deepscaler.json"),
-    "synlogic_easy_train": ("MiniMaxAI/SynLogic", "synlogic_easy/train.parquet"),
-    "synlogic_easy_val": ("MiniMaxAI/SynLogic", "synlogic_easy/validation.parquet"),
-}
-
-
-def raw_path(name: str, root: str | Path) -> Path:
-    repo, filename = HUB_FILES[name]
+def raw_path(repo: str, filename: str, root: str | Path) -> Path:
     return Path(root) / "raw" / repo / filename
 
 
-def download_command(name: str, root: str | Path) -> str:
-    repo, filename = HUB_FILES[name]
+def download_command(repo: str, filename: str, root: str | Path) -> str:
     return f"hf download {repo} {filename} --repo-type dataset --local-dir {Path(root) / 'raw' / repo}"
 
 
-def fetch(name: str, root: str | Path) -> Path:
-    """Download (or reuse) the raw file of ``name``; a clear error without a network."""
+def fetch(repo: str, filename: str, root: str | Path) -> Path:
+    """Download (or reuse) one file of a hub dataset repo; a clear error without a network."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    if name not in HUB_FILES:
-        raise KeyError(f"{name!r} has no hub source; hub datasets: {', '.join(HUB_FILES)}")
-    repo, filename = HUB_FILES[name]
     try:
         return Path(hf_hub_download(repo, filename, repo_type="dataset", local_dir=Path(root) / "raw" / repo))
     except (LocalEntryNotFoundError, HfHubHTTPError) as e:
         raise RuntimeError(
             f"could not download {filename} of {repo} from the Hugging Face hub ({type(e).__name__}: "
             f"{str(e).splitlines()[0]}). Without a network, fetch it on another machine "
-            f"({download_command(name, root)}) and pass it with --source FILE."
+            f"({download_command(repo, filename, root)}) and pass it with --source FILE."
         ) from e
+
+
+def hub_source(repo: str, filename: str) -> dict:
+    """``fetch`` / ``fetch_commands`` for a dataset whose canonical file is on the hub (``register_dataset``)."""
+    return {"fetch": lambda root: fetch(repo, filename, root),
+            "fetch_commands": lambda root: [download_command(repo, filename, root)]}
 
 
 # KOR-Bench is on GitHub, not the hub: its data and its zero-shot prompt template come
@@ -56,6 +49,12 @@ def korbench_commands(root: str | Path) -> list[list[str]]:
     dest = korbench_checkout(root)
     return [["git", "clone", "--quiet", KORBENCH_REPO, str(dest)],
             ["git", "-C", str(dest), "checkout", "--quiet", KORBENCH_COMMIT]]
+
+
+def korbench_source(category: str) -> dict:
+    """``fetch`` / ``fetch_commands`` of one KOR-Bench category (the pinned checkout's data/<category>)."""
+    return {"fetch": lambda root: fetch_korbench(root) / "data" / category,
+            "fetch_commands": lambda root: [" ".join(c) for c in korbench_commands(root)]}
 
 
 def fetch_korbench(root: str | Path) -> Path:

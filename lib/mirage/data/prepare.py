@@ -1,68 +1,48 @@
-"""The dataset registry: each name, what it is converted from, and where it is written.
+"""The registry of prepared datasets: each name, what it is converted from, and where it is written.
 
-``prepare(name, source)`` converts one dataset to ``<root>/verl/<name>.parquet``
-(atomically) and writes ``<name>.meta.json`` next to it: the source, the row
-counts, and everything the converter dropped or noted.
+A task file declares its prepared datasets (``register_dataset``: the converter, where
+the source sits in a local mirror of the canonical sources, and how to fetch it where a
+network exists); ``prepare(name, source)`` converts one to ``<root>/verl/<name>.parquet``
+(atomically) and writes ``<name>.meta.json`` next to it: the source, the row counts, and
+everything the converter dropped or noted. Generated datasets (the testbed's,
+reasoning-gym's) are not here: their task writes them on use.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from mirage.data import hub
 from mirage.data.common import Conversion
-from mirage.tasks import data_root, dataset_path
-
-
-def _deepscaler(src, skip):
-    from mirage.data.math_data import convert_deepscaler
-    return convert_deepscaler(src, skip_empty_answers=skip)
-
-
-def _math_eval(name, src, skip):
-    from mirage.data.math_data import convert_math_eval
-    return convert_math_eval(src, name)
-
-
-def _korbench(category, src, skip):
-    from mirage.data.korbench import convert_korbench
-    return convert_korbench(src, category)
-
-
-def _synlogic(split, src, skip):
-    from mirage.data.synlogic import convert_synlogic
-    return convert_synlogic(src, split)
+from mirage.registry import Registry
+from mirage.tasks import data_root, dataset_path, load_tasks
 
 
 @dataclass(frozen=True)
 class Dataset:
     name: str
     convert: Callable[[Path, bool], Conversion]  # (source, skip_empty_answers) -> Conversion
-    shared: str  # its source inside a folder laid out like ../shared/data
+    local: str  # its source inside a local mirror of the canonical sources (`prepare --all-local --local DIR`)
     description: str
+    # where a network exists: fetch(root) -> the downloaded source; fetch_commands(root) -> what it runs
+    fetch: Callable[[Path], Path] | None = None
+    fetch_commands: Callable[[Path], list[str]] | None = None
+    # run after every dataset of an --all-local pass: (root, local dir) -> notes (e.g. one-shot sets)
+    after_local: Callable[[Path, Path], list[str]] | None = None
 
 
-DATASETS: dict[str, Dataset] = {d.name: d for d in [
-    Dataset("deepscaler", _deepscaler, "deepscaler/deepscaler.json",
-            "DeepScaleR-Preview train (40,315 problems; hub file deepscaler.json)"),
-    Dataset("deepscaler_dsr_sub", _deepscaler, "deepscaler/one_shot_rlvr/dsr_sub.parquet",
-            "DSR-sub: One-Shot-RLVR's 1,209-problem random subset of DeepScaleR"),
-    *[Dataset(n, partial(_math_eval, n), f"{n}/test.jsonl", f"{n.upper()} test set")
-      for n in ("math500", "aime24", "amc23")],
-    *[Dataset(f"korbench_{c}", partial(_korbench, c), f"korbench/{c}", f"KOR-Bench {c} (250 questions)")
-      for c in ("operation", "logic", "cipher", "puzzle", "counterfactual")],
-    Dataset("synlogic_easy_train", partial(_synlogic, "train"), "synlogic/synlogic_easy/train.parquet",
-            "SynLogic-Easy train (hub MiniMaxAI/SynLogic)"),
-    Dataset("synlogic_easy_val", partial(_synlogic, "test"), "synlogic/synlogic_easy/validation.parquet",
-            "SynLogic-Easy validation (hub MiniMaxAI/SynLogic)"),
-    Dataset("synlogic_sample", partial(_synlogic, "train"), "synlogic/sample_rows.jsonl",
-            "33 generated SynLogic rows (an offline stand-in, not HF rows)"),
-]}
-# One-shot sets written by --all-local from DSR-sub and One-Shot-RLVR's accuracy history.
-ONE_SHOT_HISTORY = "deepscaler/one_shot_rlvr/acc_step_500.json"
+DATASETS: Registry[Dataset] = Registry("dataset")
+
+
+def register_dataset(dataset: Dataset) -> Dataset:
+    return DATASETS.register(dataset)
+
+
+def datasets() -> Registry[Dataset]:
+    """Every prepared dataset the task files declare."""
+    load_tasks()
+    return DATASETS
 
 
 def write_dataset(name: str, conv: Conversion, root: str | Path | None = None) -> Path:
@@ -80,13 +60,14 @@ def write_dataset(name: str, conv: Conversion, root: str | Path | None = None) -
 
 def prepare(name: str, source: str | Path, root: str | Path | None = None,
             skip_empty_answers: bool = False) -> tuple[Path, Conversion]:
-    """Convert ``source`` (a file or folder, or "hub") into dataset ``name`` under the data root."""
-    if name not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    """Convert ``source`` (a file or folder, or "download") into dataset ``name`` under the data root."""
+    spec = datasets()[name]
     root = Path(root) if root else data_root()
-    if str(source) == "hub":
-        source = hub.fetch(name, root)
-    conv = DATASETS[name].convert(Path(source), skip_empty_answers)
+    if str(source) in ("download", "hub"):
+        if spec.fetch is None:
+            raise ValueError(f"dataset {name!r} has no download source; pass --source FILE")
+        source = spec.fetch(root)
+    conv = spec.convert(Path(source), skip_empty_answers)
     return write_dataset(name, conv, root), conv
 
 
@@ -110,11 +91,13 @@ def list_datasets(root: str | Path | None = None) -> list[dict]:
 
     root = Path(root) if root else data_root()
     present = {p.stem: p for p in sorted((root / "verl").glob("*.parquet"))}
+    known = datasets()
     out = []
-    for name in list(DATASETS) + [n for n in present if n not in DATASETS]:
+    for name in list(known) + [n for n in present if n not in known]:
         path = present.get(name)
         meta = path.with_suffix(".meta.json") if path else None
         source = json.loads(meta.read_text())["source"] if meta and meta.exists() else None
         out.append({"name": name, "rows": pq.ParquetFile(path).metadata.num_rows if path else None,
-                    "path": str(path or dataset_path(name, root)), "source": source})
+                    "path": str(path or dataset_path(name, root)), "source": source,
+                    "local": known[name].local if name in known else None})
     return out

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mirage.data.hub import hub_source, korbench_source
+from mirage.data.prepare import Dataset, register_dataset
 from mirage.rewards.checkers.korbench import CATEGORIES
 from mirage.rewards.checkers.synlogic import task_name
 from mirage.tasks import Task, register_task
@@ -36,3 +38,35 @@ register_task(Task(
     one_shot={"one_shot_selected": f"{TRAIN}_one_shot_pi1", "one_shot_random": f"{TRAIN}_one_shot_random_seed0"},
     prepare_help=_prepare_help,
 ))
+
+
+# --- its prepared datasets: converters (mirage.data.korbench, .synlogic), local layout, download source ---
+def _korbench(category: str):
+    def convert(src: Path, skip: bool):
+        from mirage.data.korbench import convert_korbench
+
+        return convert_korbench(src, category)
+
+    return convert
+
+
+def _synlogic(split: str):
+    def convert(src: Path, skip: bool):
+        from mirage.data.synlogic import convert_synlogic
+
+        return convert_synlogic(src, split)
+
+    return convert
+
+
+for _c in CATEGORIES:
+    register_dataset(Dataset(f"korbench_{_c}", _korbench(_c), f"korbench/{_c}", f"KOR-Bench {_c} (250 questions)",
+                             **korbench_source(_c)))
+register_dataset(Dataset(TRAIN, _synlogic("train"), "synlogic/synlogic_easy/train.parquet",
+                         "SynLogic-Easy train (hub MiniMaxAI/SynLogic)",
+                         **hub_source("MiniMaxAI/SynLogic", "synlogic_easy/train.parquet")))
+register_dataset(Dataset("synlogic_easy_val", _synlogic("test"), "synlogic/synlogic_easy/validation.parquet",
+                         "SynLogic-Easy validation (hub MiniMaxAI/SynLogic)",
+                         **hub_source("MiniMaxAI/SynLogic", "synlogic_easy/validation.parquet")))
+register_dataset(Dataset("synlogic_sample", _synlogic("train"), "synlogic/sample_rows.jsonl",
+                         "33 generated SynLogic rows (an offline stand-in, not HF rows)"))

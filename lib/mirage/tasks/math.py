@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mirage.data.hub import hub_source
+from mirage.data.prepare import Dataset, register_dataset
 from mirage.tasks import Task, register_task
 
 EVALS = ("math500", "aime24", "amc23")
@@ -36,3 +38,48 @@ register_task(Task(
     one_shot={"one_shot_selected": "one_shot_pi1", "one_shot_random": "one_shot_random_seed0"},
     prepare_help=_prepare_help,
 ))
+
+
+# --- its prepared datasets: converters (mirage.data.math_data), local mirror layout, download source ---
+ONE_SHOT_HISTORY = "deepscaler/one_shot_rlvr/acc_step_500.json"  # One-Shot-RLVR's per-example accuracy history
+
+
+def _deepscaler(src: Path, skip: bool):
+    from mirage.data.math_data import convert_deepscaler
+
+    return convert_deepscaler(src, skip_empty_answers=skip)
+
+
+def _eval_set(name: str):
+    def convert(src: Path, skip: bool):
+        from mirage.data.math_data import convert_math_eval
+
+        return convert_math_eval(src, name)
+
+    return convert
+
+
+def _one_shot_sets(root: Path, local: Path) -> list[str]:
+    """The paper's one-shot sets from DSR-sub and One-Shot-RLVR's accuracy history (when both are there)."""
+    from mirage.data.one_shot import load_history
+    from mirage.data.prepare import write_one_shot
+
+    source, history = root / "verl" / "deepscaler_dsr_sub.parquet", local / ONE_SHOT_HISTORY
+    if not (source.exists() and history.exists()):
+        return []
+    notes = []
+    for name, kw in [("one_shot_pi1", {"history": load_history(history), "rank": 1}),
+                     ("one_shot_random_seed0", {"seed": 0})]:
+        path, example = write_one_shot(name, source, root, **kw)
+        notes.append(f"{name}: example {example} x 128 from {source.name}\n  -> {path}")
+    return notes
+
+
+register_dataset(Dataset("deepscaler", _deepscaler, "deepscaler/deepscaler.json",
+                         "DeepScaleR-Preview train (40,315 problems; hub file deepscaler.json)",
+                         **hub_source("agentica-org/DeepScaleR-Preview-Dataset", "deepscaler.json")))
+register_dataset(Dataset("deepscaler_dsr_sub", _deepscaler, "deepscaler/one_shot_rlvr/dsr_sub.parquet",
+                         "DSR-sub: One-Shot-RLVR's 1,209-problem random subset of DeepScaleR",
+                         after_local=_one_shot_sets))
+for _name in EVALS:
+    register_dataset(Dataset(_name, _eval_set(_name), f"{_name}/test.jsonl", f"{_name.upper()} test set"))
