@@ -448,3 +448,25 @@ def test_damaged_checkpoints_are_errors_naming_them(tmp_path, data_root):
     state.unlink()  # weights without optimizer state: not resumable, and not silently restarted from 0
     with pytest.raises(ValueError, match="none with loadable weights and optimizer state"):
         _train(run_dir, "ground_truth", data_root, overrides=steps)
+
+
+def test_switchboard_no_clip_rloo_and_procedure_shares(tmp_path, data_root):
+    """The recipe picks the loss and the estimator; more updates per rollout make the ratio move and clip."""
+    many = dict(ppo_mini_batch_size=1, ppo_epochs=2, total_steps=2, val_freq=0, lr=3e-4)  # 8 updates per rollout
+    clipped = _metrics(_train(tmp_path / "clip", "random", data_root, overrides=many))
+    free = _metrics(_train(tmp_path / "free", "random", data_root, overrides={**many, "policy_loss": "no_clip"}))
+    rloo = _train(tmp_path / "rloo", "random", data_root, overrides={**many, "estimator_override": "rloo"})
+    assert max(m["actor/pg_clipfrac"] for m in clipped.values()) > 0
+    for m in clipped.values():
+        assert m["actor/pg_clipfrac"] == pytest.approx(m["actor/pg_clipfrac_high"] + m["actor/pg_clipfrac_low"])
+    assert all(m["actor/pg_clipfrac"] == 0 and m["actor/abs_log_ratio"] > 0 for m in free.values())
+    # RLOO's advantages: each score minus the mean of its group's others (no std normalisation)
+    for group in _groups(_dump(rloo)):
+        used = [r for r in group if r["used"]]
+        for r in used:
+            others = [o["score"] for o in group if o is not r]
+            assert r["advantage"] == pytest.approx(r["score"] - np.mean(others), abs=1e-6)
+    # which procedure each training answer follows (the testbed knows both)
+    for m in clipped.values():
+        shares = [m[f"train/procedure/{p}"] for p in ("correct", "buggy", "neither")]
+        assert sum(shares) == pytest.approx(1.0) and m["train/procedure/correct"] == pytest.approx(m["train/acc/mean"])

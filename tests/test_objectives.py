@@ -172,3 +172,35 @@ def test_other_aggregations_equal_verl_agg_loss(mode):
     want, _ = core_algos.compute_policy_loss_vanilla(old, new, adv, mask, mode, _actor_config())
     got, _ = policy_loss(old, new, adv, mask, loss_agg_mode=mode)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+# --- the clipping metrics on hand-made ratios ------------------------------------------------------
+def _terms(ratios, advantages, low=0.2, high=0.28, clip=True):
+    from mirage.objectives import loss_terms
+
+    old = torch.zeros(1, len(ratios), dtype=torch.float64)
+    new = torch.log(torch.tensor([ratios], dtype=torch.float64))
+    adv = torch.tensor([advantages], dtype=torch.float64)
+    return loss_terms(old, new, adv, torch.ones_like(adv), low, high, 10.0, clip=clip)
+
+
+def test_clip_fractions_by_side_and_at_the_bounds():
+    # A > 0: clipped only strictly above 1 + high; A < 0: only strictly below 1 - low
+    _, m = _terms([1.5, 1.28, 1.2800001, 0.5, 0.8, 0.7999999, 0.5, 1.5],
+                  [1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -2.0, -1.0])
+    assert m["actor/pg_clipfrac_high"] == pytest.approx(2 / 8)  # 1.5 and 1.2800001 with A > 0
+    assert m["actor/pg_clipfrac_low"] == pytest.approx(2 / 8)  # 0.7999999 and 0.5 with A < 0
+    assert m["actor/pg_clipfrac"] == pytest.approx(m["actor/pg_clipfrac_high"] + m["actor/pg_clipfrac_low"])
+    # a ratio exactly at either bound is not clipped; ratios moving the "safe" way are never clipped
+    _, m = _terms([1.28, 0.8, 0.1, 3.0], [1.0, -1.0, 1.0, -1.0])
+    assert m["actor/pg_clipfrac"] == 0.0
+    # the dual clip acts on A < 0 with a ratio above c = 10
+    _, m = _terms([12.0, 12.0], [-1.0, 1.0])
+    assert m["actor/pg_clipfrac_lower"] == pytest.approx(0.5) and m["actor/pg_clipfrac_high"] == pytest.approx(0.5)
+    # mean |log ratio|, and the no-clip loss clips nothing and keeps the raw surrogate
+    losses, m = _terms([2.0, 0.5], [1.0, -1.0], clip=False)
+    assert m["actor/abs_log_ratio"] == pytest.approx(np.log(2))
+    assert m["actor/pg_clipfrac"] == m["actor/pg_clipfrac_low"] == 0.0
+    assert losses[0].tolist() == pytest.approx([-2.0, 0.5])
+    losses, _ = _terms([2.0, 0.5], [1.0, -1.0])
+    assert losses[0].tolist() == pytest.approx([-1.28, 0.8])  # clipped: min(ratio, 1.28) * A, max(ratio, 0.8) * A

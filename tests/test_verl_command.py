@@ -304,7 +304,7 @@ def test_launch_through_verls_own_entry_point(tmp_path, monkeypatch):
         return real_stream(argv + ["--cfg", "job"], {**env, "PYTHONWARNINGS": "ignore"}, log_path)
 
     monkeypatch.setattr(launcher, "_stream", stream_config_only)
-    monkeypatch.setattr(launcher, "preflight", lambda env, condition: None)  # tested in test_no_launch_...
+    monkeypatch.setattr(launcher, "preflight", lambda env, condition, recipe: None)  # tested in test_no_launch_...
     run_dir = tmp_path / "run"
     assert _cli(["train", "--backend", "verl", "--model", "Qwen/Qwen2.5-7B", "--task", "math", "--condition",
                  "w_reinforce", "--run-dir", str(run_dir), "--data-root", str(data)]) == 0
@@ -336,7 +336,7 @@ def test_reasoning_gym_task_composes_and_generates_its_data_only_on_launch(tmp_p
     cfg = vb.compose_config(words[words.index("verl.trainer.main_ppo") + 1:])
     vb.validate(cfg)
     assert cfg.data.train_files.endswith("_train.parquet") and cfg.algorithm.adv_estimator == "grpo"
-    monkeypatch.setattr(launcher, "preflight", lambda env, condition: None)
+    monkeypatch.setattr(launcher, "preflight", lambda env, condition, recipe: None)
     monkeypatch.setattr(launcher, "_stream", lambda argv, env, log: 0)  # verl cannot run here; the rest does
     assert _cli(base) == 0
     rows = pd.read_parquet(cfg.data.train_files)
@@ -346,3 +346,27 @@ def test_reasoning_gym_task_composes_and_generates_its_data_only_on_launch(tmp_p
     right = compute_score(row["data_source"], f"<think>.</think> <answer>{answer}</answer>", answer, row["extra_info"])
     wrong = compute_score(row["data_source"], "<think>.</think> <answer>-1.5</answer>", answer, row["extra_info"])
     assert (right["score"], wrong["score"]) == (1.0, 0.0)
+
+
+def test_clipping_bias_switchboard_composes_with_verl(tmp_path, capsys):
+    """The recipe's no-clip loss and RLOO control become verl keys that compose and validate; a recipe
+    with one update per rollout is flagged (the ratio is exactly 1: clipping cannot act)."""
+    recipe = PAPER_RECIPE.replace(policy_loss="no_clip", estimator_override="rloo", ppo_mini_batch_size=16,
+                                  ppo_epochs=2)
+    assert recipe.updates_per_rollout == 16
+    _, argv = vb.build_command("Qwen/Qwen2.5-7B", "math", "random", 0, tmp_path / "r", recipe, data_root=tmp_path)
+    cfg = vb.compose_config(vb.overrides_of(argv))
+    vb.validate(cfg)
+    assert cfg.actor_rollout_ref.actor.policy_loss.loss_mode == "mirage_no_clip"
+    assert cfg.algorithm.adv_estimator == "rloo" and cfg.trainer.v1.sampler.sampler_kwargs.estimator == "rloo"
+    assert cfg.actor_rollout_ref.actor.ppo_epochs == 2
+    _, argv = vb.build_command("m", "math", "random", 0, tmp_path / "r", PAPER_RECIPE, data_root=tmp_path)
+    assert vb.compose_config(vb.overrides_of(argv)).actor_rollout_ref.actor.policy_loss.loss_mode == "mirage_vanilla"
+    base = ["train", "--backend", "verl", "--model", "m", "--task", "math", "--condition", "random", "--dry-run",
+            "--run-dir", str(tmp_path / "r"), "--data-root", str(tmp_path)]
+    assert _cli(base + ["--set", "ppo_mini_batch_size=128"]) == 0
+    assert "one optimizer update per rollout" in capsys.readouterr().out
+    assert _cli(base) == 0
+    assert "one optimizer update per rollout" not in capsys.readouterr().out
+    with pytest.raises(ValueError, match="recipe key 'policy_loss'"):
+        _cli(base + ["--set", "policy_loss=clipless"])

@@ -5,7 +5,9 @@ Every estimator has verl 0.9.1's estimator signature
 so the verl plugin registers these very functions with ``register_adv_est`` and the
 CPU testbed's local GRPO loop calls them directly. ``policy_loss`` computes what
 verl's ``compute_policy_loss_vanilla`` + ``agg_loss`` compute (asymmetric clip,
-dual clip, token-mean over the whole mini-batch).
+dual clip, token-mean over the whole mini-batch), or the same surrogate without
+clipping (``POLICY_LOSSES``: the clipping-bias control); the verl plugin registers
+both with ``register_policy_loss``.
 
 Two definitions of negative/positive sample reinforcement are offered, under
 distinct names, because they differ:
@@ -135,6 +137,20 @@ def compute_w_reinforce(token_level_rewards: Tensor, response_mask: Tensor, inde
     return _broadcast(adv, response_mask)
 
 
+def compute_rloo(token_level_rewards: Tensor, response_mask: Tensor, index: Any, config: Any = None,
+                 **_: Any) -> tuple[Tensor, Tensor]:
+    """RLOO (Ahmadian et al. 2024), as verl's ``rloo``: each score minus the mean of the other
+    responses to its prompt, no std normalisation (a group of one keeps its score)."""
+    scores = _outcome(token_level_rewards).detach().to(torch.float32)
+    gid = torch.as_tensor(_group_ids(index), dtype=torch.long)
+    n_groups = int(gid.max().item()) + 1 if gid.numel() else 0
+    count = torch.zeros(n_groups).index_add_(0, gid, torch.ones_like(scores))
+    total = torch.zeros(n_groups).index_add_(0, gid, scores)
+    n = count[gid]
+    loo = torch.where(n > 1, (scores * n - total[gid]) / (n - 1).clamp(min=1), scores)
+    return _broadcast(loo, response_mask)
+
+
 @dataclass(frozen=True)
 class Estimator:
     name: str
@@ -167,6 +183,7 @@ for _est in [
     Estimator("nsr_pm1", compute_nsr_pm1, drops_unselected=True),
     Estimator("psr_pm1", compute_psr_pm1, drops_unselected=True),
     Estimator("w_reinforce", compute_w_reinforce),
+    Estimator("rloo", compute_rloo, verl_name="rloo"),
 ]:
     register_estimator(_est)
 
@@ -188,7 +205,90 @@ def kept_responses(estimator: str, advantages: Tensor) -> Tensor:
     return per_response != 0
 
 
-# --- the policy loss ----------------------------------------------------------------
+# --- policy losses ------------------------------------------------------------------------
+def loss_terms(old_log_prob: Tensor, log_prob: Tensor, advantages: Tensor, response_mask: Tensor,
+               clip_ratio_low: float = 0.2, clip_ratio_high: float = 0.28, clip_ratio_c: float = 10.0,
+               clip: bool = True) -> tuple[Tensor, dict[str, float]]:
+    """Per-token policy-gradient losses and their clipping metrics.
+
+    ``clip=True``: verl's vanilla PPO loss (asymmetric ratio clip, dual clip for negative
+    advantages). ``clip=False``: the same surrogate, -A * ratio, with no clipping at all
+    (the no-clip control of the clipping-bias mechanism).
+
+    Metrics, each a share of the valid tokens: ``actor/pg_clipfrac`` (the ratio clip acted,
+    either side: verl's), its two sides ``actor/pg_clipfrac_high`` (advantage > 0 and ratio
+    above 1 + clip_ratio_high) and ``actor/pg_clipfrac_low`` (advantage < 0 and ratio below
+    1 - clip_ratio_low), so high + low = pg_clipfrac; ``actor/pg_clipfrac_lower`` (the dual
+    clip acted: verl's); plus ``actor/ppo_kl`` (mean old - new log-prob, verl's) and
+    ``actor/abs_log_ratio`` (mean |new - old log-prob|). A ratio exactly at a bound is not clipped.
+    """
+    if clip_ratio_c <= 1.0:
+        raise ValueError(f"clip_ratio_c must be > 1 (dual clip), got {clip_ratio_c}")
+    mask = response_mask.to(log_prob.dtype)
+    neg_kl = torch.clamp(log_prob - old_log_prob, min=-20.0, max=20.0)
+    ratio = torch.exp(neg_kl)
+    losses1 = -advantages * ratio
+    with torch.no_grad():
+        n_valid = mask.sum().clamp(min=1)
+        share = lambda x: float((x.float() * mask).sum() / n_valid)  # noqa: E731
+    if clip:
+        losses2 = -advantages * torch.clamp(ratio, 1 - clip_ratio_low, 1 + clip_ratio_high)
+        clipped1 = torch.maximum(losses1, losses2)
+        losses3 = -advantages * clip_ratio_c
+        clipped2 = torch.minimum(losses3, clipped1)
+        losses = torch.where(advantages < 0, clipped2, clipped1)
+        with torch.no_grad():
+            active = losses2 > losses1
+            metrics = {"actor/pg_clipfrac": share(active),
+                       "actor/pg_clipfrac_high": share(active & (advantages > 0)),
+                       "actor/pg_clipfrac_low": share(active & (advantages < 0)),
+                       "actor/pg_clipfrac_lower": share((clipped1 > losses3) & (advantages < 0))}
+    else:
+        losses = losses1
+        metrics = {"actor/pg_clipfrac": 0.0, "actor/pg_clipfrac_high": 0.0, "actor/pg_clipfrac_low": 0.0,
+                   "actor/pg_clipfrac_lower": 0.0}
+    with torch.no_grad():
+        metrics["actor/ppo_kl"] = float((-neg_kl * mask).sum() / n_valid)
+        metrics["actor/abs_log_ratio"] = float((neg_kl.abs() * mask).sum() / n_valid)
+    return losses, metrics
+
+
+def aggregate(losses: Tensor, response_mask: Tensor, loss_agg_mode: str = "token-mean",
+              batch_num_tokens: float | Tensor | None = None) -> Tensor:
+    """verl's ``agg_loss`` on one data-parallel rank. ``batch_num_tokens``: the token-mean denominator
+    (verl normalises by the valid tokens of the whole mini-batch even when it is split into micro-batches)."""
+    mask = response_mask.to(losses.dtype)
+    if loss_agg_mode == "token-mean":
+        denom = mask.sum() if batch_num_tokens is None else batch_num_tokens
+        return (losses * mask).sum() / denom
+    if loss_agg_mode == "seq-mean-token-mean":
+        per_seq_tokens = mask.sum(-1)
+        seq = (losses * mask).sum(-1) / (per_seq_tokens + 1e-8)
+        seq_mask = (per_seq_tokens > 0).to(seq.dtype)
+        return (seq * seq_mask).sum() / seq_mask.sum()
+    if loss_agg_mode == "seq-mean-token-sum":
+        seq = (losses * mask).sum(-1)
+        seq_mask = (mask.sum(-1) > 0).to(seq.dtype)
+        return (seq * seq_mask).sum() / seq_mask.sum()
+    raise ValueError(f"unsupported loss_agg_mode {loss_agg_mode!r}")
+
+
+@dataclass(frozen=True)
+class PolicyLoss:
+    name: str
+    clip: bool  # ratio clipping (and dual clip) on
+    verl_name: str  # the name mirage registers it under with verl (register_policy_loss)
+    summary: str = ""
+
+
+POLICY_LOSSES: Registry[PolicyLoss] = Registry("policy loss")
+for _loss in [PolicyLoss("vanilla", True, "mirage_vanilla",
+                         "PPO clipped surrogate (asymmetric + dual clip), as verl's vanilla, plus clip-side metrics"),
+              PolicyLoss("no_clip", False, "mirage_no_clip",
+                         "the same surrogate -A * ratio without any clipping (the clipping-bias control)")]:
+    POLICY_LOSSES.register(_loss)
+
+
 def policy_loss(
     old_log_prob: Tensor,
     log_prob: Tensor,
@@ -199,47 +299,14 @@ def policy_loss(
     clip_ratio_c: float = 10.0,
     loss_agg_mode: str = "token-mean",
     batch_num_tokens: float | Tensor | None = None,
+    mode: str = "vanilla",
 ) -> tuple[Tensor, dict[str, float]]:
-    """PPO clipped loss with asymmetric clip and dual clip, as verl's vanilla loss.
+    """The policy loss ``mode`` (a ``POLICY_LOSSES`` name), aggregated as verl's ``agg_loss``.
 
     ``batch_num_tokens``: the token-mean denominator. verl normalises by the valid
     tokens of the whole mini-batch even when it is split into micro-batches; pass
     that count here when calling on a micro-batch (default: this batch's tokens).
     """
-    if clip_ratio_c <= 1.0:
-        raise ValueError(f"clip_ratio_c must be > 1 (dual clip), got {clip_ratio_c}")
-    mask = response_mask.to(log_prob.dtype)
-    neg_kl = torch.clamp(log_prob - old_log_prob, min=-20.0, max=20.0)
-    ratio = torch.exp(neg_kl)
-    losses1 = -advantages * ratio
-    losses2 = -advantages * torch.clamp(ratio, 1 - clip_ratio_low, 1 + clip_ratio_high)
-    clipped1 = torch.maximum(losses1, losses2)
-    losses3 = -advantages * clip_ratio_c
-    clipped2 = torch.minimum(losses3, clipped1)
-    losses = torch.where(advantages < 0, clipped2, clipped1)
-
-    n_valid = mask.sum()
-    if loss_agg_mode == "token-mean":
-        denom = n_valid if batch_num_tokens is None else batch_num_tokens
-        loss = (losses * mask).sum() / denom
-    elif loss_agg_mode == "seq-mean-token-mean":
-        per_seq_tokens = mask.sum(-1)
-        seq = (losses * mask).sum(-1) / (per_seq_tokens + 1e-8)
-        seq_mask = (per_seq_tokens > 0).to(seq.dtype)
-        loss = (seq * seq_mask).sum() / seq_mask.sum()
-    elif loss_agg_mode == "seq-mean-token-sum":
-        seq = (losses * mask).sum(-1)
-        seq_mask = (mask.sum(-1) > 0).to(seq.dtype)
-        loss = (seq * seq_mask).sum() / seq_mask.sum()
-    else:
-        raise ValueError(f"unsupported loss_agg_mode {loss_agg_mode!r}")
-
-    with torch.no_grad():
-        safe = n_valid.clamp(min=1)
-        metrics = {
-            "actor/pg_clipfrac": float(((losses2 > losses1).float() * mask).sum() / safe),
-            "actor/ppo_kl": float((-neg_kl * mask).sum() / safe),
-            "actor/pg_clipfrac_lower": float(
-                ((clipped1 > losses3).float() * (advantages < 0).float() * mask).sum() / safe),
-        }
-    return loss, metrics
+    losses, metrics = loss_terms(old_log_prob, log_prob, advantages, response_mask, clip_ratio_low,
+                                 clip_ratio_high, clip_ratio_c, clip=POLICY_LOSSES[mode].clip)
+    return aggregate(losses, response_mask, loss_agg_mode, batch_num_tokens), metrics

@@ -28,6 +28,8 @@ class Recipe:
     clip_ratio_high: float = 0.28
     clip_ratio_c: float = 10.0  # dual clip
     loss_agg_mode: str = "token-mean"
+    policy_loss: str = "vanilla"  # a mirage.objectives.POLICY_LOSSES name; "no_clip": the clipping-bias control
+    estimator_override: str = ""  # "" = the condition's estimator; e.g. "rloo" for the RLOO control
     entropy_coeff: float = 0.0
     use_kl_loss: bool = False  # no KL anywhere, so no reference model
     use_kl_in_reward: bool = False
@@ -96,7 +98,23 @@ class Recipe:
             raise ValueError(f"recipe key 'clip_ratio_c': the dual clip must be > 1, got {self.clip_ratio_c}")
         if self.loss_agg_mode not in LOSS_AGG_MODES:
             raise ValueError(f"recipe key 'loss_agg_mode': one of {LOSS_AGG_MODES}, got {self.loss_agg_mode!r}")
+        from mirage.objectives import ESTIMATORS, POLICY_LOSSES
+
+        if self.policy_loss not in POLICY_LOSSES:
+            raise ValueError(f"recipe key 'policy_loss': one of {', '.join(POLICY_LOSSES)}, got {self.policy_loss!r}")
+        if self.estimator_override and self.estimator_override not in ESTIMATORS:
+            raise ValueError(f"recipe key 'estimator_override': empty or one of {', '.join(ESTIMATORS)}, "
+                             f"got {self.estimator_override!r}")
         return self
+
+    @property
+    def updates_per_rollout(self) -> int:
+        """Optimizer steps per generation batch (ratio clipping can only act from the second on)."""
+        return self.ppo_epochs * -(-self.train_batch_size // self.ppo_mini_batch_size)
+
+    def estimator_for(self, condition: Any) -> str:
+        """The advantage estimator a run of ``condition`` uses under this recipe."""
+        return self.estimator_override or condition.estimator
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

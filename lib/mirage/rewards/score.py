@@ -5,8 +5,10 @@ Use unchanged as verl 0.9.1's ``reward.custom_reward_function`` (path
 Every result has the same keys, whatever the data source, because verl stacks
 them across a batch: ``score`` (the reward of the variant), ``acc`` (answer
 correct, format ignored: the validation metric), ``format``, ``pred`` (the
-extracted answer or None), ``korbench_mode`` (None outside KOR-Bench) and
-``error`` (None unless a check timed out or crashed and so scored 0).
+extracted answer or None), ``korbench_mode`` (None outside KOR-Bench),
+``error`` (None unless a check timed out or crashed and so scored 0) and
+``procedure`` (which procedure the answer follows where the task knows several: the
+testbed's "correct" / "buggy" / "neither"; None elsewhere).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from mirage.rewards.base import REWARDS
 from mirage.rewards.checkers import parse_options, route
 from mirage.rewards.response import extract_answer, format_ok
 
-RESULT_KEYS = ("score", "acc", "format", "pred", "korbench_mode", "error")
+RESULT_KEYS = ("score", "acc", "format", "pred", "korbench_mode", "error", "procedure")
 # keywords verl's reward managers may add to every call; they concern reward models, not mirage
 VERL_PASSTHROUGH = ("reward_router_address", "reward_model_tokenizer", "return_dict")
 
@@ -76,15 +78,15 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
 
     fmt = format_ok(solution_str, release_faithful)
     answer = extract_answer(solution_str, release_faithful)
-    acc, pred, error = checker.check(data_source, solution_str, answer, ground_truth, extra_info, opts,
-                                     release_faithful)
+    acc, pred, error, procedure = checker.check(data_source, solution_str, answer, ground_truth, extra_info, opts,
+                                                release_faithful)
 
     def coin() -> bool:
         return random_coin(p, seed, data_source, solution_str, ground_truth, extra_info, step, sample_index)
 
     score = reward.score(fmt, acc, coin, checker, release_faithful)
     return {"score": float(score), "acc": float(acc), "format": float(fmt), "pred": pred,
-            "korbench_mode": getattr(opts, "korbench_mode", None), "error": error}
+            "korbench_mode": getattr(opts, "korbench_mode", None), "error": error, "procedure": procedure}
 
 
 # --- many at once --------------------------------------------------------------------------

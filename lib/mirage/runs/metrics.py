@@ -21,9 +21,12 @@ METRICS = {
     "critic/advantages/mean": "mean advantage over valid tokens",
     "actor/entropy": "mean token entropy of the policy on the responses",
     "actor/pg_loss": "policy-gradient loss",
-    "actor/pg_clipfrac": "fraction of tokens where the ratio clip was active",
+    "actor/pg_clipfrac": "fraction of tokens where the ratio clip was active (either side)",
+    "actor/pg_clipfrac_high": "fraction of tokens with advantage > 0 and ratio above 1 + clip_ratio_high (clipped)",
+    "actor/pg_clipfrac_low": "fraction of tokens with advantage < 0 and ratio below 1 - clip_ratio_low (clipped)",
     "actor/pg_clipfrac_lower": "fraction of tokens where the dual clip was active",
     "actor/ppo_kl": "mean (old - new) log-prob over tokens",
+    "actor/abs_log_ratio": "mean |new - old| log-prob over tokens (how far the policy moved within a rollout)",
     "actor/grad_norm": "gradient norm before clipping",
     "actor/lr": "learning rate",
     "response_length/mean": "mean response length in tokens",
@@ -34,6 +37,9 @@ METRICS = {
     "train/num_gen_batches": "generation batches used this step (dynamic sampling)",
     "timing_s/step": "seconds per training step",
 }
+# Logged where the task knows which procedure an answer follows (the testbed's tasks).
+PROCEDURE_METRICS = {f"train/procedure/{p}": f"share of training responses whose answer follows the {p} procedure"
+                     for p in ("correct", "buggy", "neither")}
 VAL_ACC = "val-core/{data_source}/acc/mean@{n}"  # validation accuracy, as verl names it
 
 

@@ -288,15 +288,36 @@ def check_answer(data_source: str, pred: Any, ground_truth: Any, extra_info: Any
     return same(pred, ground_truth)
 
 
-# --- the registry entries -------------------------------------------------------------
+# --- the checker and the registry entries ------------------------------------------------
+def procedure_of(pred: Any, ground_truth: Any, extra_info: Any) -> str:
+    """Which procedure an answer follows: the problems are built so that the two give different answers."""
+    from mirage.rewards.checkers.exact import same
+
+    if same(pred, ground_truth):
+        return "correct"
+    buggy = (extra_info or {}).get("buggy_answer")
+    return "buggy" if buggy is not None and same(pred, buggy) else "neither"
+
+
+def _check(data_source, text, answer, ground_truth, extra_info, options, release_faithful):
+    from mirage.rewards.checkers import Verdict
+
+    procedure = procedure_of(answer, ground_truth, extra_info)
+    return Verdict(procedure == "correct", answer, None, procedure)
+
+
 def _register() -> None:
+    from mirage.rewards.checkers import Checker, register_checker
     from mirage.tasks import Task, register_task
+
+    register_checker(Checker("toy", _check, summary="the testbed: exact answer (up to whitespace), and which "
+                                                    "procedure it follows (correct / buggy / neither)"))
 
     looks = {"toy-math": ("#1b6ca8", "o", "arithmetic with a precedence trap"),
              "toy-logic": ("#a8431b", "s", "a Caesar shift with a direction trap")}
     for name in TASK_NAMES:
         colour, marker, what = looks[name]
-        register_task(Task(name, "testbed", train=f"{name}_train", evals=(f"{name}_test",), sources={name: "exact"},
+        register_task(Task(name, "testbed", train=f"{name}_train", evals=(f"{name}_test",), sources={name: "toy"},
                            description=f"testbed: {what} (generated; {_DESCRIPTIONS[name]})",
                            colour=colour, marker=marker, ensure=lambda dataset, root: ensure_dataset(dataset, root)))
 

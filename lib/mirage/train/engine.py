@@ -62,6 +62,7 @@ class Batch:
     finish: list[str]
     texts: list[str]
     preds: list[Any]
+    procedures: list[str | None]  # which procedure each answer follows, where the task knows (compute_score)
     score: torch.Tensor  # (R,) the training reward
     acc: torch.Tensor  # (R,) answer correct (no format gate), whatever the reward
     fmt: torch.Tensor  # (R,) format ok
@@ -84,7 +85,7 @@ class Batch:
             responses=self.responses[rows, :width], lengths=self.lengths[rows],
             rollout_logprobs=self.rollout_logprobs[rows, :width], finish=[self.finish[i] for i in r],
             texts=[self.texts[i] for i in r], preds=[self.preds[i] for i in r],
-            score=self.score[rows], acc=self.acc[rows], fmt=self.fmt[rows], rid=self.rid[rows])
+            procedures=[self.procedures[i] for i in r], score=self.score[rows], acc=self.acc[rows], fmt=self.fmt[rows], rid=self.rid[rows])
 
     def take_groups(self, groups: Sequence[int]) -> "Batch":
         keep = torch.zeros(len(self.prompt_ids), dtype=torch.bool)
@@ -103,7 +104,8 @@ class Batch:
             lengths=torch.cat([b.lengths for b in batches]),
             rollout_logprobs=torch.cat([pad(b.rollout_logprobs, 0.0) for b in batches]),
             finish=[f for b in batches for f in b.finish], texts=[t for b in batches for t in b.texts],
-            preds=[p for b in batches for p in b.preds], score=torch.cat([b.score for b in batches]),
+            preds=[p for b in batches for p in b.preds], procedures=[p for b in batches for p in b.procedures],
+            score=torch.cat([b.score for b in batches]),
             acc=torch.cat([b.acc for b in batches]), fmt=torch.cat([b.fmt for b in batches]),
             rid=torch.cat([b.rid for b in batches]))
 
@@ -176,7 +178,8 @@ def rollout(policy: Policy, rows: list[dict], condition: Condition, recipe: Reci
         score = torch.as_tensor(reward.rescore(responses, kwargs), dtype=torch.float32).reshape(-1)
     return Batch(prompt_ids=prompt_ids, rows=list(rows), group=sampled.prompt_index, responses=sampled.responses,
                  lengths=sampled.lengths, rollout_logprobs=sampled.logprobs, finish=sampled.finish_reasons,
-                 texts=texts, preds=preds, score=score, acc=torch.tensor([float(s["acc"]) for s in scored]), fmt=fmt,
+                 texts=texts, preds=preds, procedures=[s.get("procedure") for s in scored], score=score,
+                 acc=torch.tensor([float(s["acc"]) for s in scored]), fmt=fmt,
                  rid=torch.arange(len(texts)) + sample_offset)
 
 
@@ -250,7 +253,7 @@ def update_policy(model: Any, optimizer: torch.optim.Optimizer, batch: Batch, ad
                 m = mask[rows, :width]
                 loss, metrics = policy_loss(old_logprobs[rows, :width], logp, advantages[rows, :width], m,
                                             recipe.clip_ratio_low, recipe.clip_ratio_high, recipe.clip_ratio_c,
-                                            recipe.loss_agg_mode, batch_num_tokens=n_tokens)
+                                            recipe.loss_agg_mode, batch_num_tokens=n_tokens, mode=recipe.policy_loss)
                 metrics.update({"actor/pg_loss": float(loss.detach()),
                                 "actor/entropy": float((entropy.detach() * m).sum() / n_tokens)})
                 if recipe.entropy_coeff:  # verl: policy_loss = pg_loss - entropy_coeff * entropy (token-mean)
@@ -342,6 +345,7 @@ def train_step(policy: Policy, optimizer: torch.optim.Optimizer, stream: Any, tr
         "train/acc/mean": float(everything.acc.mean()), "train/format/mean": float(everything.fmt.mean()),
         "train/kept_groups": float(min(n_kept, recipe.train_batch_size)),
         "train/num_gen_batches": float(len(generated)), "actor/lr": recipe.lr * lr_factor(step, recipe.lr_warmup_steps),
+        **sampling.procedure_shares(everything.procedures),
     }
 
     # 4: advantages on the kept groups (the first train_batch_size of them)
@@ -354,7 +358,7 @@ def train_step(policy: Policy, optimizer: torch.optim.Optimizer, stream: Any, tr
         mask = batch.mask
         token_rewards = torch.zeros_like(mask)
         token_rewards[torch.arange(len(batch.lengths)), batch.lengths - 1] = batch.score  # outcome on the last token
-        keep, advantages = sampling.drop_mask(cond.estimator, token_rewards, mask, batch.group.numpy(),
+        keep, advantages = sampling.drop_mask(recipe.estimator_for(cond), token_rewards, mask, batch.group.numpy(),
                                               norm_adv_by_std_in_grpo=recipe.norm_adv_by_std_in_grpo,
                                               **cond.estimator_kwargs)
         metrics["train/kept_responses"] = float(keep.float().mean())
@@ -383,9 +387,9 @@ def train_step(policy: Policy, optimizer: torch.optim.Optimizer, stream: Any, tr
                         "critic/rewards/mean": float(everything.score.mean()), "critic/advantages/mean": 0.0,
                         "response_length/mean": float(everything.lengths.float().mean()),
                         "response_length/clip_ratio": float(np.mean([f == "length" for f in everything.finish])),
-                        "actor/pg_loss": 0.0, "actor/pg_clipfrac": 0.0,
-                        "actor/pg_clipfrac_lower": 0.0, "actor/ppo_kl": 0.0, "actor/grad_norm": 0.0,
-                        "actor/entropy": float("nan")})
+                        "actor/pg_loss": 0.0, "actor/pg_clipfrac": 0.0, "actor/pg_clipfrac_high": 0.0,
+                        "actor/pg_clipfrac_low": 0.0, "actor/pg_clipfrac_lower": 0.0, "actor/ppo_kl": 0.0,
+                        "actor/abs_log_ratio": 0.0, "actor/grad_norm": 0.0, "actor/entropy": float("nan")})
     metrics.update(update)
     rollouts = rollout_records(step, everything, used_adv) if dump_rollouts else []
     metrics["timing_s/gen"] = t_gen - t0

@@ -64,3 +64,15 @@ def drop_mask(estimator: str, token_level_rewards: Any, response_mask: Any, inde
 
     advantages, _ = get_estimator(estimator)(token_level_rewards, response_mask, index, **estimator_kwargs)
     return kept_responses(estimator, advantages), advantages
+
+
+def procedure_shares(procedures: Iterable[str | None]) -> dict[str, float]:
+    """``train/procedure/<label>``: the share of responses whose answer follows each procedure, where the
+    task knows its procedures (compute_score's ``procedure``; the testbed: correct / buggy / neither)."""
+    labels = [p for p in procedures if p is not None]
+    if not labels:
+        return {}
+    from mirage.rewards.checkers import PROCEDURES
+
+    names = list(PROCEDURES) + sorted(set(labels) - set(PROCEDURES))
+    return {f"train/procedure/{name}": labels.count(name) / len(labels) for name in names}

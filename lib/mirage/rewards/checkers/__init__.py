@@ -25,10 +25,18 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 from mirage.registry import Registry, RegistryError
 
 
+# What a task with a known misconception can say of an answer (Verdict.procedure): it follows the
+# correct procedure, the buggy one, or neither.
+PROCEDURES = ("correct", "buggy", "neither")
+
+
 class Verdict(NamedTuple):
     acc: bool
     pred: str | None  # the answer as the checker read it (None: no answer)
     error: str | None = None  # why the check itself failed (timeout, crash); the response scores 0
+    # which procedure the answer follows, where the task knows more than one (the testbed:
+    # "correct" / "buggy" / "neither"); None elsewhere
+    procedure: str | None = None
 
 
 @dataclass(frozen=True)

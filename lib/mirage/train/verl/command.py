@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mirage.conditions import Condition, get_condition
-from mirage.objectives import get_estimator
+from mirage.objectives import POLICY_LOSSES, get_estimator
 from mirage.recipes import PAPER_RECIPE, Recipe
 from mirage.registry import PLUGINS_ENV
 from mirage.runs import next_metrics_path, slug
@@ -96,7 +96,7 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
                     train_file: str | os.PathLike | None = None) -> list[str]:
     """The Hydra overrides of one run, in a stable order (recipe values first, then mirage's hooks)."""
     r = recipe
-    est = get_estimator(condition.estimator)
+    est = get_estimator(r.estimator_for(condition))
     train, vals = data_files(task, condition, data_root, train_file)
     max_len = r.max_prompt_length + r.max_response_length
     dynamic = r.dynamic_sampling and group_normalised(est.name)
@@ -131,6 +131,7 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
         (f"{a}.clip_ratio_high", r.clip_ratio_high),
         (f"{a}.clip_ratio_c", r.clip_ratio_c),
         (f"{a}.loss_agg_mode", r.loss_agg_mode),
+        (f"{a}.policy_loss.loss_mode", POLICY_LOSSES[r.policy_loss].verl_name),
         (f"{a}.entropy_coeff", r.entropy_coeff),
         (f"{a}.use_kl_loss", r.use_kl_loss),
         (f"{a}.kl_loss_coef", 0.0),

@@ -22,7 +22,7 @@ from typing import Callable
 
 from mirage import runs
 from mirage.conditions import Condition, get_condition
-from mirage.objectives import get_estimator
+from mirage.objectives import POLICY_LOSSES, get_estimator
 from mirage.runs import RunConfig, Status, write_json_atomic, write_text_atomic
 from mirage.tasks import get_task
 from mirage.train.verl.command import (PLUGIN, REWARD_FN, REWARD_MANAGER, SAMPLER, build_command, compose_config,
@@ -65,11 +65,11 @@ def write_run_dir(run_dir: Path, env: dict[str, str], argv: list[str], cfg, mani
     os.chmod(run_dir / "command.sh", 0o755)
 
 
-def preflight(env: dict[str, str], condition: Condition) -> None:
+def preflight(env: dict[str, str], condition: Condition, recipe) -> None:
     """In a fresh interpreter with the job's environment, as verl's processes will start:
-    the estimator resolves and every object verl loads by path loads."""
-    verl_name = get_estimator(condition.estimator).verl_name
-    cmd = [sys.executable, "-m", PLUGIN, "--check", verl_name,
+    the estimator and the policy loss resolve and every object verl loads by path loads."""
+    names = [get_estimator(recipe.estimator_for(condition)).verl_name, POLICY_LOSSES[recipe.policy_loss].verl_name]
+    cmd = [sys.executable, "-m", PLUGIN, "--check", *names,
            *[f"--load={p}:{n}" for p, n in (REWARD_FN, REWARD_MANAGER, SAMPLER)]]
     done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
     if done.returncode != 0:
@@ -138,7 +138,7 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False,
             if diff and not cfg.restart:
                 raise ValueError(f"{run_dir}: this run was started with other settings (key: (on disk, requested)) "
                                  f"{diff}; use another run_dir, or restart it to start over")
-        preflight(env, condition)
+        preflight(env, condition, recipe)
         manifest = {
             "kind": "train", **cfg.identity(), "config": cfg.to_dict(), "model_path": model_path(cfg.model),
             "release_faithful": bool(cfg.release_faithful), "condition_spec": condition.to_dict(),
@@ -171,8 +171,7 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False,
 
 def clipping_warnings(recipe) -> list[str]:
     """Recipes under which PPO's ratio clipping can never act (the ratio is exactly 1)."""
-    updates = recipe.ppo_epochs * -(-recipe.train_batch_size // recipe.ppo_mini_batch_size)
-    if updates == 1:
+    if recipe.updates_per_rollout == 1 and POLICY_LOSSES[recipe.policy_loss].clip:
         return [f"one optimizer update per rollout (train_batch_size {recipe.train_batch_size}, ppo_mini_batch_size "
                 f"{recipe.ppo_mini_batch_size}, ppo_epochs {recipe.ppo_epochs}): the importance ratio is exactly 1, "
                 "so ratio clipping never acts (no clipping bias)"]

@@ -22,34 +22,62 @@ import sys
 
 from verl.trainer.ppo import core_algos
 
-from mirage.objectives import ESTIMATORS
+from mirage.objectives import ESTIMATORS, POLICY_LOSSES, loss_terms
 
 ENV_VAR = "VERL_USE_EXTERNAL_MODULES"
 MODULE = "mirage.train.verl.plugin"
 
 
+def _verl_policy_loss(clip: bool):
+    """A verl policy-loss function computing ``mirage.objectives.loss_terms``, aggregated by verl's own agg_loss."""
+
+    def policy_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean", config=None,
+                    rollout_is_weights=None):
+        low = config.clip_ratio_low if config.clip_ratio_low is not None else config.clip_ratio
+        high = config.clip_ratio_high if config.clip_ratio_high is not None else config.clip_ratio
+        losses, metrics = loss_terms(old_log_prob, log_prob, advantages, response_mask, low, high,
+                                     config.get("clip_ratio_c", 3.0), clip=clip)
+        if rollout_is_weights is not None:
+            losses = losses * rollout_is_weights
+        return core_algos.agg_loss(loss_mat=losses, loss_mask=response_mask, loss_agg_mode=loss_agg_mode,
+                                   **config.global_batch_info), metrics
+
+    return policy_loss
+
+
+_POLICY_FNS: dict[str, object] = {}  # verl name -> the function registered (one object per name: re-imports are no-ops)
+
+
 def register() -> list[str]:
-    """Register every mirage estimator verl does not already have; returns their verl names."""
+    """Register every mirage estimator and policy loss with verl (verl's own built-ins, grpo and rloo, stay
+    verl's: ours are numerically identical); returns the verl names registered."""
     names = []
     for est in ESTIMATORS.values():
-        if est.verl_name == "grpo":  # verl's own built-in, numerically identical
+        if not est.verl_name.startswith("mirage_"):
             continue
         core_algos.register_adv_est(est.verl_name)(est.fn)
         names.append(est.verl_name)
+    for loss in POLICY_LOSSES.values():
+        fn = _POLICY_FNS.setdefault(loss.verl_name, _verl_policy_loss(loss.clip))
+        core_algos.register_policy_loss(loss.verl_name)(fn)
+        names.append(loss.verl_name)
     return names
 
 
 def check_registered(names: list[str]) -> None:
-    """Raise with a clear message unless every estimator name resolves in this process."""
+    """Raise with a clear message unless every estimator / policy-loss name resolves in this process."""
     missing = []
     for name in names:
         try:
-            core_algos.get_adv_estimator_fn(name)
-        except ValueError:
+            if name in {loss.verl_name for loss in POLICY_LOSSES.values()}:
+                core_algos.get_policy_loss_fn(name)
+            else:
+                core_algos.get_adv_estimator_fn(name)
+        except (ValueError, NotImplementedError):
             missing.append(name)
     if missing:
         raise RuntimeError(
-            f"verl cannot resolve advantage estimator(s) {missing} in process {os.getpid()}: the mirage plugin "
+            f"verl cannot resolve advantage estimator(s) / policy loss(es) {missing} in process {os.getpid()}: the mirage plugin "
             f"was not loaded. Set {ENV_VAR}={MODULE} (and pass it to Ray workers via "
             f"+ray_kwargs.ray_init.runtime_env.env_vars.{ENV_VAR}); {ENV_VAR} is now "
             f"{os.environ.get(ENV_VAR)!r}.")

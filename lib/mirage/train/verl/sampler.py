@@ -303,6 +303,7 @@ class MirageReplayBuffer(ReplayBuffer):
             values = [float(info[name]) for info in infos if info.get(name) is not None]
             if values:
                 out[f"train/{name}/mean"] = float(np.mean(values))
+        out.update(sampling.procedure_shares(info.get("procedure") for info in infos))
         return out
 
     # 3. +-1 estimators: responses with zero advantage leave the batch
