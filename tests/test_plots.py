@@ -43,20 +43,52 @@ def test_fixture_is_a_real_multi_model_study(tables):
     assert set(results["condition"]) == {"base", *preset.conditions}
 
 
-def test_colours_are_one_per_condition_and_the_same_in_every_figure(tables):
-    results, dynamics, _ = tables
-    assert len(set(plots.PALETTE.values())) == len(plots.PALETTE)
+def test_colours_come_from_the_condition_registry_and_are_the_same_in_every_figure(tables):
     from mirage.conditions import CONDITIONS
 
-    assert set(CONDITIONS) <= set(plots.PALETTE)
+    results, dynamics, _ = tables
+    assert not hasattr(plots, "PALETTE") and not hasattr(plots, "TASK_MARKERS")  # the registries are the one source
+    colours = [c.colour for c in CONDITIONS.values()]
+    assert len(set(colours)) == len(colours) and plots.BASE_COLOUR not in colours  # one per condition
     curves = _line_colours(plots.plot_passk_curves(results))
     task = sorted(dynamics["task"].unique())[0]
     dyn = _line_colours(plots.plot_dynamics(dynamics, task))
-    for cond in set(curves) & set(dyn):
-        assert curves[cond] == dyn[cond] == plots.PALETTE[cond]
-    assert curves["base"] == plots.PALETTE["base"]
-    with pytest.raises(KeyError, match="PALETTE"):
+    shared = set(curves) & set(dyn)
+    assert shared == set(results["condition"]) - {"base"}
+    for cond in shared:
+        assert curves[cond] == dyn[cond] == to_hex(CONDITIONS[cond].colour)
+    assert curves["base"] == to_hex(plots.BASE_COLOUR)
+    with pytest.raises(KeyError, match="condition registry"):
         plots.color("no_such_condition")
+
+
+def test_a_registered_condition_and_task_are_drawn_without_touching_plots(tables):
+    """A plugin's condition gets its registry colour and order; a task its registry marker."""
+    from mirage.conditions import CONDITIONS, Condition, register_condition
+    from mirage.tasks import TASKS
+
+    results, _, _ = tables
+    register_condition(Condition("plugin_cond", "RQ1", "ground_truth", colour="#123456"))
+    try:
+        extra = results[results["condition"] == "random"].assign(condition="plugin_cond")
+        both = pd.concat([results, extra], ignore_index=True)
+        assert plots.condition_order(["plugin_cond", "random", "base", "ground_truth"]) == [
+            "base", "ground_truth", "random", "plugin_cond"]  # registry order, base first
+        assert _line_colours(plots.plot_passk_curves(both))["plugin_cond"] == "#123456"
+        gains = study.gain_table(both)
+        fig = plots.plot_summary(gains, study.MIN_GT_GAIN)
+        from matplotlib.markers import MarkerStyle
+
+        def shape(marker):
+            style = MarkerStyle(marker)
+            return style.get_path().transformed(style.get_transform()).vertices.round(6).tobytes()
+
+        # the absolute-gain panel has every point: its marker shapes are the registry's, one per task
+        drawn = {c.get_paths()[0].vertices.round(6).tobytes() for c in fig.axes[1].collections if len(c.get_offsets())}
+        assert drawn == {shape(TASKS[t].marker) for t in results["task"].unique()} and len(drawn) == 2
+    finally:
+        CONDITIONS.unregister("plugin_cond")
+    assert plots.task_marker("no-such-task") == "o"
 
 
 def test_passk_curves_have_a_panel_per_model_and_task_with_log_k_axis(tables):
@@ -88,24 +120,31 @@ def test_dynamics_summary_and_rq_figures(tables, tmp_path):
     assert "relative to" in left.get_ylabel() and "absolute gain" in right.get_ylabel()
     for ax in (right, right_p1):  # one point per model x task x condition x seed in the absolute panels
         assert sum(len(c.get_offsets()) for c in ax.collections) == len(gains)
-    n_ratio = gains[(gains.condition != "ground_truth")]["recovered"].notna().sum()
+    n_ratio = gains[(gains.condition != gains.baseline)]["recovered"].notna().sum()
     assert sum(len(c.get_offsets()) for c in left.collections) == n_ratio
 
     for fig, name in [(plots.plot_alignment(alignment), "alignment"),
                       (plots.plot_reward_vs_accuracy(dynamics), "reward"),
-                      (plots.plot_metric_panels(dynamics, study.POLARITY_METRICS, "t"), "polarity"),
+                      (plots.plot_metric_panels(dynamics, plots.POLARITY_METRICS, "t"), "polarity"),
                       (plots.plot_passk_vs_step(results), "steps")]:
         png, pdf = plots.save(fig, name, tmp_path)
         assert png.stat().st_size > 5000 and pdf.read_bytes()[:4] == b"%PDF"
+    figs = {**plots.dynamics_figures(dynamics), **plots.step_figures(results)}
+    assert set(figs) == {f"dynamics_{t}" for t in dynamics["task"].unique()} | {"pass1_vs_step"}
+    assert plots.save_all(figs, tmp_path / "all") == [tmp_path / "all" / f"{n}.png" for n in figs]
+    final_only = results[(results["step"] == 0) | (results["step"] == results.groupby(
+        ["model", "task", "condition", "seed"])["step"].transform("max"))]
+    assert plots.step_figures(final_only) == {}  # one checkpoint per run: nothing to draw over steps
 
 
 def test_example_history_highlights_the_chosen_example(tmp_path):
     history = {"a": [0.0, 0.5, 1.0], "b": [0.5, 0.5, 0.5], "c": [0.0, 0.0, 0.0]}
-    fig = plots.plot_example_history(history, chosen="a", top=2)
+    fig = plots.plot_example_history(history, chosen="a", top=2, colour="#123456")
     chosen = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("chosen")]
-    assert len(chosen) == 1 and "example a" in chosen[0].get_label()
-    with pytest.raises(ValueError, match="empty"):
-        plots.plot_example_history({})
+    assert len(chosen) == 1 and "example a" in chosen[0].get_label() and to_hex(chosen[0].get_color()) == "#123456"
+    # an example chosen at random has no history: the figure says so instead of failing the notebook
+    fig = plots.plot_example_history({}, chosen="7")
+    assert not fig.axes[0].get_lines() and "no accuracy history" in fig.axes[0].texts[0].get_text()
 
 
 def test_missing_columns_are_named(tables):

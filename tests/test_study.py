@@ -15,40 +15,92 @@ import pytest
 
 from conftest import wait_for_exit
 from mirage import study
+from mirage.runs import run_dir
 from mirage.conditions import CONDITIONS, PAPER_CONDITIONS
+from mirage.testbed.pretrain import FAMILY
 
 
-def test_presets_cover_the_grid_they_promise():
-    full = study.PRESETS["testbed-full"]
-    assert set(full.conditions) == set(CONDITIONS) and len(full.seeds) == 3
-    assert set(full.tasks) == {"toy-math", "toy-logic"} and len(full.models) == 5
+def test_shipped_presets_cover_the_grid_they_promise():
+    assert study.list_presets() == ["paper", "testbed-ci", "testbed-full", "testbed-quick"]
+    full = study.load_preset("testbed-full")
+    assert full.conditions == tuple(CONDITIONS) and full.seeds == (0, 1, 2)  # every condition, listed in the file
+    assert full.tasks == ("toy-math", "toy-logic") and full.models == tuple(FAMILY)  # every shipped model
     assert len(full.cells()) == 5 * 2 * len(CONDITIONS) * 3
-    paper = study.PRESETS["paper"]
-    assert paper.backend == "verl" and set(paper.conditions) == set(PAPER_CONDITIONS)
+    paper = study.load_preset("paper")
+    assert paper.backend == "verl" and paper.conditions == PAPER_CONDITIONS
     assert set(paper.models) == {"Qwen/Qwen2.5-7B", "meta-llama/Llama-3.1-8B-Instruct"}
-    assert study.PRESETS["paper"].recipe_dict()["rollout_n"] == 16
-    quick = study.PRESETS["testbed-quick"]
+    assert paper.recipe_dict()["rollout_n"] == 16 and paper.eval.n == 256
+    quick = study.load_preset("testbed-quick")
     rqs = {CONDITIONS[c].rq for c in quick.conditions}
     assert rqs == {"RQ1", "RQ2", "RQ3"} and len(quick.models) >= 3  # a curve needs several alignment levels
+    # the README's table came from exactly these settings
+    assert quick.overrides == {"val_freq": 0} and (quick.eval.n, quick.eval.align_n, quick.eval.alignment_k) == (16, 32, 16)
+    assert quick.source is None and quick.cli_name == "testbed-quick"  # shipped: printed commands name it
 
 
-def test_preset_validation_names_the_bad_key(tmp_path):
-    with pytest.raises(KeyError, match="no_such_condition"):
-        study.Preset("x", "", "local", ("dial-90",), ("toy-math",), ("no_such_condition",))
-    with pytest.raises(KeyError, match="total_stepz"):
-        study.Preset("x", "", "local", ("dial-90",), ("toy-math",), ("random",), overrides={"total_stepz": 3})
-    bad = tmp_path / "p.yaml"
-    bad.write_text("name: x\ndescription: ''\nbackend: local\nmodels: [a]\ntasks: [toy-math]\n"
-                   "conditions: [random]\neval: {n: 4, nn: 3}\n")
-    with pytest.raises(KeyError, match=r"p\.yaml.*nn"):
-        study.load_preset(str(bad))
-    good = tmp_path / "q.yaml"
-    good.write_text("name: mine\ndescription: mine\nbackend: local\nmodels: [dial-90]\ntasks: [toy-math]\n"
-                    "conditions: [random, nsr]\nseeds: [0, 1]\neval: {n: 4, align_n: 8}\n")
-    p = study.load_preset(str(good))
-    assert p.eval.n == 4 and p.eval.align_n == 8 and len(p.cells()) == 4
-    with pytest.raises(KeyError, match="unknown preset"):
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+GOOD = "backend: local\nmodels: [dial-90]\ntasks: [toy-math]\nconditions: [random, nsr]\n"
+
+
+def test_preset_files_are_validated_naming_the_key_and_the_file(tmp_path):
+    cases = [("unknown_key.yaml", GOOD + "colour: red\n", "colour"),
+             ("bad_eval.yaml", GOOD + "eval: {n: 4, nn: 3}\n", "nn"),
+             ("bad_one_shot.yaml", GOOD + "one_shot: {pool: 8, epoch: 2}\n", "epoch"),
+             ("bad_condition.yaml", GOOD.replace("nsr", "no_such_condition"), "no_such_condition"),
+             ("bad_task.yaml", GOOD.replace("toy-math", "toy-chess"), "toy-chess"),
+             ("bad_recipe_key.yaml", GOOD + "overrides: {total_stepz: 3}\n", "total_stepz"),
+             ("bad_recipe.yaml", GOOD + "recipe: fast\n", "fast"),
+             ("bad_models.yaml", GOOD.replace("[dial-90]", "dial-90"), "models must be a list"),
+             ("missing.yaml", "backend: local\nmodels: [dial-90]\ntasks: [toy-math]\n", "conditions")]
+    for name, text, key in cases:
+        path = _write(tmp_path, name, text)
+        with pytest.raises(study.PresetError, match=key) as err:
+            study.load_preset(path)
+        assert name in str(err.value), str(err.value)  # the message names the file
+    with pytest.raises(study.PresetError, match="unknown preset"):
         study.load_preset("no-such-preset")
+    with pytest.raises(FileNotFoundError, match="no-such.yaml"):
+        study.load_preset(str(tmp_path / "no-such.yaml"))
+
+
+def test_a_preset_file_keeps_its_path_for_printed_commands(tmp_path):
+    path = _write(tmp_path, "mine.yaml", GOOD + "seeds: [0, 1]\neval: {n: 4, align_n: 8}\n")
+    p = study.load_preset(path)
+    assert p.name == "mine" and p.description == ""  # the name defaults to the file's stem; description optional
+    assert p.eval.n == 4 and p.eval.align_n == 8 and len(p.cells()) == 4
+    assert p.source == str(Path(path).resolve()) and p.cli_name == p.source
+    lines: list[str] = []
+    study.dry_run(p, tmp_path / "out", log=lines.append)
+    commands = [line for line in lines if line.startswith("mirage study")]
+    assert commands and all(f"--preset {p.source} " in line for line in commands)
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
+
+
+def test_preset_plugins_are_loaded_and_passed_to_every_step(tmp_path, monkeypatch):
+    """A preset may use a condition from a plugin module it names; each step process loads it too."""
+    plugin = tmp_path / "plugin_dir" / "mirage_test_study_plugin.py"
+    plugin.parent.mkdir()
+    plugin.write_text("from mirage.conditions import Condition, register_condition\n"
+                      "register_condition(Condition('plugin_gt', 'RQ1', 'ground_truth', colour='#123456'), replace=True)\n")
+    monkeypatch.syspath_prepend(str(plugin.parent))
+    path = _write(tmp_path, "p.yaml", GOOD.replace("nsr", "plugin_gt") + "plugins: [mirage_test_study_plugin]\n")
+    try:
+        p = study.load_preset(path)
+        assert p.plugins == ("mirage_test_study_plugin",) and "plugin_gt" in p.conditions
+        from mirage.study.runner import step_env
+
+        monkeypatch.setenv("MIRAGE_PLUGINS", "other_plugin")
+        assert step_env(1, p.plugins)["MIRAGE_PLUGINS"] == "other_plugin,mirage_test_study_plugin"
+    finally:
+        CONDITIONS.unregister("plugin_gt")
+    monkeypatch.delenv("MIRAGE_PLUGINS")
+    with pytest.raises(ImportError, match=r"p2\.yaml.*no_such_plugin_module"):
+        study.load_preset(_write(tmp_path, "p2.yaml", GOOD + "plugins: [no_such_plugin_module]\n"))
 
 
 def test_parse_only():
@@ -61,7 +113,7 @@ def test_parse_only():
 
 
 def test_plan_orders_alignment_history_cells_analysis(tmp_path):
-    preset = study.PRESETS["testbed-quick"]
+    preset = study.load_preset("testbed-quick")
     steps = study.plan(preset, tmp_path)
     kinds = [s.kind for s in steps]
     pairs = [(m, t) for m in preset.models for t in preset.tasks]
@@ -75,6 +127,8 @@ def test_plan_orders_alignment_history_cells_analysis(tmp_path):
         nb = Path(s.argv[3]).name
         assert nb == study.RQ_NOTEBOOKS[CONDITIONS[s.cell.condition].rq]
         assert s.dir == s.cell.run_dir(tmp_path.resolve())
+        # the one run-folder naming function, rooted at <study>/runs
+        assert s.dir == run_dir(s.cell.model, s.cell.task, s.cell.condition, s.cell.seed, tmp_path.resolve() / "runs")
         pair = f"alignment/{s.cell.model}/{s.cell.task}"  # the base curve comes from its own pair
         assert s.params["alignment_table"].endswith(f"pairs/{s.cell.model}/{s.cell.task}/alignment.parquet")
         if s.cell.condition == "one_shot":  # the selected example needs its history run first
@@ -107,19 +161,23 @@ def test_run_steps_records_failures_blocks_dependants_and_skips_finished(tmp_pat
     status = study.run_steps(steps, jobs=2, log=lines.append)
     assert status == {"a": "finished", "bad": "failed", "needs_bad": "blocked", "c": "finished"}
     rec = json.loads((tmp_path / "bad" / study.STEP_RECORD).read_text())
-    assert rec["status"] == "failed" and "boom: bad input" in rec["error"] and rec["returncode"] == 1
+    # the mirage.runs manifest schema: kind, status, config, one entry per attempt
+    assert rec["kind"] == "study-step" and rec["config"] == {"id": "bad"}
+    assert rec["status"] == "failed" and "boom: bad input" in rec["error"] and rec["attempts"][-1]["returncode"] == 1
+    assert json.loads((tmp_path / "needs_bad" / study.STEP_RECORD).read_text())["status"] == "blocked"
     assert counter.read_text() == "xx"
     assert any("FAILED bad" in line for line in lines)
     # rerun: finished steps are not rerun, the failed one is retried (and fails again)
     status = study.run_steps(steps, jobs=1, log=lines.append)
     assert status["a"] == status["c"] == "finished" and status["bad"] == "failed"
     assert counter.read_text() == "xx"
+    assert len(json.loads((tmp_path / "bad" / study.STEP_RECORD).read_text())["attempts"]) == 2
     # a step whose parameters changed is not "finished" any more
     steps[0].params["id"] = "changed"
     assert not steps[0].finished
 
 
-def test_gain_table_guards_tiny_ground_truth_gains():
+def _gain_rows():
     rows = []
 
     def add(model, cond, step, p1, seed=0):
@@ -133,11 +191,42 @@ def test_gain_table_guards_tiny_ground_truth_gains():
     add("weak", "base", 0, 0.10, seed=pd.NA)
     add("weak", "ground_truth", 40, 0.11)  # gain 0.01 < MIN_GT_GAIN: no ratio
     add("weak", "random", 40, 0.05)
+    return rows, add
+
+
+def test_gain_table_guards_tiny_baseline_gains():
+    rows, _ = _gain_rows()
     g = study.gain_table(pd.DataFrame(rows)).set_index(["model", "condition"])
+    assert g.loc[("strong", "random"), "baseline"] == CONDITIONS["random"].baseline == "ground_truth"
     assert g.loc[("strong", "random"), "gain"] == pytest.approx(0.10)  # final step (40), not step 20
     assert g.loc[("strong", "random"), "recovered"] == pytest.approx(0.5)
     assert g.loc[("strong", "ground_truth"), "recovered"] == pytest.approx(1.0)
     assert pd.isna(g.loc[("weak", "random"), "recovered"]) and g.loc[("weak", "random"), "gain"] == pytest.approx(-0.05)
+
+
+def test_gain_table_uses_each_conditions_own_baseline():
+    """A condition registered with another baseline is compared with that one, not with ground truth."""
+    from mirage.conditions import Condition, register_condition
+
+    register_condition(Condition("vs_random", "RQ1", "ground_truth", baseline="random", colour="#010203"))
+    try:
+        rows, add = _gain_rows()
+        add("strong", "vs_random", 40, 0.65)
+        add("weak", "vs_random", 40, 0.20)  # random lost 0.05 on weak: below MIN_GT_GAIN, no ratio
+        g = study.gain_table(pd.DataFrame(rows)).set_index(["model", "condition"])
+        assert g.loc[("strong", "vs_random"), "baseline"] == "random"
+        assert g.loc[("strong", "vs_random"), "baseline_gain"] == pytest.approx(0.10)
+        assert g.loc[("strong", "vs_random"), "recovered"] == pytest.approx(1.5)  # 0.15 / 0.10
+        assert pd.isna(g.loc[("weak", "vs_random"), "recovered"])
+        # the summary tables name no condition: the new one is a column, in registry order (after the shipped ones)
+        assert list(study.summary_table(pd.DataFrame(rows)).columns) == ["alignment", "base", "ground_truth",
+                                                                          "random", "vs_random"]
+        assert list(study.recovered_table(study.gain_table(pd.DataFrame(rows))).columns) == ["random", "vs_random"]
+        # a baseline the grid lacks leaves the ratio undefined rather than borrowing another
+        no_random = pd.DataFrame([r for r in rows if r["condition"] != "random"])
+        assert study.gain_table(no_random).query("condition == 'vs_random'")["recovered"].isna().all()
+    finally:
+        CONDITIONS.unregister("vs_random")
 
 
 @pytest.mark.verl
@@ -145,7 +234,7 @@ def test_paper_dry_run_prints_one_verl_job_and_eval_per_cell(tmp_path):
     from mirage.objectives import ESTIMATORS
 
     lines: list[str] = []
-    steps = study.dry_run(study.PRESETS["paper"], tmp_path, log=lines.append)
+    steps = study.dry_run(study.load_preset("paper"), tmp_path, log=lines.append)
     cells = [s for s in steps if s.kind == "cell"]
     assert len(cells) == 2 * 2 * len(PAPER_CONDITIONS) and not any(s.kind == "history" for s in steps)
     text = "\n".join(lines)
@@ -188,11 +277,11 @@ def test_a_copied_study_directory_is_still_finished_where_it_was(tmp_path):
     """Results moved from a cluster to a laptop: the analysis can rerun there without retraining."""
     import shutil
 
-    preset = study.PRESETS["testbed-ci"]
+    preset = study.load_preset("testbed-ci")
     here = tmp_path / "cluster" / "study"
     cell = next(s for s in study.plan(preset, here) if s.kind == "cell")
     cell.dir.mkdir(parents=True)
-    cell.record_path.write_text(json.dumps({"status": "finished", "params": cell.params}))
+    cell.record_path.write_text(json.dumps({"kind": "study-step", "status": "finished", "config": cell.params}))
     assert cell.finished
     there = tmp_path / "laptop" / "study"
     shutil.copytree(here, there)
@@ -201,3 +290,63 @@ def test_a_copied_study_directory_is_still_finished_where_it_was(tmp_path):
     # a path outside the study directory, or any other value, still has to match
     moved.params["eval"] = {**moved.params["eval"], "n": moved.params["eval"]["n"] + 1}
     assert not moved.finished
+
+
+def test_one_runner_per_study_directory_and_one_preset_per_directory(tmp_path):
+    import subprocess
+
+    from mirage.runs import FolderBusy
+
+    preset = study.load_preset("testbed-ci")
+    out = tmp_path / "study"
+    # another process holds the study directory, as a running `mirage study` does
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from mirage.runs import FolderLock; "
+                               f"lock = FolderLock({str(out)!r}, 'study').acquire(); print('locked', flush=True); "
+                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FolderBusy, match=rf"pid {holder.pid} "):
+            study.run_study(preset, out, log=lambda line: None)
+        # a cluster job restricted to some cells locks only its selection
+        with pytest.raises(ValueError, match="selects no cell"):  # got past the lock, then planned
+            study.run_study(preset, out, only=study.parse_only("model=nobody"), log=lambda line: None)
+    finally:
+        holder.kill()
+        holder.wait()
+    # the directory now belongs to testbed-ci: another grid is refused, a wording change is not
+    (out / "study.json").write_text(json.dumps({"preset": preset.to_dict()}))
+    other = study.Preset(**{**preset.__dict__, "seeds": (0, 1)})
+    with pytest.raises(RuntimeError, match="different preset"):
+        study.run_study(other, out, stage="analysis", log=lambda line: None)
+    reworded = study.Preset(**{**preset.__dict__, "description": "new words", "jobs": 2})
+    assert study.run_study(reworded, out, stage="analysis", log=lambda line: None) == 1  # nothing to analyse yet
+
+
+def test_notebook_paths_resolve_from_the_checkout_whatever_the_working_directory(tmp_path, monkeypatch):
+    from mirage.study import cell
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.delenv("MIRAGE_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert cell.checkout() == root and cell.home() == root
+    assert cell.resolve("", "runs/alignment") == root / "runs" / "alignment"
+    assert cell.resolve("/abs/where") == Path("/abs/where")
+    monkeypatch.setenv("MIRAGE_HOME", str(tmp_path / "home"))
+    assert cell.resolve("study/x") == tmp_path / "home" / "study" / "x"
+    assert study.notebooks_dir() == root / "notebooks"
+
+
+def test_stages_select_their_steps(tmp_path):
+    steps = study.plan(study.load_preset("testbed-ci"), tmp_path)
+    kinds = {stage: {s.kind for s in study.stage_steps(steps, stage)} for stage in study.STAGES}
+    assert kinds == {"all": {"measure", "alignment", "history", "cell"}, "alignment": {"measure", "alignment"},
+                     "cells": {"history", "cell"}, "analysis": set()}
+    with pytest.raises(ValueError, match="stage"):
+        study.stage_steps(steps, "figures")
+
+
+def test_step_entry_point_usage():
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-m", "mirage.study", "train", "x.json"], capture_output=True, text=True)
+    assert r.returncode == 2 and "measure|history" in r.stderr

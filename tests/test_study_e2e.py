@@ -38,20 +38,28 @@ def _runner(out: Path, **kw) -> subprocess.Popen:
                             start_new_session=True, **kw)  # its own process group, to kill it whole
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 400) -> None:
+def _finished(record: Path) -> bool:
+    try:
+        return json.loads(record.read_text())["status"] == "finished"
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _wait_for(record: Path, proc: subprocess.Popen, timeout: float = 400) -> None:
+    """Until the step record says finished (it says running from the step's start)."""
     t0 = time.time()
-    while not path.exists():
+    while not _finished(record):
         if proc.poll() is not None:
-            raise AssertionError(f"runner exited ({proc.returncode}) before {path} appeared:\n{proc.stdout.read()}")
+            raise AssertionError(f"runner exited ({proc.returncode}) before {record} said finished:\n{proc.stdout.read()}")
         if time.time() - t0 > timeout:
             os.killpg(proc.pid, signal.SIGKILL)
-            raise AssertionError(f"{path} did not appear within {timeout}s")
+            raise AssertionError(f"{record} did not say finished within {timeout}s")
         time.sleep(0.5)
 
 
 def test_study_survives_kill_and_failure_and_completes(tmp_path):
     out = tmp_path / "study"
-    preset = study.PRESETS[PRESET]
+    preset = study.load_preset(PRESET)
     cells = preset.cells()
     first, bad = cells[0], next(c for c in cells if c.condition == "nsr")
     # a run directory that belongs to another run: the trainer refuses it, so this cell fails
@@ -66,7 +74,7 @@ def test_study_survives_kill_and_failure_and_completes(tmp_path):
     _wait_for(record, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished_at = json.loads(record.read_text())["finished_at"]
+    finished_at = json.loads(record.read_text())["finished"]
     # kernels live in their own sessions and exit within ~1 s of losing their parent
     kernels = [int(p) for p in subprocess.run(["pgrep", "-f", f"ipykernel_launcher.*{tmp_path.name}"],
                                               capture_output=True, text=True).stdout.split()]
@@ -78,7 +86,7 @@ def test_study_survives_kill_and_failure_and_completes(tmp_path):
     assert proc.returncode == 1, output
     assert "resuming: 1/3 cells already finished" in output
     rec = json.loads((bad_dir / study.STEP_RECORD).read_text())
-    assert rec["status"] == "failed" and "holds a different run" in rec["error"]
+    assert rec["kind"] == "study-step" and rec["status"] == "failed" and "holds a different run" in rec["error"]
     executed = json.loads(Path(rec["notebook"]).read_text())
     assert any(o.get("output_type") == "error" for c in executed["cells"] for o in c.get("outputs", []))
     assert f"FAILED {bad.id}" in output.split("[study] preset")[-1].split("cells finished")[-1]
@@ -90,7 +98,7 @@ def test_study_survives_kill_and_failure_and_completes(tmp_path):
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output
     assert "resuming: 2/3 cells already finished" in output
-    assert json.loads(record.read_text())["finished_at"] == finished_at  # never rerun
+    assert json.loads(record.read_text())["finished"] == finished_at  # never rerun
 
     results = pd.read_parquet(out / "results.parquet")
     key = ["model", "task", "condition", "seed", "step", "dataset", "k"]
@@ -111,10 +119,20 @@ def test_study_survives_kill_and_failure_and_completes(tmp_path):
         d = dyn[(dyn.condition == c.condition) & (dyn.metric == "critic/score/mean")]
         assert sorted(d["step"]) == list(range(1, last + 1))
         assert (c.run_dir(out) / "notebook.ipynb").exists()
+        # one manifest schema: the run's (training) and the step's record, each with its attempts
+        manifest = json.loads((c.run_dir(out) / "manifest.json").read_text())
+        assert manifest["kind"] == "train" and manifest["status"] == "finished"
+        assert {k: manifest[k] for k in ("model", "task", "condition", "seed")} == {
+            "model": c.model, "task": c.task, "condition": c.condition, "seed": c.seed}
+        assert manifest["config"]["recipe"]["total_steps"] == last and manifest["attempts"][-1]["status"] == "finished"
+        step = json.loads((c.run_dir(out) / study.STEP_RECORD).read_text())
+        assert step["kind"] == "study-step" and step["status"] == "finished" and step["config"]["run_dir"] == str(
+            c.run_dir(out)) and step["attempts"][-1]["status"] == "finished"
+    assert len(json.loads(record.read_text())["attempts"]) == 1  # the cell finished before the kill ran once
     # one-shot recorded which example it used, chosen from the history run
-    choice = study.one_shot_choice(next(c for c in cells if c.condition == "one_shot").run_dir(out))
+    choice = study.cell.one_shot_choice(next(c for c in cells if c.condition == "one_shot").run_dir(out))
     assert choice["history_run"] == str(out / "history" / "dial-90" / "toy-math")
-    history = study.accuracy_history(choice["history_run"])
+    history = study.cell.accuracy_history(choice["history_run"])
     assert len(history) == preset.one_shot.pool and all(len(v) == preset.one_shot.epochs for v in history.values())
     # the analysis notebook drew the figures
     figures = {p.stem for p in (out / "figures").glob("*.png")}

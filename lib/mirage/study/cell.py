@@ -1,0 +1,301 @@
+"""What the notebooks call: train, evaluate, measure alignment, rank the one-shot history.
+
+Each RQ notebook makes ONE call, ``cell.run(**its parameters)``: it trains the run (or finds it
+finished; an interrupted run resumes), evaluates its checkpoints (finished evaluations are read
+back), and returns a ``CellResult`` with the training dynamics, the pass@k curves (the base
+model's from the study's alignment table, or measured here) and the table of both. The
+alignment notebook calls ``measure_alignment``; the study's own steps ``measure_pair`` and
+``ensure_history`` (``python -m mirage.study measure|history``).
+
+Relative paths are resolved against ``home()`` ($MIRAGE_HOME, else the mirage checkout), not the
+kernel's working directory, so a notebook opened from ``notebooks/`` writes where one run from
+the checkout does: ``runs/notebooks/<model>/<task>/<condition>/seed<S>`` (``mirage.runs.run_dir``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mirage.runs import run_dir as run_folder
+from mirage.runs import slug
+
+NOTEBOOK_RUNS = Path("runs") / "notebooks"
+
+
+# --- where things go ------------------------------------------------------------------------
+def checkout() -> Path | None:
+    """The mirage checkout this package runs from (None when installed elsewhere)."""
+    root = Path(__file__).resolve().parents[3]
+    return root if (root / "pyproject.toml").exists() and (root / "notebooks").is_dir() else None
+
+
+def home() -> Path:
+    """Where notebooks' relative paths point: $MIRAGE_HOME, else the checkout, else the working directory."""
+    env = os.environ.get("MIRAGE_HOME")
+    return Path(env).expanduser().resolve() if env else (checkout() or Path.cwd()).resolve()
+
+
+def resolve(path: str | os.PathLike | None, default: str | os.PathLike = "") -> Path:
+    """A path parameter: empty -> ``default``; relative -> under ``home()``."""
+    p = Path(path or default).expanduser()
+    return p if p.is_absolute() else home() / p
+
+
+def sampler_backend(backend: str) -> str:
+    """The evaluation sampler of a training backend: the testbed samples with HF, verl runs with vLLM."""
+    if backend not in ("local", "verl"):
+        raise ValueError(f"backend must be 'local' or 'verl', got {backend!r}")
+    return {"local": "hf", "verl": "vllm"}[backend]
+
+
+def pair_dir(out_dir: str | os.PathLike, model: str, task: str) -> Path:
+    """Where one model x task alignment measurement lives (its own alignment.parquet and cache)."""
+    return Path(out_dir) / "pairs" / slug(model) / slug(task)
+
+
+# --- alignment ------------------------------------------------------------------------------
+def measure_pair(model: str, task: str, out_dir: str | os.PathLike, eval: Mapping[str, Any], backend: str = "local"):
+    """Base pass@k of one model on one task (``mirage.evaluate.align``, cached in ``pair_dir``)."""
+    from mirage.evaluate import align
+
+    return align([model], [task], n=eval["align_n"], out=pair_dir(out_dir, model, task),
+                 backend=sampler_backend(backend), temperature=eval["temperature"], top_p=eval["top_p"],
+                 max_tokens=eval["max_tokens"], seed=eval["seed"])
+
+
+def measure_alignment(models: Sequence[str], tasks: Sequence[str], out_dir: str | os.PathLike,
+                      eval: Mapping[str, Any], backend: str = "local"):
+    """The alignment table of every model x task -> ``<out_dir>/alignment.parquet`` (+ .csv).
+
+    Each pair is measured (or read back from its cache) by ``measure_pair``; the study
+    runs the pairs as parallel steps first, so here they are only read.
+    """
+    import pandas as pd
+
+    from mirage.runs import atomic_path, write_parquet_atomic
+
+    out_dir = resolve(out_dir)
+    table = pd.concat([measure_pair(m, t, out_dir, eval, backend) for m in models for t in tasks], ignore_index=True)
+    write_parquet_atomic(out_dir / "alignment.parquet", table)
+    with atomic_path(out_dir / "alignment.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    return table
+
+
+def base_curves(alignment_table: str | os.PathLike, model: str, task: str):
+    """The base model's pass@k rows (condition 'base', step 0) from a stored alignment table."""
+    import pandas as pd
+
+    table = pd.read_parquet(alignment_table)
+    rows = table[(table["model"] == model) & (table["task"] == task)]
+    if rows.empty:
+        raise KeyError(f"{alignment_table}: no alignment rows for model {model!r} x task {task!r}")
+    return rows.assign(condition="base", seed=None, step=0)
+
+
+# --- training -------------------------------------------------------------------------------
+def train(model: str, task: str, condition: str, seed: int, run_dir: str | os.PathLike, *, backend: str = "local",
+          recipe: str = "testbed", recipe_overrides: Mapping[str, Any] | None = None,
+          history_run: str | os.PathLike = "", progress: bool = True) -> Path:
+    """Train one cell through ``mirage.train.run``, or return its finished run (an interrupted one resumes).
+
+    A testbed ``one_shot`` run needs a history run: without ``history_run`` one is trained
+    next to the run (``<run_dir>/../../one_shot_history``) with the default pool.
+    """
+    from mirage.conditions import get_condition
+    from mirage.recipes import RECIPES
+    from mirage.runs import RunConfig, is_finished, read_manifest
+    from mirage.train import run as train_run
+
+    run_dir = Path(run_dir)
+    if backend == "verl" and is_finished(read_manifest(run_dir)):
+        return run_dir  # launching verl only to find the last checkpoint costs a Ray start-up
+    if backend == "local" and get_condition(condition).data == "one_shot_selected" and not history_run:
+        history_run = ensure_history(model, task, run_dir.parent.parent / "one_shot_history", recipe=recipe,
+                                     recipe_overrides=recipe_overrides, progress=progress)
+    cfg = RunConfig(model=model, task=task, condition=condition, seed=int(seed), backend=backend,
+                    recipe=RECIPES[recipe], overrides=dict(recipe_overrides or {}), run_dir=str(run_dir),
+                    history_run=str(history_run) if history_run else None, progress=progress)
+    return train_run(cfg)
+
+
+def ensure_history(model: str, task: str, run_dir: str | os.PathLike, *, recipe: str = "testbed",
+                   recipe_overrides: Mapping[str, Any] | None = None, pool: int = 64, epochs: int = 6,
+                   seed: int = 0, progress: bool = True) -> Path:
+    """The run one-shot selection ranks: ground truth on the first ``pool`` training examples, ``epochs`` passes.
+
+    Dynamic sampling is off here so every example is visited exactly once per epoch;
+    the trainer logs each visit's accuracy (``logs/example_acc.jsonl``). The pool is
+    written as the run's own data root, so the trainer reads it like any dataset.
+    """
+    import pyarrow.parquet as pq
+
+    from mirage.data.rows import load_rows
+    from mirage.recipes import RECIPES
+    from mirage.runs import RunConfig, atomic_path
+    from mirage.tasks import dataset_file, dataset_path, get_task
+    from mirage.train import run as train_run
+
+    run_dir = Path(run_dir)
+    task_obj = get_task(task)
+    r = RECIPES[recipe].with_overrides(recipe_overrides)
+    if pool < r.train_batch_size or pool % r.train_batch_size:
+        raise ValueError(f"one-shot pool ({pool}) must be a multiple of train_batch_size ({r.train_batch_size}): "
+                         "the loader drops incomplete batches")
+    root = run_dir / "pool"
+    for name in task_obj.datasets:
+        path = dataset_path(name, root)
+        if not path.exists():
+            load_rows(name)  # generates it if the task does, and checks every row
+            table = pq.read_table(dataset_file(name))  # copied as stored: the same rows, types and order
+            if name == task_obj.train:
+                if table.num_rows < pool:
+                    raise ValueError(f"{name}: {table.num_rows} rows, fewer than the one-shot pool of {pool}")
+                table = table.slice(0, pool)
+            with atomic_path(path) as tmp:
+                pq.write_table(table, tmp)
+    steps = epochs * pool // r.train_batch_size
+    overrides = {**dict(recipe_overrides or {}), "total_steps": steps, "save_freq": steps, "val_freq": 0,
+                 "dynamic_sampling": False}
+    return train_run(RunConfig(model=model, task=task, condition="ground_truth", seed=seed, recipe=RECIPES[recipe],
+                               overrides=overrides, run_dir=str(run_dir), data_root=str(root), progress=progress,
+                               validate_before=False))
+
+
+def accuracy_history(run_dir: str | os.PathLike) -> dict[str, list[float]]:
+    """{example index: [training accuracy per epoch]} of a history run."""
+    from mirage.train.loop import accuracy_history as history
+
+    return history(run_dir)
+
+
+def one_shot_choice(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Which example a one-shot run trained on (as the trainer recorded it), with its dataset row."""
+    from mirage.data.rows import load_rows
+    from mirage.runs import read_manifest
+    from mirage.tasks import get_task
+
+    manifest = read_manifest(run_dir)
+    if manifest.get("backend") == "verl":  # trained on a prepared one-shot parquet: its rows are the example
+        train_file = manifest["data"]["train"]
+        row = load_rows(train_file)[0]
+        return {"index": row["problem_id"], "criterion": f"the one-shot set {train_file}", "history_run": "",
+                "row": row}
+    choice = manifest.get("one_shot")
+    if not choice:
+        raise KeyError(f"{run_dir}/manifest.json: no 'one_shot' record (not a one-shot run?)")
+    row = next((r for r in load_rows(get_task(manifest["task"]).train) if r["problem_id"] == choice["index"]), None)
+    if row is None:
+        raise KeyError(f"{run_dir}: one-shot example {choice['index']!r} not in the training set")
+    return {**choice, "row": row}
+
+
+def run_dynamics(run_dir: str | os.PathLike, **identity: Any):
+    """A run's training metrics (``mirage.runs.load_metrics``), identity columns set from the caller."""
+    from mirage.runs import load_metrics
+
+    dyn = load_metrics(run_dir)
+    if dyn.empty:
+        raise ValueError(f"{run_dir}: no training metrics under logs/metrics-*.jsonl")
+    return dyn.assign(**identity)
+
+
+# --- evaluation -----------------------------------------------------------------------------
+def evaluate(run_dir: str | os.PathLike, eval: Mapping[str, Any], backend: str = "local", include_base: bool = False):
+    """pass@k of a run's checkpoints (the last or all, per ``eval['checkpoints']``); step 0 = base if asked."""
+    from mirage.evaluate import evaluate_run
+    from mirage.runs import list_checkpoints
+
+    ckpts = [s for s, _ in list_checkpoints(run_dir)]
+    if not ckpts:
+        raise FileNotFoundError(f"{run_dir}: no checkpoint to evaluate (did training finish?)")
+    steps = ckpts if eval["checkpoints"] == "all" else ckpts[-1:]
+    return evaluate_run(run_dir, eval["n"], backend=sampler_backend(backend), include_base=include_base,
+                        steps=([0] if include_base else []) + steps, temperature=eval["temperature"],
+                        top_p=eval["top_p"], max_tokens=eval["max_tokens"], seed=eval["seed"])
+
+
+# --- one call per RQ notebook ------------------------------------------------------------------
+DEFAULT_EVAL = {"n": 16, "temperature": 1.0, "top_p": 1.0, "max_tokens": None, "seed": 0, "checkpoints": "all"}
+
+
+@dataclass
+class CellResult:
+    """One trained and evaluated cell, as its notebook shows it."""
+
+    run_dir: Path
+    figures_dir: Path
+    condition: Any  # the mirage.conditions.Condition
+    dynamics: Any  # training metrics, tidy (step, metric, value, + identity)
+    curves: Any  # pass@k rows of the base model (step 0) and of each evaluated checkpoint
+    table: Any  # pass@k per dataset x k: base and each checkpoint side by side
+    one_shot: dict[str, Any] | None = None  # one-shot conditions: the example trained on, and why
+    history: dict[str, list[float]] = field(default_factory=dict)  # and the accuracy history it was ranked by
+
+    def describe(self) -> str:
+        c = self.condition
+        return (f"condition {c.name!r} ({c.rq}): {c.summary}\nreward {c.reward!r}, advantage estimator "
+                f"{c.estimator!r}, data {c.data!r}; run dir {self.run_dir}")
+
+
+def run(model: str, task: str, condition: str, seed: int = 0, *, backend: str = "local", recipe: str = "testbed",
+        recipe_overrides: Mapping[str, Any] | None = None, run_dir: str | os.PathLike = "",
+        eval: Mapping[str, Any] | None = None, alignment_table: str | os.PathLike = "",
+        history_run: str | os.PathLike = "", figures_dir: str | os.PathLike = "", preset: str = "interactive",
+        study_dir: str | os.PathLike = "", progress: bool = True) -> CellResult:
+    """Train, evaluate and tabulate one cell (model x task x condition x seed); what an RQ notebook runs.
+
+    ``run_dir`` empty: ``runs/notebooks/<model>/<task>/<condition>/seed<S>`` under ``home()``.
+    ``alignment_table`` (the study's base-model table) gives the base curve; empty: the base
+    model is evaluated here as step 0. ``preset`` and ``study_dir`` are recorded by the
+    notebook only (they say which study ran it).
+    """
+    import pandas as pd
+
+    from mirage.conditions import get_condition
+
+    unknown = set(eval or {}) - set(DEFAULT_EVAL)
+    if unknown:
+        raise KeyError(f"eval: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_EVAL)}")
+    ev = {**DEFAULT_EVAL, **dict(eval or {})}
+    run_dir = resolve(run_dir, NOTEBOOK_RUNS / run_folder(model, task, condition, seed, "."))
+    figures_dir = resolve(figures_dir, run_dir / "figures")
+    cond = get_condition(condition)
+    identity = {"model": model, "task": task, "condition": condition, "seed": seed}
+
+    run_dir = train(model, task, condition, seed, run_dir, backend=backend, recipe=recipe,
+                    recipe_overrides=recipe_overrides, history_run=resolve(history_run) if history_run else "",
+                    progress=progress)
+    dynamics = run_dynamics(run_dir, **identity)
+    curves = evaluate(run_dir, ev, backend, include_base=not alignment_table).assign(**identity)
+    if alignment_table:
+        curves = pd.concat([base_curves(resolve(alignment_table), model, task), curves], ignore_index=True)
+    result = CellResult(run_dir, figures_dir, cond, dynamics, curves, cell_table(curves))
+    if cond.data != "full":
+        result.one_shot = one_shot_choice(run_dir)
+        if result.one_shot.get("history_run"):
+            result.history = accuracy_history(result.one_shot["history_run"])
+    return result
+
+
+def cell_table(curves):
+    """pass@k per dataset x k: the base model (step 0) and each evaluated checkpoint side by side."""
+    t = curves.assign(column=["base" if s == 0 else f"step {int(s)}" for s in curves["step"]])
+    t = t.pivot_table(index=["dataset", "k"], columns="column", values="pass_at_k", aggfunc="mean")
+    steps = sorted((c for c in t.columns if c != "base"), key=lambda c: int(c.split()[1]))
+    return t[(["base"] if "base" in t.columns else []) + steps]
+
+
+def one_shot_table(result: CellResult):
+    """The example a one-shot run trained on: its index, why it was chosen, its prompt and answer."""
+    import pandas as pd
+
+    choice = dict(result.one_shot or {})
+    row = choice.pop("row", None) or {}
+    if row:
+        choice["prompt"] = row["prompt"][-1]["content"]
+        choice["ground_truth"] = row["reward_model"]["ground_truth"]
+    return pd.Series(choice, name="one-shot example", dtype=object).to_frame()

@@ -1,0 +1,336 @@
+"""Running a study: the scheduler, its lock and records, the summary it prints.
+
+Every step runs in its own process (papermill -> a Jupyter kernel, or ``python -m
+mirage.study measure|history``) with one torch thread, ``--jobs`` at a time. A step's
+record (``study_step.json``, the ``mirage.runs`` manifest schema: kind "study-step",
+status, config = its parameters, one entry per attempt) says "running" while it runs
+and "finished" once it succeeded; a finished step is never rerun. The runner may be
+killed at any moment: the trainer and the evaluator resume their own work, so rerunning
+the same command completes the study with nothing lost. A failing step is recorded with
+its executed notebook and error; the steps that depend on it are blocked; the others go
+on; the summary lists what failed and the exit status is 1.
+
+One runner per study directory (``mirage.runs.FolderLock``); a runner restricted to a
+stage or to some cells (``--stage``/``--only``, one cluster job) locks that selection only,
+so jobs for different cells can share a study directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from mirage.registry import PLUGINS_ENV
+from mirage.runs import FolderLock, Status, end_attempt, start_attempt, update_manifest
+from mirage.runs import write_json_atomic
+from mirage.study.plan import STAGES, STEP_RECORD, Step, plan, stage_steps
+from mirage.study.preset import Preset
+
+Log = Callable[[str], None]
+
+
+def default_dirs(preset: Preset, out: str | os.PathLike | None = None,
+                 figures_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """(study dir, figures dir): study/<preset> and figures/<preset> under the current directory
+    by default (so a checkout's README can show the figures); with --out, figures go inside it."""
+    if out is None:
+        out, default_figures = Path("study") / preset.name, Path("figures") / preset.name
+    else:
+        default_figures = Path(out) / "figures"
+    return Path(out).resolve(), Path(figures_dir or default_figures).resolve()
+
+
+def fmt_s(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _tail(path: Path, n: int = 40) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-n:])
+
+
+def _lock(out: Path, stage: str, only: Mapping[str, set[str]] | None) -> FolderLock:
+    if stage == "all" and not only:
+        return FolderLock(out, "study")
+    key = f"{stage}{sorted((k, sorted(v)) for k, v in (only or {}).items())}"
+    return FolderLock(out / ".selections" / hashlib.sha256(key.encode()).hexdigest()[:8],
+                      f"study selection (--stage {stage} --only {dict(only or {})})")
+
+
+def _check_study_file(out: Path, preset: Preset) -> None:
+    """A study directory belongs to one preset: refuse to mix two grids' results in one table."""
+    import json
+
+    path = out / "study.json"
+    if path.exists():
+        stored = json.loads(path.read_text(encoding="utf-8"))["preset"]
+        ignore = ("description", "jobs")
+        if {k: v for k, v in stored.items() if k not in ignore} != preset.identity():
+            raise RuntimeError(f"{out} holds a study of a different preset ({stored.get('name')!r} with other "
+                               "settings); use another --out, or delete the directory to start over")
+        return
+    write_json_atomic(path, {"preset": preset.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def step_env(threads: int, plugins: Sequence[str] = ()) -> dict[str, str]:
+    """A step's environment: one torch thread, and the preset's plugins loaded in its process."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "MIRAGE_TORCH_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    names = [m for m in env.get(PLUGINS_ENV, "").split(",") if m.strip()] + list(plugins)
+    if names:
+        env[PLUGINS_ENV] = ",".join(dict.fromkeys(names))
+    return env
+
+
+def _start(step: Step, env: dict[str, str]) -> tuple[subprocess.Popen, Any]:
+    step.dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(step.dir / "params.json", step.params)
+    update_manifest(step.dir, STEP_RECORD, kind="study-step", step=step.id, step_kind=step.kind, config=step.params,
+                    deps=step.deps, notebook=str(step.notebook) if step.notebook else None,
+                    log=str(step.dir / "step.log"))
+    start_attempt(step.dir, STEP_RECORD, command=" ".join(step.argv))
+    log = open(step.dir / "step.log", "a", encoding="utf-8")
+    log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(step.argv)}\n")
+    log.flush()
+    # Same process group as the runner (killing the group kills the step too), and on Linux the
+    # step is killed when the runner dies however it dies (kill -9 of the runner alone included).
+    proc = subprocess.Popen(step.argv, cwd=step.dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    return proc, log
+
+
+def _die_with_parent() -> None:
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def run_steps(steps: list[Step], jobs: int = 1, log: Log = print, plugins: Sequence[str] = ()) -> dict[str, str]:
+    """Run steps (dependencies first, ``jobs`` at a time); skip finished ones. -> {step id: status}.
+
+    Each step gets ONE torch thread: the testbed's models are too small for intra-op
+    parallelism to pay, and on a loaded 2-core machine 2 threads per process measured
+    13x slower than 1 (threads spin-waiting on each other). Parallelism comes from ``jobs``.
+    """
+    env = step_env(1, plugins)
+    by_id = {s.id: s for s in steps}
+    status = {s.id: (Status.FINISHED.value if s.finished else "pending") for s in steps}
+    todo = [s for s in steps if status[s.id] == "pending"]
+    cells = [s for s in steps if s.kind == "cell"]
+    done_cells = sum(status[s.id] == Status.FINISHED.value for s in cells)
+    if done_cells:
+        log(f"[study] resuming: {done_cells}/{len(cells)} cells already finished")
+    running: dict[str, tuple[subprocess.Popen, Any, float]] = {}
+    durations: list[float] = []
+    t0 = time.time()
+
+    def progress_line() -> str:
+        if not cells:
+            return f"elapsed {fmt_s(time.time() - t0)}"
+        finished = sum(status[s.id] == Status.FINISHED.value for s in cells)
+        remaining = sum(status[s.id] in ("pending", Status.RUNNING.value) for s in cells)
+        eta = (f"~{fmt_s(sum(durations) / len(durations) * remaining / max(1, jobs))} left"
+               if durations else "time left: known after the first cell")
+        return f"{finished}/{len(cells)} cells done, elapsed {fmt_s(time.time() - t0)}, {eta}"
+
+    while todo or running:
+        for s in list(todo):
+            if len(running) >= max(1, jobs):
+                break
+            dep_states = [status[d] for d in s.deps]
+            if any(d in (Status.FAILED.value, Status.BLOCKED.value) for d in dep_states):
+                status[s.id] = Status.BLOCKED.value
+                todo.remove(s)
+                update_manifest(s.dir, STEP_RECORD, kind="study-step", step=s.id, step_kind=s.kind, config=s.params,
+                                status=Status.BLOCKED, error=f"dependency failed: {s.deps}")
+                log(f"[study] blocked {s.id}: dependency {s.deps} failed")
+                continue
+            if any(d != Status.FINISHED.value for d in dep_states):
+                continue
+            proc, fh = _start(s, env)
+            running[s.id] = (proc, fh, time.time())
+            status[s.id] = Status.RUNNING.value
+            todo.remove(s)
+            log(f"[study] start {s.kind} {s.id}  ({progress_line()})")
+        time.sleep(0.2)
+        for sid, (proc, fh, started) in list(running.items()):
+            rc = proc.poll()
+            if rc is None:
+                continue
+            fh.close()
+            del running[sid]
+            s = by_id[sid]
+            seconds = time.time() - started
+            if rc == 0:
+                status[sid] = Status.FINISHED.value
+                end_attempt(s.dir, Status.FINISHED, STEP_RECORD, returncode=rc, seconds=round(seconds, 2))
+                if s.kind == "cell":
+                    durations.append(seconds)
+                log(f"[study] done  {sid} in {fmt_s(seconds)}  ({progress_line()})")
+            else:
+                status[sid] = Status.FAILED.value
+                end_attempt(s.dir, Status.FAILED, STEP_RECORD, error=_tail(s.dir / "step.log"), returncode=rc,
+                            seconds=round(seconds, 2))
+                log(f"[study] FAILED {sid} (exit {rc}) after {fmt_s(seconds)}; see {s.dir / 'step.log'}"
+                    f"{' and ' + str(s.notebook) if s.notebook else ''}")
+    return status
+
+
+def _digest(steps: Sequence[Step]) -> str:
+    """Identity of the stored results: which steps finished, and when."""
+    h = hashlib.sha256()
+    for s in steps:
+        if s.kind != "analysis" and s.finished:
+            h.update(f"{s.id}\0{s.record().get('finished')}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | None = None,
+              only: Mapping[str, set[str]] | None = None, stage: str = "all", force_analysis: bool = False,
+              figures_dir: str | os.PathLike | None = None, log: Log = print) -> int:
+    """Run (or resume) a study. Returns 0 when every step finished, 1 otherwise."""
+    from mirage.study.results import collect
+
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    out, figures_dir = default_dirs(preset, out, figures_dir)
+    jobs = jobs or preset.jobs
+    t0 = time.time()
+    with _lock(out, stage, only):
+        _check_study_file(out, preset)
+        steps = plan(preset, out, only, figures_dir)
+        n_cells = sum(s.kind == "cell" for s in steps)
+        log(f"[study] preset {preset.cli_name}: {n_cells} cells ({len(preset.models)} models x {len(preset.tasks)} "
+            f"tasks x {len(preset.conditions)} conditions x {len(preset.seeds)} seeds"
+            f"{', filtered by --only' if only else ''}), {jobs} at a time -> {out}")
+        work = stage_steps(steps, stage)
+        status = run_steps(work, jobs=jobs, log=log, plugins=preset.plugins)
+        failed = [s for s in work if status[s.id] in (Status.FAILED.value, Status.BLOCKED.value)]
+
+        results = None
+        if stage in ("all", "analysis"):
+            every = plan(preset, out, None, figures_dir)  # results cover the whole grid, not just --only
+            analysis = every[-1]
+            if not (out / "alignment" / "alignment.parquet").exists() or not any(
+                    s.kind == "cell" and s.finished for s in every):
+                log("[study] no finished cell (or no alignment table) yet: nothing to analyse")
+                if stage == "analysis":
+                    failed.append(analysis)
+            else:
+                results, _ = collect(out, every, preset)
+                analysis.params["results_digest"] = _digest(every)
+                if force_analysis:
+                    analysis.record_path.unlink(missing_ok=True)
+                if run_steps([analysis], jobs=1, log=log, plugins=preset.plugins)[analysis.id] != "finished":
+                    failed.append(analysis)
+        print_summary(out, preset, steps, failed, results, time.time() - t0, log)
+        return 1 if failed else 0
+
+
+
+def print_summary(out: Path, preset: Preset, steps: list[Step], failed: list[Step], results, seconds: float,
+                  log: Log = print) -> None:
+    from mirage.study.results import MIN_GT_GAIN, gain_table, recovered_table, summary_table
+
+    cells = [s for s in steps if s.kind == "cell"]
+    log("")
+    log(f"[study] {preset.cli_name}: {sum(s.finished for s in cells)}/{len(cells)} cells finished, {len(failed)} "
+        f"step(s) failed, wall time this invocation {fmt_s(seconds)}; study dir {out}")
+    if results is not None:
+        import pandas as pd
+
+        with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 3):
+            ks = sorted({int(k) for k in results["align_k"].dropna()})
+            log("pass@1 on the test set: base model vs the final checkpoint of each condition (mean over seeds);"
+                f" alignment = base pass@{'/'.join(map(str, ks)) or 'k'}")
+            log(summary_table(results).to_string())
+            rec = recovered_table(gain_table(results))
+            log("gain recovered relative to each condition's baseline, (cond - base) / (baseline - base); "
+                f"undefined where the baseline's gain < {MIN_GT_GAIN}:")
+            log(rec.to_string() if rec.size else "    (undefined everywhere: the baselines gained too little)")
+        figs = sorted(Path(steps[-1].params["figures_dir"]).glob("*.png"))
+        log(f"results: {out / 'results.parquet'} ({len(results)} rows), {out / 'dynamics.parquet'}")
+        log(f"figures ({len(figs)}): " + ", ".join(str(f) for f in figs))
+    for s in failed:
+        rec = s.record()
+        log(f"[study] FAILED {s.id}: {rec.get('status', 'failed')}; notebook {rec.get('notebook')}; log {rec.get('log')}")
+        for line in [line for line in (rec.get("error") or "").splitlines() if line.strip()][-6:]:
+            log(f"    {line}")
+    if failed:
+        log(f"[study] rerun to retry them: mirage study --preset {preset.cli_name} --out {out}")
+
+
+# --- dry run: what would run, and the one-job-per-cell commands for a cluster ------------------------
+def _shell(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    import shlex
+
+    prefix = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in (env or {}).items())
+    return (prefix + " " if prefix else "") + " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[str, set[str]] | None = None,
+            figures_dir: str | os.PathLike | None = None, log: Log = print) -> list[Step]:
+    """Print every step (with its done/pending state) and, per cell, the commands it runs. Writes nothing."""
+    from mirage.study.cell import sampler_backend
+    from mirage.study.plan import only_arg
+
+    out, figures_dir = default_dirs(preset, out, figures_dir)
+    steps = plan(preset, out, only, figures_dir)
+    base = ["mirage", "study", "--preset", preset.cli_name, "--out", str(out)]
+    ev = {**steps[0].params["eval"], **next(s.params["eval"] for s in steps if s.kind == "cell")}  # resolved
+    eval_opts = ["--n", str(ev["n"]), "--temperature", str(ev["temperature"]), "--top-p", str(ev["top_p"]),
+                 "--max-tokens", str(ev["max_tokens"]), "--seed", str(ev["seed"]), "--no-base"]
+    env = {PLUGINS_ENV: ",".join(preset.plugins)} if preset.plugins else {}
+    log(f"# preset {preset.cli_name}: {preset.description}")
+    log(f"# backend {preset.backend}, recipe {preset.recipe}"
+        + (f" with {dict(preset.overrides)}" if preset.overrides else "") + f", eval {ev}")
+    log(f"# {sum(s.kind == 'cell' for s in steps)} cells. The runner runs every step below in order, --jobs at a "
+        "time; on a cluster submit one job per '## step' line (its --stage/--only select it)")
+    for s in steps:
+        state = "done" if s.finished else "pending"
+        if s.kind == "measure":
+            continue  # listed under the alignment step, which runs them
+        if s.kind == "alignment":
+            log(f"\n## [{state}] alignment: base pass@k of {s.params['models']} x {s.params['tasks']}")
+            log(_shell(base + ["--stage", "alignment"], env))
+            for m in (x for x in steps if x.kind == "measure"):
+                log("#   runs: " + _shell(["mirage", "align", "--backend", sampler_backend(preset.backend),
+                                             "--models", m.params["model"], "--tasks", m.params["task"],
+                                             "--n", str(ev["align_n"]), "--temperature", str(ev["temperature"]),
+                                             "--top-p", str(ev["top_p"]), "--max-tokens", str(ev["max_tokens"]),
+                                             "--seed", str(ev["seed"]), "--out", str(m.dir)], env))
+            log(f"#   then notebooks/{Path(s.argv[3]).name} assembles {s.dir / 'alignment.parquet'}")
+        elif s.kind == "history":
+            log(f"\n## [{state}] {s.id}: per-example accuracy history for one-shot selection")
+            log(_shell(s.argv, env))
+        elif s.kind == "cell":
+            c = s.cell
+            log(f"\n## [{state}] cell {s.id} ({c.rq}, notebook {c.notebook})")
+            log(_shell(base + ["--stage", "cells", "--only", only_arg(c)], env))
+            if preset.backend == "verl":
+                from mirage.train.verl import build_command
+
+                venv, argv = build_command(c.model, c.task, c.condition, c.seed, s.dir, preset.recipe_obj())
+                log("#   trains: " + _shell(argv, {**env, **venv}))
+            else:
+                log("#   trains: " + _shell(["mirage", "train", "--backend", "local", "--model", c.model,
+                                             "--task", c.task, "--condition", c.condition, "--seed", str(c.seed),
+                                             "--run-dir", str(s.dir)]
+                                            + [f"--set={k}={v}" for k, v in preset.overrides.items()], env)
+                    + (f"   # example chosen from the history run {s.params['history_run']}"
+                       if s.params["history_run"] else ""))
+            log("#   evaluates: " + _shell(["mirage", "eval", "--backend", sampler_backend(preset.backend),
+                                            "--run-dir", str(s.dir), *eval_opts], env))
+        else:
+            log(f"\n## [{state if s.finished else 'after the cells'}] analysis: results tables + every figure")
+            log(_shell(base + ["--stage", "analysis"], env))
+    return steps
