@@ -318,6 +318,13 @@ def test_launch_through_verls_own_entry_point(tmp_path, monkeypatch):
     ours = vb.compose_config(vb.overrides_of(launched["argv"]))
     assert OmegaConf.to_container(verl_cfg) == OmegaConf.to_container(ours)
     assert verl_cfg.algorithm.adv_estimator == "mirage_w_reinforce" and verl_cfg.algorithm.w_reinforce_lambda == 0.1
+    # a finished run is not launched again; one with other settings is refused, naming the key
+    launched.clear()
+    args = ["train", "--backend", "verl", "--model", "Qwen/Qwen2.5-7B", "--task", "math", "--condition",
+            "w_reinforce", "--run-dir", str(run_dir), "--data-root", str(data)]
+    assert _cli(args) == 0 and not launched
+    with pytest.raises(ValueError, match=r"other settings.*'lr'"):
+        _cli(args + ["--set", "lr=2e-6"])
 
 
 def test_reasoning_gym_task_composes_and_generates_its_data_only_on_launch(tmp_path, capsys, monkeypatch):

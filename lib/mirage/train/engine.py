@@ -36,7 +36,6 @@ import torch
 
 from mirage.conditions import Condition
 from mirage.objectives import policy_loss
-from mirage.runs.metrics import VAL_ACC
 from mirage.recipes import Recipe
 from mirage.sample.base import apply_chat_template, prompt_seed
 from mirage.sample.hf import left_pad, positions_from_mask, sample_tokens, stop_token_ids
@@ -275,26 +274,6 @@ def update_policy(model: Any, optimizer: torch.optim.Optimizer, batch: Batch, ad
 def lr_factor(step: int, warmup: int) -> float:
     """verl's constant schedule with linear warm-up, stepped once per training step (step is 1-based)."""
     return 1.0 if warmup <= 0 or step - 1 >= warmup else (step - 1) / warmup
-
-
-# --- validation -------------------------------------------------------------------------
-def validate(policy: Policy, val_sets: dict[str, list[dict]], recipe: Recipe, seed: int,
-             batch_size: int = 256) -> dict[str, float]:
-    """``val-core/<data_source>/acc/mean@<val_n>``: accuracy without the format gate, as verl's validation."""
-    from mirage.rewards import compute_score
-
-    sums: dict[str, list[float]] = {}
-    for name, rows in val_sets.items():
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start:start + batch_size]
-            seeds = [prompt_seed(seed, f"val/{name}/{row_index(r, start + i)}") for i, r in enumerate(chunk)]
-            sampled, texts = policy.sample([policy.encode(r["prompt"]) for r in chunk], seeds, recipe.val_n,
-                                           recipe.val_temperature, recipe.val_top_p, recipe.max_response_length)
-            for g, text in zip(sampled.prompt_index.tolist(), texts):
-                row = chunk[g]
-                s = compute_score(row["data_source"], text, row["reward_model"]["ground_truth"], row.get("extra_info"))
-                sums.setdefault(row["data_source"], []).append(float(s["acc"]))
-    return {VAL_ACC.format(data_source=ds, n=recipe.val_n): float(np.mean(v)) for ds, v in sums.items()}
 
 
 @dataclass

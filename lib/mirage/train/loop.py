@@ -30,9 +30,12 @@ import torch
 from mirage import runs
 from mirage.conditions import Condition, get_condition
 from mirage.data.rows import load_rows
+from mirage.recipes import Recipe
 from mirage.runs import RunConfig, Status
 from mirage.tasks import get_task
-from mirage.train.engine import Policy, row_index, train_step, validate
+from mirage.runs.metrics import VAL_ACC
+from mirage.sample.base import prompt_seed
+from mirage.train.engine import Policy, row_index, train_step
 
 TRAINER_STATE = "trainer_state.pt"  # optimizer + loader state, next to actor/huggingface
 EXAMPLE_ACC = "example_acc.jsonl"
@@ -105,6 +108,26 @@ def select_one_shot(condition: Condition, rows: list[dict], seed: int, run_dir: 
     if choice["index"] not in ids:
         raise KeyError(f"one-shot example {choice['index']!r} is not an extra_info.index of the training set")
     return choice
+
+
+# --- validation -------------------------------------------------------------------------
+def validate(policy: Policy, val_sets: dict[str, list[dict]], recipe: Recipe, seed: int,
+             batch_size: int = 256) -> dict[str, float]:
+    """``val-core/<data_source>/acc/mean@<val_n>``: accuracy without the format gate, as verl's validation."""
+    from mirage.rewards import compute_score
+
+    sums: dict[str, list[float]] = {}
+    for name, rows in val_sets.items():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            seeds = [prompt_seed(seed, f"val/{name}/{row_index(r, start + i)}") for i, r in enumerate(chunk)]
+            sampled, texts = policy.sample([policy.encode(r["prompt"]) for r in chunk], seeds, recipe.val_n,
+                                           recipe.val_temperature, recipe.val_top_p, recipe.max_response_length)
+            for g, text in zip(sampled.prompt_index.tolist(), texts):
+                row = chunk[g]
+                s = compute_score(row["data_source"], text, row["reward_model"]["ground_truth"], row.get("extra_info"))
+                sums.setdefault(row["data_source"], []).append(float(s["acc"]))
+    return {VAL_ACC.format(data_source=ds, n=recipe.val_n): float(np.mean(v)) for ds, v in sums.items()}
 
 
 # --- checkpoints ------------------------------------------------------------------------

@@ -138,6 +138,9 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False,
             if diff and not cfg.restart:
                 raise ValueError(f"{run_dir}: this run was started with other settings (key: (on disk, requested)) "
                                  f"{diff}; use another run_dir, or restart it to start over")
+            if not diff and runs.is_finished(previous) and not no_launch:
+                out(f"{run_dir}: finished")
+                return 0
         preflight(env, condition, recipe)
         manifest = {
             "kind": "train", **cfg.identity(), "config": cfg.to_dict(), "model_path": model_path(cfg.model),
