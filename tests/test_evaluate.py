@@ -315,3 +315,31 @@ def test_defaults_of_a_parquet_follow_its_data_sources(dataset, tmp_path):
     frame.to_parquet(tmp_path / "other.parquet")
     other = str(tmp_path / "other.parquet")
     assert ev.task_kind(other) == "paper" and ev.default_n(other) == 256
+
+
+def test_sweep_with_a_tag_and_a_damaged_checkpoint(model_dir, dataset, tmp_path):
+    """A second, tagged evaluation of the same checkpoints (greedy) sits beside the first; a checkpoint
+    whose weights are damaged is recorded as failed, the others are evaluated, the error names it."""
+    import shutil
+
+    from mirage.runs import update_manifest
+
+    run = tmp_path / "run"
+    for step in (1, 2):
+        shutil.copytree(model_dir, run / "checkpoints" / f"global_step_{step}" / "actor" / "huggingface")
+    update_manifest(run, model=str(model_dir), task=str(dataset), condition="ground_truth", seed=0)
+    kw = dict(task=str(dataset), max_tokens=8, score_processes=0, progress=False, include_base=False)
+    sampled = ev.evaluate_run(run, 2, **kw)
+    greedy = ev.evaluate_run(run, 1, temperature=0.0, tag="greedy", **kw)
+    assert set(sampled["eval_tag"]) == {""} and set(greedy["eval_tag"]) == {"greedy"}
+    assert set(greedy["temperature"]) == {0.0} and sorted(set(greedy["step"])) == [1, 2]
+    assert (run / "eval" / "greedy" / "step_2" / "passk.parquet").exists()
+    both = ev.load_eval(run / "eval")
+    assert set(both["eval_tag"]) == {"", "greedy"} and set(both["condition"]) == {"ground_truth"}
+    weights = run / "checkpoints" / "global_step_1" / "actor" / "huggingface" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    with pytest.raises(ev.scoring.CheckpointError, match=r"1 of 2 evaluations failed: .*global_step_1"):
+        ev.evaluate_run(run, 2, tag="after", **kw)
+    assert (run / "eval" / "after" / "step_2" / "passk.parquet").exists()  # the sweep went on
+    failed = json.loads((run / "eval" / "after" / "step_1" / "eval_manifest.json").read_text())
+    assert failed["status"] == "failed" and "global_step_1" in failed["error"]

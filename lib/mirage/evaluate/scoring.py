@@ -18,6 +18,10 @@ from mirage.models import resolve_model
 
 
 # --- samplers ----------------------------------------------------------------------
+class CheckpointError(ValueError):
+    """A model folder that cannot be loaded (damaged or incomplete weights); the message names it."""
+
+
 def make_sampler(backend: str, model: str, *, seed: int = 0, tensor_parallel_size: int = 1,
                  gpus: Sequence[str] | None = None, use_ray: bool = False, **kwargs: Any):
     """Build a ``Sampler`` for ``backend`` ('hf' or 'vllm').
@@ -28,7 +32,13 @@ def make_sampler(backend: str, model: str, *, seed: int = 0, tensor_parallel_siz
     if backend == "hf":
         from mirage.sample.hf import HFSampler
 
-        return HFSampler(resolve_model(model), **kwargs)
+        path = resolve_model(model)
+        try:
+            return HFSampler(path, **kwargs)
+        except OSError:
+            raise
+        except Exception as e:  # noqa: BLE001 - safetensors / json errors name no file
+            raise CheckpointError(f"{path}: the model cannot be loaded ({type(e).__name__}: {e})") from None
     if backend == "vllm":
         from mirage.sample import vllm as vllm_sampler
 

@@ -14,16 +14,20 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from mirage.evaluate.core import MANIFEST, evaluate
-from mirage.runs import checkpoint_eval_dir, list_checkpoints, read_manifest
+from mirage.evaluate.scoring import CheckpointError
+from mirage.runs import Status, checkpoint_eval_dir, list_checkpoints, read_manifest, slug, update_manifest
 
 
 def evaluate_run(run_dir: str | os.PathLike, n: int | None = None, *, backend: str = "hf",
                  include_base: bool = True, steps: Sequence[int] | None = None, model: str | None = None,
-                 task: str | None = None, **eval_kwargs: Any) -> pd.DataFrame:
+                 task: str | None = None, tag: str | None = None, **eval_kwargs: Any) -> pd.DataFrame:
     """Evaluate the base model (step 0) and every saved checkpoint of a run.
 
-    Results go to ``<run_dir>/eval/step_<N>/``; finished steps are skipped. ``model``
-    and ``task`` default to the run's manifest. Returns ``load_eval`` of the sweep.
+    Results go to ``<run_dir>/eval/step_<N>/`` (with ``tag``, e.g. "greedy":
+    ``<run_dir>/eval/<tag>/step_<N>/``); finished steps are skipped. ``model`` and
+    ``task`` default to the run's manifest. A checkpoint that cannot be loaded (damaged
+    weights) is recorded as failed in its folder's manifest and the sweep goes on; an
+    error naming every failed checkpoint is raised at the end. Returns ``load_eval`` of the sweep.
     """
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
@@ -36,18 +40,28 @@ def evaluate_run(run_dir: str | os.PathLike, n: int | None = None, *, backend: s
         targets = [(s, p) for s, p in targets if s in set(steps)]
     if not targets:
         raise FileNotFoundError(f"{run_dir}: no checkpoints under checkpoints/global_step_*/actor/huggingface")
+    failed = []
     for step, path in targets:
-        evaluate(path, task, n, sampler=backend, step=step, out_dir=checkpoint_eval_dir(run_dir, step), **eval_kwargs)
-    return load_eval(run_dir)
+        out_dir = checkpoint_eval_dir(run_dir, step, tag)
+        try:
+            evaluate(path, task, n, sampler=backend, step=step, out_dir=out_dir, **eval_kwargs)
+        except CheckpointError as e:
+            update_manifest(out_dir, MANIFEST, kind="eval", status=Status.FAILED, error=str(e))
+            failed.append(str(e))
+    if failed:
+        raise CheckpointError(f"{len(failed)} of {len(targets)} evaluations failed: " + "; ".join(failed))
+    table = load_eval(run_dir / "eval")
+    return table[table["eval_tag"] == (slug(tag) if tag else "")].reset_index(drop=True)
 
 
 def load_eval(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
     """pass@k of evaluation folders, run folders (their eval/step_*) or any folder above them.
 
     Columns: model, task, dataset, condition, seed, step, k, pass_at_k, ci_low, ci_high,
-    n_problems, plus n, temperature, top_p, eval_seed, eval_dir. ``model`` is the run's
-    base model for checkpoints; ``condition`` and ``seed`` come from the run's manifest
-    ("base" and None outside a run).
+    n_problems, plus n, temperature, top_p, eval_seed, eval_tag ("" for a run's default
+    evaluation, else the tag of ``evaluate_run(tag=...)``, e.g. "greedy"), eval_dir. ``model``
+    is the run's base model for checkpoints; ``condition`` and ``seed`` come from the run's
+    manifest ("base" and None outside a run).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -61,15 +75,17 @@ def load_eval(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.Data
     for d in dirs:
         m = read_manifest(d, MANIFEST)
         s = m.get("config", m.get("settings"))
-        run = read_manifest(d.parent.parent) if d.parent.name == "eval" else {}
+        tagged = d.parent.parent.name == "eval"  # <run>/eval/<tag>/step_N
+        run_dir = d.parent.parent.parent if tagged else d.parent.parent if d.parent.name == "eval" else None
+        run = read_manifest(run_dir) if run_dir is not None else {}
         df = pd.read_parquet(d / "passk.parquet")
         df = df.assign(model=run.get("model") or s["model"], task=run.get("task") or s["task"],
                        condition=run.get("condition", "base"), seed=run.get("seed"), step=s.get("step"),
                        n=s["n"], temperature=s["temperature"], top_p=s["top_p"], eval_seed=s["seed"],
-                       eval_dir=str(d))
+                       eval_tag=d.parent.name if tagged else "", eval_dir=str(d))
         frames.append(df)
     cols = ["model", "task", "dataset", "condition", "seed", "step", "k", "pass_at_k", "ci_low", "ci_high",
-            "n_problems", "n", "temperature", "top_p", "eval_seed", "eval_dir"]
+            "n_problems", "n", "temperature", "top_p", "eval_seed", "eval_tag", "eval_dir"]
     return pd.concat(frames, ignore_index=True)[cols]
 
 

@@ -55,8 +55,10 @@ def eval_dir(model: str, task: str, root: str | os.PathLike = "runs/eval") -> Pa
     return Path(root) / slug(model) / slug(task)
 
 
-def checkpoint_eval_dir(run: str | os.PathLike, step: int) -> Path:
-    return Path(run) / "eval" / f"step_{int(step)}"
+def checkpoint_eval_dir(run: str | os.PathLike, step: int, tag: str | None = None) -> Path:
+    """Where the evaluation of a run's checkpoint (step 0: its base model) goes; ``tag`` names a second
+    evaluation of the same checkpoints (e.g. "greedy")."""
+    return Path(run) / "eval" / (slug(tag) if tag else "") / f"step_{int(step)}"
 
 
 def next_metrics_path(run_dir: str | os.PathLike, create: bool = True) -> Path:
