@@ -1,6 +1,7 @@
 """Where things go: one naming function for run folders, and the layout inside a run.
 
     runs.run_dir(model, task, condition, seed, root)  -> <root>/<slug(model)>/<slug(task)>/<condition>/seed<seed>
+                                                         (a study regime adds <regime>/ before seed<seed>)
     runs.eval_dir(model, task, root)                  -> <root>/<slug(model)>/<slug(task)>
 
 Both engines, the study and the notebooks name run folders with ``run_dir`` (only the
@@ -43,11 +44,13 @@ def slug(name: str | os.PathLike) -> str:
     return out
 
 
-def run_dir(model: str, task: str, condition: str, seed: int, root: str | os.PathLike = "runs/local") -> Path:
-    """The folder of one training run."""
+def run_dir(model: str, task: str, condition: str, seed: int, root: str | os.PathLike = "runs/local",
+            regime: str | None = None) -> Path:
+    """The folder of one training run; ``regime`` (a study's named recipe variant) adds a level above the seed."""
     if int(seed) < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    return Path(root) / slug(model) / slug(task) / slug(condition) / f"seed{int(seed)}"
+    base = Path(root) / slug(model) / slug(task) / slug(condition)
+    return (base / slug(regime) if regime else base) / f"seed{int(seed)}"
 
 
 def eval_dir(model: str, task: str, root: str | os.PathLike = "runs/eval") -> Path:
