@@ -11,7 +11,15 @@ moves more per update and is clipped sooner), the published explanation of why
 random reward "helps" an already aligned model.
 
 ``simulate_bandit`` runs many seeds at once (a batch dimension; every seed has its
-own parameters and Adam state) and returns each seed's trajectory of p(favoured arm).
+own parameters and optimizer state) and returns each seed's trajectory of p(favoured arm).
+
+The defaults are the regime where the bias is visible: plain SGD, 128 updates per
+rollout (8 mini-batches x 16 epochs) at lr 0.02, so that clipping saturates (about 3%
+of the sample-updates clipped); 100 rollouts, 400 seeds. Measured there (docs/science.md):
+median p(favoured) 0.70 -> 0.83-0.88 with eps 0.2, 0.76-0.77 with eps 0.1, 0.49-0.63 with
+clip-higher (0.2/0.28), 0.53-0.62 without clipping, 0.70 on-policy (one update: ratio 1).
+With less saturation (32 updates at lr 0.05) the smaller eps shifts MORE, not less: the
+published "smaller eps, less skew" holds only when clipping saturates.
 """
 
 from __future__ import annotations
@@ -27,21 +35,23 @@ class BanditSettings:
     arms: int = 2
     group: int = 16  # samples per rollout (one prompt's group)
     mini_batches: int = 8  # optimizer updates per epoch over the rollout
-    epochs: int = 1  # passes over the rollout (updates per rollout = mini_batches x epochs)
-    steps: int = 500  # rollouts
-    lr: float = 0.01
-    optimizer: str = "adam"  # "adam" (the recipe's) or "sgd"
+    epochs: int = 16  # passes over the rollout (updates per rollout = mini_batches x epochs)
+    steps: int = 100  # rollouts
+    lr: float = 0.02
+    optimizer: str = "sgd"  # "sgd" or "adam" (the recipe's; it rescales every step, which blurs the mechanism)
     clip_ratio_low: float = 0.2
     clip_ratio_high: float = 0.2
     policy_loss: str = "vanilla"  # a mirage.objectives.POLICY_LOSSES name
     estimator: str = "grpo"  # a mirage.objectives.ESTIMATORS name
     p_reward: float = 0.5  # the coin's probability of reward 1
-    seeds: int = 200
+    seeds: int = 400
     seed: int = 0
 
     def __post_init__(self):
         if not 0 < self.p_favoured < 1 or self.arms < 2 or self.group < 2 or not 1 <= self.mini_batches <= self.group:
             raise ValueError(f"bad bandit settings: {self}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
 
     @property
     def updates_per_rollout(self) -> int:
