@@ -1,6 +1,6 @@
 """Scoring throughput of mirage.rewards (responses/s), printed, never asserted.
 
-    python benchmarks/bench_rewards.py [--data ../shared/data] [--processes 2] [--repeat 4]
+    python benchmarks/bench_rewards.py [--data DIR] [--processes 2] [--repeat 4]
         [--korbench-repo PATH]   # also check agreement with KOR-Bench's 77,500 published verdicts
 
 Workloads, built from real answers:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mirage.data.common import Conversion, DataError, answer_text, get_field, is_blank, read_records, verl_row
 
-# The paper's instruction (hkust-nlp/model-task-align-rl, src/math_data_process.py; STUDY.md section 3).
+# The paper's instruction (hkust-nlp/model-task-align-rl, src/math_data_process.py).
 INSTRUCTION = (
     "Solve the following problem step by step. First, think about the reasoning process in the mind "
     "and then provide the answer. The reasoning process is enclosed within <think> </think> and the "

@@ -133,7 +133,7 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
     settings = EvalSettings(model=str(model), task=str(task_or_dataset), n=n, temperature=temperature,
                             top_p=top_p, max_tokens=max_tokens, seed=seed, step=step,
                             format_gated=format_gated,
-                            # recorded explicitly: KOR-Bench has two scoring modes (STUDY.md section 10)
+                            # recorded explicitly: KOR-Bench has two scoring modes (docs/rewards.md)
                             score_kwargs={"korbench_mode": "published", **(score_kwargs or {})})
     if score_kwargs:  # a misspelt scoring option fails here, not after sampling
         from mirage.rewards.checkers import parse_options

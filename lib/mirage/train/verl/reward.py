@@ -3,7 +3,7 @@
 ``mirage.rewards.compute_score`` runs math-verify in its own worker process, so it is
 safe from any thread; verl's ``remote`` manager additionally scores in separate Ray
 actor processes (math-verify is not thread-safe and its timeout needs the main
-thread), which is what STUDY.md section 5 recommends. verl passes the reward
+thread), as verl's own documentation advises for math-verify. verl passes the reward
 function only (data_source, solution_str, ground_truth, extra_info), so two
 responses with identical text in one group would draw the same random-reward coin.
 This manager adds what makes each response distinct: the training step
