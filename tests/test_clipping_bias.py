@@ -14,7 +14,7 @@ import pytest
 
 from mirage.mechanism import BanditSettings, simulate_bandit, summarise
 
-pytestmark = pytest.mark.slow  # ~45 s: 400 seeds x 100 rollouts x 128 updates, five times
+pytestmark = pytest.mark.slow  # ~25 s: 400 seeds x 100 rollouts x 64 updates, four times
 
 
 @pytest.fixture(scope="module")

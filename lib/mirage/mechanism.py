@@ -13,13 +13,14 @@ random reward "helps" an already aligned model.
 ``simulate_bandit`` runs many seeds at once (a batch dimension; every seed has its
 own parameters and optimizer state) and returns each seed's trajectory of p(favoured arm).
 
-The defaults are the regime where the bias is visible: plain SGD, 128 updates per
-rollout (8 mini-batches x 16 epochs) at lr 0.02, so that clipping saturates (about 3%
-of the sample-updates clipped); 100 rollouts, 400 seeds. Measured there (docs/science.md):
-median p(favoured) 0.70 -> 0.83-0.88 with eps 0.2, 0.76-0.77 with eps 0.1, 0.49-0.63 with
-clip-higher (0.2/0.28), 0.53-0.62 without clipping, 0.70 on-policy (one update: ratio 1).
-With less saturation (32 updates at lr 0.05) the smaller eps shifts MORE, not less: the
-published "smaller eps, less skew" holds only when clipping saturates.
+The defaults are the regime where the bias is visible: plain SGD, 64 updates per rollout
+(8 mini-batches x 8 epochs) at lr 0.04, so that clipping acts on ~3.5% of the
+sample-updates; 100 rollouts, 400 seeds. Measured there over three base seeds
+(docs/science.md): median p(favoured) 0.70 -> 0.84-0.87 with eps 0.2 (the mean falls to
+0.62-0.66), 0.78-0.79 with eps 0.1, 0.52-0.63 with clip-higher (0.2/0.28), 0.54-0.62 without
+clipping, 0.70 on-policy (one update: the ratio is 1). With less saturation (32 updates at
+lr 0.05) the smaller eps shifts MORE, not less: the published "smaller eps, less skew"
+holds only when clipping acts on many updates.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ class BanditSettings:
     arms: int = 2
     group: int = 16  # samples per rollout (one prompt's group)
     mini_batches: int = 8  # optimizer updates per epoch over the rollout
-    epochs: int = 16  # passes over the rollout (updates per rollout = mini_batches x epochs)
+    epochs: int = 8  # passes over the rollout (updates per rollout = mini_batches x epochs)
     steps: int = 100  # rollouts
-    lr: float = 0.02
+    lr: float = 0.04
     optimizer: str = "sgd"  # "sgd" or "adam" (the recipe's; it rescales every step, which blurs the mechanism)
     clip_ratio_low: float = 0.2
     clip_ratio_high: float = 0.2
@@ -64,6 +65,17 @@ def simulate_bandit(settings: BanditSettings, record_every: int = 10) -> dict:
     Returns {"steps": [...], "p_favoured": array (seeds, len(steps)), "clipfrac": array (seeds,)
     mean clipped share per update, "settings": dict}. Deterministic in ``settings.seed``.
     """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tensors of a few hundred numbers: extra threads only contend (10x slower under load)
+    try:
+        return _simulate(settings, record_every)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _simulate(settings: BanditSettings, record_every: int) -> dict:
     import torch
 
     from mirage.objectives import POLICY_LOSSES, get_estimator, loss_terms
