@@ -299,3 +299,35 @@ def test_testbed_sources_use_the_testbed_checker():
     assert compute_score("toy-math", wrap(" 12 "), "12")["score"] == 1.0
     assert compute_score("val/toy-math", wrap("13"), "12")["acc"] == 0.0
     assert compute_score("toy-logic", "12", "12")["acc"] == 0.0  # no <answer>: nothing to check
+
+
+# --- regressions from real rows --------------------------------------------------------------------
+ESCAPED_DOLLAR_GOLDS = [("\\$32,\\!348", "32348"), ("\\$18.90", "18.90"), ("\\$36", "36")]  # MATH500's three
+
+
+@pytest.mark.parametrize("gold, answer", ESCAPED_DOLLAR_GOLDS)
+def test_an_escaped_dollar_is_a_currency_sign_not_math_mode(gold, answer):
+    for pred in (answer, gold, f"${answer}$", f"\\${answer}"):
+        assert compute_score("math500", f"<think>x</think> <answer>{pred}</answer>", gold)["acc"] == 1.0, pred
+    assert compute_score("math500", "<think>x</think> <answer>35</answer>", gold)["acc"] == 0.0
+    assert compute_score("math500", f"<think>x</think> <answer>{gold}</answer>", answer)["acc"] == 1.0
+
+
+@pytest.mark.shared_data
+def test_escaped_dollar_golds_of_math500_score_their_own_value():
+    from conftest import SHARED_DATA
+
+    rows = [json.loads(line) for line in (SHARED_DATA / "math500" / "test.jsonl").read_text().splitlines()]
+    golds = [r["answer"] for r in rows if "\\$" in r["answer"]]
+    assert sorted(golds) == sorted(g for g, _ in ESCAPED_DOLLAR_GOLDS)
+    for gold in golds:
+        plain = gold.replace("\\$", "").replace(",\\!", "")
+        assert compute_score("math500", f"<think>x</think> <answer>{plain}</answer>", gold)["acc"] == 1.0
+
+
+def test_korbench_extraction_answer_block_or_kors_own_raw_rule():
+    text = "<think>first guess [[23]]</think><answer>[[24]]</answer>"
+    info = {"rule_id": "1", "idx": "1"}
+    assert compute_score("korbench/counterfactual", text, "[[24]]", info)["acc"] == 1.0  # default: the answer block
+    raw = compute_score("korbench/counterfactual", text, "[[24]]", info, korbench_extract="raw")
+    assert raw["acc"] == 0.0 and raw["pred"] == "[[23]]"  # KOR-Bench: the first [[...]] of the raw response

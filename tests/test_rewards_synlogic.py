@@ -42,6 +42,14 @@ class Spin:
         while True:
             pass
 
+class SwallowsEverything:                       # upstream style: a bare except around a long computation
+    def verify(self, data, answer):
+        try:
+            while True:
+                pass
+        except:  # noqa: E722
+            return False
+
 class Sleeps:                                   # hangs without computing: only the wall-clock kill stops it
     def verify(self, data, answer):
         time.sleep(1000)
@@ -55,7 +63,7 @@ class MainThread:
         return 1.0 if threading.current_thread() is threading.main_thread() else 0
 
 verifier_classes = {"sudoku": Exact, "mathador": NumbersOnly, "campsite": Spin, "survo": Sleeps,
-                    "futoshiki": Crash, "web_of_lies": MainThread}
+                    "futoshiki": Crash, "web_of_lies": MainThread, "kukurasu": SwallowsEverything}
 '''
 
 FAKE_DATA = '''
@@ -168,6 +176,18 @@ def test_game_of_24_value_is_checked_unless_release_faithful(fake_checkout):
     assert time.monotonic() - start < 1.0
     with pytest.raises(KeyError, match="result"):
         score("mathador", right, row(metadata={"numbers": [3, 3, 8, 8]}), fake_checkout)
+    # The rules allow + - * / and parentheses: ** and // are refused even where the value is right.
+    for forbidden in ("```python (8-3-3)**3*3 ```", "```python 8*3+8//3-3+3-2 ```", "```python 3*8+8%8*3 ```"):
+        assert score("mathador", forbidden, row(metadata=meta), fake_checkout)["acc"] == 0.0, forbidden
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("release", [False, True])
+def test_a_timeout_swallowed_by_the_verifier_is_still_a_timeout(fake_checkout, release):
+    """SynLogic verifiers wrap their work in bare `except:`, which catches the worker's timer: the
+    verdict they return after the time limit is reported as a timeout in `error`, not as an answer."""
+    got = score("kukurasu", "x", row(), fake_checkout, release_faithful=release, synlogic_timeout=0.5)
+    assert got["acc"] == 0.0 and "timed out" in (got["error"] or "")
 
 
 @pytest.mark.shared_data

@@ -60,15 +60,15 @@ def _power(base, exponent, exact: bool):
     return base ** exponent
 
 
-def _eval(node, exact: bool):
+def _eval(node, exact: bool, binary=_BINARY):
     if isinstance(node, ast.Expression):
-        return _eval(node.body, exact)
+        return _eval(node.body, exact, binary)
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         return Fraction(node.value) if exact else node.value
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_eval(node.operand, exact))
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _eval(node.left, exact), _eval(node.right, exact)
+        return _UNARY[type(node.op)](_eval(node.operand, exact, binary))
+    if isinstance(node, ast.BinOp) and type(node.op) in binary:
+        left, right = _eval(node.left, exact, binary), _eval(node.right, exact, binary)
         if isinstance(node.op, ast.Pow):
             value = _power(left, right, exact)
         else:
@@ -79,20 +79,44 @@ def _eval(node, exact: bool):
     raise _Refused(f"unsupported syntax: {type(node).__name__}")
 
 
-def evaluate(expression: str, exact: bool = False):
+FOUR_OPERATIONS = "+-*/"  # what arithmetic puzzles such as the game of 24 allow
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**"}
+
+
+def evaluate(expression: str, exact: bool = False, operators: str | None = None):
     """Value of ``expression`` or None.
 
     exact=False follows Python's arithmetic (int / float, as ``eval`` would);
     exact=True computes with Fractions, so ``8/(3-8/3)`` is exactly 24.
+    ``operators``: the binary operators allowed, as symbols (e.g. ``FOUR_OPERATIONS``;
+    ``**``, ``//`` and ``%`` are then refused); None allows all of Python's arithmetic.
     """
+    binary = _BINARY
+    if operators is not None:
+        allowed = {op for op, sym in _SYMBOLS.items() if sym in _tokens(operators)}
+        binary = {op: fn for op, fn in _BINARY.items() if op in allowed}
     if not isinstance(expression, str) or len(expression) > MAX_CHARS:
         return None
     try:
         tree = ast.parse(expression.strip(), mode="eval")
-        value = _eval(tree, exact)
+        value = _eval(tree, exact, binary)
     except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, RecursionError, MemoryError, _Refused):
         # The model's expression is not valid arithmetic: it scores 0, as eval's error would.
         return None
     if isinstance(value, complex):  # (-8) ** 0.5 in float mode
         return None
     return value
+
+
+def _tokens(operators: str) -> set[str]:
+    """'+-*/' -> {'+', '-', '*', '/'}; '**' and '//' count as themselves."""
+    out, i = set(), 0
+    while i < len(operators):
+        pair = operators[i:i + 2]
+        if pair in ("**", "//"):
+            out.add(pair)
+            i += 2
+        else:
+            out.add(operators[i])
+            i += 1
+    return out

@@ -45,8 +45,14 @@ def _unwrap_boxed(s: str) -> str:
     return s
 
 
+def strip_currency(text: str) -> str:
+    """``\\$`` is a dollar SIGN in MATH answers (``\\$36``), not a math delimiter: drop it, so the
+    parser does not read the rest as LaTeX math mode (``\\$36`` vs ``36`` scored 0 before)."""
+    return text.replace("\\$", "")
+
+
 def normalise(answer: str) -> str:
-    s = answer.strip()
+    s = strip_currency(answer).strip()
     if len(s) >= 2 and s[0] == "$" and s[-1] == "$":
         s = s.strip("$")
     s = _unwrap_boxed(s.strip())
@@ -159,6 +165,7 @@ def worker_handlers() -> dict:
     gold_cache: dict[str, list] = {}
 
     def parse_answer(text: str) -> list:
+        text = strip_currency(text)
         # Bare LaTeX is only found inside math delimiters; without them math-verify
         # may pick a fragment (``3\sqrt{13}`` -> 3).
         delimited = any(d in text for d in ("$", "\\boxed", "\\(", "\\["))

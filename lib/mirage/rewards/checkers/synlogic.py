@@ -80,8 +80,9 @@ def _python_block(text: str) -> str:
 
 
 def mathador_value_ok(answer: str, metadata: dict) -> bool:
-    """The corrected game-of-24 rule: the expression's exact value equals the target."""
-    value = safe_arith.evaluate(_python_block(answer), exact=True)
+    """The corrected game-of-24 rule: the expression uses only + - * / and parentheses (no ``**``,
+    ``//`` or ``%``, which the task's rules forbid) and its exact value equals the target."""
+    value = safe_arith.evaluate(_python_block(answer), exact=True, operators=safe_arith.FOUR_OPERATIONS)
     return value is not None and value == Fraction(metadata["result"])
 
 
