@@ -80,13 +80,20 @@ def _list_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported on one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mirage", description=__doc__.splitlines()[0])
+    parser = Parser(prog="mirage", description=__doc__.splitlines()[0])
     from mirage import __version__
 
     parser.add_argument("--version", action="version", version=f"mirage {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also MIRAGE_DEBUG=1)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, (target, help_text) in SUBCOMMANDS.items():
         module_name, func_name = target.split(":")
         p = sub.add_parser(name, help=help_text, description=help_text)

@@ -37,6 +37,8 @@ def resolve_model(name: str | os.PathLike, strict: bool = True) -> str:
     """
     path = Path(name).expanduser()
     if path.is_dir():
+        if not (path / "config.json").is_file() and strict:
+            raise FileNotFoundError(f"{path}: a folder without config.json is not a model folder")
         return str(path.resolve())
     for d in models_dirs():
         if (d / str(name) / "config.json").exists():

@@ -111,7 +111,7 @@ def _eval_main(args: argparse.Namespace) -> int:
                              model=args.model, task=args.task, **kwargs)
     else:
         if not args.model or not args.task:
-            raise SystemExit("mirage eval: --model and --task are required (or --run-dir)")
+            raise ValueError("--model and --task are required (or --run-dir)")
         table = evaluate(args.model, args.task, args.n, sampler=args.backend, out_dir=args.out, **kwargs)
     with pd.option_context("display.max_rows", 200, "display.width", 160):
         print(table.to_string(index=False))

@@ -18,6 +18,7 @@ import pandas as pd
 from mirage import runs
 from mirage.evaluate.datasets import DEFAULT_N, eval_datasets, load_problems, task_kind
 from mirage.evaluate.scoring import ScorePool, make_sampler, render_prompt
+from mirage.models import resolve_model
 from mirage.recipes import RECIPES
 from mirage.sample.base import SamplingParams
 
@@ -135,6 +136,8 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
                             format_gated=format_gated,
                             # recorded explicitly: KOR-Bench has two scoring modes (docs/rewards.md)
                             score_kwargs={"korbench_mode": "published", **(score_kwargs or {})})
+    if isinstance(sampler, str):  # a backend name: the model must resolve before anything runs
+        resolve_model(model)
     if score_kwargs:  # a misspelt scoring option fails here, not after sampling
         from mirage.rewards.checkers import parse_options
 

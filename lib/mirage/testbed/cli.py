@@ -89,6 +89,6 @@ def _pretrain(args: argparse.Namespace) -> int:
     names = list(FAMILY) if args.all else args.name
     unknown = [n for n in names if n not in FAMILY]
     if unknown:
-        raise SystemExit(f"unknown model(s) {unknown}; the family is {', '.join(FAMILY)}")
+        raise ValueError(f"unknown model(s) {unknown}; the family is {', '.join(FAMILY)}")
     pretrain_family(names, out=args.out, force=args.force, threads=args.threads, jobs=args.jobs)
     return 0
