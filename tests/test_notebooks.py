@@ -3,7 +3,8 @@
 The notebooks are the source (edited in JupyterLab, stored without outputs). The RQ and
 alignment notebooks are executed by papermill in tests/test_study_e2e.py (the testbed-ci
 study runs each of them on a minimal parameter set); here the analysis notebook regenerates
-every figure from the stored fixture, and the alignment notebook runs from ``notebooks/``.
+every figure from the stored fixture, and the alignment notebook runs from ``notebooks/``;
+40_clipping_bias runs in tests/test_study_mechanism.py (a tiny mechanism-like study).
 """
 
 from __future__ import annotations
@@ -89,13 +90,34 @@ def test_code_cells_only_call_the_library(path):
                     f"{path.name}: the parameters cell may only assign literal values")
 
 
+FULL_PRESET = """backend: local
+pairs: [[dial-90, toy-math], [dial-10, toy-logic]]
+conditions: [random, one_shot]
+regimes: {a: {}, b: {policy_loss: no_clip}}
+eval: {greedy: true}
+analysis: [90_figures.ipynb, {40_clipping_bias.ipynb: {bandit: {steps: 5}, bandit_variants: {clip: {}}}}]
+"""
+
+
 def test_each_notebook_declares_the_parameters_the_study_passes(tmp_path):
-    """papermill injects the plan's parameters: a name the notebook does not declare would be silently unused."""
-    steps = study.plan(study.load_preset("testbed-ci"), tmp_path)
-    for kind in ("alignment", "cell", "analysis"):
-        for step in (s for s in steps if s.kind == kind):
-            nb = _read(Path(step.argv[3]))
-            assert _declared(nb) == set(step.params), f"{Path(step.argv[3]).name}: {_declared(nb) ^ set(step.params)}"
+    """papermill injects the plan's parameters: a name the notebook does not declare would be silently unused.
+
+    A preset using every key (pairs, regimes, greedy evaluation, analysis notebooks with their own
+    parameters) passes each notebook exactly what it declares; an older preset passes the same minus
+    the parameters of the keys it does not use (so its finished steps stay finished).
+    """
+    path = tmp_path / "full.yaml"
+    path.write_text(FULL_PRESET)
+    full = study.plan(study.load_preset(str(path)), tmp_path / "full")
+    plain = study.plan(study.load_preset("testbed-ci"), tmp_path / "plain")
+    seen = set()
+    for steps, optional in ((full, {}), (plain, {"alignment": {"pairs"}, "cell": {"regime"}})):
+        for step in (s for s in steps if s.kind in ("alignment", "cell", "analysis")):
+            name = Path(step.argv[3]).name
+            seen.add(name)
+            assert _declared(_read(Path(step.argv[3]))) - set(step.params) == optional.get(step.kind, set()), name
+            assert set(step.params) <= _declared(_read(Path(step.argv[3]))), name
+    assert seen == {p.name for p in NOTEBOOKS}  # every notebook is some step's
     # and what an RQ notebook declares is exactly what cell.run takes
     takes = set(inspect.signature(study.cell.run).parameters) - {"progress"}
     for name in study.RQ_NOTEBOOKS.values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
@@ -163,3 +164,72 @@ def test_saved_figures_are_byte_identical_on_rerun(tables, tmp_path, monkeypatch
         monkeypatch.setenv("SOURCE_DATE_EPOCH", when)
         saved.append([p.read_bytes() for p in plots.save(plots.plot_alignment(alignment), "a", tmp_path / str(i))])
     assert saved[0] == saved[1]
+
+
+# --- the clipping-bias figures (mirage.plots.mechanism) on hand-made tables -------------------------------
+def _runs() -> pd.DataFrame:
+    rows = []
+    for cond, regimes in (("random", ["u2", "u16", "u16_noclip"]), ("ground_truth", ["u2"])):
+        for regime in regimes:
+            for seed in range(3):
+                rows.append(dict(model="dial-90", task="toy-math", condition=cond, regime=regime, seed=seed,
+                                 gain=0.01 * seed - 0.01, greedy_gain=0.02 * seed,
+                                 clipfrac=0.0 if regime == "u2" else 0.005 * (seed + 1)))
+    return pd.DataFrame(rows)
+
+
+def test_mechanism_figures_draw_a_point_per_seed_and_mark_each_median():
+    runs = _runs()
+    fig = plots.plot_gain_vs_clipfrac(runs)
+    assert len(fig.axes) == 2  # T = 1 and greedy gains, one model x task
+    groups = runs.groupby(["condition", "regime"]).ngroups
+    offsets = [len(c.get_offsets()) for c in fig.axes[0].collections]
+    assert sum(offsets) == len(runs) + groups and offsets.count(1) == groups  # every seed, then each median
+    assert "T = 1" in fig.axes[0].get_ylabel() and "greedy" in fig.axes[1].get_ylabel()
+    assert fig.axes[0].get_xlim()[0] >= -0.04 * 100 * runs["clipfrac"].max()  # a fraction: no negative axis
+    # regimes in natural order (u2 < u16 < u16_noclip), one style each, the same in every figure
+    assert list(plots.regime_styles(["u16_noclip", "u2", "u16"])) == ["u2", "u16", "u16_noclip"]
+    fig = plots.plot_gain_distributions(runs.drop(columns="greedy_gain"))
+    assert len(fig.axes) == 1 and [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["u2", "u16", "u16_noclip"]
+    points = sum(len(c.get_offsets()) for c in fig.axes[0].collections)
+    assert points == len(runs)  # the strip: one point per seed (the boxes are patches)
+
+
+def test_mechanism_steps_procedures_and_bandit_figures():
+    steps = pd.DataFrame([dict(model="m", task="t", condition="random", regime=r, seed=s, step=st, gain=g)
+                          for r in ("steps300_clip", "steps300_noclip") for s in range(2)
+                          for st, g in ((0, 0.0), (50, 0.01 * s), (100, 0.02 * s))])
+    fig = plots.plot_gain_vs_step(steps)
+    labelled = [ln for ln in fig.axes[0].get_lines() if not ln.get_label().startswith("_")]
+    assert [ln.get_label() for ln in labelled] == ["steps300_clip", "steps300_noclip"]
+    assert list(labelled[0].get_ydata()) == pytest.approx([0.0, 0.005, 0.01])  # the median over seeds
+    procedures = pd.DataFrame([dict(model="m", task="t", condition="random", regime=r, seed=0, step=st, procedure=p,
+                                    share=0.3) for r in ("u2", "u16") for st in range(1, 5)
+                               for p in ("correct", "buggy", "neither")])
+    fig = plots.plot_procedure_shares(procedures)
+    assert len(fig.axes) == 3 and fig.axes[0].get_title() == "correct procedure"
+    bandit = {"clip": {"steps": [0, 10, 20], "p_favoured": np.array([[0.7, 0.8, 0.9], [0.7, 0.6, 0.7]]),
+                       "clipfrac": np.array([0.01, 0.02])}}
+    fig = plots.plot_bandit(bandit)
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    assert list(lines["median over seeds"].get_ydata()) == pytest.approx([0.7, 0.7, 0.8])
+    assert "clipped 1.50%" in fig.axes[0].get_title()
+    # a table without data leaves its figure out rather than failing the notebook
+    empty = steps.iloc[:0]
+    figs = plots.mechanism_figures(None, _runs(), empty, None, procedures.iloc[:0])
+    assert set(figs) == {"mechanism_gain_vs_clipfrac", "mechanism_gain_distributions"}
+    with pytest.raises(ValueError, match="steps axis"):
+        plots.plot_gain_vs_step(empty)
+
+
+def test_summary_joins_the_medians_over_seeds(tables):
+    results, _, _ = tables
+    gains = study.gain_table(results)
+    assert gains["seed"].nunique() >= 2  # the fixture has several seeds
+    fig = plots.plot_summary(gains, study.MIN_GT_GAIN)
+    ax = fig.axes[1]  # absolute gain vs alignment: every point, and lines through the medians
+    line = next(ln for ln in ax.get_lines() if ln.get_label() == "ground_truth")
+    med = gains[gains.condition == "ground_truth"].groupby(["model", "task", "dataset"])[["alignment", "gain"]].median()
+    drawn = np.array(sorted(zip(line.get_xdata(), line.get_ydata())))
+    assert np.allclose(drawn, np.array(sorted(zip(med["alignment"], med["gain"]))))
+    assert line.get_marker() == "D" and "medians over seeds" in fig._suptitle.get_text()

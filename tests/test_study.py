@@ -16,12 +16,14 @@ import pytest
 from conftest import wait_for_exit
 from mirage import study
 from mirage.runs import run_dir
+from mirage.study.plan import only_arg
 from mirage.conditions import CONDITIONS, PAPER_CONDITIONS
 from mirage.testbed.pretrain import FAMILY
 
 
 def test_shipped_presets_cover_the_grid_they_promise():
-    assert study.list_presets() == ["paper", "testbed-ci", "testbed-full", "testbed-quick"]
+    assert study.list_presets() == ["paper", "testbed-ci", "testbed-full", "testbed-mechanism", "testbed-quick",
+                                    "testbed-seeds"]
     full = study.load_preset("testbed-full")
     assert full.conditions == tuple(CONDITIONS) and full.seeds == (0, 1, 2)  # every condition, listed in the file
     assert full.tasks == ("toy-math", "toy-logic") and full.models == tuple(FAMILY)  # every shipped model
@@ -36,6 +38,119 @@ def test_shipped_presets_cover_the_grid_they_promise():
     # the README's table came from exactly these settings
     assert quick.overrides == {"val_freq": 0} and (quick.eval.n, quick.eval.align_n, quick.eval.alignment_k) == (16, 32, 16)
     assert quick.source is None and quick.cli_name == "testbed-quick"  # shipped: printed commands name it
+    # testbed-seeds: the quick grid, every setting the same, x 3 seeds
+    seeds = study.load_preset("testbed-seeds")
+    assert seeds.seeds == (0, 1, 2) and len(seeds.cells()) == 3 * len(quick.cells())
+    assert {k: v for k, v in seeds.identity().items() if k not in ("name", "seeds")} == {
+        k: v for k, v in quick.identity().items() if k not in ("name", "seeds")}
+
+
+def test_the_mechanism_preset_is_the_grid_of_issue_14():
+    """Both random-reward forms on the most aligned pair of each toy task and the least aligned math pair,
+    under 2 / 8 / 16 updates per rollout, clip-higher, no-clip and RLOO; ground truth at 2 and 16; 5 seeds;
+    the 300-step clip vs no-clip axis; greedy evaluation; the clipping-bias notebook."""
+    p = study.load_preset("testbed-mechanism")
+    cells = p.cells()
+    assert len(cells) == len(set(cells)) == 3 * 2 * 6 * 5 + 3 * 2 * 5 + 2 * 5
+    pairs = {("dial-90", "toy-math"), ("dial-10", "toy-logic"), ("dial-10", "toy-math")}
+    assert {(c.model, c.task) for c in cells} == pairs and {c.seed for c in cells} == {0, 1, 2, 3, 4}
+    grid = {(c.condition, c.regime) for c in cells}
+    sweep = ["u2", "u8", "u16", "u16_hi", "u16_noclip", "u16_rloo"]
+    assert grid == ({(c, r) for c in ("random", "random_ungated") for r in sweep}
+                    | {("ground_truth", "u2"), ("ground_truth", "u16"), ("random", "steps300_clip"),
+                       ("random", "steps300_noclip")})
+    assert {(c.model, c.task) for c in cells if c.regime.startswith("steps300")} == {("dial-90", "toy-math")}
+    r = {name: p.recipe_obj(name) for name in p.regimes}
+    assert [r[n].updates_per_rollout for n in sweep] == [2, 8, 16, 16, 16, 16]
+    assert r["u2"].clip_ratio_high == r["u16"].clip_ratio_high == 0.2 and r["u16_hi"].clip_ratio_high == 0.28
+    assert r["u16_noclip"].policy_loss == r["steps300_noclip"].policy_loss == "no_clip"
+    assert r["u16_rloo"].estimator_override == "rloo" and r["u16"].estimator_override == ""
+    assert {r[n].total_steps for n in sweep} == {40} and r["steps300_clip"].total_steps == 300
+    assert r["steps300_clip"].save_freq == 50 and r["u16"].save_freq == 40  # one evaluated checkpoint per 40-step run
+    assert r["steps300_clip"].lr < min(r[n].lr for n in sweep)  # the steps axis runs at a small learning rate
+    assert p.eval.greedy and p.eval.checkpoints == "all" and p.analysis == ("40_clipping_bias.ipynb",)
+
+
+def test_a_grid_of_pairs_regimes_and_sub_grids_expands_to_each_cell_once(tmp_path):
+    path = _write(tmp_path, "grid.yaml", """backend: local
+pairs: [[dial-90, toy-math], [dial-10, toy-logic]]
+conditions: [random]
+seeds: [0, 1]
+overrides: {total_steps: 8}
+regimes: {a: {ppo_mini_batch_size: 1}, b: {ppo_mini_batch_size: 1, policy_loss: no_clip}}
+grids:
+  - {}                                             # every top-level value: 2 pairs x random x a, b x 2 seeds
+  - {conditions: [random, ground_truth], regimes: [a], seeds: [1]}   # random/a/seed1 again: once
+  - {models: [dial-60], tasks: [toy-math, toy-logic], regimes: [b], seeds: [0]}   # models x tasks, no pairs
+""")
+    p = study.load_preset(path)
+    cells = p.cells()
+    assert len(cells) == len(set(cells)) == 8 + 2 + 2  # 8, then ground_truth/a/seed1 x 2 pairs, then dial-60 x 2
+    assert cells[0] == study.Cell("dial-90", "toy-math", "random", 0, "a")
+    assert study.Cell("dial-10", "toy-logic", "ground_truth", 1, "a") in cells
+    assert {(c.model, c.task, c.regime) for c in cells if c.model == "dial-60"} == {
+        ("dial-60", "toy-math", "b"), ("dial-60", "toy-logic", "b")}
+    assert p.describe_grid() == "the union of 3 sub-grids"
+    # a regime's recipe: the preset's overrides, then the regime's
+    assert p.cell_overrides("b") == {"total_steps": 8, "ppo_mini_batch_size": 1, "policy_loss": "no_clip"}
+    assert p.recipe_obj("b").updates_per_rollout == 8 and p.recipe_obj().updates_per_rollout == 2
+
+    steps = study.plan(p, tmp_path / "out")
+    by_id = {s.id: s for s in steps}
+    cell = by_id["dial-90/toy-math/random/b/seed1"]  # the regime is part of the id
+    assert cell.dir == run_dir("dial-90", "toy-math", "random", 1, tmp_path.resolve() / "out" / "runs", regime="b")
+    assert cell.dir.parent.name == "b" and cell.params["regime"] == "b"
+    assert cell.params["recipe_overrides"] == p.cell_overrides("b")
+    # only the pairs the cells use are measured (not dial-90 x toy-logic), and the notebook is told so
+    measured = [s.id for s in steps if s.kind == "measure"]
+    assert sorted(measured) == sorted(f"alignment/{m}/{t}" for m, t in {(c.model, c.task) for c in cells})
+    assert "alignment/dial-90/toy-logic" not in measured
+    assert sorted(map(tuple, by_id["alignment"].params["pairs"])) == sorted({(c.model, c.task) for c in cells})
+    # --only selects by regime too, and a cell's own --only selects exactly it
+    only = study.parse_only("regime=a,seed=1")
+    picked = [s.cell for s in study.plan(p, tmp_path / "out", only) if s.kind == "cell"]
+    assert picked and all(c.regime == "a" and c.seed == 1 for c in picked)
+    assert [s.cell for s in study.plan(p, tmp_path / "out", study.parse_only(only_arg(cell.cell)))
+            if s.kind == "cell"] == [cell.cell]
+    lines: list[str] = []
+    study.dry_run(p, tmp_path / "out", log=lines.append)
+    block = "\n".join(lines).split("cell dial-90/toy-math/random/b/seed1 ")[1].split("\n## ")[0]
+    assert "regime=b,seed=1" in block and "--set=policy_loss=no_clip" in block and "--set=total_steps=8" in block
+
+
+def test_a_preset_without_the_new_keys_plans_exactly_as_before(tmp_path):
+    """A study directory made before regimes / greedy / analysis lists existed stays finished: the same
+    cell ids, run folders, step parameters and study.json identity."""
+    p = study.load_preset("testbed-ci")
+    assert not {"pairs", "regimes", "grids", "analysis"} & set(p.to_dict()) and "greedy" not in p.to_dict()["eval"]
+    steps = study.plan(p, tmp_path)
+    cell = next(s for s in steps if s.kind == "cell")
+    assert cell.id == "dial-90/toy-math/ground_truth/seed0" and cell.dir == tmp_path.resolve() / "runs" / cell.id
+    assert set(cell.params) == {"backend", "preset", "study_dir", "model", "task", "condition", "seed", "run_dir",
+                                "recipe", "recipe_overrides", "eval", "alignment_table", "history_run", "figures_dir"}
+    assert "greedy" not in cell.params["eval"] and "pairs" not in next(s for s in steps if s.kind == "alignment").params
+    assert [(s.id, s.dir) for s in steps if s.kind == "analysis"] == [("analysis", tmp_path.resolve() / "analysis")]
+
+
+def test_greedy_evaluation_and_analysis_notebooks_reach_their_steps(tmp_path):
+    greedy = "eval: {n: 4, greedy: true}\n"
+    path = _write(tmp_path, "g.yaml", GOOD + greedy + "analysis:\n  - 90_figures.ipynb\n"
+                  "  - 40_clipping_bias.ipynb: {bandit: {steps: 5}}\n")
+    p = study.load_preset(path)
+    steps = study.plan(p, tmp_path / "out")
+    assert all(s.params["eval"]["greedy"] is True for s in steps if s.kind in ("measure", "alignment", "cell"))
+    analyses = [s for s in steps if s.kind == "analysis"]
+    assert [s.id for s in analyses] == ["analysis", "analysis/40_clipping_bias"] and steps[-2:] == analyses
+    assert analyses[1].dir == (tmp_path / "out").resolve() / "analysis" / "40_clipping_bias"
+    assert analyses[1].params["bandit"] == {"steps": 5} and "bandit" not in analyses[0].params
+    # analysis notebooks do not decide the results: changing them keeps the study directory's preset
+    assert p.identity() == study.load_preset(_write(tmp_path, "g2.yaml", "name: g\n" + GOOD + greedy)).identity()
+    bad = GOOD + "analysis: [{40_clipping_bias.ipynb: {bandits: {}}}]\n"
+    with pytest.raises(KeyError, match=r"g3\.yaml.*40_clipping_bias.*bandits"):
+        study.plan(study.load_preset(_write(tmp_path, "g3.yaml", bad)), tmp_path / "o3")
+    with pytest.raises(FileNotFoundError, match=r"g4\.yaml.*99_none\.ipynb"):
+        study.plan(study.load_preset(_write(tmp_path, "g4.yaml", GOOD + "analysis: [99_none.ipynb]\n")),
+                   tmp_path / "o4")
 
 
 def _write(tmp_path, name, text):
@@ -56,7 +171,25 @@ def test_preset_files_are_validated_naming_the_key_and_the_file(tmp_path):
              ("bad_recipe_key.yaml", GOOD + "overrides: {total_stepz: 3}\n", "total_stepz"),
              ("bad_recipe.yaml", GOOD + "recipe: fast\n", "fast"),
              ("bad_models.yaml", GOOD.replace("[dial-90]", "dial-90"), "models must be a list"),
-             ("missing.yaml", "backend: local\nmodels: [dial-90]\ntasks: [toy-math]\n", "conditions")]
+             ("missing.yaml", "backend: local\nmodels: [dial-90]\ntasks: [toy-math]\n", "conditions"),
+             # the keys of grids, pairs and regimes, greedy evaluation and the analysis notebooks
+             ("bad_pairs.yaml", GOOD + "pairs: [[dial-90]]\n", "pairs"),
+             ("pairs_and_models.yaml", GOOD + "pairs: [[dial-90, toy-math]]\n", "pairs or models/tasks"),
+             ("pair_task.yaml", "backend: local\npairs: [[dial-90, toy-chess]]\nconditions: [random]\n", "toy-chess"),
+             ("bad_regimes.yaml", GOOD + "regimes: [u2]\n", "regimes must be a mapping"),
+             ("bad_regime_name.yaml", GOOD + "regimes: {'u/2': {}}\n", "u/2"),
+             ("bad_regime_key.yaml", GOOD + "regimes: {u2: {ppo_epoch: 2}}\n", r"regimes\.u2.*ppo_epoch"),
+             ("bad_regime_value.yaml", GOOD + "regimes: {u2: {policy_loss: none}}\n", r"regimes\.u2.*policy_loss"),
+             ("bad_grids.yaml", GOOD + "grids: {conditions: [random]}\n", "grids must be a list"),
+             ("bad_grid_key.yaml", GOOD + "grids: [{condition: [random]}]\n", r"grids\[0\].*condition"),
+             ("bad_grid_regime.yaml", GOOD + "regimes: {a: {}}\ngrids: [{}, {regimes: [b]}]\n",
+              r"grids\[1\]\.regimes.*'b'"),
+             ("bad_grid_seeds.yaml", GOOD + "grids: [{seeds: [0, 0]}]\n", r"grids\[0\]\.seeds"),
+             ("grid_missing.yaml", "backend: local\nmodels: [dial-90]\ngrids: [{conditions: [random]}]\n",
+              r"grids\[0\]: missing key\(s\) \['models/tasks or pairs'\]"),
+             ("bad_greedy.yaml", GOOD + "eval: {greedy: 1}\n", "eval.greedy"),
+             ("bad_analysis.yaml", GOOD + "analysis: [figures.py]\n", "analysis"),
+             ("empty_analysis.yaml", GOOD + "analysis: []\n", "analysis is empty")]
     for name, text, key in cases:
         path = _write(tmp_path, name, text)
         with pytest.raises(study.PresetError, match=key) as err:
@@ -104,8 +237,8 @@ def test_preset_plugins_are_loaded_and_passed_to_every_step(tmp_path, monkeypatc
 
 
 def test_parse_only():
-    assert study.parse_only(["model=a,task=toy-math", "condition=random|nsr,seed=0"]) == {
-        "model": {"a"}, "task": {"toy-math"}, "condition": {"random", "nsr"}, "seed": {"0"}}
+    assert study.parse_only(["model=a,task=toy-math", "condition=random|nsr,seed=0,regime=u2|u16"]) == {
+        "model": {"a"}, "task": {"toy-math"}, "condition": {"random", "nsr"}, "seed": {"0"}, "regime": {"u2", "u16"}}
     with pytest.raises(ValueError, match="colour"):
         study.parse_only("colour=red")
     with pytest.raises(ValueError, match="KEY=VALUE"):
@@ -175,6 +308,20 @@ def test_run_steps_records_failures_blocks_dependants_and_skips_finished(tmp_pat
     # a step whose parameters changed is not "finished" any more
     steps[0].params["id"] = "changed"
     assert not steps[0].finished
+
+
+def test_a_stage_run_waits_on_nothing_outside_it(tmp_path):
+    """--stage cells after --stage alignment: a dependency outside the stage counts if it finished and
+    blocks its dependants if not (the runner cannot wait for a step it does not run)."""
+    counter = tmp_path / "runs.txt"
+    ok = f"open({str(counter)!r}, 'a').write('x')"
+    done, pending = _step(tmp_path, "done", ok), _step(tmp_path, "pending", ok)
+    assert study.run_steps([done], log=lambda line: None) == {"done": "finished"}
+    cells = [_step(tmp_path, "after_done", ok, deps=["done"]), _step(tmp_path, "after_pending", ok, deps=["pending"])]
+    lines: list[str] = []
+    status = study.run_steps(cells, log=lines.append, outside=[done, pending])
+    assert status == {"after_done": "finished", "after_pending": "blocked"} and counter.read_text() == "xx"
+    assert any("blocked after_pending" in line and "has not finished" in line for line in lines)
 
 
 def _gain_rows():

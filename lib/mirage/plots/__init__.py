@@ -16,7 +16,9 @@ plugin's condition or task looks the same in every figure without touching this 
     base.py      style, colours and markers from the registries, save, shared helpers
     curves.py    alignment curves and matrix, pass@k curves, pass@k over checkpoints
     dynamics.py  training metrics over steps, reward seen vs true accuracy, one-shot history
-    summary.py   the paper's claim: gain vs alignment
+    summary.py   the paper's claim: gain vs alignment (a point per seed, lines through the medians)
+    mechanism.py the clipping-bias figures: the bandit, gain vs clip fraction and vs step, procedure
+                 shares, per-seed gain distributions per regime
 """
 
 from mirage.plots.base import BASE_COLOUR, color, condition_order, save, save_all, style, task_marker, task_order
@@ -24,9 +26,13 @@ from mirage.plots.curves import (alignment_matrix, base_rows, final_step_rows, p
                                  plot_passk_vs_step, step_figures)
 from mirage.plots.dynamics import (DYNAMICS_METRICS, POLARITY_METRICS, dynamics_figures, plot_dynamics,
                                    plot_example_history, plot_metric_panels, plot_reward_vs_accuracy)
+from mirage.plots.mechanism import (mechanism_figures, plot_bandit, plot_gain_distributions, plot_gain_vs_clipfrac,
+                                    plot_gain_vs_step, plot_procedure_shares, regime_styles)
 from mirage.plots.summary import plot_summary
 
 __all__ = ["BASE_COLOUR", "color", "condition_order", "save", "save_all", "style", "task_marker", "task_order",
            "alignment_matrix", "base_rows", "final_step_rows", "plot_alignment", "plot_passk_curves",
            "plot_passk_vs_step", "step_figures", "DYNAMICS_METRICS", "POLARITY_METRICS", "dynamics_figures",
-           "plot_dynamics", "plot_example_history", "plot_metric_panels", "plot_reward_vs_accuracy", "plot_summary"]
+           "plot_dynamics", "plot_example_history", "plot_metric_panels", "plot_reward_vs_accuracy", "plot_summary",
+           "mechanism_figures", "plot_bandit", "plot_gain_distributions", "plot_gain_vs_clipfrac", "plot_gain_vs_step",
+           "plot_procedure_shares", "regime_styles"]

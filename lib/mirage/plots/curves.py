@@ -9,7 +9,7 @@ import pandas as pd
 import seaborn as sns
 
 from mirage.plots.base import BASE, color, condition_order, curve, figure_legend, grid, log2_k_axis, require
-from mirage.study.results import final_step_rows
+from mirage.study.results import RUN_KEYS, eval_rows, final_step_rows
 
 
 # --- alignment -------------------------------------------------------------------
@@ -53,6 +53,7 @@ def base_rows(results: pd.DataFrame) -> pd.DataFrame:
     Every run of a model evaluates the same base model with the same settings, so
     duplicates across conditions are identical; keep one.
     """
+    results = eval_rows(results)  # the preset's sampling; greedy rows are drawn by their own figures
     base = results[results["step"] == 0]
     return base.drop_duplicates(["model", "task", "dataset", "k"]).assign(condition=BASE)
 
@@ -65,6 +66,7 @@ def plot_passk_curves(results: pd.DataFrame, conditions: Iterable[str] | None = 
     """
     require(results, ["model", "task", "condition", "seed", "step", "dataset", "k",
                       "pass_at_k", "ci_low", "ci_high"], "results table")
+    results = eval_rows(results)
     final = final_step_rows(results)
     if conditions is not None:
         final = final[final.condition.isin(list(conditions))]
@@ -98,7 +100,8 @@ def plot_passk_curves(results: pd.DataFrame, conditions: Iterable[str] | None = 
 def plot_passk_vs_step(results: pd.DataFrame, k: int = 1) -> plt.Figure:
     """pass@k at one k over checkpoints (step 0 = base), one line per condition."""
     require(results, ["model", "task", "condition", "seed", "step", "dataset", "k", "pass_at_k"], "results table")
-    sub = results[results["k"] == k]
+    sub = eval_rows(results)
+    sub = sub[sub["k"] == k]
     models = sorted(sub["model"].unique())
     panels = sub[["task", "dataset"]].drop_duplicates().sort_values(["task", "dataset"]).values.tolist()
     fig, axes = grid(len(models), len(panels), sharey=True)
@@ -122,7 +125,8 @@ def plot_passk_vs_step(results: pd.DataFrame, k: int = 1) -> plt.Figure:
 
 def step_figures(results: pd.DataFrame, k: int = 1) -> dict[str, plt.Figure]:
     """{"pass<k>_vs_step": figure} when some run has more than one evaluated checkpoint, else nothing."""
-    trained = results[results["step"] > 0]
-    if trained.empty or trained.groupby(["model", "task", "condition", "seed"])["step"].nunique().max() < 2:
+    trained = eval_rows(results)
+    trained = trained[trained["step"] > 0]
+    if trained.empty or trained.groupby(RUN_KEYS)["step"].nunique().max() < 2:
         return {}
     return {f"pass{k}_vs_step": plot_passk_vs_step(results, k=k)}

@@ -17,8 +17,10 @@ def plot_summary(gains: pd.DataFrame, min_gt_gain: float) -> plt.Figure:
     in the panel); and pass@1_cond - pass@1_base for every point. Rows: two readings of
     alignment, the paper's (base pass@k at the alignment k) and the base pass@1 (what a
     majority of samples does), since the techniques need different things (a correct
-    sample at all vs a correct majority). Lines join a condition's points (mean over
-    seeds) across the dial; markers are the tasks' (``Task.marker``).
+    sample at all vs a correct majority). Each seed is a point (faint when there are
+    several); lines join a condition's medians over seeds across the dial, each median
+    marked with an outlined diamond when there is more than one seed; markers are the
+    tasks' (``Task.marker``).
     """
     require(gains, ["model", "task", "dataset", "condition", "baseline", "seed", "alignment", "base_pass_at_1",
                     "gain", "recovered"], "gain table")
@@ -29,6 +31,7 @@ def plot_summary(gains: pd.DataFrame, min_gt_gain: float) -> plt.Figure:
     cols = [("recovered", f"gain recovered relative to\nthe baseline ({against}; 1 = same gain)"),
             ("gain", "absolute gain in pass@1\n(trained - base)")]
     techniques = gains[gains.condition != gains.baseline]
+    several = len(gains) > 0 and gains.groupby(["model", "task", "dataset", "condition"])["seed"].nunique().max() > 1
     fig, axes = grid(len(rows), len(cols), w=5.2, h=3.8)
     for i, (xcol, xlabel) in enumerate(rows):
         for j, (col, ylabel) in enumerate(cols):
@@ -38,10 +41,12 @@ def plot_summary(gains: pd.DataFrame, min_gt_gain: float) -> plt.Figure:
                 s = data[(data.condition == cond) & data[col].notna()]
                 for task, t in s.groupby("task"):
                     ax.scatter(t[xcol], t[col], color=color(cond), marker=task_marker(task),
-                               s=28, alpha=0.8, edgecolor="white", lw=0.5, zorder=3)
-                line = s.groupby(["model", "task", "dataset"], as_index=False)[[xcol, col]].mean()
+                               s=22 if several else 28, alpha=0.45 if several else 0.8, edgecolor="white", lw=0.5,
+                               zorder=3)
+                line = s.groupby(["model", "task", "dataset"], as_index=False)[[xcol, col]].median()
                 line = line.sort_values(xcol)
-                ax.plot(line[xcol], line[col], color=color(cond), lw=1, alpha=0.7, label=cond)
+                ax.plot(line[xcol], line[col], color=color(cond), lw=1, alpha=0.8, label=cond,
+                        marker="D" if several else None, ms=5, mec="black", mew=0.6, zorder=4)
             ax.axhline(0, color="grey", lw=0.8)
             if col == "recovered":
                 ax.axhline(1, color=color(baselines[0]) if len(baselines) == 1 else "black", lw=0.8, ls=":")
@@ -56,6 +61,7 @@ def plot_summary(gains: pd.DataFrame, min_gt_gain: float) -> plt.Figure:
         legend_ax.scatter([], [], marker=task_marker(task), color="grey", label=task)
     legend_ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="condition / task")
     fig.suptitle("Do the surprising techniques only work under strong model-task alignment?\n"
-                 "one point per model x task x condition x seed")
+                 "one point per model x task x condition x seed" + ("; lines join the medians over seeds (diamonds)"
+                                                                    if several else ""))
     fig.tight_layout()
     return fig

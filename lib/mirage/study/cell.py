@@ -57,18 +57,30 @@ def pair_dir(out_dir: str | os.PathLike, model: str, task: str) -> Path:
 
 
 # --- alignment ------------------------------------------------------------------------------
+GREEDY = "greedy"  # the tag of the greedy evaluations (T = 0, n = 1): <run>/eval/greedy, <pair>/greedy
+
+
+def greedy_pair_dir(out_dir: str | os.PathLike, model: str, task: str) -> Path:
+    """Where one base model's greedy accuracy on one task lives (measured once per pair, like its pass@k)."""
+    return pair_dir(out_dir, model, task) / GREEDY
+
+
 def measure_pair(model: str, task: str, out_dir: str | os.PathLike, eval: Mapping[str, Any], backend: str = "local"):
-    """Base pass@k of one model on one task (``mirage.evaluate.align``, cached in ``pair_dir``)."""
+    """Base pass@k of one model on one task (``mirage.evaluate.align``, cached in ``pair_dir``); with
+    ``eval["greedy"]`` also its greedy accuracy (T = 0, n = 1) in ``greedy_pair_dir``."""
     from mirage.evaluate import align
 
+    kw = {"backend": sampler_backend(backend), "top_p": eval["top_p"], "max_tokens": eval["max_tokens"],
+          "seed": eval["seed"]}
+    if eval.get("greedy"):
+        align([model], [task], n=1, out=greedy_pair_dir(out_dir, model, task), temperature=0.0, **kw)
     return align([model], [task], n=eval["align_n"], out=pair_dir(out_dir, model, task),
-                 backend=sampler_backend(backend), temperature=eval["temperature"], top_p=eval["top_p"],
-                 max_tokens=eval["max_tokens"], seed=eval["seed"])
+                 temperature=eval["temperature"], **kw)
 
 
 def measure_alignment(models: Sequence[str], tasks: Sequence[str], out_dir: str | os.PathLike,
-                      eval: Mapping[str, Any], backend: str = "local"):
-    """The alignment table of every model x task -> ``<out_dir>/alignment.parquet`` (+ .csv).
+                      eval: Mapping[str, Any], backend: str = "local", pairs: Sequence[Sequence[str]] = ()):
+    """The alignment table of every model x task (or of ``pairs``) -> ``<out_dir>/alignment.parquet`` (+ .csv).
 
     Each pair is measured (or read back from its cache) by ``measure_pair``; the study
     runs the pairs as parallel steps first, so here they are only read.
@@ -78,7 +90,8 @@ def measure_alignment(models: Sequence[str], tasks: Sequence[str], out_dir: str 
     from mirage.runs import atomic_path, write_parquet_atomic
 
     out_dir = resolve(out_dir)
-    table = pd.concat([measure_pair(m, t, out_dir, eval, backend) for m in models for t in tasks], ignore_index=True)
+    pairs = [tuple(p) for p in pairs] or [(m, t) for m in models for t in tasks]
+    table = pd.concat([measure_pair(m, t, out_dir, eval, backend) for m, t in pairs], ignore_index=True)
     write_parquet_atomic(out_dir / "alignment.parquet", table)
     with atomic_path(out_dir / "alignment.csv") as tmp:
         table.to_csv(tmp, index=False)
@@ -204,8 +217,12 @@ def run_dynamics(run_dir: str | os.PathLike, **identity: Any):
 
 
 # --- evaluation -----------------------------------------------------------------------------
-def evaluate(run_dir: str | os.PathLike, eval: Mapping[str, Any], backend: str = "local", include_base: bool = False):
-    """pass@k of a run's checkpoints (the last or all, per ``eval['checkpoints']``); step 0 = base if asked."""
+def evaluate(run_dir: str | os.PathLike, eval: Mapping[str, Any], backend: str = "local", include_base: bool = False,
+             greedy: bool = False):
+    """pass@k of a run's checkpoints (the last or all, per ``eval['checkpoints']``); step 0 = base if asked.
+
+    ``greedy``: the same checkpoints evaluated greedily instead (T = 0, n = 1, ``<run>/eval/greedy``).
+    """
     from mirage.evaluate import evaluate_run
     from mirage.runs import list_checkpoints
 
@@ -213,13 +230,15 @@ def evaluate(run_dir: str | os.PathLike, eval: Mapping[str, Any], backend: str =
     if not ckpts:
         raise FileNotFoundError(f"{run_dir}: no checkpoint to evaluate (did training finish?)")
     steps = ckpts if eval["checkpoints"] == "all" else ckpts[-1:]
-    return evaluate_run(run_dir, eval["n"], backend=sampler_backend(backend), include_base=include_base,
-                        steps=([0] if include_base else []) + steps, temperature=eval["temperature"],
-                        top_p=eval["top_p"], max_tokens=eval["max_tokens"], seed=eval["seed"])
+    n, temperature, tag = (1, 0.0, GREEDY) if greedy else (eval["n"], eval["temperature"], None)
+    return evaluate_run(run_dir, n, backend=sampler_backend(backend), include_base=include_base,
+                        steps=([0] if include_base else []) + steps, temperature=temperature,
+                        top_p=eval["top_p"], max_tokens=eval["max_tokens"], seed=eval["seed"], tag=tag)
 
 
 # --- one call per RQ notebook ------------------------------------------------------------------
-DEFAULT_EVAL = {"n": 16, "temperature": 1.0, "top_p": 1.0, "max_tokens": None, "seed": 0, "checkpoints": "all"}
+DEFAULT_EVAL = {"n": 16, "temperature": 1.0, "top_p": 1.0, "max_tokens": None, "seed": 0, "checkpoints": "all",
+                "greedy": False}
 
 
 @dataclass
@@ -234,6 +253,7 @@ class CellResult:
     table: Any  # pass@k per dataset x k: base and each checkpoint side by side
     one_shot: dict[str, Any] | None = None  # one-shot conditions: the example trained on, and why
     history: dict[str, list[float]] = field(default_factory=dict)  # and the accuracy history it was ranked by
+    greedy: Any = None  # eval greedy: accuracy at T = 0 of the same checkpoints (step 0 = base when measured here)
 
     def describe(self) -> str:
         c = self.condition
@@ -241,14 +261,17 @@ class CellResult:
                 f"{c.estimator!r}, data {c.data!r}; run dir {self.run_dir}")
 
 
-def run(model: str, task: str, condition: str, seed: int = 0, *, backend: str = "local", recipe: str = "testbed",
-        recipe_overrides: Mapping[str, Any] | None = None, run_dir: str | os.PathLike = "",
+def run(model: str, task: str, condition: str, seed: int = 0, *, regime: str = "", backend: str = "local",
+        recipe: str = "testbed", recipe_overrides: Mapping[str, Any] | None = None, run_dir: str | os.PathLike = "",
         eval: Mapping[str, Any] | None = None, alignment_table: str | os.PathLike = "",
         history_run: str | os.PathLike = "", figures_dir: str | os.PathLike = "", preset: str = "interactive",
         study_dir: str | os.PathLike = "", progress: bool = True) -> CellResult:
-    """Train, evaluate and tabulate one cell (model x task x condition x seed); what an RQ notebook runs.
+    """Train, evaluate and tabulate one cell (model x task x condition x regime x seed); what an RQ notebook runs.
 
-    ``run_dir`` empty: ``runs/notebooks/<model>/<task>/<condition>/seed<S>`` under ``home()``.
+    ``run_dir`` empty: ``runs/notebooks/<model>/<task>/<condition>/[<regime>/]seed<S>`` under ``home()``.
+    ``regime`` names the recipe variant (its overrides are in ``recipe_overrides``: the study
+    merges them); it places and labels the run. ``eval["greedy"]``: also evaluate the same
+    checkpoints greedily (``CellResult.greedy``).
     ``alignment_table`` (the study's base-model table) gives the base curve; empty: the base
     model is evaluated here as step 0. ``preset`` and ``study_dir`` are recorded by the
     notebook only (they say which study ran it).
@@ -261,10 +284,10 @@ def run(model: str, task: str, condition: str, seed: int = 0, *, backend: str = 
     if unknown:
         raise KeyError(f"eval: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_EVAL)}")
     ev = {**DEFAULT_EVAL, **dict(eval or {})}
-    run_dir = resolve(run_dir, NOTEBOOK_RUNS / run_folder(model, task, condition, seed, "."))
+    run_dir = resolve(run_dir, NOTEBOOK_RUNS / run_folder(model, task, condition, seed, ".", regime=regime or None))
     figures_dir = resolve(figures_dir, run_dir / "figures")
     cond = get_condition(condition)
-    identity = {"model": model, "task": task, "condition": condition, "seed": seed}
+    identity = {"model": model, "task": task, "condition": condition, "regime": regime, "seed": seed}
 
     run_dir = train(model, task, condition, seed, run_dir, backend=backend, recipe=recipe,
                     recipe_overrides=recipe_overrides, history_run=resolve(history_run) if history_run else "",
@@ -274,6 +297,8 @@ def run(model: str, task: str, condition: str, seed: int = 0, *, backend: str = 
     if alignment_table:
         curves = pd.concat([base_curves(resolve(alignment_table), model, task), curves], ignore_index=True)
     result = CellResult(run_dir, figures_dir, cond, dynamics, curves, cell_table(curves))
+    if ev["greedy"]:
+        result.greedy = evaluate(run_dir, ev, backend, include_base=not alignment_table, greedy=True).assign(**identity)
     if cond.data != "full":
         result.one_shot = one_shot_choice(run_dir)
         if result.one_shot.get("history_run"):

@@ -5,8 +5,10 @@
     history/<model>/<task>            a ground-truth run over a small pool, several epochs: the
                                       per-example accuracy history one-shot selection ranks
                                       (testbed only, where the grid has a one-shot condition)
-    runs/<model>/<task>/<cond>/seedS  notebooks/<RQ notebook>: train, evaluate, record
+    runs/<model>/<task>/<cond>/[<regime>/]seedS
+                                      notebooks/<RQ notebook>: train, evaluate, record
     analysis                          notebooks/90_figures.ipynb: every figure, from stored results
+    analysis/<notebook stem>          each further notebook of the preset's ``analysis`` list
 
 A step is a process (papermill and its kernel, or ``python -m mirage.study measure|history``)
 given its parameters as JSON; it is finished when its record (``study_step.json``, the
@@ -33,7 +35,7 @@ ALIGNMENT_NOTEBOOK = "00_alignment.ipynb"
 FIGURES_NOTEBOOK = "90_figures.ipynb"
 STEP_RECORD = "study_step.json"  # a step's record; a cell's folder is its run folder, whose manifest.json is training's
 STAGES = ("all", "alignment", "cells", "analysis")
-ONLY_KEYS = ("model", "task", "condition", "seed")
+ONLY_KEYS = ("model", "task", "condition", "regime", "seed")
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,15 @@ class Cell:
     task: str
     condition: str
     seed: int
+    regime: str = ""  # a named recipe variant of the preset; "" = none (no level in the id or the run folder)
 
     @property
     def id(self) -> str:
-        return f"{self.model}/{self.task}/{self.condition}/seed{self.seed}"
+        regime = f"{self.regime}/" if self.regime else ""
+        return f"{self.model}/{self.task}/{self.condition}/{regime}seed{self.seed}"
 
     def run_dir(self, out: str | os.PathLike) -> Path:
-        return run_dir(self.model, self.task, self.condition, self.seed, Path(out) / "runs")
+        return run_dir(self.model, self.task, self.condition, self.seed, Path(out) / "runs", regime=self.regime or None)
 
     @property
     def rq(self) -> str:
@@ -136,7 +140,7 @@ def _module(entry: str, params_file: Path) -> list[str]:
 
 
 def parse_only(spec: Sequence[str] | str | None) -> dict[str, set[str]]:
-    """``model=a,task=b,condition=c|d,seed=0`` (repeatable) -> {key: allowed values}."""
+    """``model=a,task=b,condition=c|d,regime=u2,seed=0`` (repeatable) -> {key: allowed values}."""
     if not spec:
         return {}
     parts = [spec] if isinstance(spec, str) else list(spec)
@@ -156,7 +160,8 @@ def parse_only(spec: Sequence[str] | str | None) -> dict[str, set[str]]:
 
 def only_arg(cell: Cell) -> str:
     """The ``--only`` value that selects exactly this cell."""
-    return f"model={cell.model},task={cell.task},condition={cell.condition},seed={cell.seed}"
+    regime = f",regime={cell.regime}" if cell.regime else ""
+    return f"model={cell.model},task={cell.task},condition={cell.condition}{regime},seed={cell.seed}"
 
 
 def _selected(cell: Cell, only: Mapping[str, set[str]]) -> bool:
@@ -165,12 +170,14 @@ def _selected(cell: Cell, only: Mapping[str, set[str]]) -> bool:
 
 def eval_params(preset: Preset) -> tuple[dict, dict]:
     """(alignment, cell) evaluation settings; each holds only what its steps use, so changing
-    e.g. align_n reruns no training cell. max_tokens defaults to what training sampled."""
+    e.g. align_n reruns no training cell. max_tokens defaults to what training sampled.
+    ``greedy`` is there only when on, so the steps of a study made before it existed stay finished."""
     ev = dataclasses.asdict(preset.eval)
     ev["max_tokens"] = ev["max_tokens"] or preset.recipe_dict()["max_response_length"]
     sampling = {k: ev[k] for k in ("temperature", "top_p", "max_tokens", "seed")}
-    return ({**sampling, "align_n": ev["align_n"], "alignment_k": ev["alignment_k"]},
-            {**sampling, "n": ev["n"], "checkpoints": ev["checkpoints"]})
+    greedy = {"greedy": True} if ev["greedy"] else {}
+    return ({**sampling, "align_n": ev["align_n"], "alignment_k": ev["alignment_k"], **greedy},
+            {**sampling, "n": ev["n"], "checkpoints": ev["checkpoints"], **greedy})
 
 
 def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | None = None,
@@ -191,18 +198,22 @@ def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | 
     common = {"backend": preset.backend, "preset": preset.name, "study_dir": str(out)}
     steps: list[Step] = []
 
-    # alignment: one measurement step per model x task (they run in parallel), then the notebook
-    # that assembles the table from their caches and draws it
+    # alignment: one measurement step per model x task pair of the cells (they run in parallel), then
+    # the notebook that assembles the table from their caches and draws it; a grid of pairs measures
+    # only its pairs (the notebook is then given them, a full product only its models and tasks)
     align_dir = out / "alignment"
+    product = [(m, t) for m in models for t in tasks]
+    used = list(dict.fromkeys((c.model, c.task) for c in cells))
+    pairs = product if set(used) == set(product) else used
     measure_ids: dict[tuple[str, str], str] = {}  # (model, task) -> its measure step
-    for model in models:
-        for task in tasks:
-            mdir = pair_dir(align_dir, model, task)
-            mid = f"alignment/{model}/{task}"
-            params = {**common, "model": model, "task": task, "out_dir": str(align_dir), "eval": ev_align}
-            steps.append(Step(mid, "measure", mdir, _module("measure", mdir / "params.json"), params))
-            measure_ids[model, task] = mid
-    params = {**common, "models": models, "tasks": tasks, "out_dir": str(align_dir), "eval": ev_align}
+    for model, task in pairs:
+        mdir = pair_dir(align_dir, model, task)
+        mid = f"alignment/{model}/{task}"
+        params = {**common, "model": model, "task": task, "out_dir": str(align_dir), "eval": ev_align}
+        steps.append(Step(mid, "measure", mdir, _module("measure", mdir / "params.json"), params))
+        measure_ids[model, task] = mid
+    params = {**common, "models": models, "tasks": tasks, "out_dir": str(align_dir), "eval": ev_align,
+              **({"pairs": [list(p) for p in pairs]} if pairs != product else {})}
     steps.append(Step("alignment", "alignment", align_dir,
                       _papermill(nb / ALIGNMENT_NOTEBOOK, align_dir / "notebook.ipynb", align_dir / "params.json"),
                       params, deps=list(measure_ids.values())))
@@ -224,21 +235,47 @@ def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | 
     for cell in cells:
         rdir = cell.run_dir(out)
         hist = history.get((cell.model, cell.task)) if get_condition(cell.condition).data == "one_shot_selected" else None
+        # a regime is a parameter only where there is one, so a study made before regimes existed stays finished
+        regime = {"regime": cell.regime} if cell.regime else {}
         # the base model's curve comes from its own pair's measurement, so a cell waits for that pair only
         params = {**common, "model": cell.model, "task": cell.task, "condition": cell.condition, "seed": cell.seed,
-                  "run_dir": str(rdir), "recipe": preset.recipe, "recipe_overrides": dict(preset.overrides),
-                  "eval": ev_cell, "alignment_table": str(pair_dir(align_dir, cell.model, cell.task) / "alignment.parquet"),
+                  **regime, "run_dir": str(rdir), "recipe": preset.recipe,
+                  "recipe_overrides": preset.cell_overrides(cell.regime), "eval": ev_cell,
+                  "alignment_table": str(pair_dir(align_dir, cell.model, cell.task) / "alignment.parquet"),
                   "history_run": str(hist.dir) if hist else "", "figures_dir": str(rdir / "figures")}
         deps = [measure_ids[cell.model, cell.task]] + ([hist.id] if hist else [])
         steps.append(Step(cell.id, "cell", rdir, _papermill(nb / cell.notebook, rdir / "notebook.ipynb",
                                                             rdir / "params.json"), params, deps=deps, cell=cell))
 
-    adir = out / "analysis"
     fdir = Path(figures_dir).resolve() if figures_dir else out / "figures"  # run_study passes its default
-    steps.append(Step("analysis", "analysis", adir,
-                      _papermill(nb / FIGURES_NOTEBOOK, adir / "notebook.ipynb", adir / "params.json"),
-                      {"study_dir": str(out), "figures_dir": str(fdir), "results_digest": ""}))
+    for name, own in preset.analysis_notebooks():
+        if not (nb / name).exists():
+            raise FileNotFoundError(f"{preset.where}: analysis: notebook {name!r} is not in {nb}")
+        unknown = sorted(set(own) - declared_parameters(nb / name))
+        if unknown:
+            raise KeyError(f"{preset.where}: analysis: {name} declares no parameter(s) {unknown}; it declares "
+                           f"{sorted(declared_parameters(nb / name))}")
+        sid, adir = analysis_step_id(name), out / analysis_step_id(name)
+        steps.append(Step(sid, "analysis", adir, _papermill(nb / name, adir / "notebook.ipynb", adir / "params.json"),
+                          {"study_dir": str(out), "figures_dir": str(fdir), "results_digest": "", **own}))
     return steps
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    """The names a notebook's ``parameters`` cell assigns (what papermill can set)."""
+    import ast
+
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return set()
+    tree = ast.parse("".join(cell["source"]))
+    return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+
+
+def analysis_step_id(notebook: str) -> str:
+    """``analysis`` for the figures notebook (where it always was), ``analysis/<stem>`` for any other."""
+    return "analysis" if notebook == FIGURES_NOTEBOOK else f"analysis/{Path(notebook).stem}"
 
 
 def stage_steps(steps: list[Step], stage: str) -> list[Step]:

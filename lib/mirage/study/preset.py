@@ -1,4 +1,4 @@
-"""A study preset: a grid (models x tasks x conditions x seeds) plus its recipe, evaluation and backend.
+"""A study preset: a grid (models x tasks x conditions x regimes x seeds) plus its recipe, evaluation and backend.
 
 Presets are YAML files: the shipped ones in ``mirage/study/presets/`` (``load_preset("testbed-quick")``),
 or any file of the same shape (``load_preset("my.yaml")``). One schema validates both on load:
@@ -12,13 +12,22 @@ summary) name that file.
     plugins: [my_lab.tasks]        # optional: modules that register tasks / rewards / conditions
     models: [dial-90]
     tasks: [toy-math]
+    pairs: [[dial-90, toy-math]]   # optional, instead of models x tasks
     conditions: [ground_truth, nsr]
     seeds: [0]                     # default [0]
     recipe: testbed                # a key of mirage.recipes.RECIPES
     overrides: {total_steps: 20}   # recipe fields changed for this preset
-    eval: {n: 16, align_n: 32}     # StudyEval
+    regimes: {u2: {}, u16: {ppo_mini_batch_size: 1, ppo_epochs: 2}}   # optional: named recipe variants
+    grids: [{conditions: [random], regimes: [u16]}, ...]   # optional: the cells are the union (grid.py)
+    eval: {n: 16, align_n: 32, greedy: false}   # StudyEval
     one_shot: {pool: 64, epochs: 4}
+    analysis: [90_figures.ipynb]   # the notebooks the analysis stage runs; an entry may be
+                                   # {notebook: {parameter: value}} to set its own parameters
     jobs: 2                        # steps run at once
+
+Keys added after the first presets (pairs, regimes, grids, analysis, eval.greedy) are left out
+of ``to_dict`` at their defaults, so a study directory made before they existed still belongs
+to its preset.
 """
 
 from __future__ import annotations
@@ -31,6 +40,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+DEFAULT_ANALYSIS = ("90_figures.ipynb",)
+# keys that do not decide a study's results: a study directory keeps its preset when they change
+NOT_IDENTITY = ("description", "jobs", "analysis")
 
 
 class PresetError(KeyError):
@@ -53,8 +65,12 @@ class StudyEval:
     checkpoints: str = "last"  # "last": the final checkpoint; "all": every saved checkpoint
     # the k at which the base model's pass@k is read as its alignment (None: the largest k measured)
     alignment_k: int | None = None
+    # also evaluate each evaluated checkpoint (and each base model once) greedily: T = 0, n = 1, tag "greedy"
+    greedy: bool = False
 
     def check(self, where: str) -> None:
+        if not isinstance(self.greedy, bool):
+            raise PresetError(f"{where}: eval.greedy must be true or false, got {self.greedy!r}")
         if self.checkpoints not in ("last", "all"):
             raise PresetError(f"{where}: eval.checkpoints must be 'last' or 'all', got {self.checkpoints!r}")
         for key in ("n", "align_n"):
@@ -76,9 +92,9 @@ class OneShotSettings:
 class Preset:
     name: str
     backend: str  # "local" (CPU testbed) or "verl" (GPUs)
-    models: tuple[str, ...]
-    tasks: tuple[str, ...]
-    conditions: tuple[str, ...]
+    models: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    conditions: tuple[str, ...] = ()
     seeds: tuple[int, ...] = (0,)
     recipe: str = "testbed"  # a key of mirage.recipes.RECIPES
     overrides: Mapping[str, Any] = field(default_factory=dict)  # recipe fields changed for this preset
@@ -87,10 +103,14 @@ class Preset:
     jobs: int = 1  # steps run at once (each with one torch thread)
     description: str = ""
     plugins: tuple[str, ...] = ()  # modules imported before the names are checked, and in every step
+    pairs: tuple[tuple[str, str], ...] = ()  # (model, task) combinations instead of models x tasks
+    regimes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> recipe overrides (over overrides)
+    grids: tuple[Mapping[str, Any], ...] = ()  # sub-grids whose union is the cells (mirage.study.grid)
+    analysis: tuple = DEFAULT_ANALYSIS  # notebooks the analysis stage runs, in order: names or {name: parameters}
     source: str | None = None  # the file it was read from (None: a shipped preset, named by its name)
 
     def __post_init__(self):
-        for key in ("models", "tasks", "conditions", "seeds", "plugins"):
+        for key in ("models", "tasks", "conditions", "seeds", "plugins", "grids", "analysis"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
         object.__setattr__(self, "overrides", dict(self.overrides))
         self.check()
@@ -107,59 +127,120 @@ class Preset:
     def check(self) -> None:
         from mirage.conditions import CONDITIONS
         from mirage.recipes import RECIPES
+        from mirage.study.grid import GridError, check_list, check_pairs, check_regimes, resolve_grids
         from mirage.tasks import load_tasks
 
         where = self.where
         if self.backend not in ("local", "verl"):
             raise PresetError(f"{where}: backend must be 'local' or 'verl', got {self.backend!r}")
-        for key in ("models", "tasks", "conditions", "seeds"):
-            values = getattr(self, key)
-            if not values:
-                raise PresetError(f"{where}: {key} is empty")
-            kind = int if key == "seeds" else str
-            bad = [v for v in values if not isinstance(v, kind) or isinstance(v, bool)]
-            if bad or len(set(values)) != len(values):
-                raise PresetError(f"{where}: {key} must be a list of distinct {kind.__name__}s, got {list(values)}")
+        try:
+            for key in ("models", "tasks", "conditions", "seeds"):
+                check_list(getattr(self, key), key, int if key == "seeds" else str)
+            if not self.seeds:
+                raise GridError("seeds is empty")
+            object.__setattr__(self, "pairs", check_pairs(self.pairs))
+            object.__setattr__(self, "regimes", check_regimes(self.regimes))
+            if isinstance(self.grids, (str, bytes)):
+                raise GridError(f"grids must be a list of sub-grids, got {self.grids!r}")
+            top = {"models": self.models, "tasks": self.tasks, "pairs": self.pairs, "conditions": self.conditions,
+                   "regimes": self.regimes, "seeds": self.seeds}
+            grids = resolve_grids(top, self.grids)
+        except GridError as e:
+            raise PresetError(f"{where}: {e}") from None
+        names = [name for name, _ in self.analysis_notebooks()]
+        if len(set(names)) != len(names):
+            raise PresetError(f"{where}: analysis lists a notebook twice: {names}")
         load_plugin_modules(self.plugins, where)
         tasks = load_tasks()
-        for c in self.conditions:
+        for c in dict.fromkeys(c for g in grids for c in g.conditions):
             if c not in CONDITIONS:
                 raise PresetError(f"{where}: unknown condition {c!r}; known: {', '.join(CONDITIONS)}")
-        for t in self.tasks:
+        for t in dict.fromkeys([*self.tasks, *(t for g in grids for _, t in g.pairs)]):
             if t not in tasks:
                 raise PresetError(f"{where}: unknown task {t!r}; known: {', '.join(tasks.known())}")
         if self.recipe not in RECIPES:
             raise PresetError(f"{where}: unknown recipe {self.recipe!r}; known: {', '.join(RECIPES)}")
-        try:
-            RECIPES[self.recipe].with_overrides(self.overrides).check()
-        except (KeyError, ValueError) as e:
-            raise PresetError(f"{where}: overrides: {e.args[0] if e.args else e}") from None
+        for regime in ("", *self.regimes):
+            try:
+                self.recipe_obj(regime).check()
+            except (KeyError, ValueError) as e:
+                key = f"regimes.{regime}" if regime else "overrides"
+                raise PresetError(f"{where}: {key}: {e.args[0] if e.args else e}") from None
         self.eval.check(where)
         if not isinstance(self.jobs, int) or self.jobs < 1:
             raise PresetError(f"{where}: jobs must be an integer >= 1, got {self.jobs!r}")
 
+    def analysis_notebooks(self) -> list[tuple[str, dict[str, Any]]]:
+        """[(notebook file name, its own parameters)] of ``analysis``, checked: each entry is a name
+        (``*.ipynb``) or a one-key mapping {name: {parameter: value}}."""
+        out = []
+        if not self.analysis:
+            raise PresetError(f"{self.where}: analysis is empty (default: {list(DEFAULT_ANALYSIS)})")
+        for entry in self.analysis:
+            name, params = (next(iter(entry.items())) if isinstance(entry, Mapping) and len(entry) == 1
+                            else (entry, {}))
+            if not isinstance(name, str) or not name.endswith(".ipynb") or not isinstance(params, Mapping):
+                raise PresetError(f"{self.where}: analysis entries are notebook files (*.ipynb) or "
+                                  f"{{notebook: {{parameter: value}}}}, got {entry!r}")
+            out.append((name, dict(params)))
+        return out
+
+    def grid(self) -> list:
+        """The resolved sub-grids (``mirage.study.grid.Grid``; one when the preset has no ``grids``)."""
+        from mirage.study.grid import resolve_grids
+
+        return resolve_grids({"models": self.models, "tasks": self.tasks, "pairs": self.pairs,
+                              "conditions": self.conditions, "regimes": self.regimes, "seeds": self.seeds}, self.grids)
+
     def cells(self) -> list:
-        from mirage.study.plan import Cell
+        """Every cell (model x task x condition x regime x seed) once, in grid order."""
+        from mirage.study.grid import unique_cells
 
-        return [Cell(m, t, c, s) for m in self.models for t in self.tasks for c in self.conditions for s in self.seeds]
+        return unique_cells(self.grid())
 
-    def recipe_obj(self):
+    def describe_grid(self) -> str:
+        """What the cells are made of, for the console: "3 models x 2 tasks x ..." or the sub-grids' count."""
+        grids = self.grid()
+        if len(grids) > 1:
+            return f"the union of {len(grids)} sub-grids"
+        g = grids[0]
+        combos = (f"{len(self.models)} models x {len(self.tasks)} tasks" if not self.pairs
+                  else f"{len(g.pairs)} model-task pairs")
+        regimes = f" x {len(g.regimes)} regimes" if self.regimes else ""
+        return f"{combos} x {len(g.conditions)} conditions{regimes} x {len(g.seeds)} seeds"
+
+    def cell_overrides(self, regime: str = "") -> dict[str, Any]:
+        """The recipe overrides of a cell of ``regime``: the preset's, then the regime's on top."""
+        if regime and regime not in self.regimes:
+            raise KeyError(f"{self.where}: no regime {regime!r}; defined: {list(self.regimes)}")
+        return {**self.overrides, **(self.regimes.get(regime) or {})}
+
+    def recipe_obj(self, regime: str = ""):
         from mirage.recipes import RECIPES
 
-        return RECIPES[self.recipe].with_overrides(self.overrides)
+        return RECIPES[self.recipe].with_overrides(self.cell_overrides(regime))
 
-    def recipe_dict(self) -> dict[str, Any]:
-        return self.recipe_obj().to_dict()
+    def recipe_dict(self, regime: str = "") -> dict[str, Any]:
+        return self.recipe_obj(regime).to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "source"}
         d.update(eval=dataclasses.asdict(self.eval), one_shot=dataclasses.asdict(self.one_shot),
-                 overrides=dict(self.overrides))
+                 overrides=dict(self.overrides), regimes={k: dict(v) for k, v in self.regimes.items()},
+                 grids=[dict(g) for g in self.grids],
+                 analysis=[a if isinstance(a, str) else dict(a) for a in self.analysis])
+        # keys added later are written only when set, so an older study.json still matches its preset
+        for key, default in (("pairs", ()), ("regimes", {}), ("grids", []), ("analysis", list(DEFAULT_ANALYSIS))):
+            if d[key] == default or not d[key]:
+                del d[key]
+        if not d["eval"]["greedy"]:
+            del d["eval"]["greedy"]
         return json.loads(json.dumps(d))  # tuples -> lists: what a study.json holds
 
     def identity(self) -> dict[str, Any]:
-        """What decides a study's results (a study directory belongs to one): not its wording or parallelism."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("description", "jobs")}
+        """What decides a study's results (a study directory belongs to one): not its wording, parallelism
+        or the analysis notebooks it runs."""
+        return {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None, default_name: str | None = None,
@@ -181,15 +262,18 @@ class Preset:
                     raise PresetError(f"{where}: unknown {key} key(s) {bad}; known: "
                                       f"{[f.name for f in dataclasses.fields(sub)]}")
                 d[key] = sub(**d[key])
-        for key in ("models", "tasks", "conditions", "seeds", "plugins"):
+        for key in ("models", "tasks", "conditions", "seeds", "plugins", "pairs", "grids", "analysis"):
             if key in d and (isinstance(d[key], (str, bytes)) or not isinstance(d[key], (list, tuple))):
                 raise PresetError(f"{where}: {key} must be a list, got {d[key]!r}")
-        if "overrides" in d and not isinstance(d["overrides"], Mapping):
-            raise PresetError(f"{where}: overrides must be a mapping, got {d['overrides']!r}")
+        for key in ("overrides", "regimes"):
+            if key in d and not isinstance(d[key], Mapping):
+                raise PresetError(f"{where}: {key} must be a mapping, got {d[key]!r}")
         d.setdefault("name", default_name)
-        missing = [k for k in ("name", "backend", "models", "tasks", "conditions") if not d.get(k)]
+        missing = [k for k in ("name", "backend") if not d.get(k)]
         if missing:
             raise PresetError(f"{where}: missing preset key(s) {missing}")
+        # a preset file may say `pairs: null` or leave a list empty: the key's default (grid.py resolves it)
+        d = {k: v for k, v in d.items() if v is not None}
         return cls(**d, source=source)
 
 

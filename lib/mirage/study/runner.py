@@ -30,7 +30,7 @@ from mirage.registry import PLUGINS_ENV
 from mirage.runs import FolderLock, Status, end_attempt, start_attempt, update_manifest
 from mirage.runs import write_json_atomic
 from mirage.study.plan import STAGES, STEP_RECORD, Step, plan, stage_steps
-from mirage.study.preset import Preset
+from mirage.study.preset import NOT_IDENTITY, Preset
 
 Log = Callable[[str], None]
 
@@ -51,10 +51,12 @@ def fmt_s(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def _tail(path: Path, n: int = 40) -> str:
+def _tail(path: Path, n: int = 40, chars: int = 2000) -> str:
+    """The last ``n`` lines of a log, at most ``chars`` characters from its end: a step record keeps the
+    first 2,000 characters of an error, and the end of a traceback is the part that says what failed."""
     if not path.exists():
         return ""
-    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-n:])
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-n:])[-chars:]
 
 
 def _lock(out: Path, stage: str, only: Mapping[str, set[str]] | None) -> FolderLock:
@@ -72,8 +74,7 @@ def _check_study_file(out: Path, preset: Preset) -> None:
     path = out / "study.json"
     if path.exists():
         stored = json.loads(path.read_text(encoding="utf-8"))["preset"]
-        ignore = ("description", "jobs")
-        if {k: v for k, v in stored.items() if k not in ignore} != preset.identity():
+        if {k: v for k, v in stored.items() if k not in NOT_IDENTITY} != preset.identity():
             raise RuntimeError(f"{out} holds a study of a different preset ({stored.get('name')!r} with other "
                                "settings); use another --out, or delete the directory to start over")
         return
@@ -114,8 +115,13 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def run_steps(steps: list[Step], jobs: int = 1, log: Log = print, plugins: Sequence[str] = ()) -> dict[str, str]:
+def run_steps(steps: list[Step], jobs: int = 1, log: Log = print, plugins: Sequence[str] = (),
+              outside: Sequence[Step] = ()) -> dict[str, str]:
     """Run steps (dependencies first, ``jobs`` at a time); skip finished ones. -> {step id: status}.
+
+    ``outside``: steps this call does not run that some of ``steps`` depend on (``--stage cells``
+    after ``--stage alignment``): a dependency among them counts if it finished, and blocks its
+    dependants if it did not (it will not finish while this call waits).
 
     Each step gets ONE torch thread: the testbed's models are too small for intra-op
     parallelism to pay, and on a loaded 2-core machine 2 threads per process measured
@@ -124,6 +130,9 @@ def run_steps(steps: list[Step], jobs: int = 1, log: Log = print, plugins: Seque
     env = step_env(1, plugins)
     by_id = {s.id: s for s in steps}
     status = {s.id: (Status.FINISHED.value if s.finished else "pending") for s in steps}
+    # a dependency this call does not run: finished, or as good as failed for its dependants
+    done_outside = {s.id: Status.FINISHED.value if s.finished else Status.BLOCKED.value for s in outside
+                    if s.id not in status}
     todo = [s for s in steps if status[s.id] == "pending"]
     cells = [s for s in steps if s.kind == "cell"]
     done_cells = sum(status[s.id] == Status.FINISHED.value for s in cells)
@@ -146,13 +155,14 @@ def run_steps(steps: list[Step], jobs: int = 1, log: Log = print, plugins: Seque
         for s in list(todo):
             if len(running) >= max(1, jobs):
                 break
-            dep_states = [status[d] for d in s.deps]
+            dep_states = [status.get(d, done_outside.get(d, Status.BLOCKED.value)) for d in s.deps]
             if any(d in (Status.FAILED.value, Status.BLOCKED.value) for d in dep_states):
                 status[s.id] = Status.BLOCKED.value
                 todo.remove(s)
                 update_manifest(s.dir, STEP_RECORD, kind="study-step", step=s.id, step_kind=s.kind, config=s.params,
-                                status=Status.BLOCKED, error=f"dependency failed: {s.deps}")
-                log(f"[study] blocked {s.id}: dependency {s.deps} failed")
+                                status=Status.BLOCKED, error=f"dependency failed or not run: {s.deps}")
+                log(f"[study] blocked {s.id}: dependency {s.deps} failed (or, outside this --stage, has not "
+                    "finished)")
                 continue
             if any(d != Status.FINISHED.value for d in dep_states):
                 continue
@@ -209,29 +219,30 @@ def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | 
         _check_study_file(out, preset)
         steps = plan(preset, out, only, figures_dir)
         n_cells = sum(s.kind == "cell" for s in steps)
-        log(f"[study] preset {preset.cli_name}: {n_cells} cells ({len(preset.models)} models x {len(preset.tasks)} "
-            f"tasks x {len(preset.conditions)} conditions x {len(preset.seeds)} seeds"
+        log(f"[study] preset {preset.cli_name}: {n_cells} cells ({preset.describe_grid()}"
             f"{', filtered by --only' if only else ''}), {jobs} at a time -> {out}")
         work = stage_steps(steps, stage)
-        status = run_steps(work, jobs=jobs, log=log, plugins=preset.plugins)
+        status = run_steps(work, jobs=jobs, log=log, plugins=preset.plugins,
+                           outside=[s for s in steps if s not in work])
         failed = [s for s in work if status[s.id] in (Status.FAILED.value, Status.BLOCKED.value)]
 
         results = None
         if stage in ("all", "analysis"):
             every = plan(preset, out, None, figures_dir)  # results cover the whole grid, not just --only
-            analysis = every[-1]
+            analyses = [s for s in every if s.kind == "analysis"]
             if not (out / "alignment" / "alignment.parquet").exists() or not any(
                     s.kind == "cell" and s.finished for s in every):
                 log("[study] no finished cell (or no alignment table) yet: nothing to analyse")
                 if stage == "analysis":
-                    failed.append(analysis)
+                    failed += analyses
             else:
                 results, _ = collect(out, every, preset)
-                analysis.params["results_digest"] = _digest(every)
-                if force_analysis:
-                    analysis.record_path.unlink(missing_ok=True)
-                if run_steps([analysis], jobs=1, log=log, plugins=preset.plugins)[analysis.id] != "finished":
-                    failed.append(analysis)
+                for analysis in analyses:  # the preset's analysis notebooks, in order
+                    analysis.params["results_digest"] = _digest(every)
+                    if force_analysis:
+                        analysis.record_path.unlink(missing_ok=True)
+                    if run_steps([analysis], jobs=1, log=log, plugins=preset.plugins)[analysis.id] != "finished":
+                        failed.append(analysis)
         print_summary(out, preset, steps, failed, results, time.time() - t0, log)
         return 1 if failed else 0
 
@@ -248,17 +259,27 @@ def print_summary(out: Path, preset: Preset, steps: list[Step], failed: list[Ste
     if results is not None:
         import pandas as pd
 
-        with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 3):
+        from mirage.study.seeds import seeds_per_run
+
+        with pd.option_context("display.width", 250, "display.max_columns", 40, "display.precision", 3):
             ks = sorted({int(k) for k in results["align_k"].dropna()})
-            log("pass@1 on the test set: base model vs the final checkpoint of each condition (mean over seeds);"
-                f" alignment = base pass@{'/'.join(map(str, ks)) or 'k'}")
+            seeds = seeds_per_run(results)
+            log(f"pass@1 on the test set: base model vs the final checkpoint of each condition ("
+                f"{'median over seeds' if seeds > 1 else 'one seed'}); "
+                f"alignment = base pass@{'/'.join(map(str, ks)) or 'k'}")
             log(summary_table(results).to_string())
-            rec = recovered_table(gain_table(results))
+            if seeds > 1:
+                log_seed_cis(out, log)
+            gains = gain_table(results)
+            rec = recovered_table(gains)
             log("gain recovered relative to each condition's baseline, (cond - base) / (baseline - base); "
                 f"undefined where the baseline's gain < {MIN_GT_GAIN}:")
-            log(rec.to_string() if rec.size else "    (undefined everywhere: the baselines gained too little)")
+            none = ("    (no baseline in the grid)" if gains["baseline_pass_at_1"].isna().all()
+                    else "    (undefined everywhere: the baselines gained too little)")
+            log(rec.to_string() if rec.size else none)
         figs = sorted(Path(steps[-1].params["figures_dir"]).glob("*.png"))
-        log(f"results: {out / 'results.parquet'} ({len(results)} rows), {out / 'dynamics.parquet'}")
+        log(f"results: {out / 'results.parquet'} ({len(results)} rows), {out / 'problems.parquet'}, "
+            f"{out / 'dynamics.parquet'}")
         log(f"figures ({len(figs)}): " + ", ".join(str(f) for f in figs))
     for s in failed:
         rec = s.record()
@@ -267,6 +288,16 @@ def print_summary(out: Path, preset: Preset, steps: list[Step], failed: list[Ste
             log(f"    {line}")
     if failed:
         log(f"[study] rerun to retry them: mirage study --preset {preset.cli_name} --out {out}")
+
+
+def log_seed_cis(out: Path, log: Log = print) -> None:
+    """The median over seeds with its 95% CI over seeds and problems (``mirage.study.seeds``), of
+    pass@1 and of the gain over the base model, for each evaluation the study made."""
+    from mirage.study.results import load_problems
+    from mirage.study.seeds import ci_tables
+
+    log("median over seeds [95% CI over seeds and problems: two-level bootstrap, mirage.study.seeds]:")
+    log(ci_tables(load_problems(out)).to_string())
 
 
 # --- dry run: what would run, and the one-job-per-cell commands for a cluster ------------------------
@@ -319,18 +350,23 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
             if preset.backend == "verl":
                 from mirage.train.verl import build_command
 
-                venv, argv = build_command(c.model, c.task, c.condition, c.seed, s.dir, preset.recipe_obj())
+                venv, argv = build_command(c.model, c.task, c.condition, c.seed, s.dir, preset.recipe_obj(c.regime))
                 log("#   trains: " + _shell(argv, {**env, **venv}))
             else:
                 log("#   trains: " + _shell(["mirage", "train", "--backend", "local", "--model", c.model,
                                              "--task", c.task, "--condition", c.condition, "--seed", str(c.seed),
                                              "--run-dir", str(s.dir)]
-                                            + [f"--set={k}={v}" for k, v in preset.overrides.items()], env)
+                                            + [f"--set={k}={v}" for k, v in s.params["recipe_overrides"].items()], env)
                     + (f"   # example chosen from the history run {s.params['history_run']}"
                        if s.params["history_run"] else ""))
             log("#   evaluates: " + _shell(["mirage", "eval", "--backend", sampler_backend(preset.backend),
                                             "--run-dir", str(s.dir), *eval_opts], env))
-        else:
-            log(f"\n## [{state if s.finished else 'after the cells'}] analysis: results tables + every figure")
+            if preset.eval.greedy:  # `mirage eval` has no --tag: the cell's notebook makes this evaluation
+                log(f"#   and greedily: the same checkpoints at temperature 0, n 1 -> {s.dir / 'eval' / 'greedy'} "
+                    "(mirage.study.cell.evaluate(..., greedy=True), run by the cell's notebook)")
+        elif s.id == next(x.id for x in steps if x.kind == "analysis"):
+            names = [Path(x.argv[3]).name for x in steps if x.kind == "analysis"]
+            log(f"\n## [{state if s.finished else 'after the cells'}] analysis: results tables + every figure "
+                f"(notebooks {', '.join(names)})")
             log(_shell(base + ["--stage", "analysis"], env))
     return steps
