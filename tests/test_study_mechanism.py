@@ -220,3 +220,19 @@ def test_a_mechanism_study_runs_its_regimes_seeds_greedy_evaluation_and_notebook
             "mechanism_gain_distributions", "passk_curves", "summary_gain_vs_alignment"} <= figures
     assert all((out / "figures" / f"{f}.pdf").exists() for f in figures)
     assert (out / "analysis" / "40_clipping_bias" / "notebook.ipynb").exists()
+
+
+def test_tables_written_before_regimes_and_greedy_are_read_with_both_empty(tmp_path):
+    """A study directory from before (no regime / eval_tag columns) still loads, and its gains compute."""
+    results, dynamics = _results_and_dynamics()
+    old = results[results.eval_tag == ""].drop(columns=["regime", "eval_tag"])
+    (tmp_path / "alignment").mkdir()
+    old.to_parquet(tmp_path / "results.parquet")
+    dynamics.drop(columns="regime").to_parquet(tmp_path / "dynamics.parquet")
+    pd.DataFrame({"model": ["m"]}).to_parquet(tmp_path / "alignment" / "alignment.parquet")
+    r, d, _ = study.load_results(tmp_path)
+    assert set(r["regime"]) == set(r["eval_tag"]) == set(d["regime"]) == {""}
+    gains = study.gain_table(r)
+    assert set(gains["regime"]) == {""} and len(gains) == 3
+    with pytest.raises(FileNotFoundError, match="problems.parquet"):
+        study.load_problems(tmp_path)

@@ -153,35 +153,39 @@ def plot_gain_vs_step(steps: pd.DataFrame, greedy: pd.DataFrame | None = None) -
 # --- (d) procedure shares -------------------------------------------------------------------------
 def plot_procedure_shares(procedures: pd.DataFrame) -> plt.Figure:
     """Share of training responses following the correct / buggy procedure (or neither) over steps, one
-    line per regime (mean over seeds, moving average); one row per model x task x condition."""
+    line per regime (mean over seeds, a moving average of ~1/12 of the run); one row per model x task x
+    condition x run length, so a 300-step axis does not squeeze the 40-step runs."""
     require(procedures, ["model", "task", "condition", "regime", "seed", "step", "procedure", "share"],
             "procedure table")
     if procedures.empty:
         raise ValueError("plot_procedure_shares: no procedure shares (train/procedure/*) in the dynamics")
-    rows = procedures[["model", "task", "condition"]].drop_duplicates()
+    keys = ["model", "task", "condition"]
+    length = procedures.groupby(keys + ["regime"])["step"].transform("max").rename("length")
+    procedures = procedures.assign(length=length)
+    rows = procedures[keys + ["length"]].drop_duplicates()
     rows = rows.assign(_c=rows["condition"].map({c: i for i, c in enumerate(condition_order(rows["condition"]))}))
-    rows = rows.sort_values(["task", "model", "_c"])[["model", "task", "condition"]].values.tolist()
+    rows = rows.sort_values(["task", "model", "_c", "length"])[keys + ["length"]].values.tolist()
     kinds = [p for p in ("correct", "buggy", "neither") if p in set(procedures["procedure"])]
     styles = regime_styles(procedures["regime"])
-    window = smooth_window(procedures["step"])
-    fig, axes = grid(len(rows), len(kinds), w=3.2, h=2.2, sharey=True, sharex=True)
-    for i, (model, task, cond) in enumerate(rows):
-        sub = procedures[(procedures.model == model) & (procedures.task == task) & (procedures.condition == cond)]
+    fig, axes = grid(len(rows), len(kinds), w=3.2, h=2.2, sharey=True)
+    for i, (model, task, cond, steps) in enumerate(rows):
+        sub = procedures[(procedures.model == model) & (procedures.task == task) & (procedures.condition == cond)
+                         & (procedures.length == steps)]
         for j, kind in enumerate(kinds):
             ax = axes[i, j]
             for regime in regime_order(sub["regime"]):
                 g = sub[(sub.regime == regime) & (sub.procedure == kind)].groupby("step")["share"].mean()
                 if not g.empty:
-                    step_curve(ax, g, styles[regime][0], regime_label(regime), window)
+                    step_curve(ax, g, styles[regime][0], regime_label(regime), smooth_window(pd.Series(g.index)))
             if i == 0:
                 ax.set_title(f"{kind} procedure")
             if j == 0:
-                ax.set_ylabel(f"{model} | {task}\n{cond}", fontsize=8)
+                ax.set_ylabel(f"{model} | {task}\n{cond}, {steps} steps", fontsize=8)
             if i == len(rows) - 1:
                 ax.set_xlabel("training step")
     figure_legend(fig, axes, title="regime")
-    fig.suptitle(f"Which procedure the sampled answers follow (share of training responses; mean over seeds, "
-                 f"{window}-step moving average)")
+    fig.suptitle("Which procedure the sampled answers follow\n(share of training responses; mean over seeds; "
+                 "moving average over ~1/12 of the run)")
     fig.tight_layout()
     return fig
 

@@ -39,7 +39,7 @@ def main(args: argparse.Namespace) -> int:
     if args.list:
         for name in list_presets():
             p = load_preset(name)
-            print(f"{p.name:<14} {len(p.cells()):>4} cells  {p.backend:<5}  {p.description}")
+            print(f"{p.name:<17} {len(p.cells()):>4} cells  {p.backend:<5}  {p.description}")
         return 0
     preset = load_preset(args.preset)
     only = parse_only(args.only)

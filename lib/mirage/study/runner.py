@@ -331,14 +331,19 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
         if s.kind == "measure":
             continue  # listed under the alignment step, which runs them
         if s.kind == "alignment":
-            log(f"\n## [{state}] alignment: base pass@k of {s.params['models']} x {s.params['tasks']}")
+            what = (" and ".join(f"{m} x {t}" for m, t in s.params["pairs"]) if "pairs" in s.params
+                    else f"{s.params['models']} x {s.params['tasks']}")
+            log(f"\n## [{state}] alignment: base pass@k of {what}")
             log(_shell(base + ["--stage", "alignment"], env))
             for m in (x for x in steps if x.kind == "measure"):
-                log("#   runs: " + _shell(["mirage", "align", "--backend", sampler_backend(preset.backend),
-                                             "--models", m.params["model"], "--tasks", m.params["task"],
-                                             "--n", str(ev["align_n"]), "--temperature", str(ev["temperature"]),
-                                             "--top-p", str(ev["top_p"]), "--max-tokens", str(ev["max_tokens"]),
-                                             "--seed", str(ev["seed"]), "--out", str(m.dir)], env))
+                settings = [(ev["align_n"], ev["temperature"], m.dir)] + (
+                    [(1, 0.0, m.dir / "greedy")] if ev.get("greedy") else [])  # cell.greedy_pair_dir
+                for n, temperature, folder in settings:
+                    log("#   runs: " + _shell(["mirage", "align", "--backend", sampler_backend(preset.backend),
+                                                 "--models", m.params["model"], "--tasks", m.params["task"],
+                                                 "--n", str(n), "--temperature", str(temperature),
+                                                 "--top-p", str(ev["top_p"]), "--max-tokens", str(ev["max_tokens"]),
+                                                 "--seed", str(ev["seed"]), "--out", str(folder)], env))
             log(f"#   then notebooks/{Path(s.argv[3]).name} assembles {s.dir / 'alignment.parquet'}")
         elif s.kind == "history":
             log(f"\n## [{state}] {s.id}: per-example accuracy history for one-shot selection")
