@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("mirage.evaluate.cli:configure_eval_cli", "sample N responses per problem; pass@k curves"),
     "align": ("mirage.evaluate.cli:configure_align_cli", "model-task alignment table (base pass@k)"),
     "study": ("mirage.study:configure_cli", "run a preset grid of conditions through papermill"),
+    "doctor": ("mirage.doctor:configure", "preflight of a GPU run: driver, flash-attn, CPUs/GPUs, context, data"),
 }
 
 

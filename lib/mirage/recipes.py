@@ -49,6 +49,10 @@ class Recipe:
     n_gpus_per_node: int = 8
     nnodes: int = 1
     tensor_parallel_size: int = 4
+    # vLLM's context (verl: rollout.max_model_len). 0: max_prompt_length + max_response_length, which the model's
+    # max_position_embeddings must hold (`mirage doctor` checks). Set below that only as an explicit choice for a
+    # short-context model: responses then end at max_model_len - prompt tokens (recorded in the manifest).
+    max_model_len: int = 0
 
     def replace(self, **changes: Any) -> "Recipe":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -76,7 +80,7 @@ class Recipe:
             if getattr(self, key) < 1:
                 raise ValueError(f"recipe key {key!r}: must be >= 1, got {getattr(self, key)}")
         for key in ("lr_warmup_steps", "val_freq", "save_freq", "max_num_gen_batches", "nnodes", "n_gpus_per_node",
-                    "weight_decay", "entropy_coeff"):
+                    "weight_decay", "entropy_coeff", "max_model_len"):
             if getattr(self, key) < 0:
                 raise ValueError(f"recipe key {key!r}: must be >= 0, got {getattr(self, key)}")
         if self.ppo_mini_batch_size > self.train_batch_size:
@@ -96,6 +100,9 @@ class Recipe:
                              f"got {self.clip_ratio_low}")
         if self.clip_ratio_c <= 1:
             raise ValueError(f"recipe key 'clip_ratio_c': the dual clip must be > 1, got {self.clip_ratio_c}")
+        if self.max_model_len and self.max_model_len <= self.max_prompt_length:
+            raise ValueError(f"recipe key 'max_model_len' ({self.max_model_len}) must exceed max_prompt_length "
+                             f"({self.max_prompt_length}), or be 0 (prompt + response)")
         if self.loss_agg_mode not in LOSS_AGG_MODES:
             raise ValueError(f"recipe key 'loss_agg_mode': one of {LOSS_AGG_MODES}, got {self.loss_agg_mode!r}")
         from mirage.objectives import ESTIMATORS, POLICY_LOSSES
@@ -116,8 +123,16 @@ class Recipe:
         """The advantage estimator a run of ``condition`` uses under this recipe."""
         return self.estimator_override or condition.estimator
 
+    @property
+    def context_length(self) -> int:
+        """vLLM's max_model_len for this recipe: the explicit cap, else prompt + response."""
+        return self.max_model_len or self.max_prompt_length + self.max_response_length
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not d["max_model_len"]:  # added later: left out at its default so recorded runs keep their recipe
+            del d["max_model_len"]
+        return d
 
 
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")

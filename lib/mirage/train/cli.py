@@ -21,11 +21,24 @@ def _key_value(text: str) -> tuple[str, str]:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["local", "verl"], default="local",
                         help="local: CPU testbed GRPO loop (default); verl: verl 0.9.1 on GPUs")
-    parser.add_argument("--model", required=True,
+    add_run_arguments(parser)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="verl: print the preflight findings and the exact command (env as KEY=VALUE prefixes) "
+                             "and exit")
+    parser.add_argument("--no-launch", action="store_true",
+                        help="verl: write the run directory (manifest, command.sh, resolved config) and stop")
+    parser.add_argument("--skip-preflight", action="store_true",
+                        help="verl: launch even when `mirage doctor`'s checks find errors (they are still printed)")
+    parser.set_defaults(func=run)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """The flags that make a ``RunConfig`` (shared with ``mirage doctor``)."""
+    parser.add_argument("--model", required=required,
                         help="testbed model name (see `mirage testbed models`), HF id, or local path")
-    parser.add_argument("--task", required=True,
+    parser.add_argument("--task", required=required,
                         help="task name (see `mirage tasks`): toy-math, toy-logic, math, logic, rg:<dataset>")
-    parser.add_argument("--condition", required=True, help="condition name (see `mirage conditions`)")
+    parser.add_argument("--condition", required=required, help="condition name (see `mirage conditions`)")
     parser.add_argument("--seed", type=_seed, default=0, help="training seed, an integer >= 0 (default 0)")
     parser.add_argument("--run-dir", default=None,
                         help="run directory (default: runs/<backend>/<model>/<task>/<condition>/seed<S>)")
@@ -34,19 +47,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--release-faithful", action="store_true",
                         help="reproduce the released code's reward defects (docs/rewards.md); default: corrected")
     parser.add_argument("--data-root", default=None, help="data root (default: $MIRAGE_DATA or the checkout's data/)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="verl: print the exact command (env as KEY=VALUE prefixes) and exit")
     parser.add_argument("--n-gpus-per-node", type=int, default=None, help="verl: GPUs per node (recipe: 8)")
     parser.add_argument("--nnodes", type=int, default=None, help="verl: number of nodes (recipe: 1)")
+    parser.add_argument("--max-model-len", type=int, default=None, metavar="TOKENS",
+                        help="verl: cap vLLM's context below prompt + response, for a model with fewer positions "
+                             "(responses then end at TOKENS - prompt tokens; recorded as recipe key max_model_len)")
     parser.add_argument("--extra", action="append", default=[], metavar="HYDRA_OVERRIDE",
                         help="verl: an extra raw Hydra override, passed through last (repeatable)")
     parser.add_argument("--train-file", default=None, metavar="PARQUET",
                         help="verl: train on this parquet instead of the task's (e.g. a one-shot file)")
-    parser.add_argument("--no-launch", action="store_true",
-                        help="verl: write the run directory (manifest, command.sh, resolved config) and stop")
     parser.add_argument("--restart", action="store_true",
                         help="start the run over when its folder holds a run with other settings")
-    parser.set_defaults(func=run)
 
 
 def _seed(text: str) -> int:
@@ -64,11 +75,13 @@ def config_from_args(args: argparse.Namespace):
 
     verl_only = [flag for flag, value in (("--train-file", args.train_file), ("--n-gpus-per-node", args.n_gpus_per_node),
                                           ("--nnodes", args.nnodes), ("--extra", args.extra),
-                                          ("--no-launch", args.no_launch)) if value]
+                                          ("--max-model-len", args.max_model_len),
+                                          ("--no-launch", getattr(args, "no_launch", False)),
+                                          ("--skip-preflight", getattr(args, "skip_preflight", False))) if value]
     if args.backend == "local" and verl_only:
         raise ValueError(f"{', '.join(verl_only)} only apply to --backend verl")
     overrides = dict(args.overrides)  # KEY=VALUE strings, parsed by the recipe
-    for key in ("n_gpus_per_node", "nnodes"):
+    for key in ("n_gpus_per_node", "nnodes", "max_model_len"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     return RunConfig(model=args.model, task=args.task, condition=args.condition, seed=args.seed, backend=args.backend,
@@ -86,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg.backend == "verl":
         from mirage.train.verl import launch
 
-        return launch(cfg, dry_run=args.dry_run, no_launch=args.no_launch)
+        return launch(cfg, dry_run=args.dry_run, no_launch=args.no_launch, doctor=not args.skip_preflight)
     if args.dry_run:
         from mirage.conditions import get_condition
 

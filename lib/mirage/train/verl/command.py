@@ -43,6 +43,7 @@ SAMPLER = ("pkg://mirage.train.verl.sampler", "MirageReplayBuffer")
 ESTIMATOR_CONFIG_KEYS = {("w_reinforce", "lam"): "w_reinforce_lambda"}
 # Reward-scoring actors: reward.num_workers loop workers, each with as many 1-CPU scoring actors.
 REWARD_WORKERS = 4
+FLASH_ATTENTION = "flash_attention_2"  # verl's default; its padding-free path (use_remove_padding) needs flash-attn
 
 
 # --- data and model ------------------------------------------------------------------
@@ -57,6 +58,18 @@ def data_files(task: Task, condition: Condition, data_root: str | os.PathLike | 
         else:
             paths.append(dataset_path(name, data_root).resolve())
     return (Path(train_file).resolve() if train_file else paths[0]), paths[1:]
+
+
+def attention_implementation() -> str:
+    """flash_attention_2 where flash-attn is installed (verl's default, padding-free), else sdpa.
+
+    verl 0.9.1 loads the FSDP actor with ``override_config.attn_implementation`` (default
+    flash_attention_2) and fails without flash-attn, which ``verl[vllm]`` does not install;
+    sdpa works without it but only with padding removal off. ``mirage doctor`` says which is used.
+    """
+    import importlib.util
+
+    return FLASH_ATTENTION if importlib.util.find_spec("flash_attn") else "sdpa"
 
 
 def model_path(model: str) -> str:
@@ -93,9 +106,13 @@ def reward_kwargs(condition: Condition, seed: int, release_faithful: bool = Fals
 
 def build_overrides(model: str, task: Task, condition: Condition, seed: int, run_dir: Path, recipe: Recipe,
                     *, release_faithful: bool = False, data_root: str | os.PathLike | None = None,
-                    train_file: str | os.PathLike | None = None) -> list[str]:
-    """The Hydra overrides of one run, in a stable order (recipe values first, then mirage's hooks)."""
+                    train_file: str | os.PathLike | None = None, attention: str | None = None) -> list[str]:
+    """The Hydra overrides of one run, in a stable order (recipe values first, then mirage's hooks).
+
+    ``attention``: the actor's attention implementation (None: ``attention_implementation()``).
+    """
     r = recipe
+    attention = attention or attention_implementation()
     est = get_estimator(r.estimator_for(condition))
     train, vals = data_files(task, condition, data_root, train_file)
     max_len = r.max_prompt_length + r.max_response_length
@@ -106,14 +123,18 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
         ("data.train_files", str(train)),
         ("data.val_files", [str(v) for v in vals]),
         ("data.prompt_key", "prompt"),
-        ("data.truncation", "left"),
+        # Over-long prompts are dropped (verl counts the chat-templated tokens, as `mirage doctor` does), never cut:
+        # verl 0.9.1's agent loop left-truncates a prompt over max_prompt_length whatever data.truncation says,
+        # which would cut the rules off the start of long SynLogic / KOR-Bench prompts.
+        ("data.filter_overlong_prompts", True),
+        ("data.truncation", "error"),
         ("data.max_prompt_length", r.max_prompt_length),
         ("data.max_response_length", r.max_response_length),
         ("data.train_batch_size", r.train_batch_size),
         ("data.seed", seed),
         # model
         ("actor_rollout_ref.model.path", model_path(model)),
-        ("actor_rollout_ref.model.use_remove_padding", True),
+        ("actor_rollout_ref.model.use_remove_padding", attention == FLASH_ATTENTION),
         ("actor_rollout_ref.model.enable_gradient_checkpointing", True),
         # algorithm: estimator, no KL, dynamic sampling
         ("algorithm.adv_estimator", est.verl_name),
@@ -156,6 +177,9 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
         (f"{ro}.gpu_memory_utilization", 0.6),
         (f"{ro}.enable_chunked_prefill", True),
         (f"{ro}.max_num_batched_tokens", max_len),
+        # the recipe's context, stated: unset, verl gives vLLM the model's max_position_embeddings and silently
+        # caps responses at it minus the prompt; set, verl refuses a model too short for it
+        (f"{ro}.max_model_len", r.context_length),
         (f"{ro}.log_prob_max_token_len_per_gpu", max_len),
         (f"{ro}.calculate_log_probs", True),
         (f"{ro}.val_kwargs.n", r.val_n),
@@ -191,6 +215,8 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
     ]
     overrides = [f"{k}={hydra_value(v)}" for k, v in kv]
     # keys absent from verl's config need Hydra's "+"
+    if attention != FLASH_ATTENTION:
+        overrides.append(f"+actor_rollout_ref.model.override_config.attn_implementation={hydra_value(attention)}")
     for k, v in reward_kwargs(condition, seed, release_faithful).items():
         overrides.append(f"+reward.custom_reward_function.reward_kwargs.{k}={hydra_value(v)}")
     for k, v in condition.estimator_kwargs.items():
@@ -238,7 +264,8 @@ def setup_problems(task: Task, condition: Condition, release_faithful: bool = Fa
 def build_command(model: str, task: str | Task, condition: str | Condition, seed: int,
                   run_dir: str | os.PathLike, recipe: Recipe = PAPER_RECIPE, *, release_faithful: bool = False,
                   data_root: str | os.PathLike | None = None, train_file: str | os.PathLike | None = None,
-                  extra: Sequence[str] = (), python: str = sys.executable) -> tuple[dict[str, str], list[str]]:
+                  extra: Sequence[str] = (), python: str = sys.executable,
+                  attention: str | None = None) -> tuple[dict[str, str], list[str]]:
     """(env, argv) of the verl run; ``extra`` raw Hydra overrides go last (they win)."""
     task = get_task(task) if isinstance(task, str) else task
     condition = get_condition(condition) if isinstance(condition, str) else condition

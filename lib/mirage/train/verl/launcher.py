@@ -92,13 +92,17 @@ def _stream(argv: list[str], env: dict[str, str], log_path: Path) -> int:
         return proc.wait()
 
 
-def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False,
+def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False, doctor: bool = True,
            out: Callable[[str], None] = print) -> int:
     """Run (or, with ``dry_run``, print) one verl training run; returns verl's exit status.
 
     ``no_launch`` writes the run directory (manifest, command.sh, resolved config) and stops.
-    Every check that can fail does so before anything is written or launched.
+    Every check that can fail does so before anything is written or launched: the data, the
+    checkers, then ``mirage.doctor`` (driver, flash-attn, GPUs and CPUs, context length, vLLM's
+    limits, over-long prompts), whose errors stop the launch unless ``doctor`` is False.
     """
+    from mirage import doctor as preflight_checks
+
     cfg = cfg.resolved()
     task, condition, recipe = get_task(cfg.task), get_condition(cfg.condition), cfg.recipe
     run_dir = Path(cfg.run_dir)
@@ -111,6 +115,8 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False,
     validate(config)
     problems = setup_problems(task, condition)
     warnings = clipping_warnings(recipe)
+    findings = preflight_checks.check_run(cfg, config=config, data=False)
+    bad = preflight_checks.errors(findings)
 
     if dry_run:
         out(f"# {condition.name} ({condition.rq}: {condition.summary}) | {cfg.model} | {task.name} | "
@@ -119,10 +125,12 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False,
             state = "" if p.exists() else ("  [generated on launch]" if task.ensure is not None and p.stem in
                                            task.datasets else f"  [MISSING: {task.how_to_prepare(p.stem, p)}]")
             out(f"# reads {p}{state}")
-        for line in problems + warnings:
+        for line in problems + warnings + [str(f) for f in findings]:
             out(f"# {line}")
         out(format_command(env, argv))
-        return 0
+        if bad:
+            out(f"# preflight: {len(bad)} error(s) above: the launch would stop there")
+        return 2 if bad else 0
 
     if problems:
         raise FileNotFoundError(f"task {task.name!r} cannot be scored here: " + "; ".join(problems))
@@ -131,6 +139,12 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False,
             f"  {p}\n    make it with: {task.how_to_prepare(p.stem, p)}" for p in missing))
     for line in warnings:
         out(f"warning: {line}")
+    for f in findings:
+        if f.level != "ok":
+            out(str(f))
+    if bad and doctor:
+        raise preflight_checks.PreflightError(f"preflight (mirage doctor) found {len(bad)} error(s), printed above; "
+                                              "fix them, or launch anyway with --skip-preflight")
     with runs.FolderLock(run_dir, "training run"):
         previous = runs.read_manifest(run_dir)
         if previous.get("config"):
@@ -147,6 +161,13 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False,
             "release_faithful": bool(cfg.release_faithful), "condition_spec": condition.to_dict(),
             "task_spec": task.to_dict(), "recipe": recipe.to_dict(),
             "dynamic_sampling": bool(config.algorithm.filter_groups.enable),
+            # what the machine decided and what keeps prompts and responses whole (mirage doctor)
+            "attn_implementation": config.actor_rollout_ref.model.override_config.get("attn_implementation",
+                                                                                      "flash_attention_2"),
+            "use_remove_padding": bool(config.actor_rollout_ref.model.use_remove_padding),
+            "max_model_len": config.actor_rollout_ref.rollout.max_model_len,
+            "filter_overlong_prompts": bool(config.data.filter_overlong_prompts),
+            "preflight": [str(f) for f in findings],
             "data": {"train": str(train), "val": [str(v) for v in vals]},
             "command": format_command(env, argv), "versions": versions(),
         }
