@@ -72,7 +72,7 @@ class FakeLLM:
         for prompt, sp in zip(prompts, sampling_params):
             ids = prompt["prompt_token_ids"]
             self.calls.append((ids, sp))
-            children = [child(i, ids, sp.seed + i, sp) for i in range(sp.n)]
+            children = [child(i, ids, seeded(sp.seed) + i, sp) for i in range(sp.n)]
             outs.append(FakeRequestOutput(ids, children[::-1]))  # vLLM does not promise index order
         return outs
 
@@ -87,6 +87,11 @@ def child(index, ids, seed, sp) -> FakeCompletion:
 
 def fake_vllm_module():
     return types.SimpleNamespace(LLM=FakeLLM, SamplingParams=FakeSamplingParams, __version__="fake")
+
+
+def seeded(seed):
+    """FakeLLM.child needs an integer seed; an unseeded request draws from the engine's own state."""
+    return seed if seed is not None else random.randrange(1 << 30)
 
 
 def make_fake_sampler(model="fake-model", **kwargs):
@@ -165,14 +170,28 @@ def test_split_n():
     assert vs.split_n(7, 3) == [(0, 3), (3, 3), (6, 1)]
 
 
-def test_finish_reason_and_token_counts_recorded():
+def test_finish_reason_and_token_counts_recorded_without_token_ids():
     out = vs.VLLMSampler("m").generate(PROMPTS, PARAMS, SEEDS)
     flat = [c for cs in out for c in cs]
     assert {c.finish_reason for c in flat} == {"stop", "length"}
     for c in flat:
-        assert c.num_tokens == len(c.token_ids) == len(c.text)
+        assert c.num_tokens == len(c.text)  # the fake engine: one character per token
+        assert c.token_ids is None and c.logprobs is None  # only what an evaluation stores travels back
         assert (c.finish_reason == "length") == (c.num_tokens == PARAMS.max_tokens) or c.finish_reason == "stop"
         assert c.num_tokens <= PARAMS.max_tokens
+
+
+def test_batched_seeding_sends_unseeded_requests_in_one_call():
+    s = vs.VLLMSampler("m", seeding="batched", seed=5)
+    out = s.generate(PROMPTS, PARAMS, SEEDS)
+    llm = FakeLLM.instances[-1]
+    assert [sp.seed for _, sp in llm.calls] == [None] * len(PROMPTS)  # vLLM's batched sampler, not per request
+    assert llm.engine_args["seed"] == 5 and [len(cs) for cs in out] == [8] * 7
+    desc = s.describe()
+    assert desc["seeding"] == "batched" and "batch-dependent" in desc["batch_invariance"]
+    assert desc["vllm_version"] == "fake"
+    with pytest.raises(ValueError, match="--vllm-seeding"):
+        vs.VLLMSampler("m", seeding="sometimes")
 
 
 def test_missing_vllm_gives_clear_error(monkeypatch):
@@ -299,3 +318,187 @@ def test_default_chunk_grows_with_engines():
         assert default_batch_size(sharded) == 192
     finally:
         sharded.close()
+
+
+# --- engines at scale: started in parallel, closed between the checkpoints of a sweep --------------
+# A fake ``vllm`` package on disk, so that spawned worker processes import it too (they inherit sys.path).
+# Each engine logs "start" when built and "close" when shut down, with its pid and GPUs.
+FAKE_VLLM_PACKAGE = '''
+import json, os, random
+from dataclasses import dataclass
+
+__version__ = "0.0-fake"
+
+
+def _log(event, model):
+    with open(os.environ["FAKE_VLLM_LOG"], "a") as f:
+        f.write(json.dumps({"event": event, "pid": os.getpid(), "model": model,
+                            "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}) + "\\n")
+
+
+@dataclass
+class SamplingParams:
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 16
+    seed: int | None = None
+
+
+@dataclass
+class _Out:
+    index: int
+    text: str
+    token_ids: list
+    finish_reason: str
+
+
+@dataclass
+class _Request:
+    outputs: list
+
+
+class _Tokenizer:
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+        return "".join(m["content"] for m in messages)
+
+    def encode(self, text, add_special_tokens=True):
+        return [ord(c) for c in text]
+
+
+class _EngineCore:
+    def __init__(self, model):
+        self.model = model
+
+    def shutdown(self):
+        _log("close", self.model)
+
+
+class _Engine:
+    def __init__(self, model):
+        self.engine_core = _EngineCore(model)
+
+
+class LLM:
+    def __init__(self, model, **engine_args):
+        _log("start", model)
+        self.llm_engine = _Engine(model)
+
+    def get_tokenizer(self):
+        return _Tokenizer()
+
+    def generate(self, prompts, params, use_tqdm=True):
+        out = []
+        for sp in params:
+            rng = random.Random(sp.seed)
+            out.append(_Request([_Out(i, "#### " + str(rng.randint(0, 9)), [1, 2], "stop") for i in range(sp.n)]))
+        return out
+'''
+
+
+@pytest.fixture
+def vllm_on_disk(tmp_path, monkeypatch):
+    pkg = tmp_path / "fake_site" / "vllm"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(FAKE_VLLM_PACKAGE)
+    monkeypatch.syspath_prepend(str(tmp_path / "fake_site"))
+    monkeypatch.delitem(sys.modules, "vllm")
+    log = tmp_path / "engines.jsonl"
+    monkeypatch.setenv("FAKE_VLLM_LOG", str(log))
+    return log
+
+
+def _events(log):
+    import json
+
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    """Running (an exited child not yet reaped is a zombie: 'Z' in /proc/<pid>/stat)."""
+    try:
+        return open(f"/proc/{pid}/stat").read().split(") ")[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sweep_starts_and_closes_one_engine_set_per_checkpoint(vllm_on_disk, toy_dataset, tmp_path):
+    import json
+
+    from mirage.evaluate import evaluate_run
+
+    run = tmp_path / "run"
+    for step in (2, 4, 6):
+        hf = run / "checkpoints" / f"global_step_{step}" / "actor" / "huggingface"
+        hf.mkdir(parents=True)
+        (hf / "config.json").write_text("{}")
+        (hf / "model.safetensors").write_bytes(b"")
+    (run / "manifest.json").write_text(json.dumps({"model": "org/base", "task": toy_dataset}))
+    table = evaluate_run(run, 2, backend="vllm", include_base=False, seed=1, batch_size=2, score_processes=0,
+                         progress=False, sampler_kwargs={"gpus": ["0", "1"]})
+    assert sorted(table["step"].unique()) == [2, 4, 6]
+    events = _events(vllm_on_disk)
+    # per checkpoint: two engines (one per GPU) start, both are shut down before the next checkpoint's start
+    assert [e["event"] for e in events] == ["start", "start", "close", "close"] * 3
+    for i, step in enumerate((2, 4, 6)):
+        group = events[4 * i:4 * i + 4]
+        assert {e["model"] for e in group} == {str((run / "checkpoints" / f"global_step_{step}" / "actor" /
+                                                    "huggingface").resolve())}
+        assert sorted(e["gpus"] for e in group[:2]) == ["0", "1"]
+        assert {e["pid"] for e in group[:2]} == {e["pid"] for e in group[2:]}  # each closed by its own process
+    assert not [e["pid"] for e in events if _alive(e["pid"])]  # every engine process has exited
+    manifest = json.loads((run / "eval" / "step_4" / "eval_manifest.json").read_text())
+    assert manifest["vllm"]["version"] == "0.0-fake" and manifest["vllm"]["seeding"] == "per-request"
+    assert "batch-dependent GPU numerics" in manifest["vllm"]["batch_invariance"]
+    assert "vllm_seeding" not in manifest["config"]  # the default is left out: older folders still match
+
+
+def _barrier_sampler(folder, index, parties):
+    """A sampler that is built only once ``parties`` engines are being built at the same time."""
+    import time as _time
+    from pathlib import Path as _Path
+
+    folder = _Path(folder)
+    (folder / f"started-{index}").write_text("")
+    deadline = _time.time() + 60
+    while len(list(folder.glob("started-*"))) < parties:
+        if _time.time() > deadline:
+            raise RuntimeError(f"engine {index}: the other engines never started (started one after another?)")
+        _time.sleep(0.05)
+    return make_fake_sampler("m")
+
+
+def _indexed_barrier(folder, parties):
+    return _barrier_sampler(folder, os.environ["CUDA_VISIBLE_DEVICES"], parties)
+
+
+def test_engines_start_in_parallel(tmp_path):
+    # each engine is built only while all three are being built: one after another would time out
+    workers = vs.start_workers(functools.partial(_indexed_barrier, str(tmp_path), 3),
+                               [{"CUDA_VISIBLE_DEVICES": str(i)} for i in range(3)])
+    try:
+        assert sorted(p.name for p in tmp_path.glob("started-*")) == ["started-0", "started-1", "started-2"]
+    finally:
+        for w in workers:
+            w.close()
+    assert [w.process.exitcode for w in workers] == [0, 0, 0]
+
+
+def test_a_failing_engine_closes_the_others():
+    with pytest.raises(RuntimeError, match="engine could not start"):
+        vs.start_workers(FailingSampler, [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}])
+
+
+def test_batched_seeding_reaches_the_manifest_and_a_resume_must_match(toy_dataset, tmp_path):
+    import json
+
+    from mirage.evaluate import evaluate
+
+    kwargs = dict(n=2, max_tokens=6, seed=1, batch_size=5, score_processes=0, progress=False)
+    evaluate("fake-model", toy_dataset, sampler=vs.VLLMSampler("fake-model", seeding="batched"),
+             out_dir=tmp_path / "b", **kwargs)
+    manifest = json.loads((tmp_path / "b" / "eval_manifest.json").read_text())
+    assert manifest["config"]["vllm_seeding"] == "batched" and manifest["vllm"]["seeding"] == "batched"
+    with pytest.raises(ValueError, match="vllm_seeding"):  # per-request rows never mix with batched ones
+        evaluate("fake-model", toy_dataset, sampler=vs.VLLMSampler("fake-model"), out_dir=tmp_path / "b",
+                 restart=False, **{**kwargs, "n": 2})

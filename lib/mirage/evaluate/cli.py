@@ -55,6 +55,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="vllm: engines as Ray actors (multi-node; connects to RAY_ADDRESS or starts Ray)")
     p.add_argument("--dtype", default=None, help="model dtype (vllm: passed to LLM; hf: passed to the sampler)")
     p.add_argument("--max-model-len", type=int, default=None, help="vllm: engine context length")
+    p.add_argument("--vllm-seeding", choices=["per-request", "batched"], default="per-request",
+                   help="vllm: per-request (default): a seed per problem, samples independent of batching, "
+                        "sharding and resuming; batched: unseeded requests in one batched sampler call per chunk, "
+                        "faster at large n, reproducible only by the same run from scratch (docs/evaluation.md)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -65,7 +69,8 @@ def _eval_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.backend == "hf" and args.threads:
         sampler_kwargs["threads"] = args.threads
     if args.backend == "vllm":
-        sampler_kwargs.update(tensor_parallel_size=args.tensor_parallel_size, gpus=args.gpus, use_ray=args.ray)
+        sampler_kwargs.update(tensor_parallel_size=args.tensor_parallel_size, gpus=args.gpus, use_ray=args.ray,
+                              seeding=args.vllm_seeding)
         if args.max_model_len:
             sampler_kwargs["max_model_len"] = args.max_model_len
     return dict(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed,

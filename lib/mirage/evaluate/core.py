@@ -46,6 +46,15 @@ class EvalSettings:
     step: int | None = None  # checkpoint step (0 = base model), when part of a run
     format_gated: bool = False  # count the training reward (format AND correct) instead of acc
     score_kwargs: dict = field(default_factory=dict)  # extra mirage.rewards.compute_score kwargs
+    vllm_seeding: str = "per-request"  # vLLM: a seed per request, or "batched" (mirage.sample.vllm.SEEDING)
+
+    def to_dict(self) -> dict:
+        """What the manifest records and a resume compares; keys added later are left out at their default,
+        so an evaluation folder written before them still matches its settings."""
+        d = dataclasses.asdict(self)
+        if d["vllm_seeding"] == "per-request":
+            del d["vllm_seeding"]
+        return d
 
 
 # --- one evaluation ------------------------------------------------------------------
@@ -95,7 +104,7 @@ def _check_settings(out_dir: Path, settings: EvalSettings, restart: bool) -> dic
     """The folder's manifest; an error when it holds an evaluation with other settings (``restart``: wipe it)."""
     manifest = runs.read_manifest(out_dir, MANIFEST)
     recorded = manifest.get("config", manifest.get("settings"))
-    diff = runs.config_diff(recorded, dataclasses.asdict(settings))
+    diff = runs.config_diff(recorded, settings.to_dict())
     if diff and restart:
         for child in ("samples", MANIFEST, "passk.parquet", "passk.csv"):
             path = out_dir / child
@@ -138,6 +147,16 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
                             score_kwargs={"korbench_mode": "published", **(score_kwargs or {})})
     if isinstance(sampler, str):  # a backend name: the model must resolve before anything runs
         resolve_model(model)
+        seeding = (sampler_kwargs or {}).get("seeding", "per-request") if sampler == "vllm" else "per-request"
+        from mirage.sample.vllm import SEEDING
+
+        if seeding not in SEEDING:
+            raise ValueError(f"--vllm-seeding: one of {', '.join(SEEDING)}, got {seeding!r}")
+    else:
+        seeding = getattr(sampler, "seeding", None) or (
+            sampler.describe().get("seeding", "per-request") if getattr(sampler, "backend", "") == "vllm"
+            else "per-request")
+    settings = dataclasses.replace(settings, vllm_seeding=seeding)
     if score_kwargs:  # a misspelt scoring option fails here, not after sampling
         from mirage.rewards.checkers import parse_options
 
@@ -174,7 +193,7 @@ def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettin
         batch_size = attempt["batch_size"] = batch_size or default_batch_size(sampler)
         first = datasets[0][2]["prompt"].iloc[0]
         manifest.update({
-            "kind": "eval", "config": dataclasses.asdict(settings), "model": str(model), "step": step,
+            "kind": "eval", "config": settings.to_dict(), "model": str(model), "step": step,
             "task": str(task_or_dataset),
             "datasets": [{"name": name, "path": str(path), "n_problems": len(p),
                           "data_sources": sorted(p["data_source"].unique())} for name, path, p in datasets],
@@ -183,6 +202,11 @@ def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettin
                 "mirage", "torch", "transformers", "vllm", "math-verify", "numpy", "pandas", "pyarrow"),
             "hardware": runs.hardware(), "status": runs.Status.RUNNING.value,
         })
+        if manifest["sampler"].get("backend") == "vllm":  # what rows may differ by on a rerun (docs/evaluation.md)
+            from mirage.sample.vllm import BATCH_INVARIANCE
+
+            manifest["vllm"] = {"version": manifest["sampler"].get("vllm_version"), "seeding": settings.vllm_seeding,
+                                "batch_invariance": BATCH_INVARIANCE}
         manifest.pop("settings", None)
         runs.write_json_atomic(manifest_path, manifest)
         params = SamplingParams(n=n, temperature=settings.temperature, top_p=settings.top_p,

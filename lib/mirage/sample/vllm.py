@@ -8,19 +8,32 @@ so when a prompt's samples are split over several requests each request starts
 at ``seed + <samples already requested>``: the offsets are disjoint and the
 samples are the ones a single request would have drawn.
 
+``seeding="batched"`` sends a chunk's requests without seeds instead: vLLM V1 samples
+seeded requests one by one with their own generators at every decoding step, unseeded
+ones in one batched call, which matters at n = 256. The samples then depend on the
+engine's random state (seeded once, at start), so they are reproducible only by the
+same evaluation run from scratch with the same engines and chunking, not per problem
+(docs/evaluation.md).
+
 ``LLM(data_parallel_size > 1)`` does not work inside one process, so several
 GPUs are used by ``ShardedSampler``: it cuts every batch of prompts into
 contiguous shards, runs one per worker (a subprocess pinned with
 CUDA_VISIBLE_DEVICES, or a Ray actor on any node), and merges the results back
 in prompt order. Sharding knows nothing about vLLM; any ``Sampler`` factory works.
+Workers are started together (engines load in parallel) and return only what an
+evaluation stores (text, finish reason, token count: no token ids); closing a worker
+shuts its engine down and ends its process, which frees its GPU memory.
 """
 
 from __future__ import annotations
 
 import atexit
+import gc
 import importlib
 import multiprocessing as mp
 import os
+import sys
+import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Sequence
@@ -39,6 +52,13 @@ def _import_vllm():
             "or use --backend hf)") from e
 
 
+SEEDING = ("per-request", "batched")
+# What results may differ by, recorded with every vLLM evaluation (docs/evaluation.md).
+BATCH_INVARIANCE = ("vLLM's outputs for a seed are identical only up to batch-dependent GPU numerics: the same "
+                    "request can sample other tokens when it shares the engine with other requests (vLLM's "
+                    "batch-invariant mode, VLLM_BATCH_INVARIANT=1, is off)")
+
+
 def split_n(n: int, max_per_call: int | None) -> list[tuple[int, int]]:
     """(seed offset, samples) for each request that draws a prompt's ``n`` samples."""
     step = n if not max_per_call else max_per_call
@@ -52,13 +72,17 @@ class VLLMSampler(Sampler):
 
     def __init__(self, model: str, *, tensor_parallel_size: int = 1, dtype: str = "auto",
                  max_model_len: int | None = None, seed: int = 0, gpu_memory_utilization: float = 0.9,
-                 max_samples_per_call: int | None = None, **engine_kwargs: Any):
+                 max_samples_per_call: int | None = None, seeding: str = "per-request", **engine_kwargs: Any):
+        if seeding not in SEEDING:
+            raise ValueError(f"--vllm-seeding: one of {', '.join(SEEDING)}, got {seeding!r}")
         vllm = _import_vllm()
         self.model = str(model)
+        self.seeding = seeding
         self.engine_args = dict(tensor_parallel_size=tensor_parallel_size, dtype=dtype,
                                 max_model_len=max_model_len, seed=seed,
                                 gpu_memory_utilization=gpu_memory_utilization, **engine_kwargs)
         self.max_samples_per_call = max_samples_per_call
+        self.vllm_version = getattr(vllm, "__version__", None)
         self._sampling_params = vllm.SamplingParams
         self.llm = vllm.LLM(model=self.model, **self.engine_args)
         self.tokenizer = self.llm.get_tokenizer()
@@ -81,16 +105,17 @@ class VLLMSampler(Sampler):
                 owners.append(i)
                 inputs.append({"prompt_token_ids": ids})
                 requests.append(self._sampling_params(
-                    n=n, temperature=params.temperature, top_p=params.top_p,
-                    max_tokens=params.max_tokens, seed=int(seed) + offset))
+                    n=n, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens,
+                    seed=int(seed) + offset if self.seeding == "per-request" else None))
         outputs = self.llm.generate(inputs, requests, use_tqdm=False) if inputs else []
         if len(outputs) != len(inputs):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(inputs)} requests")
         results: list[list[Completion]] = [[] for _ in prompts]
         for i, out in zip(owners, outputs):
             for c in sorted(out.outputs, key=lambda c: c.index):  # child index = seed offset
+                # no token ids: only what is stored travels back (at n = 256 they were tens of GB a sweep)
                 results[i].append(Completion(text=c.text, finish_reason=str(c.finish_reason),
-                                             num_tokens=len(c.token_ids), token_ids=list(c.token_ids)))
+                                             num_tokens=len(c.token_ids)))
         for i, r in enumerate(results):
             if len(r) != params.n:
                 raise RuntimeError(f"prompt {i}: vLLM returned {len(r)} samples, expected {params.n}")
@@ -99,8 +124,21 @@ class VLLMSampler(Sampler):
     def describe(self) -> dict[str, Any]:
         versions = library_versions("vllm", "torch", "transformers")
         return {"backend": self.backend, "model": self.model, **self.engine_args,
-                "max_samples_per_call": self.max_samples_per_call, "versions": versions,
-                "hardware": hardware()}
+                "max_samples_per_call": self.max_samples_per_call, "seeding": self.seeding,
+                "vllm_version": versions["vllm"] or self.vllm_version, "batch_invariance": BATCH_INVARIANCE,
+                "versions": versions, "hardware": hardware()}
+
+    def close(self) -> None:
+        """Shut the engine down (its engine-core processes too) so its GPU memory is released."""
+        llm, self.llm = getattr(self, "llm", None), None
+        engine = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if engine is not None and hasattr(engine, "shutdown"):
+            engine.shutdown()
+        del llm
+        gc.collect()
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 # --- data parallelism: shards of prompts over several workers -----------------------
@@ -197,6 +235,9 @@ def _serve(conn, factory: Callable[[], Sampler], env: dict[str, str]) -> None:
         except EOFError:  # the parent went away
             return
         if op == "close":
+            if hasattr(sampler, "close"):
+                sampler.close()
+            conn.send(("closed", None))
             return
         try:
             conn.send(("ok", getattr(sampler, op)(*args)))
@@ -217,9 +258,11 @@ class ProcessWorker:
 
     ``factory`` must be picklable (a class or ``functools.partial``); ``env`` is set
     before the child imports anything, so ``CUDA_VISIBLE_DEVICES`` takes effect.
+    ``wait=False`` returns once the process is started; ``ready()`` then waits for its
+    sampler, so several engines load at the same time.
     """
 
-    def __init__(self, factory: Callable[[], Sampler], env: dict[str, str] | None = None):
+    def __init__(self, factory: Callable[[], Sampler], env: dict[str, str] | None = None, wait: bool = True):
         self.env = dict(env or {})
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
@@ -238,7 +281,14 @@ class ProcessWorker:
         child.close()
         atexit.register(self.close)  # runs before multiprocessing joins its children at exit
         self._busy = True
-        self._receive()  # the sampler was built (or its error is raised here)
+        if wait:
+            self.ready()
+
+    def ready(self) -> "ProcessWorker":
+        """Wait until the sampler is built (or raise its error)."""
+        if self._busy:
+            self._receive()
+        return self
 
     def _receive(self):
         try:
@@ -268,11 +318,19 @@ class ProcessWorker:
         return self._call("describe").result()
 
     def close(self):
+        """Shut the sampler down and end the process (its exit frees the GPU memory it held)."""
         atexit.unregister(self.close)
         if self._conn.closed:
             return
         if self.process.is_alive():
-            self._conn.send(("close", ()))
+            try:  # answers still in flight (a start, a request) are skipped until the engine says it shut down
+                self._conn.send(("close", ()))
+                deadline = time.monotonic() + 120
+                while self._conn.poll(max(0.0, deadline - time.monotonic())):
+                    if self._conn.recv()[0] == "closed":
+                        break
+            except (OSError, EOFError):
+                pass
             self.process.join(timeout=60)
         if self.process.is_alive():
             self.process.kill()
@@ -315,6 +373,10 @@ class RayWorker:
         return self.ray.get(self.actor.call.remote("describe"))
 
     def close(self):
+        try:  # shut the engine down in the actor, then end the actor (its process held the GPU)
+            self.ray.get(self.actor.call.remote("close"), timeout=120)
+        except Exception:  # noqa: BLE001 - the actor may be gone already; killing it is what matters
+            pass
         self.ray.kill(self.actor)
 
 
@@ -323,6 +385,8 @@ class _SamplerActor:
         self.sampler = factory()
 
     def call(self, op, *args):
+        if op == "close" and not hasattr(self.sampler, "close"):
+            return None
         return getattr(self.sampler, op)(*args)
 
 
@@ -342,6 +406,20 @@ def data_parallel(factory: Callable[[], Sampler], gpus: Sequence[str], tensor_pa
     With Ray, ``gpus`` only counts the GPUs to use (Ray places the actors, on any node).
     """
     groups = gpu_groups(gpus, tensor_parallel_size)
-    if use_ray:
+    if use_ray:  # actors are created asynchronously: their engines load in parallel
         return ShardedSampler([RayWorker(factory, num_gpus=tensor_parallel_size) for _ in groups])
-    return ShardedSampler([ProcessWorker(factory, {"CUDA_VISIBLE_DEVICES": g}) for g in groups])
+    return ShardedSampler(start_workers(factory, [{"CUDA_VISIBLE_DEVICES": g} for g in groups]))
+
+
+def start_workers(factory: Callable[[], Sampler], envs: Sequence[dict[str, str]]) -> list[ProcessWorker]:
+    """One ProcessWorker per environment, all started before any is waited for (engines load in parallel);
+    if one fails, the others are closed and its error raised."""
+    workers = [ProcessWorker(factory, env, wait=False) for env in envs]
+    try:
+        for w in workers:
+            w.ready()
+    except BaseException:
+        for w in workers:
+            w.close()
+        raise
+    return workers
