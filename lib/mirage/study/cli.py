@@ -28,6 +28,15 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--figures", default=None,
                         help="figures folder (default figures/<preset>; with --out: <out>/figures)")
     parser.add_argument("--list", action="store_true", help="list the shipped presets and exit")
+    parser.add_argument("--executor", choices=["inline", "local", "slurm"], default="inline",
+                        help="inline (default): run the steps here as processes; slurm: submit every step as a SLURM "
+                             "job with dependencies and the preset's resources (submitit), resubmitting only what is "
+                             "neither finished nor queued; local: the same jobs through submitit's local executor")
+    parser.add_argument("--slurm", action="append", default=[], metavar="[KIND.]KEY=VALUE",
+                        help="an sbatch setting for every job, or for one kind (alignment, cell, analysis), over the "
+                             "preset's resources: e.g. --slurm partition=gpu --slurm cell.timeout_min=2880")
+    parser.add_argument("--status", action="store_true",
+                        help="show each step: finished, failed, its job id and SLURM state, or not submitted")
     parser.set_defaults(func=main)
 
 
@@ -43,6 +52,18 @@ def main(args: argparse.Namespace) -> int:
         return 0
     preset = load_preset(args.preset)
     only = parse_only(args.only)
+    if args.status or args.executor != "inline":
+        from mirage.study import executors
+
+        if args.status:
+            executors.study_status(preset, args.out, only, args.figures)
+            return 0
+        if args.stage != "all" or args.dry_run or args.force_analysis:
+            raise ValueError("--executor local|slurm submits the whole plan: no --stage, --dry-run or "
+                             "--force-analysis with it (use --only to restrict the cells)")
+        return executors.submit_study(preset, args.out, args.executor, only, args.slurm, args.jobs, args.figures)
+    if args.slurm:
+        raise ValueError("--slurm applies to --executor slurm")
     if args.dry_run:
         dry_run(preset, args.out, only, args.figures)
         return 0

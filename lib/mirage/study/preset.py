@@ -24,6 +24,8 @@ summary) name that file.
     analysis: [90_figures.ipynb]   # the notebooks the analysis stage runs; an entry may be
                                    # {notebook: {parameter: value}} to set its own parameters
     jobs: 2                        # steps run at once
+    resources:                     # optional: per-step sbatch settings for --executor slurm (executors.py)
+      cell: {nodes: 1, gpus_per_node: 8, cpus_per_task: 64, timeout_min: 2880, partition: gpu}
 
 Keys added after the first presets (pairs, regimes, grids, analysis, eval.greedy) are left out
 of ``to_dict`` at their defaults, so a study directory made before they existed still belongs
@@ -42,7 +44,7 @@ from typing import Any, Mapping
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 DEFAULT_ANALYSIS = ("90_figures.ipynb",)
 # keys that do not decide a study's results: a study directory keeps its preset when they change
-NOT_IDENTITY = ("description", "jobs", "analysis")
+NOT_IDENTITY = ("description", "jobs", "analysis", "resources")
 
 
 class PresetError(KeyError):
@@ -107,6 +109,8 @@ class Preset:
     regimes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> recipe overrides (over overrides)
     grids: tuple[Mapping[str, Any], ...] = ()  # sub-grids whose union is the cells (mirage.study.grid)
     analysis: tuple = DEFAULT_ANALYSIS  # notebooks the analysis stage runs, in order: names or {name: parameters}
+    # sbatch settings per step kind (alignment | cell | analysis) for `--executor slurm` (mirage.study.executors)
+    resources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: str | None = None  # the file it was read from (None: a shipped preset, named by its name)
 
     def __post_init__(self):
@@ -167,6 +171,12 @@ class Preset:
                 key = f"regimes.{regime}" if regime else "overrides"
                 raise PresetError(f"{where}: {key}: {e.args[0] if e.args else e}") from None
         self.eval.check(where)
+        from mirage.study.executors import check_resources
+
+        try:
+            object.__setattr__(self, "resources", check_resources(self.resources, where))
+        except ValueError as e:
+            raise PresetError(str(e)) from None
         if not isinstance(self.jobs, int) or self.jobs < 1:
             raise PresetError(f"{where}: jobs must be an integer >= 1, got {self.jobs!r}")
 
@@ -227,10 +237,11 @@ class Preset:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "source"}
         d.update(eval=dataclasses.asdict(self.eval), one_shot=dataclasses.asdict(self.one_shot),
                  overrides=dict(self.overrides), regimes={k: dict(v) for k, v in self.regimes.items()},
-                 grids=[dict(g) for g in self.grids],
+                 grids=[dict(g) for g in self.grids], resources={k: dict(v) for k, v in self.resources.items()},
                  analysis=[a if isinstance(a, str) else dict(a) for a in self.analysis])
         # keys added later are written only when set, so an older study.json still matches its preset
-        for key, default in (("pairs", ()), ("regimes", {}), ("grids", []), ("analysis", list(DEFAULT_ANALYSIS))):
+        for key, default in (("pairs", ()), ("regimes", {}), ("grids", []), ("analysis", list(DEFAULT_ANALYSIS)),
+                             ("resources", {})):
             if d[key] == default or not d[key]:
                 del d[key]
         if not d["eval"]["greedy"]:
@@ -265,7 +276,7 @@ class Preset:
         for key in ("models", "tasks", "conditions", "seeds", "plugins", "pairs", "grids", "analysis"):
             if key in d and (isinstance(d[key], (str, bytes)) or not isinstance(d[key], (list, tuple))):
                 raise PresetError(f"{where}: {key} must be a list, got {d[key]!r}")
-        for key in ("overrides", "regimes"):
+        for key in ("overrides", "regimes", "resources"):
             if key in d and not isinstance(d[key], Mapping):
                 raise PresetError(f"{where}: {key} must be a mapping, got {d[key]!r}")
         d.setdefault("name", default_name)

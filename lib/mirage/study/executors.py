@@ -1,0 +1,307 @@
+"""A study's steps as cluster jobs, with submitit: SLURM (``--executor slurm``) or its LocalExecutor (``local``).
+
+The plan is the inline runner's (``plan.plan``); each step becomes one job that runs it through
+``runner.run_steps`` (so its record, ``study_step.json``, is written exactly as inline), with
+the preset's per-step resources:
+
+    measure steps (base pass@k of a model x task)   resources.alignment
+    history runs and cells                          resources.cell
+    the alignment notebook and the analysis         resources.analysis
+
+SLURM: every job is submitted at once; a step waits for its dependencies' jobs with
+``afterok`` (a cell for its pair's measurement; the alignment notebook for the measurements),
+the analysis with ``afterany`` on every other job, because it analyses whichever cells
+finished, as the inline runner does. The job ids are kept in ``<study>/jobs.json``;
+resubmitting skips finished steps (their records) and steps whose job is still queued or
+running, and resubmits a waiting job whose dependency had to be resubmitted. ``--status`` shows
+each step's record and its job's SLURM state. The local executor has no dependencies: it
+starts each job once its dependencies finished, ``--jobs`` at a time, and waits for them.
+Ray inside a verl job is verl's business (multi-node cells: start Ray in ``setup``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from mirage.runs import FolderLock, Status, write_json_atomic
+
+Log = Callable[[str], None]
+KINDS = ("alignment", "cell", "analysis")
+RESOURCE_OF = {"measure": "alignment", "alignment": "analysis", "history": "cell", "cell": "cell",
+               "analysis": "analysis"}
+DEFAULT_RESOURCES = {"alignment": {"nodes": 1, "cpus_per_task": 2, "timeout_min": 240},
+                     "cell": {"nodes": 1, "cpus_per_task": 2, "timeout_min": 240},
+                     "analysis": {"nodes": 1, "cpus_per_task": 2, "timeout_min": 60}}
+GENERIC = ("name", "timeout_min", "mem_gb", "nodes", "cpus_per_task", "gpus_per_node", "tasks_per_node",
+           "stderr_to_stdout")  # submitit's own names; any other key is passed to SLURM as slurm_<key>
+LIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED", "REQUEUE_HOLD",
+        "REQUEUE_FED"}
+JOBS_FILE = "jobs.json"
+
+
+# --- resources --------------------------------------------------------------------------------------
+def check_resources(resources: Any, where: str) -> dict[str, dict[str, Any]]:
+    """A preset's ``resources`` block: {alignment|cell|analysis: {key: value}}; an error names the bad key."""
+    if not isinstance(resources, Mapping):
+        raise ValueError(f"{where}: resources must be a mapping of {KINDS}, got {resources!r}")
+    out = {}
+    for kind, keys in resources.items():
+        if kind not in KINDS:
+            raise ValueError(f"{where}: resources: unknown step kind {kind!r}; known: {', '.join(KINDS)}")
+        if not isinstance(keys, Mapping) or not all(isinstance(k, str) for k in keys):
+            raise ValueError(f"{where}: resources.{kind} must be a mapping of sbatch settings, got {keys!r}")
+        out[kind] = dict(keys)
+    return out
+
+
+def parse_slurm(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``--slurm KEY=VALUE`` (every kind) or ``KIND.KEY=VALUE`` -> {kind: {key: value}}; values read as YAML."""
+    import yaml
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--slurm: expected [KIND.]KEY=VALUE, got {item!r}")
+        key, text = (s.strip() for s in item.split("=", 1))
+        kind, _, name = key.rpartition(".")
+        if kind and kind not in KINDS:
+            raise ValueError(f"--slurm {item}: unknown step kind {kind!r}; known: {', '.join(KINDS)}")
+        value = yaml.safe_load(text) if text else ""
+        for k in [kind] if kind else KINDS:
+            out.setdefault(k, {})[name] = value
+    return out
+
+
+def resources_for(preset, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Per kind: the defaults, then the preset's ``resources``, then ``--slurm``."""
+    mine = dict(preset.resources or {})
+    return {k: {**DEFAULT_RESOURCES[k], **mine.get(k, {}), **(overrides or {}).get(k, {})} for k in KINDS}
+
+
+def make_executor(kind: str, folder: Path, params: Mapping[str, Any], name: str):
+    """A submitit executor for one step; an unknown sbatch setting is an error naming it."""
+    import submitit
+
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster=kind)
+    except RuntimeError as e:  # no srun on this machine
+        raise ValueError(f"--executor {kind}: {e} (submit from a machine of the cluster)") from None
+    if kind == "local":  # one machine: only what it honours
+        params = {k: v for k, v in params.items() if k in ("timeout_min",)}
+    settings = {(k if k in GENERIC else f"slurm_{k}"): v for k, v in params.items()}
+    try:
+        executor.update_parameters(name=name, **settings)
+    except (ValueError, TypeError, AssertionError, NameError) as e:  # NameError: an unknown setting
+        raise ValueError(f"resources / --slurm: {str(e).splitlines()[0]}") from None
+    return executor
+
+
+# --- the job -------------------------------------------------------------------------------------------
+def run_step_job(preset_name: str, out: str, step_id: str, figures_dir: str) -> str:
+    """What each job runs: its one step through the inline runner (the record is written the same way);
+    the analysis job runs the analysis stage (results tables, then every analysis notebook). Raises on
+    failure, so that SLURM marks the job FAILED and ``afterok`` dependants do not start."""
+    from mirage.study.plan import plan
+    from mirage.study.preset import load_preset
+    from mirage.study.runner import run_steps, run_study
+
+    preset = load_preset(preset_name)
+    steps = plan(preset, out, None, figures_dir)
+    step = next((s for s in steps if s.id == step_id), None)
+    if step is None:
+        raise KeyError(f"study {out}: no step {step_id!r} in the plan of {preset.where}")
+    if step.kind == "analysis":
+        if run_study(preset, out, stage="analysis", figures_dir=figures_dir) != 0:
+            raise RuntimeError(f"study {out}: the analysis failed (see its step records)")
+        return Status.FINISHED.value
+    status = run_steps([step], jobs=1, plugins=preset.plugins, outside=[s for s in steps if s.id in step.deps])
+    if status[step.id] != Status.FINISHED.value:
+        raise RuntimeError(f"step {step_id} {status[step.id]}; see {step.dir / 'step.log'}")
+    return status[step.id]
+
+
+# --- submission --------------------------------------------------------------------------------------
+def read_jobs(out: Path) -> dict[str, dict[str, Any]]:
+    path = out / JOBS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def job_states(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """{step id: its recorded job's SLURM state}, from one sacct call (submitit's watcher); 'UNKNOWN' where
+    sacct does not know the job (or is absent), 'NOT RUNNING' for a local job (it lived with its submitter)."""
+    slurm = {sid: str(e["job_id"]) for sid, e in entries.items() if e.get("executor") == "slurm"}
+    states = {sid: "NOT RUNNING" for sid in entries if sid not in slurm}
+    if slurm:
+        import submitit
+
+        watcher = submitit.SlurmJob.watcher
+        watcher.clear()  # states from this call's sacct only
+        for job_id in slurm.values():
+            watcher.register_job(job_id)
+        watcher.update()
+        states.update({sid: watcher.get_state(job_id, mode="cache") for sid, job_id in slurm.items()})
+    return states
+
+
+def is_live(entry: Mapping[str, Any], state: str) -> bool:
+    """Queued or running; UNKNOWN only just after submission (sacct may not list a job yet)."""
+    return state in LIVE or state == "UNKNOWN" and time.time() - entry.get("submitted_at", 0) < 600
+
+
+def job_steps(preset, out: Path, only, figures_dir: Path) -> tuple[list, dict[str, bool]]:
+    """(the steps that become jobs, {step id: finished}). The analysis notebooks are one job (the analysis
+    stage runs them all), finished when each ran on the results as they are now (the runner's digest)."""
+    from mirage.study.plan import plan
+    from mirage.study.runner import _digest
+
+    steps = plan(preset, out, only, figures_dir)
+    jobs = [s for s in steps if s.kind != "analysis"]
+    done = {s.id: s.finished for s in jobs}
+    analyses = [s for s in plan(preset, out, None, figures_dir) if s.kind == "analysis"]
+    if analyses:
+        digest = _digest(plan(preset, out, None, figures_dir))
+        for a in analyses:
+            a.params["results_digest"] = digest
+        jobs.append(analyses[0])
+        done[analyses[0].id] = all(a.finished for a in analyses)
+    return jobs, done
+
+
+def submit_study(preset, out: str | os.PathLike | None = None, executor: str = "slurm",
+                 only: Mapping[str, set[str]] | None = None, slurm: Sequence[str] = (), jobs: int | None = None,
+                 figures_dir: str | os.PathLike | None = None, log: Log = print) -> int:
+    """Submit (slurm) or run (local) the study's unfinished steps as submitit jobs. Returns an exit status."""
+    from mirage.study.runner import _check_study_file, default_dirs
+
+    if executor not in ("slurm", "local"):
+        raise ValueError(f"--executor: one of inline, local, slurm; got {executor!r}")
+    out, figures_dir = default_dirs(preset, out, figures_dir)
+    resources = resources_for(preset, parse_slurm(slurm))
+    with FolderLock(out / "jobs", "study submission"):
+        _check_study_file(out, preset)
+        steps, done = job_steps(preset, out, only, figures_dir)
+        if executor == "local":
+            return _run_local(preset, out, steps, done, resources, jobs or preset.jobs, figures_dir, log)
+        return _submit_slurm(preset, out, steps, done, resources, figures_dir, log)
+
+
+def _submit_slurm(preset, out: Path, steps, done, resources, figures_dir: Path, log: Log) -> int:
+    recorded = read_jobs(out)
+    states = job_states(recorded)
+    job_of: dict[str, str] = {}  # step id -> the live job its dependants wait for
+    resubmitted: set[str] = set()
+    submitted = 0
+    for s in steps:
+        if done[s.id]:
+            continue
+        entry = recorded.get(s.id)
+        deps = [d for d in _deps(s, steps) if not done.get(d, True)]
+        if entry and is_live(entry, states[s.id]):
+            if not any(d in resubmitted for d in deps):
+                job_of[s.id] = str(entry["job_id"])
+                log(f"[study] {s.id}: job {entry['job_id']} still queued or running")
+                continue
+            _cancel(entry)  # waits on a job that will never succeed: resubmit it behind the new one
+        waiting = [job_of[d] for d in deps if d in job_of]
+        params = dict(resources[RESOURCE_OF[s.kind]])
+        if waiting:
+            mode = "afterany" if s.kind == "analysis" else "afterok"
+            params["dependency"] = f"{mode}:" + ":".join(waiting)
+        ex = make_executor("slurm", out / "jobs" / "%j", params, f"mirage-{s.id}")
+        job = ex.submit(run_step_job, preset.cli_name, str(out), s.id, str(figures_dir))
+        job_of[s.id] = str(job.job_id)
+        resubmitted.add(s.id)
+        recorded[s.id] = {"job_id": str(job.job_id), "executor": "slurm", "folder": str(out / "jobs" / "%j"),
+                          "submitted": time.strftime("%Y-%m-%dT%H:%M:%S"), "submitted_at": time.time(),
+                          "resources": params}
+        write_json_atomic(out / JOBS_FILE, recorded)
+        submitted += 1
+        log(f"[study] submitted {s.id}: job {job.job_id}" + (f" ({params['dependency']})" if waiting else ""))
+    log(f"[study] {submitted} job(s) submitted; `mirage study --preset {preset.cli_name} --out {out} --status` "
+        "shows their states")
+    return 0
+
+
+def _deps(step, steps) -> list[str]:
+    """What a job waits for: its step's dependencies; the analysis, every other job."""
+    return [d.id for d in steps if d.kind != "analysis"] if step.kind == "analysis" else list(step.deps)
+
+
+def _cancel(entry: Mapping[str, Any]) -> None:
+    import submitit
+
+    try:
+        submitit.SlurmJob(entry["folder"], str(entry["job_id"])).cancel(check=False)
+    except Exception:  # noqa: BLE001 - already gone
+        pass
+
+
+def _run_local(preset, out: Path, steps, done, resources, jobs: int, figures_dir: Path, log: Log) -> int:
+    """submitit's LocalExecutor: start a step's job once its dependencies finished, ``jobs`` at a time."""
+    todo = [s for s in steps if not done[s.id]]
+    running: dict[str, Any] = {}
+    failed: set[str] = set()
+    recorded = read_jobs(out)
+    n_submitted = 0
+    while todo or running:
+        for s in list(todo):
+            deps = _deps(s, steps)
+            if any(d in failed for d in deps) and s.kind != "analysis":
+                todo.remove(s)
+                failed.add(s.id)
+                log(f"[study] blocked {s.id}: dependency failed")
+                continue
+            if len(running) >= max(1, jobs) or any(d in running or d in (t.id for t in todo) for d in deps):
+                continue
+            ex = make_executor("local", out / "jobs" / "%j", resources[RESOURCE_OF[s.kind]], f"mirage-{s.id}")
+            running[s.id] = ex.submit(run_step_job, preset.cli_name, str(out), s.id, str(figures_dir))
+            recorded[s.id] = {"job_id": str(running[s.id].job_id), "executor": "local",
+                              "folder": str(out / "jobs" / "%j"), "submitted": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                              "submitted_at": time.time()}
+            write_json_atomic(out / JOBS_FILE, recorded)
+            todo.remove(s)
+            n_submitted += 1
+            log(f"[study] started {s.id}: local job {running[s.id].job_id}")
+        time.sleep(0.5)
+        for sid, job in list(running.items()):
+            if not job.done():
+                continue
+            del running[sid]
+            try:
+                job.result()
+                log(f"[study] done  {sid}")
+            except Exception as e:  # noqa: BLE001 - submitit re-raises the job's failure
+                failed.add(sid)
+                log(f"[study] FAILED {sid}: {str(e).strip().splitlines()[-1] if str(e).strip() else e}")
+    log(f"[study] {n_submitted} local job(s) run, {len(failed)} failed or blocked; study dir {out}")
+    return 1 if failed else 0
+
+
+# --- status --------------------------------------------------------------------------------------------
+def study_status(preset, out: str | os.PathLike | None = None, only: Mapping[str, set[str]] | None = None,
+                 figures_dir: str | os.PathLike | None = None, log: Log = print) -> dict[str, str]:
+    """One line per step: finished / failed / job id and its SLURM state / not submitted. -> {step id: state}."""
+    from mirage.study.runner import default_dirs
+
+    out, figures_dir = default_dirs(preset, out, figures_dir)
+    recorded = read_jobs(out)
+    states = {}
+    steps, done = job_steps(preset, out, only, figures_dir)
+    live = job_states({s.id: recorded[s.id] for s in steps if s.id in recorded and not done[s.id]})
+    for s in steps:
+        status = s.record().get("status")
+        entry = recorded.get(s.id)
+        job = f"job {entry['job_id']} ({entry['executor']}): {live.get(s.id, '')}" if entry else ""
+        if done[s.id]:
+            state = "finished"
+        elif entry:
+            state = job + (f", last attempt {status}" if status else "")
+        else:
+            state = status or "not submitted"
+        states[s.id] = state
+        log(f"{s.kind:<9} {s.id:<48} {state}")
+    return states
