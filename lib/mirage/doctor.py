@@ -185,7 +185,7 @@ def slurm_cpus(env: Mapping[str, str]) -> int | None:
     return None
 
 
-def cpus_needed(n_gpus_per_node: int) -> int:
+def cpus_needed(n_gpus_per_node: int, reward_workers: int | None = None) -> int:
     """CPUs Ray must be able to schedule on the head node of a verl run, or actors stay pending.
 
     verl reserves VERL_CPUS_PER_GPU per GPU (placement-group bundles); mirage's reward manager
@@ -194,10 +194,12 @@ def cpus_needed(n_gpus_per_node: int) -> int:
     """
     from mirage.train.verl.command import REWARD_WORKERS
 
-    return VERL_CPUS_PER_GPU * n_gpus_per_node + REWARD_WORKERS * REWARD_WORKERS + 1
+    workers = REWARD_WORKERS if reward_workers is None else reward_workers
+    return VERL_CPUS_PER_GPU * n_gpus_per_node + workers * workers + 1
 
 
-def check_resources(facts: Facts, n_gpus_per_node: int, nnodes: int) -> list[Finding]:
+def check_resources(facts: Facts, n_gpus_per_node: int, nnodes: int,
+                    reward_workers: int | None = None) -> list[Finding]:
     env = facts.env
     if not facts.has_gpu:
         return []  # check_driver said the GPU node decides
@@ -216,14 +218,15 @@ def check_resources(facts: Facts, n_gpus_per_node: int, nnodes: int) -> list[Fin
                            f"{n_gpus_per_node} GPUs (sbatch --gpus-per-node={n_gpus_per_node})"))
     else:
         out.append(Finding("ok", f"{gpus} GPU(s) visible for the {n_gpus_per_node} per node the run asks for"))
-    need = cpus_needed(n_gpus_per_node)
+    need = cpus_needed(n_gpus_per_node, reward_workers)
     views = {"CPU affinity": facts.cpus, "SLURM": slurm_cpus(env), "Ray": facts.ray_cpus}
     known = {k: v for k, v in views.items() if v is not None}
     seen = ", ".join(f"{k} {v:g}" for k, v in known.items())
     why = (f"{need} CPUs needed on the head node ({VERL_CPUS_PER_GPU} per GPU reserved by verl x "
            f"{n_gpus_per_node} + {need - VERL_CPUS_PER_GPU * n_gpus_per_node - 1} scoring actors + 1)")
     fix = (f"allocate >= {need} CPUs on the node (sbatch --cpus-per-task={need} with one task per node; "
-           f"start Ray with `ray start --num-cpus {need}` or more)")
+           f"start Ray with `ray start --num-cpus {need}` or more), or fewer scoring actors "
+           "(--extra reward.num_workers=2: 2 x 2)")
     binding = {k: v for k, v in known.items() if k in ("SLURM", "Ray")}
     if binding and min(binding.values()) < need:
         out.append(Finding("error", f"{why}, only {min(binding.values()):g} schedulable ({seen}): Ray leaves "
@@ -389,7 +392,7 @@ def check_run(cfg, facts: Facts | None = None, config=None, count_prompts: bool 
                                                                                  attention_implementation())
     train, vals = data_files(task, condition, cfg.data_root, cfg.train_file)
     out = check_driver(facts) + check_attention(facts, attention)
-    out += check_resources(facts, recipe.n_gpus_per_node, recipe.nnodes)
+    out += check_resources(facts, recipe.n_gpus_per_node, recipe.nnodes, int(config.reward.num_workers))
     out += check_context(cfg.model, recipe) + check_vllm(config)
     if data:
         out += check_data([train, *vals], lambda p: task.how_to_prepare(p.stem, p),
