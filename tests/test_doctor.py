@@ -194,3 +194,31 @@ def test_doctor_cli_on_this_machine(capsys):
     assert code == (2 if " 0 error(s)" not in lines[-1] else 0)
     assert main(["doctor", "--model", "dial-90"]) == 2  # the run's three flags go together
     assert "go together" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # two launches, one with verl's plugin check in a fresh interpreter: ~40 s on 2 busy cores
+@pytest.mark.verl
+def test_train_stops_on_a_preflight_error_and_records_findings_when_skipped(tmp_path, capsys):
+    from mirage.cli import main
+    from mirage.tasks import get_task
+
+    data = tmp_path / "data"
+    (data / "verl").mkdir(parents=True)
+    task = get_task("math")
+    for name in (task.train, *task.evals):  # existence is all a launch checks before the doctor
+        (data / "verl" / f"{name}.parquet").write_bytes(b"")
+    model = _short_context_model(tmp_path)
+    run_dir = tmp_path / "run"
+    args = ["train", "--backend", "verl", "--model", str(model), "--task", "math", "--condition", "nsr",
+            "--run-dir", str(run_dir), "--data-root", str(data), "--no-launch"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert "error: the model has 4096 positions" in captured.out
+    assert "preflight (mirage doctor) found 1 error(s)" in captured.err and "--skip-preflight" in captured.err
+    assert not run_dir.exists()
+    assert main(args + ["--skip-preflight"]) == 0
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert any(line.startswith("error: the model has 4096 positions") for line in manifest["preflight"])
+    assert (manifest["attn_implementation"], manifest["use_remove_padding"]) == ("sdpa", False)
+    assert manifest["max_model_len"] == 2048 + 8192 and manifest["filter_overlong_prompts"] is True
+    assert "max_model_len" not in manifest["recipe"]  # the default is left out of recorded recipes
