@@ -1,0 +1,68 @@
+"""``mirage doctor``: what would break a verl run on this machine, found before it starts.
+
+Each finding is one line, ``ok|warn|error: <what> -- fix: <how>``. ``probe()`` reads the machine
+once (nvidia-smi, the torch build, flash-attn, the CPUs this process may use, SLURM's variables,
+Ray's view); every check is a function of those ``Facts`` and of the run, so the tests fake a
+machine instead of needing one. On a machine without a GPU the GPU checks are skipped and
+nothing that only the GPU node can decide (driver, GPUs, CPUs per GPU) is an error.
+
+    driver       the NVIDIA driver's CUDA version vs the CUDA build of torch (torch 2.11 for CUDA 13 needs R580+)
+    attention    flash-attn importable, else the command uses sdpa without padding removal
+    resources    GPUs and CPUs visible vs what the run asks for (verl's 3 CPUs per GPU + mirage's scoring actors)
+    context      the model's max_position_embeddings vs max_prompt_length + max_response_length
+    vllm         max_num_batched_tokens >= max_num_seqs (vLLM refuses to start otherwise)
+    data         every dataset present, the checkers able to score (a SynLogic checkout), over-long prompts
+                 counted with the model's tokenizer (verl drops them: data.filter_overlong_prompts)
+
+``mirage train --backend verl`` runs ``check_run`` first: an error stops it (exit 2), warnings are
+printed; ``--dry-run`` prints every finding as a comment line.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mirage.doctor.base import LEVELS, Finding, PreflightError, errors
+from mirage.doctor.machine import (MIN_DRIVER, VERL_CPUS_PER_GPU, Facts, check_attention, check_driver,
+                                   check_resources, cpus_needed, parse_nvidia_smi, probe, slurm_cpus)
+from mirage.doctor.run import (check_context, check_data, check_prompts, check_run, check_vllm, load_tokenizer,
+                               max_positions, model_config, prompt_lengths)
+
+__all__ = ["LEVELS", "Finding", "PreflightError", "errors", "MIN_DRIVER", "VERL_CPUS_PER_GPU", "Facts",
+           "check_attention", "check_driver", "check_resources", "cpus_needed", "parse_nvidia_smi", "probe",
+           "slurm_cpus", "check_context", "check_data", "check_prompts", "check_run", "check_vllm", "load_tokenizer",
+           "max_positions", "model_config", "prompt_lengths", "configure", "main"]
+
+
+# --- CLI ---------------------------------------------------------------------------------------------
+def configure(parser: argparse.ArgumentParser) -> None:
+    from mirage.train.cli import add_run_arguments
+
+    add_run_arguments(parser, required=False)
+    parser.add_argument("--no-prompts", action="store_true",
+                        help="skip counting over-long prompts (tokenises every dataset: seconds to a minute)")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Machine checks, and with --model/--task/--condition the run's; exit 2 when a finding is an error."""
+    facts = probe()
+    if args.model and args.task and args.condition:
+        from mirage.train.cli import config_from_args
+
+        args.backend = "verl"
+        findings = check_run(config_from_args(args), facts, count_prompts=not args.no_prompts)
+    elif args.model or args.task or args.condition:
+        raise ValueError("--model, --task and --condition go together (or none: machine checks only)")
+    else:
+        from mirage.recipes import PAPER_RECIPE
+        from mirage.train.verl.command import attention_implementation
+
+        n_gpus = args.n_gpus_per_node or PAPER_RECIPE.n_gpus_per_node
+        findings = (check_driver(facts) + check_attention(facts, attention_implementation())
+                    + check_resources(facts, n_gpus, args.nnodes or 1))
+    for f in findings:
+        print(f)
+    bad = errors(findings)
+    print(f"{len(findings)} checks: {len(bad)} error(s), {sum(f.level == 'warn' for f in findings)} warning(s)")
+    return 2 if bad else 0
