@@ -92,7 +92,8 @@ def main() -> int:
     if args.backend == "vllm":
         from functools import partial
 
-        from mirage.sample.vllm import ProcessWorker, VLLMSampler, data_parallel
+        from mirage.sample.parallel import ProcessWorker, data_parallel
+        from mirage.sample.vllm import VLLMSampler
 
         frame = pd.read_parquet(data)
         prompts = [list(map(dict, p)) for p in frame["prompt"]]

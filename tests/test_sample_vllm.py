@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
+from mirage.sample import parallel as par
 from mirage.sample import vllm as vs
 from mirage.sample.base import SamplingParams, prompt_seed
 
@@ -202,7 +203,7 @@ def test_missing_vllm_gives_clear_error(monkeypatch):
 
 @pytest.mark.parametrize("n_items,n_shards", [(0, 3), (1, 4), (7, 3), (8, 4), (10, 1), (5, 8)])
 def test_shard_bounds_cover_in_order_and_balance(n_items, n_shards):
-    bounds = vs.shard_bounds(n_items, n_shards)
+    bounds = par.shard_bounds(n_items, n_shards)
     assert len(bounds) == n_shards
     assert bounds[0][0] == 0 and bounds[-1][1] == n_items
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
@@ -211,16 +212,16 @@ def test_shard_bounds_cover_in_order_and_balance(n_items, n_shards):
 
 
 def test_gpu_groups():
-    assert vs.gpu_groups(["0", "1", "2", "3"], 2) == ["0,1", "2,3"]
-    assert vs.gpu_groups([4, 5, 6], 1) == ["4", "5", "6"]
+    assert par.gpu_groups(["0", "1", "2", "3"], 2) == ["0,1", "2,3"]
+    assert par.gpu_groups([4, 5, 6], 1) == ["4", "5", "6"]
     with pytest.raises(ValueError, match="tensor_parallel_size=2"):
-        vs.gpu_groups(["0", "1", "2"], 2)
+        par.gpu_groups(["0", "1", "2"], 2)
 
 
 @pytest.mark.parametrize("n_workers,n_prompts", [(3, 7), (4, 2), (2, 1)])
 def test_sharded_sampler_merges_in_prompt_order(n_workers, n_prompts):
     single = vs.VLLMSampler("m").generate(PROMPTS[:n_prompts], PARAMS, SEEDS[:n_prompts])
-    sharded = vs.ShardedSampler([vs.ThreadWorker(vs.VLLMSampler("m")) for _ in range(n_workers)])
+    sharded = par.ShardedSampler([par.ThreadWorker(vs.VLLMSampler("m")) for _ in range(n_workers)])
     try:
         merged = sharded.generate(PROMPTS[:n_prompts], PARAMS, SEEDS[:n_prompts])
         busy = [len(w.sampler.llm.calls) for w in sharded.workers]
@@ -232,7 +233,7 @@ def test_sharded_sampler_merges_in_prompt_order(n_workers, n_prompts):
 
 def test_process_workers_pin_gpus_and_merge():
     factory = functools.partial(make_fake_sampler, "fake-model")
-    sharded = vs.data_parallel(factory, ["0", "1", "2", "3"], tensor_parallel_size=2)
+    sharded = par.data_parallel(factory, ["0", "1", "2", "3"], tensor_parallel_size=2)
     try:
         merged = sharded.generate(PROMPTS, PARAMS, SEEDS)
         desc = sharded.describe()
@@ -249,8 +250,8 @@ def test_process_workers_pin_gpus_and_merge():
 
 def test_process_worker_reports_child_errors():
     with pytest.raises(RuntimeError, match="engine could not start: no GPU"):
-        vs.ProcessWorker(FailingSampler, {"CUDA_VISIBLE_DEVICES": "0"})
-    worker = vs.ProcessWorker(functools.partial(make_fake_sampler, "m"))
+        par.ProcessWorker(FailingSampler, {"CUDA_VISIBLE_DEVICES": "0"})
+    worker = par.ProcessWorker(functools.partial(make_fake_sampler, "m"))
     try:
         with pytest.raises(RuntimeError, match="prompts but"):
             worker.submit(PROMPTS, PARAMS, SEEDS[:2]).result()
@@ -301,7 +302,7 @@ def test_evaluate_with_vllm_resumes_and_shards_identically(toy_dataset, tmp_path
     assert len(reference) == 20 and set(reference["finish_reason"]) == {"stop", "length"}
     pd.testing.assert_frame_equal(_rows(tmp_path / "cut"), reference)
 
-    sharded = vs.data_parallel(functools.partial(make_fake_sampler, "fake-model"), ["0", "1", "2"])
+    sharded = par.data_parallel(functools.partial(make_fake_sampler, "fake-model"), ["0", "1", "2"])
     try:
         evaluate("fake-model", toy_dataset, sampler=sharded, out_dir=tmp_path / "dp", **kwargs)
     finally:
@@ -313,7 +314,7 @@ def test_default_chunk_grows_with_engines():
     from mirage.evaluate.core import default_batch_size
 
     assert default_batch_size(vs.VLLMSampler("m")) == 64
-    sharded = vs.ShardedSampler([vs.ThreadWorker(vs.VLLMSampler("m")) for _ in range(3)])
+    sharded = par.ShardedSampler([par.ThreadWorker(vs.VLLMSampler("m")) for _ in range(3)])
     try:
         assert default_batch_size(sharded) == 192
     finally:
@@ -474,7 +475,7 @@ def _indexed_barrier(folder, parties):
 
 def test_engines_start_in_parallel(tmp_path):
     # each engine is built only while all three are being built: one after another would time out
-    workers = vs.start_workers(functools.partial(_indexed_barrier, str(tmp_path), 3),
+    workers = par.start_workers(functools.partial(_indexed_barrier, str(tmp_path), 3),
                                [{"CUDA_VISIBLE_DEVICES": str(i)} for i in range(3)])
     try:
         assert sorted(p.name for p in tmp_path.glob("started-*")) == ["started-0", "started-1", "started-2"]
@@ -486,7 +487,7 @@ def test_engines_start_in_parallel(tmp_path):
 
 def test_a_failing_engine_closes_the_others():
     with pytest.raises(RuntimeError, match="engine could not start"):
-        vs.start_workers(FailingSampler, [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}])
+        par.start_workers(FailingSampler, [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}])
 
 
 def test_batched_seeding_reaches_the_manifest_and_a_resume_must_match(toy_dataset, tmp_path):

@@ -40,13 +40,14 @@ def make_sampler(backend: str, model: str, *, seed: int = 0, tensor_parallel_siz
         except Exception as e:  # noqa: BLE001 - safetensors / json errors name no file
             raise CheckpointError(f"{path}: the model cannot be loaded ({type(e).__name__}: {e})") from None
     if backend == "vllm":
-        from mirage.sample import vllm as vllm_sampler
+        from mirage.sample import parallel
+        from mirage.sample.vllm import VLLMSampler
 
-        factory = functools.partial(vllm_sampler.VLLMSampler, resolve_model(model),
-                                    tensor_parallel_size=tensor_parallel_size, seed=seed, **kwargs)
+        factory = functools.partial(VLLMSampler, resolve_model(model), tensor_parallel_size=tensor_parallel_size,
+                                    seed=seed, **kwargs)
         if use_ray or gpus:
-            return vllm_sampler.data_parallel(factory, gpus or [], tensor_parallel_size, use_ray=use_ray)
-        return vllm_sampler.ShardedSampler([vllm_sampler.ProcessWorker(factory)])
+            return parallel.data_parallel(factory, gpus or [], tensor_parallel_size, use_ray=use_ray)
+        return parallel.ShardedSampler([parallel.ProcessWorker(factory)])
     raise ValueError(f"unknown backend {backend!r}; known: hf, vllm")
 
 
