@@ -178,3 +178,39 @@ def test_a_plugin_task_and_group_reward_train_and_evaluate(plugin, tmp_path, mon
     table = evaluate(str(runs.list_checkpoints(run_dir)[-1][1]), "pair-sum_test", 4, max_tokens=32,
                      out_dir=tmp_path / "eval", progress=False)
     assert table["k"].tolist() == [1, 2, 4] and np.all((table["pass_at_k"] >= 0) & (table["pass_at_k"] <= 1))
+
+
+@pytest.mark.slow
+def test_a_preset_naming_the_plugin_runs_its_task_and_reward_as_a_study(plugin, tmp_path, monkeypatch):
+    """The preset's own `plugins:` key is enough: every step (its own process) loads the extension."""
+    from mirage.study import load_preset, run_study
+    from mirage.study.results import load_results
+
+    monkeypatch.delenv(registry.PLUGINS_ENV)  # only the preset names it now (PYTHONPATH still finds it)
+    monkeypatch.setenv("MIRAGE_DATA", str(tmp_path / "data"))
+    preset_file = tmp_path / "pair-sum.yaml"
+    preset_file.write_text(textwrap.dedent("""\
+        name: pair-sum-study
+        backend: local
+        plugins: [my_extension]
+        models: [dial-90]
+        tasks: [pair-sum]
+        conditions: [ground_truth, minority_vote]
+        seeds: [0]
+        recipe: testbed
+        overrides: {total_steps: 2, train_batch_size: 4, rollout_n: 4, ppo_mini_batch_size: 4, max_response_length: 32,
+                    save_freq: 2, val_freq: 0}
+        eval: {n: 4, align_n: 4, checkpoints: last}
+        jobs: 1
+        """))
+    lines = []
+    status = run_study(load_preset(preset_file), out=tmp_path / "study", figures_dir=tmp_path / "figures",
+                       log=lines.append)
+    assert status == 0, "\n".join(lines)
+    results = load_results(tmp_path / "study")[0]
+    assert set(results["condition"]) >= {"ground_truth", "minority_vote"}
+    assert set(results["task"]) == {"pair-sum"} and results["pass_at_k"].between(0, 1).all()
+    run_dir = next(p.parent for p in (tmp_path / "study" / "runs").rglob("manifest.json")
+                   if "minority_vote" in p.parts)
+    assert runs.read_manifest(run_dir)["condition_spec"]["reward_scope"] == "group"
+    assert list((tmp_path / "figures").glob("*.png"))  # the analysis notebook drew the plugin's task and condition
