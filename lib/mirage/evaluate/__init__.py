@@ -7,6 +7,9 @@ One evaluation (one model or checkpoint, one task or dataset) lives in one folde
                                              hardware, timing, status (``mirage.runs.Status``)
       samples/<dataset>/part-<pos>.parquet   ONE ROW PER SAMPLE; one file per chunk of problems,
                                              named by the chunk's first problem position
+                                             (sum_neg_logprob: -sum of the sampled tokens' log-probs,
+                                             NaN without them; a part written before that column
+                                             existed reads back with it NaN, and resumes)
       passk.parquet, passk.csv               dataset, k, pass_at_k, ci_low, ci_high, n_problems
 
 Each chunk's file is written atomically once its samples are scored, so a kill loses
@@ -23,7 +26,8 @@ differ, unless ``restart`` starts it over.
     datasets.py   which datasets a task or name means, one row per problem, the default n / length
     scoring.py    scoring in a process pool while the next chunk is sampled; samplers by backend name
     sweep.py      evaluate_run(): the base model and every checkpoint of a run; load_eval()
-    alignment.py  align(): the base models' pass@k table
+    alignment.py  align(): the base models' pass@k table, and their predictors beside it
+    predictors.py the alignment predictors of stored samples; their rank correlation with gains
     cli.py        ``mirage eval`` and ``mirage align``
 """
 

@@ -25,11 +25,15 @@ from mirage.sample.base import SamplingParams
 MANIFEST = "eval_manifest.json"
 SAMPLE_COLUMNS = ["dataset", "problem_id", "data_source", "sample_index", "text", "finish_reason",
                   "num_tokens", "pred", "acc", "format", "score", "correct", "ground_truth", "seed",
-                  "prompt_seed"]
+                  "prompt_seed", "sum_neg_logprob"]
 SAMPLE_DTYPES = {"dataset": "string", "problem_id": "string", "data_source": "string", "sample_index": "int64",
                  "text": "string", "finish_reason": "string", "num_tokens": "int64", "pred": "string",
                  "acc": "float64", "format": "float64", "score": "float64", "correct": "bool",
-                 "ground_truth": "string", "seed": "int64", "prompt_seed": "int64"}
+                 "ground_truth": "string", "seed": "int64", "prompt_seed": "int64",
+                 "sum_neg_logprob": "float64"}
+# Columns added after the first evaluations were stored: a part file without one reads back with
+# the value below (NaN: "not recorded"), so older folders still load and resume.
+OPTIONAL_COLUMNS = {"sum_neg_logprob": float("nan")}
 
 
 @dataclass(frozen=True)
@@ -80,10 +84,18 @@ def read_samples(out_dir: str | os.PathLike, dataset: str | None = None) -> pd.D
     """All sample rows of an evaluation (one dataset, or all)."""
     out_dir = Path(out_dir)
     datasets = [dataset] if dataset else sorted(p.name for p in (out_dir / "samples").iterdir())
-    frames = [pd.read_parquet(p) for d in datasets for p in _parts(out_dir, d)]
+    frames = [_with_optional(pd.read_parquet(p)) for d in datasets for p in _parts(out_dir, d)]
     if not frames:
         return pd.DataFrame(columns=SAMPLE_COLUMNS)
     return pd.concat(frames, ignore_index=True)
+
+
+def _with_optional(frame: pd.DataFrame) -> pd.DataFrame:
+    """A part file with every optional column (a folder written before a column existed lacks it)."""
+    for col, value in OPTIONAL_COLUMNS.items():
+        if col not in frame.columns:
+            frame[col] = pd.Series(value, index=frame.index, dtype=SAMPLE_DTYPES[col])
+    return frame
 
 
 def passk_table(samples: pd.DataFrame, n: int, seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:
@@ -291,9 +303,19 @@ def _sample_rows(chunk: list, seeds: list[int], completions: list, n: int, seed:
             rows.append({"dataset": dataset, "problem_id": problem.problem_id, "data_source": problem.data_source,
                          "sample_index": i, "text": c.text, "finish_reason": c.finish_reason,
                          "num_tokens": int(c.num_tokens), "ground_truth": problem.ground_truth, "seed": seed,
-                         "prompt_seed": pseed})
+                         "prompt_seed": pseed, "sum_neg_logprob": sum_neg_logprob(c)})
             items.append((problem.data_source, c.text, problem.ground_truth, problem.extra_info))
     return rows, items
+
+
+def sum_neg_logprob(completion) -> float:
+    """-sum log p(sampled token) over a completion's tokens (the stop token included), NaN when the
+    sampler gives no log-probs. Over many samples at top_p = 1, its sum divided by the token count
+    estimates the sampling distribution's mean per-token entropy (``mirage.evaluate.predictors``)."""
+    lps = completion.logprobs
+    if lps is None or len(lps) != completion.num_tokens:
+        return float("nan")
+    return float(-sum(lps))
 
 
 def default_batch_size(sampler) -> int:
