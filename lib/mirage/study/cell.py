@@ -80,18 +80,22 @@ def measure_pair(model: str, task: str, out_dir: str | os.PathLike, eval: Mappin
 
 def measure_alignment(models: Sequence[str], tasks: Sequence[str], out_dir: str | os.PathLike,
                       eval: Mapping[str, Any], backend: str = "local", pairs: Sequence[Sequence[str]] = ()):
-    """The alignment table of every model x task (or of ``pairs``) -> ``<out_dir>/alignment.parquet`` (+ .csv).
+    """The alignment table of every model x task (or of ``pairs``) -> ``<out_dir>/alignment.parquet`` (+ .csv),
+    and their alignment predictors (``mirage.evaluate.predictors``) -> ``<out_dir>/predictors.parquet`` (+ .csv).
 
     Each pair is measured (or read back from its cache) by ``measure_pair``; the study
     runs the pairs as parallel steps first, so here they are only read.
     """
     import pandas as pd
 
+    from mirage.evaluate.alignment import write_predictors
     from mirage.runs import atomic_path, write_parquet_atomic
 
     out_dir = resolve(out_dir)
     pairs = [tuple(p) for p in pairs] or [(m, t) for m in models for t in tasks]
     table = pd.concat([measure_pair(m, t, out_dir, eval, backend) for m, t in pairs], ignore_index=True)
+    write_predictors(out_dir, pd.concat([pd.read_parquet(pair_dir(out_dir, m, t) / "predictors.parquet")
+                                         for m, t in pairs], ignore_index=True))
     write_parquet_atomic(out_dir / "alignment.parquet", table)
     with atomic_path(out_dir / "alignment.csv") as tmp:
         table.to_csv(tmp, index=False)

@@ -1,0 +1,243 @@
+"""Alignment predictors: cheap measures of a base model on a task, from its stored samples alone.
+
+The paper reads model-task alignment off pass@k. These are the other candidates, one row per
+(dataset) of one evaluation folder (``predictor_table``), all from ``read_samples`` rows:
+
+    pass_at_1, pass_at_half, pass_at_n   unbiased pass@k at k = 1, n // 2 and n (n samples per problem)
+    saturation_gap                       pass@n - pass@(n // 2): what doubling the samples still adds
+                                         (NaN when n = 1)
+    saturated                            saturation_gap < SATURATION_GAP (0.01): the curve is flat at n
+    k_knee                               the smallest k of 1, 2, 4, ..., n with pass@n - pass@k <
+                                         SATURATION_GAP: where the pass@k curve flattens
+    majority_share                       mean over problems of (size of the largest answer cluster) / n.
+                                         Samples without an answer (empty pred) stay in the n but never
+                                         form the majority: a model that never answers scores 0.
+                                         Answers are clustered by the task's checker
+                                         (``mirage.rewards.cluster_answers``, as majority-vote reward does)
+    maj_at_n                             mean over problems of whether the largest cluster is correct; a tie
+                                         between clusters counts the share of the tied clusters that are
+                                         correct (the expected accuracy of a uniform tie-break); a problem
+                                         without any answer counts 0
+    mean_token_entropy                   mean over problems of sum(-log p(sampled token)) / sum(tokens) over
+                                         its samples (nats per token; ``sum_neg_logprob`` column). At
+                                         top_p = 1 this is an unbiased Monte-Carlo estimate of the sampling
+                                         distribution's per-token entropy (at the sampling temperature).
+                                         NaN when any sample lacks log-probs (a sampler that gives none,
+                                         e.g. vLLM here, or a folder written before the column existed)
+    format_rate                          mean of the ``format`` column (the format reward's compliance)
+    procedure_correct / _buggy / _neither the testbed only: the share of samples whose answer follows the
+                                         correct procedure, the buggy one, or neither
+                                         (``mirage.tasks.toy.procedure_of``); NaN on other tasks
+
+``predictor_correlations`` ranks them against a study's gains (``mirage.study``'s gain table):
+Spearman's rho per (predictor, condition) over model-task pairs, with a percentile bootstrap CI
+that resamples pairs, and seeds within each drawn pair.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+SATURATION_GAP = 0.01  # pass@n - pass@(n // 2) below this: the pass@k curve is saturated at n
+PREDICTORS = ["pass_at_1", "pass_at_half", "pass_at_n", "saturation_gap", "k_knee", "majority_share", "maj_at_n",
+              "mean_token_entropy", "format_rate", "procedure_correct", "procedure_buggy", "procedure_neither"]
+# what predictor_correlations ranks by default: procedure_correct is left out (on the testbed an answer
+# follows the correct procedure exactly when it is correct: it is pass@1 again)
+RANKED = [p for p in PREDICTORS if p != "procedure_correct"]
+CORRELATION_COLUMNS = ["predictor", "condition", "regime", "outcome", "rho", "ci_low", "ci_high", "n_pairs", "n_seeds",
+                       "n_boot_valid"]
+PREDICTOR_COLUMNS = ["dataset", "n", "n_problems", *PREDICTORS[:4], "saturated", *PREDICTORS[4:]]
+
+
+# --- the predictors of one evaluation -----------------------------------------------------
+def passk_predictors(counts: pd.DataFrame) -> dict[str, Any]:
+    """pass@1, pass@(n // 2), pass@n, the saturation gap and flag, and k_knee, from per-problem n and c."""
+    from mirage.passk import default_ks, pass_at_k
+
+    n_values = counts["n"].unique()
+    if len(n_values) != 1:
+        raise ValueError(f"passk_predictors: every problem needs the same n, got {sorted(n_values)}")
+    n = int(n_values[0])
+    at = {k: float(pass_at_k(counts["n"].to_numpy(), counts["c"].to_numpy(), k).mean()) for k in
+          sorted(set(default_ks(n)) | {max(1, n // 2)})}
+    gap = at[n] - at[n // 2] if n >= 2 else float("nan")
+    knee = min(k for k in default_ks(n) if at[n] - at[k] < SATURATION_GAP)
+    return {"n": n, "pass_at_1": at[1], "pass_at_half": at[max(1, n // 2)], "pass_at_n": at[n],
+            "saturation_gap": gap, "saturated": pd.NA if n < 2 else bool(gap < SATURATION_GAP), "k_knee": knee}
+
+
+def majority(preds: Sequence[Any], correct: Sequence[bool], data_source: str) -> tuple[float, float]:
+    """(share of the largest answer cluster among all samples, its correctness; ties: the tied clusters'
+    mean correctness) of one problem's samples. No answer at all: (0, 0)."""
+    from mirage.rewards import cluster_answers
+
+    labels = cluster_answers(list(preds), data_source)
+    sizes: dict[int, int] = {}
+    right: dict[int, bool] = {}
+    for label, ok in zip(labels, correct):
+        if label is not None:
+            sizes[label] = sizes.get(label, 0) + 1
+            right[label] = right.get(label, False) or bool(ok)
+    if not sizes:
+        return 0.0, 0.0
+    top = max(sizes.values())
+    tied = [label for label, size in sizes.items() if size == top]
+    return top / len(labels), float(np.mean([right[label] for label in tied]))
+
+
+def token_entropy(rows: pd.DataFrame) -> float:
+    """Mean over problems of sum(sum_neg_logprob) / sum(num_tokens); NaN when any sample lacks it."""
+    if "sum_neg_logprob" not in rows.columns or rows["sum_neg_logprob"].isna().any():
+        return float("nan")
+    per = rows.groupby("problem_id")[["sum_neg_logprob", "num_tokens"]].sum()
+    return float((per["sum_neg_logprob"] / per["num_tokens"].clip(lower=1)).mean())
+
+
+def procedure_shares(rows: pd.DataFrame, extra_info: Mapping[str, Any],
+                     procedure_of: Callable[[Any, Any, Any], str]) -> dict[str, float]:
+    """Share of samples whose answer follows each procedure (correct / buggy / neither), given each problem's
+    extra_info by problem_id and the task's ``procedure_of(pred, ground_truth, extra_info)``."""
+    labels = [procedure_of(p if isinstance(p, str) else "", gt, extra_info.get(pid))
+              for p, gt, pid in zip(rows["pred"], rows["ground_truth"], rows["problem_id"])]
+    return {f"procedure_{name}": labels.count(name) / len(labels) if labels else float("nan")
+            for name in ("correct", "buggy", "neither")}
+
+
+def predictor_table(samples: pd.DataFrame, problems: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """One row per dataset of an evaluation's sample rows (``read_samples``): the module docstring's columns.
+
+    ``problems`` ({dataset: ``load_problems`` frame}) gives the testbed's procedure shares (the buggy
+    answer is in each problem's extra_info); without it, or on another task, they are NaN.
+    """
+    from mirage.passk import counts_from_samples
+
+    if samples.empty:
+        raise ValueError("predictor_table: no samples")
+    out = []
+    for dataset, rows in samples.groupby("dataset", sort=True):
+        counts = counts_from_samples(rows, by="problem_id", correct="correct")
+        row: dict[str, Any] = {"dataset": dataset, "n_problems": len(counts), **passk_predictors(counts)}
+        shares, hits = [], []
+        for _, p in rows.sort_values("sample_index").groupby("problem_id", sort=True):
+            share, hit = majority(p["pred"].tolist(), p["correct"].tolist(), str(p["data_source"].iloc[0]))
+            shares.append(share)
+            hits.append(hit)
+        row.update(majority_share=float(np.mean(shares)), maj_at_n=float(np.mean(hits)),
+                   mean_token_entropy=token_entropy(rows), format_rate=float(rows["format"].mean()))
+        row.update(_procedures(rows, (problems or {}).get(dataset)))
+        out.append(row)
+    table = pd.DataFrame(out)[PREDICTOR_COLUMNS]
+    table["saturated"] = table["saturated"].astype("boolean")
+    return table
+
+
+def _procedures(rows: pd.DataFrame, problems: pd.DataFrame | None) -> dict[str, float]:
+    from mirage.rewards.checkers import route
+
+    nan = {f"procedure_{name}": float("nan") for name in ("correct", "buggy", "neither")}
+    if problems is None or any(route(str(s)).name != "toy" for s in rows["data_source"].unique()):
+        return nan
+    from mirage.tasks.toy import procedure_of
+
+    return procedure_shares(rows, dict(zip(problems["problem_id"].astype(str), problems["extra_info"])),
+                            procedure_of)
+
+
+# --- which predictor predicts what ------------------------------------------------------------
+def outcome_table(gains: pd.DataFrame) -> pd.DataFrame:
+    """Per model x task x dataset x condition x seed, the outcome a predictor should rank: a technique's
+    pass@1 gain minus its baseline's (ground truth's) gain in the same seed, and the baseline's own gain
+    over the base model for the baseline itself. ``gains``: ``mirage.study.gain_table`` (one regime)."""
+    g = gains.copy()
+    if "regime" not in g.columns:
+        g["regime"] = ""
+    own = g["condition"] == g["baseline"]
+    g["outcome"] = np.where(own, g["gain"], g["gain"] - g["baseline_gain"])
+    g["outcome_label"] = np.where(own, "gain over base", "gain - " + g["baseline"].astype(str) + " gain")
+    return g[["model", "task", "dataset", "condition", "regime", "seed", "outcome", "outcome_label"]].dropna(
+        subset=["outcome"]).reset_index(drop=True)
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks along each row, tied values sharing their average rank (rows are short: pairs)."""
+    x = np.asarray(x, dtype=np.float64)
+    less = (x[:, None, :] < x[:, :, None]).sum(axis=-1)
+    equal = (x[:, None, :] == x[:, :, None]).sum(axis=-1)
+    return less + (equal + 1) / 2
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row of ``x`` with the same row of ``y`` (average ranks for ties); NaN for a
+    row where either side is constant."""
+    rx, ry = average_ranks(x), average_ranks(y)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    den = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (rx * ry).sum(axis=1) / den, np.nan)
+
+
+def rank_correlation(x: Sequence[float], y_by_pair: Sequence[Sequence[float]], n_boot: int = 2000,
+                     alpha: float = 0.05, seed: int = 0) -> dict[str, float]:
+    """Spearman's rho between one predictor value per pair and the mean of each pair's outcomes (one per
+    seed), and its percentile bootstrap CI: each draw resamples the pairs with replacement, then each
+    drawn pair's seeds with replacement. Draws where a side is constant are dropped (counted in
+    ``n_boot_valid``); the CI is NaN when fewer than half the draws are valid."""
+    x = np.asarray(x, dtype=np.float64)
+    ys = [np.asarray(y, dtype=np.float64) for y in y_by_pair]
+    m = len(x)
+    if m != len(ys) or any(len(y) == 0 for y in ys):
+        raise ValueError(f"rank_correlation: {m} predictor values, {len(ys)} pairs of outcomes (none may be empty)")
+    rho = float(spearman_rows(x[None, :], np.array([[y.mean() for y in ys]]))[0])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, m, size=(n_boot, m))
+    seed_means = np.empty((n_boot, m))  # column j of draw b: pair idx[b, j], its seeds resampled
+    for pair in range(m):
+        y = ys[pair]
+        at = idx == pair
+        draws = rng.integers(0, len(y), size=(int(at.sum()), len(y)))
+        seed_means[at] = y[draws].mean(axis=1)
+    boot = spearman_rows(x[idx], seed_means)
+    valid = boot[~np.isnan(boot)]
+    low = high = float("nan")
+    if len(valid) >= n_boot / 2:
+        low, high = (float(v) for v in np.quantile(valid, [alpha / 2, 1 - alpha / 2]))
+    return {"rho": rho, "ci_low": low, "ci_high": high, "n_pairs": m,
+            "n_seeds": int(np.median([len(y) for y in ys])), "n_boot_valid": int(len(valid))}
+
+
+def predictor_correlations(predictors: pd.DataFrame, gains: pd.DataFrame, names: Sequence[str] | None = None,
+                           n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Spearman's rho (with ``rank_correlation``'s bootstrap CI) of each predictor with each condition's
+    outcome (``outcome_table``) over the model-task pairs both tables hold. ``predictors``: one row per
+    model x task x dataset (the alignment step's predictors table); ``names``: default ``RANKED``. A
+    predictor that is NaN for some pair, or constant over the pairs, gets rho NaN. One row per (predictor,
+    condition, regime)."""
+    from mirage.study.results import condition_order
+
+    names = [p for p in (names or RANKED) if p in predictors.columns]
+    dup = predictors.duplicated(["model", "task", "dataset"])
+    if dup.any():
+        pair = tuple(predictors.loc[dup.idxmax(), ["model", "task", "dataset"]])
+        raise ValueError(f"predictors: model x task x dataset {pair} appears twice; one row per pair")
+    outcomes = outcome_table(gains)
+    keys = ["model", "task", "dataset"]
+    order = {c: i for i, c in enumerate(condition_order(outcomes["condition"]))}
+    groups = sorted(outcomes.groupby(["condition", "regime"]).groups, key=lambda cr: (order[cr[0]], cr[1]))
+    rows = []
+    for condition, regime in groups:
+        o = outcomes[(outcomes["condition"] == condition) & (outcomes["regime"] == regime)]
+        by_pair = o.groupby(keys)["outcome"].apply(list)
+        joined = predictors.set_index(keys).reindex(by_pair.index)
+        for name in names:
+            x = joined[name].astype("float64").to_numpy()
+            base = {"predictor": name, "condition": condition, "regime": regime, "outcome": o["outcome_label"].iloc[0]}
+            if np.isnan(x).any() or len(set(x)) < 2 or len(x) < 3:
+                rows.append({**base, "rho": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_pairs": len(x),
+                             "n_seeds": int(by_pair.map(len).median()) if len(by_pair) else 0, "n_boot_valid": 0})
+                continue
+            rows.append({**base, **rank_correlation(x, by_pair.tolist(), n_boot=n_boot, seed=seed)})
+    return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)

@@ -1,0 +1,276 @@
+"""mirage.evaluate.predictors: each alignment predictor on hand-made samples, the saturation flag, the
+rank correlation and its bootstrap on tables whose answer is known, and old evaluation folders (no
+sum_neg_logprob column) that still load and resume."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mirage import evaluate as ev
+from mirage.evaluate import predictors as pr
+from mirage.sample.base import Completion, Sampler
+from mirage.tasks import toy
+
+
+def samples(preds_by_problem: dict[str, list], gt: dict[str, str] | None = None, source: str = "toy-math",
+            fmt: float = 1.0, nlp=None, tokens: int = 4) -> pd.DataFrame:
+    """Sample rows of one dataset: problem -> its samples' preds (None: no answer)."""
+    rows = []
+    for pid, preds in preds_by_problem.items():
+        truth = (gt or {}).get(pid, "1")
+        for i, p in enumerate(preds):
+            rows.append({"dataset": "d", "problem_id": pid, "data_source": source, "sample_index": i, "pred": p,
+                         "correct": p is not None and p.strip() == truth, "ground_truth": truth, "format": fmt,
+                         "num_tokens": tokens, "sum_neg_logprob": nlp if nlp is not None else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def one(frame: pd.DataFrame, problems=None) -> pd.Series:
+    table = pr.predictor_table(frame, problems)
+    assert len(table) == 1 and list(table.columns) == pr.PREDICTOR_COLUMNS
+    return table.iloc[0]
+
+
+# --- the predictors ---------------------------------------------------------------------------
+def test_majority_share_and_maj_at_n_count_empty_answers_in_n_but_never_as_the_majority():
+    row = one(samples({
+        "a": ["1", "1", "1", "2"],        # majority right, share 3/4
+        "b": ["2", "2", None, "1"],       # majority wrong, share 2/4 (the empty answer stays in n)
+        "c": [None, None, None, "3"],     # one answer: majority of 1/4, wrong
+    }))
+    assert row["majority_share"] == pytest.approx((3 / 4 + 2 / 4 + 1 / 4) / 3)
+    assert row["maj_at_n"] == pytest.approx((1 + 0 + 0) / 3)
+    assert row["n"] == 4 and row["n_problems"] == 3
+
+
+def test_all_empty_answers_give_zero_share_and_zero_maj_at_n():
+    row = one(samples({"a": [None, "", "  "], "b": [None, None, None]}))
+    assert row["majority_share"] == 0 and row["maj_at_n"] == 0 and row["pass_at_1"] == 0
+
+
+def test_a_tie_counts_the_share_of_tied_clusters_that_are_right():
+    row = one(samples({"a": ["1", "1", "2", "2"],          # tie right / wrong: 1/2
+                       "b": ["1", "2", "3", "4"],          # four-way tie, one right: 1/4
+                       "c": ["2", "2", "3", "3"]}))        # tie of two wrong: 0
+    assert row["majority_share"] == pytest.approx(0.5 * 2 / 3 + 0.25 / 3)
+    assert row["maj_at_n"] == pytest.approx((0.5 + 0.25 + 0) / 3)
+
+
+def test_answers_are_clustered_by_the_tasks_checker():
+    # the testbed compares stripped strings: " 7" and "7" are one answer
+    share, right = pr.majority([" 7", "7", "8"], [True, True, False], "toy-math")
+    assert (share, right) == (pytest.approx(2 / 3), 1.0)
+
+
+def test_n_of_one_has_no_saturation_gap():
+    row = one(samples({"a": ["1"], "b": ["2"]}))
+    assert row["n"] == 1 and row["pass_at_1"] == row["pass_at_n"] == row["pass_at_half"] == 0.5
+    assert math.isnan(row["saturation_gap"]) and pd.isna(row["saturated"]) and row["k_knee"] == 1
+    assert row["majority_share"] == 1.0 and row["maj_at_n"] == 0.5
+
+
+def test_saturation_flag_and_knee_on_known_curves():
+    # every problem solved once in 8: pass@k = k / 8, far from flat at n
+    rising = one(samples({p: ["1"] + ["0"] * 7 for p in "abcd"}))
+    assert rising["pass_at_half"] == pytest.approx(0.5) and rising["pass_at_n"] == 1.0
+    assert rising["saturation_gap"] == pytest.approx(0.5) and not rising["saturated"] and rising["k_knee"] == 8
+    # half the problems always solved, half never: flat from k = 1
+    flat = one(samples({"a": ["1"] * 8, "b": ["1"] * 8, "c": ["0"] * 8, "d": ["0"] * 8}))
+    assert flat["saturation_gap"] == 0 and flat["saturated"] and flat["k_knee"] == 1
+    # pass@8 - pass@4 just under and just over the 0.01 threshold
+    c = np.array([7] + [0] * 3)   # one problem 7/8: pass@4 = 1, so the gap is 0
+    assert pr.passk_predictors(pd.DataFrame({"n": 8, "c": c}))["saturated"]
+    many = pd.DataFrame({"n": 8, "c": [1] * 3 + [8] * 97})  # gap = 3 * 0.5 / 100 = 0.015
+    got = pr.passk_predictors(many)
+    assert got["saturation_gap"] == pytest.approx(0.015) and not got["saturated"]
+    few = pd.DataFrame({"n": 8, "c": [1] * 1 + [8] * 99})  # gap 0.005
+    assert pr.passk_predictors(few)["saturated"]
+
+
+def test_passk_predictors_refuse_mixed_n():
+    with pytest.raises(ValueError, match="same n"):
+        pr.passk_predictors(pd.DataFrame({"n": [4, 8], "c": [1, 1]}))
+
+
+def test_token_entropy_is_token_weighted_per_problem_and_nan_without_logprobs():
+    frame = samples({"a": ["1", "2"], "b": ["1", "1"]}, nlp=2.0, tokens=4)
+    frame.loc[frame["problem_id"] == "b", "sum_neg_logprob"] = [1.0, 3.0]
+    frame.loc[frame["problem_id"] == "b", "num_tokens"] = [1, 3]
+    assert one(frame)["mean_token_entropy"] == pytest.approx((4 / 8 + 4 / 4) / 2)
+    assert math.isnan(one(samples({"a": ["1", "2"]}))["mean_token_entropy"])  # a sampler without log-probs
+    partial = samples({"a": ["1", "2"]}, nlp=1.0)
+    partial.loc[0, "sum_neg_logprob"] = float("nan")  # one sample without: not a partial average
+    assert math.isnan(one(partial)["mean_token_entropy"])
+
+
+def test_token_entropy_estimates_a_known_distribution():
+    """-log p of tokens drawn from a known distribution averages to its entropy."""
+    rng = np.random.default_rng(0)
+    p = np.array([0.5, 0.25, 0.125, 0.125])
+    draws = rng.choice(len(p), size=(2000, 8), p=p)
+    nlp = -np.log(p[draws]).sum(axis=1)
+    frame = samples({str(i): ["1"] * 8 for i in range(250)}, nlp=0.0, tokens=8)
+    frame["sum_neg_logprob"] = nlp
+    entropy = -(p * np.log(p)).sum()
+    assert one(frame)["mean_token_entropy"] == pytest.approx(entropy, rel=0.02)
+
+
+def test_format_rate_is_the_mean_format():
+    frame = samples({"a": ["1", "1", "2", "2"]})
+    frame["format"] = [1.0, 0.0, 1.0, 1.0]
+    assert one(frame)["format_rate"] == 0.75
+
+
+def test_procedure_shares_on_the_testbed_and_nan_elsewhere():
+    problems = toy.problems_frame("toy-math", "test", 2, seed=1)
+    frame = problems.assign(problem_id=[str(r["index"]) for r in problems["extra_info"]],
+                            ground_truth=[r["ground_truth"] for r in problems["reward_model"]])
+    buggy = dict(zip(frame["problem_id"], [r["buggy_answer"] for r in frame["extra_info"]]))
+    gt = dict(zip(frame["problem_id"], frame["ground_truth"]))
+    a, b = list(gt)
+    rows = samples({a: [gt[a], buggy[a], "x", None], b: [buggy[b], buggy[b], gt[b], gt[b]]}, gt=gt)
+    table = frame[["problem_id", "extra_info"]]
+    row = one(rows, {"d": table})
+    assert (row["procedure_correct"], row["procedure_buggy"], row["procedure_neither"]) == (3 / 8, 3 / 8, 2 / 8)
+    assert row["procedure_correct"] == pytest.approx(row["pass_at_1"])
+    assert math.isnan(one(rows)["procedure_buggy"])  # without the problems' extra_info
+    assert math.isnan(one(rows.assign(data_source="math500"), {"d": table})["procedure_buggy"])  # not the testbed
+
+
+def test_an_empty_sample_frame_is_an_error():
+    with pytest.raises(ValueError, match="no samples"):
+        pr.predictor_table(pd.DataFrame(columns=ev.core.SAMPLE_COLUMNS))
+
+
+# --- rank correlation -------------------------------------------------------------------------
+def test_average_ranks_share_ties():
+    assert pr.average_ranks(np.array([[3.0, 1.0, 3.0, 2.0]])).tolist() == [[3.5, 1.0, 3.5, 2.0]]
+
+
+def test_spearman_is_one_for_a_monotone_relation_and_minus_one_reversed():
+    x = np.array([[0.1, 0.5, 0.2, 0.9, 0.3]])
+    assert pr.spearman_rows(x, x ** 3)[0] == pytest.approx(1.0)
+    assert pr.spearman_rows(x, -np.exp(x))[0] == pytest.approx(-1.0)
+    assert math.isnan(pr.spearman_rows(x, np.ones_like(x))[0])
+
+
+def test_bootstrap_ci_is_tight_for_a_clean_relation_and_spans_zero_for_noise():
+    x = np.linspace(0, 1, 10)
+    clean = pr.rank_correlation(x, [[2 * v + e for e in (-0.01, 0.0, 0.01)] for v in x], n_boot=500)
+    assert clean["rho"] == pytest.approx(1.0) and clean["ci_low"] > 0.8 and clean["n_pairs"] == 10
+    assert clean["n_seeds"] == 3
+    rng = np.random.default_rng(1)
+    noise = pr.rank_correlation(x, [rng.normal(size=3) for _ in x], n_boot=500)
+    assert noise["ci_low"] < 0 < noise["ci_high"]
+    # seeds matter: a relation hidden under seed noise comes out with a wide CI
+    loud = pr.rank_correlation(x, [[v + 5 * e for e in (-1, 1)] for v in x], n_boot=500)
+    assert loud["ci_high"] - loud["ci_low"] > clean["ci_high"] - clean["ci_low"]
+
+
+def test_rank_correlation_is_deterministic_for_a_seed():
+    x = [0.1, 0.4, 0.2, 0.8]
+    ys = [[0.0, 0.1], [0.3, 0.2], [0.1, 0.1], [0.5, 0.9]]
+    assert pr.rank_correlation(x, ys, n_boot=200, seed=5) == pr.rank_correlation(x, ys, n_boot=200, seed=5)
+    assert pr.rank_correlation(x, ys, n_boot=200, seed=5) != pr.rank_correlation(x, ys, n_boot=200, seed=6)
+
+
+def _gains(outcome_of, conditions=("ground_truth", "random"), seeds=(0, 1, 2)):
+    """A made-up gain table: pair i's gain for a condition is outcome_of(condition, i) (+ seed jitter)."""
+    rows = []
+    for i in range(8):
+        for c in conditions:
+            for s in seeds:
+                rows.append({"model": f"m{i}", "task": "t", "dataset": "d", "condition": c, "regime": "",
+                             "baseline": "ground_truth", "seed": s, "gain": outcome_of(c, i) + 0.001 * s})
+    g = pd.DataFrame(rows)
+    gt = g[g.condition == "ground_truth"].set_index(["model", "seed"])["gain"]
+    g["baseline_gain"] = [gt[(m, s)] for m, s in zip(g["model"], g["seed"])]
+    return g
+
+
+def test_correlations_find_the_predictor_that_made_the_outcome():
+    """random's gain beyond ground truth grows with the majority share and does not depend on entropy;
+    ground truth's own gain falls with pass@1."""
+    rng = np.random.default_rng(0)
+    predictors = pd.DataFrame({"model": [f"m{i}" for i in range(8)], "task": "t", "dataset": "d",
+                               "pass_at_1": np.linspace(0.1, 0.9, 8), "majority_share": rng.permutation(8) / 8,
+                               "mean_token_entropy": rng.permutation(8) / 8, "format_rate": 1.0})
+    share = dict(zip(predictors["model"], predictors["majority_share"]))
+    p1 = dict(zip(predictors["model"], predictors["pass_at_1"]))
+    gains = _gains(lambda c, i: 1 - p1[f"m{i}"] if c == "ground_truth" else 1 - p1[f"m{i}"] + share[f"m{i}"])
+    table = pr.predictor_correlations(predictors, gains, n_boot=400)
+    assert list(table.columns) == pr.CORRELATION_COLUMNS
+    at = table.set_index(["condition", "predictor"])
+    assert at.loc[("ground_truth", "pass_at_1"), "rho"] == pytest.approx(-1.0)
+    assert at.loc[("ground_truth", "pass_at_1"), "outcome"] == "gain over base"
+    assert at.loc[("random", "majority_share"), "rho"] == pytest.approx(1.0)
+    assert at.loc[("random", "majority_share"), "ci_low"] > 0.7
+    assert at.loc[("random", "majority_share"), "outcome"] == "gain - ground_truth gain"
+    assert abs(at.loc[("random", "mean_token_entropy"), "rho"]) < 0.8  # an unrelated permutation
+    assert math.isnan(at.loc[("random", "format_rate"), "rho"])  # constant over the pairs: no rank
+    assert at.loc[("random", "pass_at_1"), "n_pairs"] == 8 and at.loc[("random", "pass_at_1"), "n_seeds"] == 3
+    assert set(table["predictor"]) == {"pass_at_1", "majority_share", "mean_token_entropy", "format_rate"}
+
+
+def test_a_predictor_missing_for_some_pair_has_no_rho_and_duplicates_are_refused():
+    predictors = pd.DataFrame({"model": [f"m{i}" for i in range(8)], "task": "t", "dataset": "d",
+                               "pass_at_1": np.linspace(0, 1, 8), "mean_token_entropy": [np.nan] + [1.0] * 7})
+    table = pr.predictor_correlations(predictors, _gains(lambda c, i: i), n_boot=50)
+    assert table["rho"][table["predictor"] == "mean_token_entropy"].isna().all()
+    with pytest.raises(ValueError, match="appears twice"):
+        pr.predictor_correlations(pd.concat([predictors, predictors.head(1)]), _gains(lambda c, i: i))
+
+
+# --- old evaluation folders --------------------------------------------------------------------
+class ScriptSampler(Sampler):
+    """Answers every problem with its ground truth, with or without log-probs."""
+
+    backend = "fake"
+
+    def __init__(self, answers: dict[str, str], logprobs: bool):
+        self.answers, self.logprobs = answers, logprobs
+
+    def generate(self, prompts, params, seeds):
+        out = []
+        for messages in prompts:
+            text = f"<think>s</think> <answer>{self.answers[messages[-1]['content']]}</answer>"
+            lps = [-0.5] * 4 if self.logprobs else None
+            out.append([Completion(text, "stop", 4, logprobs=lps) for _ in range(params.n)])
+        return out
+
+
+def test_an_old_folder_without_the_logprob_column_loads_resumes_and_gives_nan_entropy(tmp_path):
+    path = tmp_path / "toy.parquet"
+    frame = toy.problems_frame("toy-math", "test", 6, seed=2)
+    frame.to_parquet(path)
+    answers = dict(zip([p[-1]["content"] for p in frame["prompt"]], [r["ground_truth"] for r in frame["reward_model"]]))
+    out = tmp_path / "eval"
+    kw = dict(out_dir=out, batch_size=2, score_processes=0, progress=False)
+    ev.evaluate("fake", str(path), 4, sampler=ScriptSampler(answers, True), **kw)
+    parts = sorted((out / "samples").rglob("part-*.parquet"))
+    assert len(parts) == 3
+    for part in parts[:2]:  # as written before the column existed; the last chunk is "lost in a kill"
+        pd.read_parquet(part).drop(columns="sum_neg_logprob").to_parquet(part)
+    parts[2].unlink()
+    old = ev.read_samples(out)
+    assert list(old.columns) == ev.core.SAMPLE_COLUMNS and old["sum_neg_logprob"].isna().all() and len(old) == 16
+    assert math.isnan(pr.predictor_table(old)["mean_token_entropy"].iloc[0])
+    # the resume samples only the missing chunk, with the column; the mix reads back
+    table = ev.evaluate("fake", str(path), 4, sampler=ScriptSampler(answers, True), **kw)
+    mixed = ev.read_samples(out)
+    assert len(mixed) == 24 and mixed["sum_neg_logprob"].notna().sum() == 8
+    assert (mixed.loc[mixed["sum_neg_logprob"].notna(), "sum_neg_logprob"] == 2.0).all()
+    assert table.loc[table.k == 1, "pass_at_k"].iloc[0] == 1.0
+    assert math.isnan(pr.predictor_table(mixed)["mean_token_entropy"].iloc[0])  # partial: not an average
+    # a new folder has it everywhere: 4 tokens at -log p = 0.5
+    fresh = tmp_path / "fresh"
+    ev.evaluate("fake", str(path), 4, sampler=ScriptSampler(answers, True), **{**kw, "out_dir": fresh})
+    assert pr.predictor_table(ev.read_samples(fresh))["mean_token_entropy"].iloc[0] == pytest.approx(0.5)
+    # and a sampler without log-probs stores NaN, not an error
+    none = tmp_path / "none"
+    ev.evaluate("fake", str(path), 4, sampler=ScriptSampler(answers, False), **{**kw, "out_dir": none})
+    assert ev.read_samples(none)["sum_neg_logprob"].isna().all()
