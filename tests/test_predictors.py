@@ -5,6 +5,8 @@ sum_neg_logprob column) that still load and resume."""
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -274,3 +276,31 @@ def test_an_old_folder_without_the_logprob_column_loads_resumes_and_gives_nan_en
     none = tmp_path / "none"
     ev.evaluate("fake", str(path), 4, sampler=ScriptSampler(answers, False), **{**kw, "out_dir": none})
     assert ev.read_samples(none)["sum_neg_logprob"].isna().all()
+
+
+# --- the analysis notebook's section ---------------------------------------------------------------
+def test_the_study_section_draws_the_figure_and_tables_only_with_a_predictors_table(tmp_path):
+    """On the stored study fixture (4 pairs x 2 seeds): a predictor ranked like ground truth's gain gets
+    rho 1 for it; the figure (PNG + PDF) and both CSVs are written; without a table, one line and nothing."""
+    from mirage.study import predictors as sp
+
+    fixture = Path(__file__).parent / "fixtures" / "study"
+    study_dir = tmp_path / "study"
+    shutil.copytree(fixture, study_dir)
+    figures = tmp_path / "figures"
+    nothing = sp.draw(study_dir, figures)
+    assert len(nothing) == 1 and "no alignment/predictors.parquet" in nothing[0] and not figures.exists()
+    order = {("dial-10", "toy-math"): 1, ("dial-90", "toy-logic"): 2, ("dial-90", "toy-math"): 3,
+             ("dial-10", "toy-logic"): 4}  # ground truth's mean gain rises in this order in the fixture
+    predictors = pd.DataFrame([{"model": m, "task": t, "dataset": f"{t}_test", "pass_at_1": v,
+                                "majority_share": -v, "format_rate": 1.0} for (m, t), v in order.items()])
+    predictors.to_parquet(study_dir / "alignment" / "predictors.parquet")
+    table, rho, fig = sp.draw(study_dir, figures)
+    assert len(table) == 4 and fig is not None
+    assert rho.loc["pass_at_1", "ground_truth"] == 1.0 and rho.loc["majority_share", "ground_truth"] == -1.0
+    for name in ("predictor_correlations.png", "predictor_correlations.pdf", "predictors.csv",
+                 "predictor_correlations.csv"):
+        assert (figures / name).stat().st_size > 200, name
+    written = pd.read_csv(figures / "predictor_correlations.csv")
+    assert set(written["condition"]) >= {"ground_truth", "random"} and (written["n_pairs"] == 4).all()
+    assert (written["n_seeds"] == 2).all()

@@ -22,8 +22,8 @@ from mirage.testbed.pretrain import FAMILY
 
 
 def test_shipped_presets_cover_the_grid_they_promise():
-    assert study.list_presets() == ["paper", "testbed-ci", "testbed-full", "testbed-mechanism", "testbed-quick",
-                                    "testbed-seeds"]
+    assert study.list_presets() == ["paper", "testbed-ci", "testbed-full", "testbed-mechanism", "testbed-predictors",
+                                    "testbed-quick", "testbed-seeds"]
     full = study.load_preset("testbed-full")
     assert full.conditions == tuple(CONDITIONS) and full.seeds == (0, 1, 2)  # every condition, listed in the file
     assert full.tasks == ("toy-math", "toy-logic") and full.models == tuple(FAMILY)  # every shipped model
@@ -43,6 +43,12 @@ def test_shipped_presets_cover_the_grid_they_promise():
     assert seeds.seeds == (0, 1, 2) and len(seeds.cells()) == 3 * len(quick.cells())
     assert {k: v for k, v in seeds.identity().items() if k not in ("name", "seeds")} == {
         k: v for k, v in quick.identity().items() if k not in ("name", "seeds")}
+    # testbed-predictors: the seeds grid over every shipped dial (10 model-task pairs to rank predictors over)
+    predictors = study.load_preset("testbed-predictors")
+    clean = tuple(name for name, config in FAMILY.items() if config.leak is None)  # no leaked variant
+    assert predictors.models == clean and len(predictors.cells()) == len(seeds.cells()) * len(clean) // 3
+    assert {k: v for k, v in predictors.identity().items() if k not in ("name", "models")} == {
+        k: v for k, v in seeds.identity().items() if k not in ("name", "models")}
 
 
 def test_the_mechanism_preset_is_the_grid_of_issue_14():

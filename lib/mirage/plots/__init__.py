@@ -19,6 +19,7 @@ plugin's condition or task looks the same in every figure without touching this 
     summary.py   the paper's claim: gain vs alignment (a point per seed, lines through the medians)
     mechanism.py the clipping-bias figures: the bandit, gain vs clip fraction and vs step, procedure
                  shares, per-seed gain distributions per regime
+    predictors.py which alignment measure predicts which gain: rho with its CI per condition
 """
 
 from mirage.plots.base import BASE_COLOUR, color, condition_order, save, save_all, style, task_marker, task_order
@@ -28,6 +29,7 @@ from mirage.plots.dynamics import (DYNAMICS_METRICS, POLARITY_METRICS, dynamics_
                                    plot_example_history, plot_metric_panels, plot_reward_vs_accuracy)
 from mirage.plots.mechanism import (mechanism_figures, plot_bandit, plot_gain_distributions, plot_gain_vs_clipfrac,
                                     plot_gain_vs_step, plot_procedure_shares, regime_styles)
+from mirage.plots.predictors import plot_predictor_correlations
 from mirage.plots.summary import plot_summary
 
 __all__ = ["BASE_COLOUR", "color", "condition_order", "save", "save_all", "style", "task_marker", "task_order",
@@ -35,4 +37,4 @@ __all__ = ["BASE_COLOUR", "color", "condition_order", "save", "save_all", "style
            "plot_passk_vs_step", "step_figures", "DYNAMICS_METRICS", "POLARITY_METRICS", "dynamics_figures",
            "plot_dynamics", "plot_example_history", "plot_metric_panels", "plot_reward_vs_accuracy", "plot_summary",
            "mechanism_figures", "plot_bandit", "plot_gain_distributions", "plot_gain_vs_clipfrac", "plot_gain_vs_step",
-           "plot_procedure_shares", "regime_styles"]
+           "plot_procedure_shares", "regime_styles", "plot_predictor_correlations"]

@@ -7,12 +7,13 @@ it into steps and runs them, resumably, and ends with the results tables and eve
     preset.py    Preset, StudyEval, OneShotSettings: the one schema; load_preset, list_presets
     grid.py      the cells of a preset: pairs, regimes, sub-grids and their union
     presets/     the shipped presets: testbed-quick, testbed-seeds, testbed-mechanism, testbed-full,
-                 testbed-ci, paper
+                 testbed-predictors, testbed-ci, paper
     plan.py      Cell, Step, plan(): the steps in launch order with their dependencies
     runner.py    run_study / run_steps: scheduling, the lock, step records, the dry run, the summary
     cell.py      what the notebooks call: cell.run() (train, evaluate, tabulate one cell), alignment
     results.py   results / problems / dynamics tables, gain_table, summary_table, claim_check
     seeds.py     medians over seeds and the two-level (seeds, problems) bootstrap CI
+    predictors.py which alignment predictor ranks which gain: the analysis notebook's section
     regimes.py   tables comparing recipe regimes: per-run gains and clip fractions, steps axis, bandit
     cli.py       the ``mirage study`` subcommand
     __main__.py  ``python -m mirage.study measure|history PARAMS.json`` (the runner's own steps)
