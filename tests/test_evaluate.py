@@ -268,6 +268,13 @@ def test_alignment_table_and_cache(dataset, tmp_path, monkeypatch):
     stored = pd.read_parquet(tmp_path / "alignment.parquet")
     pd.testing.assert_frame_equal(stored, table)
     assert len(pd.read_csv(tmp_path / "alignment.csv")) == len(table)
+    # the predictors beside it, from the same samples (mirage.evaluate.predictors; tested in test_predictors.py)
+    predictors = pd.read_parquet(tmp_path / "predictors.parquet").set_index("model")
+    assert sorted(predictors.index) == ["strong", "weak"] and len(pd.read_csv(tmp_path / "predictors.csv")) == 2
+    for model, c in correct.items():
+        assert predictors.loc[model, "pass_at_n"] == pytest.approx(table[table.model == model]["alignment"].iloc[0])
+        assert predictors.loc[model, "procedure_correct"] == pytest.approx(sum(c) / 48)  # a toy dataset
+    assert predictors["mean_token_entropy"].isna().all()  # the fake sampler gives no log-probs
     again = ev.align(["weak", "strong"], [str(dataset)], n=8, out=tmp_path, score_processes=0, progress=False)
     assert built == ["weak", "strong"]  # cached: no sampler built, nothing sampled
     pd.testing.assert_frame_equal(again, table)

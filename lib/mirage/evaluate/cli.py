@@ -128,7 +128,8 @@ def configure_align_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", nargs="+", required=True, help="tasks (math, logic, toy-math, toy-logic)")
     parser.add_argument("--n", type=int, default=None, help="samples per problem (default 64 testbed, 256 paper)")
     parser.add_argument("--out", default="runs/alignment",
-                        help="folder for alignment.parquet/.csv and the cached evaluations (default runs/alignment)")
+                        help="folder for alignment.parquet/.csv, predictors.parquet/.csv and the cached evaluations "
+                             "(default runs/alignment)")
     _add_common(parser)
     parser.set_defaults(func=_align_main)
 
@@ -144,4 +145,6 @@ def _align_main(args: argparse.Namespace) -> int:
         ["model", "task", "dataset", "n", "pass_at_1", "k_max", "alignment"]]
     print(summary.to_string(index=False))
     print(f"alignment table: {Path(args.out) / 'alignment.parquet'}")
+    print(f"alignment predictors (majority share, maj@n, entropy, format, saturation; mirage.evaluate.predictors): "
+          f"{Path(args.out) / 'predictors.parquet'}")
     return 0
