@@ -16,6 +16,14 @@ Messages = list[dict[str, str]]  # a chat: [{"role": "user", "content": "..."}]
 
 
 @dataclass(frozen=True)
+class RawText:
+    """A prompt given as plain text, no chat template: what a base model continues
+    (the contamination probe). Samplers accept it wherever they accept ``Messages``."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class SamplingParams:
     n: int = 1
     temperature: float = 1.0
@@ -56,6 +64,25 @@ def prompt_seed(seed: int, problem_id: Any) -> int:
 def apply_chat_template(tokenizer: Any, messages: Messages) -> str:
     """The prompt text a chat model sees: the tokenizer's own template, generation prompt on."""
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def raw_token_ids(tokenizer: Any, text: str) -> list[int]:
+    """Plain text as a document start: the tokenizer's own special tokens, and BOS first when the
+    tokenizer has one but does not add it (Llama adds it itself, Qwen has none, the testbed's is added here)."""
+    ids = [int(i) for i in tokenizer(text, add_special_tokens=True)["input_ids"]]
+    bos = getattr(tokenizer, "bos_token_id", None)
+    return [bos] + ids if bos is not None and (not ids or ids[0] != bos) else ids
+
+
+def prompt_token_ids(tokenizer: Any, prompt: "Messages | RawText") -> list[int]:
+    """A chat through the template (no second BOS, as verl tokenises it), or raw text as a document start."""
+    if isinstance(prompt, RawText):
+        return raw_token_ids(tokenizer, prompt.text)
+    return list(tokenizer(apply_chat_template(tokenizer, prompt), add_special_tokens=False)["input_ids"])
+
+
+def prompt_text(tokenizer: Any, prompt: "Messages | RawText") -> str:
+    return prompt.text if isinstance(prompt, RawText) else apply_chat_template(tokenizer, prompt)
 
 
 class Sampler(ABC):

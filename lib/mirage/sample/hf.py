@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import torch
 
-from mirage.sample.base import Completion, Messages, Sampler, SamplingParams, apply_chat_template
+from mirage.sample.base import Completion, Messages, RawText, Sampler, SamplingParams, prompt_token_ids
 
 
 @dataclass
@@ -266,8 +266,8 @@ class HFSampler(Sampler):
         if not self.stop_token_ids:
             raise ValueError(f"model {self.model_path or type(model).__name__}: no EOS token in tokenizer or config")
 
-    def encode(self, messages: Messages) -> list[int]:
-        return self.tokenizer(apply_chat_template(self.tokenizer, messages), add_special_tokens=False)["input_ids"]
+    def encode(self, messages: Messages | RawText) -> list[int]:
+        return prompt_token_ids(self.tokenizer, messages)
 
     def decode(self, token_ids: Sequence[int]) -> str:
         ids = [int(t) for t in token_ids if int(t) not in self.stop_token_ids]

@@ -27,7 +27,7 @@ import sys
 from typing import Any, Sequence
 
 from mirage.runs.manifest import hardware, library_versions
-from mirage.sample.base import Completion, Messages, Sampler, SamplingParams, apply_chat_template
+from mirage.sample.base import Completion, Messages, RawText, Sampler, SamplingParams, prompt_text, raw_token_ids
 
 
 def _import_vllm():
@@ -75,11 +75,13 @@ class VLLMSampler(Sampler):
         self.llm = vllm.LLM(model=self.model, **self.engine_args)
         self.tokenizer = self.llm.get_tokenizer()
 
-    def render_prompt(self, messages: Messages) -> str:
-        return apply_chat_template(self.tokenizer, messages)
+    def render_prompt(self, messages: Messages | RawText) -> str:
+        return prompt_text(self.tokenizer, messages)
 
-    def prompt_token_ids(self, messages: Messages) -> list[int]:
-        # verl tokenises the rendered template without adding a second BOS.
+    def prompt_token_ids(self, messages: Messages | RawText) -> list[int]:
+        # verl tokenises the rendered template without adding a second BOS; raw text starts a document
+        if isinstance(messages, RawText):
+            return raw_token_ids(self.tokenizer, messages.text)
         return list(self.tokenizer.encode(self.render_prompt(messages), add_special_tokens=False))
 
     def generate(self, prompts: Sequence[Messages], params: SamplingParams,
