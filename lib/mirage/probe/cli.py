@@ -1,0 +1,40 @@
+"""``mirage probe contamination``: flags in, ``probe_contamination`` out (heavy imports in the handler)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="probe_command", metavar="PROBE")
+    p = sub.add_parser("contamination", help="raw-prefix completion of each problem (memorised or not?)",
+                       description="For each problem of each evaluation set: greedy continuation of the first "
+                                   "x of its statement as raw text (exact match, ROUGE-L vs the true "
+                                   "remainder) and greedy accuracy when asked the truncated problem.")
+    p.add_argument("--model", required=True, help="model name (data/models), folder or hub id")
+    p.add_argument("--task", required=True, help="task (its evaluation sets), dataset name or parquet path")
+    p.add_argument("--fractions", default="0.4,0.6,0.8",
+                   help="shares of the statement's characters given, each in (0, 1) (default 0.4,0.6,0.8)")
+    p.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="sampler (default hf)")
+    p.add_argument("--out", default=None, help="folder (default runs/probe/<model>/<task>); a rerun resumes")
+    p.add_argument("--limit", type=int, default=None, help="only the first N problems of each evaluation set")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="answer length for the truncated/whole problem (default: the recipe's response length)")
+    p.add_argument("--batch-size", type=int, default=64, help="problems per chunk and part file (default 64)")
+    p.add_argument("--threads", type=int, default=None, help="hf: torch CPU threads")
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per engine")
+    p.set_defaults(func=_contamination)
+    parser.set_defaults(func=lambda _args: parser.print_help() or 2)
+
+
+def _contamination(args: argparse.Namespace) -> int:
+    from mirage.probe.contamination import probe_contamination
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size: an integer >= 1, got {args.batch_size}")
+    kwargs = {"threads": args.threads} if args.backend == "hf" else {"tensor_parallel_size": args.tensor_parallel_size}
+    summary = probe_contamination(args.model, args.task, fractions=args.fractions, sampler=args.backend,
+                                  out_dir=args.out, limit=args.limit, answer_max_tokens=args.max_tokens,
+                                  batch_size=args.batch_size, sampler_kwargs=kwargs)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0

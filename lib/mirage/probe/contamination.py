@@ -1,0 +1,273 @@
+"""``probe_contamination``: does a model complete a problem it is shown only the start of?
+
+For each problem of each evaluation set and each fraction x, the model gets the first
+x of the problem statement as RAW text (no chat template: a base model continuing a
+document, as Wu et al., arXiv 2507.10532, probe Qwen2.5 on MATH500), decodes greedily,
+and the continuation is compared with the true remainder (exact match, ROUGE-L:
+``mirage.probe.text``). The model is also asked the truncated problem through its chat
+template (greedy, scored by the task's checker as evaluation scores it), and the whole
+problem once, for reference.
+
+Folder (like an evaluation's, ``mirage.evaluate``):
+
+    <out_dir>/probe_manifest.json            settings, datasets, continuation lengths, sampler, timing
+    <out_dir>/rows/<dataset>/part-<pos>.parquet  one row per problem x fraction, one file per chunk
+    <out_dir>/summary.parquet, summary.csv   dataset x fraction: exact match, ROUGE-L, accuracies
+
+A chunk's file is written atomically once scored, so a kill loses at most that chunk
+and a rerun skips what is on disk; the folder is locked while written; a folder that
+holds a probe with other settings is refused, naming the keys that differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mirage import runs
+from mirage.probe import text as P
+
+MANIFEST = "probe_manifest.json"
+FRACTIONS = (0.4, 0.6, 0.8)
+CONTINUATION_MARGIN = 8  # tokens decoded beyond the longest remainder of a dataset
+ROW_DTYPES = {"dataset": "string", "problem_id": "string", "data_source": "string", "fraction": "float64",
+              "statement_chars": "int64", "prefix": "string", "remainder": "string", "continuation": "string",
+              "exact_match": "bool", "rouge_l": "float64", "answer_text": "string", "answer_pred": "string",
+              "answer_acc": "float64", "full_acc": "float64"}
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Everything that determines the rows; a resumed probe must match it exactly."""
+
+    model: str
+    task: str
+    fractions: tuple[float, ...] = FRACTIONS
+    limit: int | None = None  # the first N problems of each evaluation set
+    answer_max_tokens: int = 1024  # the chat answers (default: the recipe's response length)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["fractions"] = list(self.fractions)
+        return d
+
+
+def probe_dir(model: str, task: str, root: str | os.PathLike = "runs/probe") -> Path:
+    return Path(root) / runs.slug(model) / runs.slug(task)
+
+
+# --- before any work -------------------------------------------------------------------
+def load_tokenizer(model: str, sampler: Any = None):
+    """The model's tokenizer (the sampler's if it has one); a model without one is an error naming it."""
+    tokenizer = getattr(sampler, "tokenizer", None)
+    if tokenizer is not None:
+        return tokenizer
+    from mirage.models import resolve_model
+
+    path = resolve_model(model)
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"--model {model}: no usable tokenizer at {path} ({first[:160]}); the probe needs the "
+                         "model's tokenizer to cut and compare text") from None
+
+
+def load_probe_problems(task_or_dataset: str, limit: int | None, fractions: tuple[float, ...]):
+    """(dataset name, path, problems with statement) per evaluation set; empty statements are refused."""
+    from mirage.evaluate.datasets import eval_datasets, load_problems
+
+    out = []
+    for name, path in eval_datasets(task_or_dataset):
+        problems = load_problems(name, path)
+        if limit is not None:
+            problems = problems.iloc[:limit].reset_index(drop=True)
+        statements = []
+        for row in problems.itertuples():
+            statement = P.problem_statement(row.prompt, row.extra_info)
+            if not statement:
+                raise ValueError(f"{name} problem {row.problem_id!r}: the problem statement is empty")
+            if len(statement) < 2:
+                raise ValueError(f"{name} problem {row.problem_id!r}: the problem statement {statement!r} is too "
+                                 "short to cut into a prefix and a remainder")
+            statements.append(statement)
+        problems = problems.assign(statement=statements)
+        out.append((name, path, problems))
+    return out
+
+
+def continuation_tokens(tokenizer, problems: pd.DataFrame, fractions: tuple[float, ...]) -> int:
+    """Tokens to decode for a dataset: its longest remainder (at the smallest fraction) plus a margin."""
+    longest = max(len(tokenizer(P.cut(s, min(fractions)).remainder, add_special_tokens=False)["input_ids"])
+                  for s in problems["statement"])
+    return longest + CONTINUATION_MARGIN
+
+
+def _check_settings(out_dir: Path, settings: ProbeSettings) -> dict:
+    manifest = runs.read_manifest(out_dir, MANIFEST)
+    diff = runs.config_diff(manifest.get("config"), settings.to_dict())
+    if diff:
+        raise ValueError(f"{out_dir}: this folder holds a probe with other settings (key: (on disk, requested)) "
+                         f"{diff}; use another --out")
+    return manifest
+
+
+# --- the probe -------------------------------------------------------------------------
+def probe_contamination(model: str, task_or_dataset: str, *, fractions=FRACTIONS, sampler: Any = "hf",
+                        out_dir: str | os.PathLike | None = None, limit: int | None = None,
+                        answer_max_tokens: int | None = None, batch_size: int = 64,
+                        sampler_kwargs: dict | None = None, progress: bool = True) -> pd.DataFrame:
+    """Run (or resume) the probe; returns the summary table (dataset x fraction)."""
+    from mirage.evaluate.datasets import default_max_tokens
+
+    fractions = P.parse_fractions(",".join(map(str, fractions))) if not isinstance(fractions, str) \
+        else P.parse_fractions(fractions)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"--limit: an integer >= 1, got {limit!r}")
+    answer_max_tokens = default_max_tokens(task_or_dataset) if answer_max_tokens is None else answer_max_tokens
+    if isinstance(answer_max_tokens, bool) or not isinstance(answer_max_tokens, int) or answer_max_tokens < 1:
+        raise ValueError(f"--max-tokens: an integer >= 1, got {answer_max_tokens!r}")
+    if isinstance(sampler, str) and sampler not in ("hf", "vllm"):
+        raise ValueError(f"--backend: hf or vllm, got {sampler!r}")
+    settings = ProbeSettings(str(model), str(task_or_dataset), fractions, limit, answer_max_tokens)
+    datasets = load_probe_problems(task_or_dataset, limit, fractions)
+    tokenizer = load_tokenizer(model, None if isinstance(sampler, str) else sampler)
+    lengths = {name: continuation_tokens(tokenizer, problems, fractions) for name, _, problems in datasets}
+    out_dir = Path(out_dir) if out_dir else probe_dir(model, task_or_dataset)
+    with runs.FolderLock(out_dir, "probe"):
+        manifest = _check_settings(out_dir, settings)
+        return _probe(model, datasets, lengths, sampler, settings, manifest, out_dir, batch_size,
+                      sampler_kwargs, progress)
+
+
+def _parts(out_dir: Path, dataset: str) -> list[Path]:
+    return sorted((out_dir / "rows" / dataset).glob("part-*.parquet"))
+
+
+def _finished(out_dir: Path, dataset: str, n_fractions: int) -> set[str]:
+    done: set[str] = set()
+    for part in _parts(out_dir, dataset):
+        counts = pd.read_parquet(part, columns=["problem_id"])["problem_id"].value_counts()
+        if (counts != n_fractions).any():
+            raise ValueError(f"{part}: a problem has {counts[counts != n_fractions].iloc[0]} rows, expected one per "
+                             f"fraction ({n_fractions})")
+        done |= set(counts.index)
+    return done
+
+
+def read_rows(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """Every per-problem row of a probe folder."""
+    out_dir = Path(out_dir)
+    frames = [pd.read_parquet(p) for d in sorted((out_dir / "rows").iterdir()) for p in _parts(out_dir, d.name)] \
+        if (out_dir / "rows").is_dir() else []
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(ROW_DTYPES))
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """dataset x fraction: problems, exact-match rate, mean ROUGE-L, truncated and full answer accuracy."""
+    return (rows.groupby(["dataset", "fraction"], sort=True)
+            .agg(problems=("problem_id", "nunique"), exact_match=("exact_match", "mean"),
+                 rouge_l=("rouge_l", "mean"), answer_acc=("answer_acc", "mean"), full_acc=("full_acc", "mean"))
+            .reset_index())
+
+
+def _probe(model, datasets, lengths, sampler, settings: ProbeSettings, manifest: dict, out_dir: Path,
+           batch_size: int, sampler_kwargs, progress: bool) -> pd.DataFrame:
+    from tqdm.auto import tqdm
+
+    from mirage.evaluate.scoring import make_sampler, score_samples
+
+    todo = []
+    for name, _, problems in datasets:
+        done = _finished(out_dir, name, len(settings.fractions))
+        todo += [(name, pos, row) for pos, row in enumerate(problems.itertuples()) if row.problem_id not in done]
+    started = time.time()
+    if todo:
+        own = isinstance(sampler, str)
+        if own:
+            sampler = make_sampler(sampler, model, **(sampler_kwargs or {}))
+        manifest.update({"kind": "probe", "config": settings.to_dict(), "model": str(model),
+                         "datasets": [{"name": n, "path": str(p), "n_problems": len(pr),
+                                       "continuation_tokens": lengths[n]} for n, p, pr in datasets],
+                         "sampler": sampler.describe(), "status": runs.Status.RUNNING.value,
+                         "versions": runs.library_versions("mirage", "torch", "transformers", "vllm")})
+        runs.write_json_atomic(out_dir / MANIFEST, manifest)
+        total = sum(len(p) for _, _, p in datasets)
+        bar = tqdm(total=total, initial=total - len(todo), unit="problem", desc=f"probe {runs.slug(model)}",
+                   disable=not progress, dynamic_ncols=True)
+        try:
+            for chunk in _chunks(todo, batch_size):
+                frame = _probe_chunk(chunk, sampler, settings, lengths[chunk[0][0]], score_samples)
+                runs.write_parquet_atomic(out_dir / "rows" / chunk[0][0] / f"part-{chunk[0][1]:06d}.parquet", frame)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+            if own and hasattr(sampler, "close"):
+                sampler.close()
+        manifest.setdefault("attempts", []).append({"started": time.strftime("%Y-%m-%dT%H:%M:%S",
+                                                                             time.localtime(started)),
+                                                    "problems": len(todo),
+                                                    "seconds": round(time.time() - started, 3)})
+    rows = read_rows(out_dir)
+    for name, _, problems in datasets:
+        got = rows.loc[rows["dataset"] == name, "problem_id"].nunique()
+        if got != len(problems):
+            raise RuntimeError(f"{out_dir}: {name} has rows for {got} of {len(problems)} problems")
+    summary = summarise(rows)
+    runs.write_parquet_atomic(out_dir / "summary.parquet", summary)
+    with runs.atomic_path(out_dir / "summary.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    manifest.update(status=runs.Status.FINISHED.value, finished=runs.manifest.now())
+    runs.write_json_atomic(out_dir / MANIFEST, manifest)
+    return summary
+
+
+def _chunks(todo: list, size: int):
+    chunk: list = []
+    for item in todo:
+        if chunk and (len(chunk) == size or item[0] != chunk[0][0]):
+            yield chunk
+            chunk = []
+        chunk.append(item)
+    if chunk:
+        yield chunk
+
+
+def _probe_chunk(chunk: list, sampler, settings: ProbeSettings, continuation_tokens: int, score) -> pd.DataFrame:
+    """Rows of one chunk: greedy continuations of the raw prefixes, greedy answers to the truncated and
+    the whole problem, scored."""
+    from mirage.sample.base import RawText, SamplingParams, prompt_seed
+
+    cells = [(dataset, row, f, P.cut(row.statement, f)) for dataset, _, row in chunk for f in settings.fractions]
+    seeds = [prompt_seed(0, f"{d}/{row.problem_id}/{f}") for d, row, f, _ in cells]
+    greedy = dict(n=1, temperature=0.0, top_p=1.0)
+    continued = sampler.generate([RawText(c.prefix) for *_, c in cells],
+                                 SamplingParams(max_tokens=continuation_tokens, **greedy), seeds)
+    asked = [P.truncated_prompt(row.prompt, row.statement, c.prefix) for _, row, _, c in cells]
+    whole = [row.prompt for _, _, row in chunk]
+    answers = sampler.generate(asked + whole, SamplingParams(max_tokens=settings.answer_max_tokens, **greedy),
+                               seeds + [prompt_seed(0, f"{d}/{row.problem_id}") for d, _, row in chunk])
+    items = [(row.data_source, out[0].text, row.ground_truth, row.extra_info)
+             for (_, row, _, _), out in zip(cells, answers[:len(cells)])]
+    items += [(row.data_source, out[0].text, row.ground_truth, row.extra_info)
+              for (_, _, row), out in zip(chunk, answers[len(cells):])]
+    scores = score(items, False, {"korbench_mode": "published"})
+    full = {row.problem_id: s["acc"] for (_, _, row), s in zip(chunk, scores[len(cells):])}
+    records = []
+    for (dataset, row, fraction, c), cont, ans, s in zip(cells, continued, answers, scores):
+        text = cont[0].text
+        records.append({"dataset": dataset, "problem_id": str(row.problem_id), "data_source": row.data_source,
+                        "fraction": fraction, "statement_chars": len(row.statement), "prefix": c.prefix,
+                        "remainder": c.remainder, "continuation": text,
+                        "exact_match": P.exact_match(text, c.remainder), "rouge_l": P.rouge_l(text, c.remainder),
+                        "answer_text": ans[0].text, "answer_pred": s["pred"], "answer_acc": s["acc"],
+                        "full_acc": full[row.problem_id]})
+    return pd.DataFrame(records).astype(ROW_DTYPES)
