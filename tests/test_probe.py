@@ -217,3 +217,19 @@ def test_cli_refuses_a_model_without_a_tokenizer(tmp_path):
     r = _cli("--model", str(model), "--task", "toy-math", "--limit", "2", "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no usable tokenizer" in r.stderr, r.stderr
     assert not (tmp_path / "o").exists()
+
+
+# --- the fresh split: never-leaked problems ---------------------------------------------------------
+def test_fresh_split_is_test_bucket_problems_outside_the_test_set(tmp_path):
+    from mirage.tasks import get_task
+
+    fresh = T.fresh_problems("toy-math", 200)
+    test = {p.key for p in T.generate("toy-math", "test", 200, seed=T.DEFAULT_SEEDS["test"])}
+    assert len({p.key for p in fresh}) == 200 and not test & {p.key for p in fresh}
+    assert all(p.split == "test" for p in fresh) and fresh == T.fresh_problems("toy-math", 200)
+    task = get_task("toy-math+fresh")
+    assert task.train == "toy-math_train" and task.evals == ("toy-math_test", "toy-math_fresh")
+    path = T.ensure_dataset("toy-math_fresh", root=tmp_path)
+    rows = pd.read_parquet(path)
+    assert [r["question"] for r in rows["extra_info"]] == [p.question for p in fresh]
+    assert set(r["split"] for r in rows["extra_info"]) == {"fresh"}

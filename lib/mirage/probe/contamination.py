@@ -137,6 +137,8 @@ def probe_contamination(model: str, task_or_dataset: str, *, fractions=FRACTIONS
         raise ValueError(f"--max-tokens: an integer >= 1, got {answer_max_tokens!r}")
     if isinstance(sampler, str) and sampler not in ("hf", "vllm"):
         raise ValueError(f"--backend: hf or vllm, got {sampler!r}")
+    if sampler == "hf":  # a chunk's prompts decode as one batch: a tiny model's decoding is per-step overhead
+        sampler_kwargs = {"batch_size": None, **(sampler_kwargs or {})}
     settings = ProbeSettings(str(model), str(task_or_dataset), fractions, limit, answer_max_tokens)
     datasets = load_probe_problems(task_or_dataset, limit, fractions)
     tokenizer = load_tokenizer(model, None if isinstance(sampler, str) else sampler)
@@ -271,3 +273,24 @@ def _probe_chunk(chunk: list, sampler, settings: ProbeSettings, continuation_tok
                         "answer_text": ans[0].text, "answer_pred": s["pred"], "answer_acc": s["acc"],
                         "full_acc": full[row.problem_id]})
     return pd.DataFrame(records).astype(ROW_DTYPES)
+
+
+def probe_models(models, task_or_dataset: str, out_root: str | os.PathLike, *, fractions=FRACTIONS,
+                 limit: int | None = None, progress: bool = True, **kwargs: Any) -> pd.DataFrame:
+    """``probe_contamination`` of each model (``<out_root>/<model>/<task>``, resumed), summaries stacked
+    with a ``model`` column."""
+    frames = []
+    for model in models:
+        summary = probe_contamination(model, task_or_dataset, fractions=fractions, limit=limit, progress=progress,
+                                      out_dir=probe_dir(model, task_or_dataset, out_root), **kwargs)
+        frames.append(summary.assign(model=str(model))[["model", *summary.columns]])
+    return pd.concat(frames, ignore_index=True)
+
+
+def publish_probe(summary: pd.DataFrame, figures_dir: str | os.PathLike) -> Path:
+    """Write the stacked probe summary as ``probe_summary.csv`` beside the figures."""
+    path = Path(figures_dir) / "probe_summary.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with runs.atomic_path(path) as tmp:
+        summary.to_csv(tmp, index=False, float_format="%.4f")
+    return path

@@ -15,7 +15,8 @@
 * ROUGE-L: F1 of the longest common subsequence of tokens, the remainder against the
   continuation's first as-many tokens. Tokens are words and single symbols
   (``\\w+|[^\\w\\s]``, Unicode-aware): ``rouge-score``'s tokenizer keeps only [a-z0-9],
-  so it would score "∫x²" or "3*4-2" against nothing. Two empty texts score 1, one empty 0.
+  so it would score "∫x²" or "3*4-2" against nothing. An empty remainder is reproduced by any
+  continuation (exact match, ROUGE-L 1); an empty continuation of a non-empty remainder scores 0.
 """
 
 from __future__ import annotations

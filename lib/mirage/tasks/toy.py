@@ -17,6 +17,11 @@ Pretraining on a mixture of correct and buggy solutions is the alignment dial
 
 Train and test problems are disjoint by construction: a problem belongs to the
 test split iff a hash of its canonical key falls in the test bucket.
+
+``<task>_fresh`` is a second test set: test-bucket problems of another seed with every
+problem of ``<task>_test`` removed. The contaminated testbed model (testbed/pretrain.py,
+``LEAKED``) saw ``<task>_test`` in pretraining and never these; the task
+``toy-math+fresh`` trains as toy-math and evaluates on both.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ DEFAULT_DIFFICULTY = {"toy-math": (3, 4), "toy-logic": (3, 4, 5)}
 DIFFICULTY_RANGE = {"toy-math": (3, 5), "toy-logic": (2, 6)}  # operands / word length
 DEFAULT_SIZES = {"train": 4000, "test": 200}
 DEFAULT_SEEDS = {"train": 0, "test": 1}
+FRESH = "fresh"  # <task>_fresh: never-leaked test-bucket problems (see the module docstring)
+FRESH_SEED = 2
 # Bump when a generator's output changes: datasets written by another version are
 # regenerated instead of silently reused (ensure_dataset compares the sidecar).
 GENERATOR_VERSION = 3
@@ -186,6 +193,20 @@ def generate(task: str, split: str, n: int, seed: int = 0, difficulties=None) ->
     return list(seen.values())
 
 
+def fresh_problems(task: str, n: int, seed: int = FRESH_SEED, difficulties=None) -> list[Problem]:
+    """``n`` test-bucket problems of ``seed`` that are not in ``<task>_test`` (its default size and seed)."""
+    seen = {p.key for p in generate(task, "test", DEFAULT_SIZES["test"], DEFAULT_SEEDS["test"], difficulties)}
+    fresh: dict[str, Problem] = {}
+    for attempts, problem in enumerate(iter_problems(task, "test", seed, difficulties)):
+        if problem.key not in seen:
+            fresh.setdefault(problem.key, problem)
+        if len(fresh) >= n:
+            return list(fresh.values())
+        if attempts > 50 * n + 10_000:
+            break
+    raise ValueError(f"{task}/{FRESH}: could not find {n} distinct problems outside {task}_test")
+
+
 def agreement_rate(task: str, n: int = 20_000, seed: int = 0, difficulties=None) -> float:
     """How often the correct and buggy procedures agree on UNFILTERED random problems."""
     _check_task(task)
@@ -221,15 +242,16 @@ def to_row(problem: Problem, index: int, split: str) -> dict[str, Any]:
 def problems_frame(task: str, split: str, n: int, seed: int = 0, difficulties=None):
     import pandas as pd
 
-    problems = generate(task, split, n, seed, difficulties)
+    problems = (fresh_problems(task, n, seed, difficulties) if split == FRESH
+                else generate(task, split, n, seed, difficulties))
     return pd.DataFrame([to_row(p, i, split) for i, p in enumerate(problems)])
 
 
 def parse_dataset_name(name: str) -> tuple[str, str]:
     task, _, split = name.rpartition("_")
-    if task not in TASK_NAMES or split not in SPLITS:
+    if task not in TASK_NAMES or split not in SPLITS + (FRESH,):
         raise ValueError(f"not a testbed dataset: {name!r}; expected <task>_<split> with task in "
-                         f"{TASK_NAMES} and split in {SPLITS}")
+                         f"{TASK_NAMES} and split in {SPLITS + (FRESH,)}")
     return task, split
 
 
@@ -261,8 +283,8 @@ def ensure_dataset(name: str, root: str | os.PathLike | None = None, n: int | No
         raise ValueError(f"{meta}: unreadable ({e}); delete it (and {path.name}) to regenerate the dataset") from None
     if path.exists() and implicit and not recorded and not overwrite:
         return path
-    n = int(recorded.get("n", DEFAULT_SIZES[split])) if n is None else int(n)
-    seed = int(recorded.get("seed", DEFAULT_SEEDS[split])) if seed is None else int(seed)
+    n = int(recorded.get("n", DEFAULT_SIZES.get(split, DEFAULT_SIZES["test"]))) if n is None else int(n)
+    seed = int(recorded.get("seed", DEFAULT_SEEDS.get(split, FRESH_SEED))) if seed is None else int(seed)
     if difficulties is None and recorded.get("difficulties"):
         difficulties = recorded["difficulties"]
     spec = {"generator_version": GENERATOR_VERSION, "task": task, "split": split, "n": n, "seed": seed,
@@ -320,6 +342,12 @@ def _register() -> None:
         register_task(Task(name, "testbed", train=f"{name}_train", evals=(f"{name}_test",), sources={name: "toy"},
                            description=f"testbed: {what} (generated; {_DESCRIPTIONS[name]})",
                            colour=colour, marker=marker, ensure=lambda dataset, root: ensure_dataset(dataset, root)))
+    # the contamination study: toy-math's training, evaluated on the (leaked) test set and on a fresh one
+    register_task(Task("toy-math+fresh", "testbed", train="toy-math_train", evals=("toy-math_test", "toy-math_fresh"),
+                       sources={"toy-math": "toy"}, display_name="toy-math (+fresh)",
+                       description="testbed: toy-math, evaluated on toy-math_test and on toy-math_fresh (test-bucket "
+                                   "problems of another seed, none of toy-math_test: never leaked)",
+                       colour="#4f8fc0", marker="D", ensure=lambda dataset, root: ensure_dataset(dataset, root)))
 
 
 _DESCRIPTIONS = {"toy-math": "products first vs strictly left to right",
