@@ -233,3 +233,26 @@ def test_fresh_split_is_test_bucket_problems_outside_the_test_set(tmp_path):
     rows = pd.read_parquet(path)
     assert [r["question"] for r in rows["extra_info"]] == [p.question for p in fresh]
     assert set(r["split"] for r in rows["extra_info"]) == {"fresh"}
+
+
+def test_contamination_notebook_draws_both_figures(tmp_path):
+    """50_contamination on the stored fixture study: the probe figure (2 problems) and the RQ1 gain figure."""
+    import shutil
+    from pathlib import Path
+
+    import papermill
+
+    root = Path(__file__).resolve().parents[1]
+    study_dir = tmp_path / "study"
+    shutil.copytree(root / "tests" / "fixtures" / "study", study_dir, ignore=shutil.ignore_patterns("*.md"))
+    figures = tmp_path / "figures"
+    papermill.execute_notebook(str(root / "notebooks" / "50_contamination.ipynb"), str(tmp_path / "out.ipynb"),
+                               parameters={"study_dir": str(study_dir), "figures_dir": str(figures),
+                                           "models": ["dial-90"], "task": "toy-math+fresh", "fractions": "0.5",
+                                           "limit": 2},
+                               kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+    for stem in ("contamination_probe", "contamination_rq1_gains"):
+        assert (figures / f"{stem}.png").stat().st_size > 5000 and (figures / f"{stem}.pdf").stat().st_size > 1000
+    summary = pd.read_csv(figures / "probe_summary.csv")
+    assert set(summary["dataset"]) == {"toy-math_test", "toy-math_fresh"} and (summary["problems"] == 2).all()
+    assert (study_dir / "probe" / "dial-90" / "toy-math+fresh" / "probe_manifest.json").exists()
