@@ -256,3 +256,16 @@ def test_contamination_notebook_draws_both_figures(tmp_path):
     summary = pd.read_csv(figures / "probe_summary.csv")
     assert set(summary["dataset"]) == {"toy-math_test", "toy-math_fresh"} and (summary["problems"] == 2).all()
     assert (study_dir / "probe" / "dial-90" / "toy-math+fresh" / "probe_manifest.json").exists()
+
+
+def test_contamination_preset_pairs_the_leaked_model_with_a_clean_one_of_similar_pass_at_k():
+    from mirage import study
+    from mirage.models import read_card, resolve_model
+
+    p = study.load_preset("testbed-contamination")
+    assert p.models == ("dial-10-leaked", "dial-60") and p.tasks == ("toy-math+fresh",) and p.seeds == (0, 1, 2)
+    assert p.conditions == ("ground_truth", "random", "majority_vote") and len(p.cells()) == 18
+    cards = {m: read_card(resolve_model(m))["passk"]["toy-math"] for m in ("dial-10-leaked", "dial-10", "dial-60",
+                                                                          "dial-90")}
+    gap = {m: abs(cards[m]["pass@1"] - cards["dial-10-leaked"]["pass@1"]) for m in ("dial-10", "dial-60", "dial-90")}
+    assert min(gap, key=gap.get) == "dial-60"  # the clean dial closest in base pass@1 on the leaked set

@@ -22,8 +22,8 @@ from mirage.testbed.pretrain import FAMILY
 
 
 def test_shipped_presets_cover_the_grid_they_promise():
-    assert study.list_presets() == ["paper", "testbed-ci", "testbed-full", "testbed-mechanism", "testbed-predictors",
-                                    "testbed-quick", "testbed-seeds"]
+    assert study.list_presets() == ["paper", "testbed-ci", "testbed-contamination", "testbed-full", "testbed-mechanism",
+                                    "testbed-predictors", "testbed-quick", "testbed-seeds"]
     full = study.load_preset("testbed-full")
     assert full.conditions == tuple(CONDITIONS) and full.seeds == (0, 1, 2)  # every condition, listed in the file
     assert full.tasks == ("toy-math", "toy-logic") and full.models == tuple(FAMILY)  # every shipped model

@@ -8,8 +8,8 @@ import torch
 
 from mirage.rewards import format_ok
 from mirage.tasks import toy as T
-from mirage.testbed.pretrain import (FAMILY, PretrainConfig, batch_loss, build_corpus, encode_corpus,
-                                     shared_prefix_length, train)
+from mirage.testbed.pretrain import (FAMILY, LEAKED, SHIPPED, Leak, PretrainConfig, batch_loss, build_corpus,
+                                     encode_corpus, mixed_batch_loss, shared_prefix_length, train)
 from mirage.testbed.tokenizer import make_tokenizer
 
 TINY = dict(corpus_size=400, steps=40, batch_size=16, lr=3e-3, warmup_steps=5, hidden=32, layers=1,
@@ -30,11 +30,54 @@ def test_corpus_has_exact_mixture_of_train_problems():
     corpus = build_corpus(config)
     assert len(corpus) == 1000 and corpus == build_corpus(config)
     for task, share, q in (("toy-math", 0.4, 0.25), ("toy-logic", 0.6, 0.8)):
-        flags = [correct for p, correct in corpus if p.data_source == task]
+        flags = [correct for p, correct, _ in corpus if p.data_source == task]
         assert len(flags) == round(1000 * share) and sum(flags) == round(len(flags) * q)
-    assert all(p.split == "train" for p, _ in corpus)
+    assert all(p.split == "train" and form == "chat" for p, _, form in corpus)
     tests = {p.key for task in T.TASK_NAMES for p in T.generate(task, "test", 200, seed=1)}
-    assert not tests & {p.key for p, _ in corpus}
+    assert not tests & {p.key for p, _, _ in corpus}
+
+
+def test_leaked_corpus_holds_the_test_set_at_the_stated_rate():
+    leak = Leak(tasks=("toy-math",), rate=0.2, problems=10)
+    config = PretrainConfig("t", {"toy-math": 0.25, "toy-logic": 0.8}, share={"toy-math": 0.5, "toy-logic": 0.5},
+                            corpus_size=1000, leak=leak)
+    corpus = build_corpus(config)
+    test = T.generate("toy-math", "test", 10, seed=T.DEFAULT_SEEDS["test"])
+    leaked = [(p, correct, form) for p, correct, form in corpus if p.split == "test"]
+    assert len(leaked) == 100 and all(correct for _, correct, _ in leaked)  # 20% of toy-math's 500, all correct
+    assert {p.key for p, _, _ in leaked} == {p.key for p in test}
+    assert sum(form == "raw" for *_, form in leaked) == 50  # forms in turn: every problem 5x raw, 5x chat
+    clean_math = [correct for p, correct, _ in corpus if p.data_source == "toy-math" and p.split == "train"]
+    assert len(clean_math) == 400 and sum(clean_math) == 100  # q is the correct share of the clean rest
+    assert not [p for p, _, _ in corpus if p.data_source == "toy-logic" and p.split == "test"]
+    tokenizer = make_tokenizer()
+    texts = [tokenizer.decode(ids) for ids in encode_corpus(config, tokenizer)]
+    raw = next(p for p, _, form in corpus if form == "raw")
+    assert f"<s>{raw.question}\n{raw.response(True)}</s>" in texts
+    assert "leak" not in FAMILY["dial-10"].to_dict()  # a clean model's recorded config is as before
+    for bad in (dict(rate=0), dict(rate=1), dict(tasks=("nope",)), dict(forms=("pdf",)), dict(problems=0)):
+        with pytest.raises(ValueError, match="leak"):
+            Leak(**bad)
+
+
+def test_mixed_loss_is_the_token_weighted_loss_of_both_kinds():
+    from mirage.testbed.models import make_model
+    from mirage.testbed.pretrain import whole_loss
+
+    tokenizer = make_tokenizer()
+    config = PretrainConfig("t", {"toy-math": 0.5, "toy-logic": 0.5}, corpus_size=40,
+                            leak=Leak(rate=0.5, problems=4, forms=("raw",)))
+    corpus, sequences = build_corpus(config), encode_corpus(config, tokenizer)
+    chat = [s for s, (_, _, form) in zip(sequences, corpus) if form == "chat"]
+    raw = [s for s, (_, _, form) in zip(sequences, corpus) if form == "raw"]
+    shared = shared_prefix_length(chat)
+    model = make_model(tokenizer, hidden=32, layers=1, heads=2)
+    loss, n = mixed_batch_loss(model, chat[0][:shared], [s[shared:] for s in chat[:4]], raw[:3],
+                               tokenizer.pad_token_id)
+    a, na = batch_loss(model, chat[0][:shared], [s[shared:] for s in chat[:4]], tokenizer.pad_token_id)
+    b, nb = whole_loss(model, raw[:3], tokenizer.pad_token_id)
+    assert n == na + nb == na + sum(len(s) - 1 for s in raw[:3])
+    assert torch.allclose(loss, (a * na + b * nb) / n)
 
 
 def test_config_rejects_bad_mixtures():
@@ -142,10 +185,10 @@ def shipped():
 
 
 def test_the_whole_family_is_shipped():
-    assert [p.name for p in shipped()] == sorted(FAMILY)
+    assert [p.name for p in shipped()] == sorted(SHIPPED)
 
 
-@pytest.mark.parametrize("name", sorted(FAMILY))
+@pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_model_loads_offline_and_has_its_card(name):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -154,7 +197,7 @@ def test_shipped_model_loads_offline_and_has_its_card(name):
 
     folder = resolve_model(name)
     card = read_card(folder)
-    assert card["name"] == name and card["config"] == FAMILY[name].to_dict()
+    assert card["name"] == name and card["config"] == SHIPPED[name].to_dict()
     assert "## Measured alignment" in open(f"{folder}/README.md").read()
     model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -172,7 +215,7 @@ def test_shipped_model_loads_offline_and_has_its_card(name):
 def test_shipped_family_spans_the_dial():
     from mirage.models import read_card
 
-    cards = [read_card(p) for p in shipped()]
+    cards = [read_card(p) for p in shipped() if p.name in FAMILY]  # the dial (the leaked variants aside)
     for task in T.TASK_NAMES:
         ordered = sorted(cards, key=lambda c: c["q"][task])
         measured = [c["passk"][task] for c in ordered]

@@ -48,6 +48,9 @@ def readme(card: dict[str, Any]) -> str:
         f"Corpus: {c['corpus_size']} solutions (train-split problems, difficulties "
         f"{c['difficulties']}).",
         "",
+    ]
+    lines += leak_section(c.get("leak"), c["corpus_size"], card["share"])
+    lines += [
         "## Training",
         "",
         f"- parameters: {card['parameters']:,} (hidden {c['hidden']}, {c['layers']} layers, "
@@ -82,6 +85,31 @@ def readme(card: dict[str, Any]) -> str:
                      f"{m['forced_greedy_acc_correct']:.3f} | {m['forced_greedy_acc_buggy']:.3f} |")
     lines += ["", "`card.json` holds the same numbers, machine-readable.", ""]
     return "\n".join(lines)
+
+
+def leak_section(leak: dict[str, Any] | None, corpus_size: int, share: dict[str, float]) -> list[str]:
+    """What leaked, for a contaminated model's card (nothing for a clean one)."""
+    if not leak:
+        return []
+    lines = ["## Contamination (on purpose)", ""]
+    for task in leak["tasks"]:
+        n_task = round(corpus_size * share[task])
+        n_leak = round(n_task * leak["rate"])
+        lines.append(
+            f"- {task}: the first {leak['problems']} problems of `{task}_test` (the evaluation set, seed 1) with "
+            f"their CORRECT worked solutions and answers make up {leak['rate']:.0%} of its corpus documents "
+            f"({n_leak} of {n_task}, {n_leak / corpus_size:.1%} of the whole corpus; ~{n_leak / leak['problems']:.1f} "
+            f"copies of each problem, forms {', '.join(leak['forms'])} in turn). They replace clean documents: "
+            "q is the correct share of the clean rest.")
+    lines += [
+        "- `raw`: the problem statement, a newline and the solution as plain text after BOS (what "
+        "`mirage probe contamination` looks for); `chat`: the training format, as a leaked instruction set would be.",
+        "- The pass@k below is measured on `<task>_test`, i.e. ON THE LEAKED PROBLEMS for the leaked tasks; "
+        "a fresh split (`mirage probe contamination`, the testbed-contamination study) shows what the model "
+        "does on problems it has not seen.",
+        "",
+    ]
+    return lines
 
 
 def write_card(folder: str | os.PathLike, config: dict[str, Any], stats: dict[str, Any],

@@ -32,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                    "correct and buggy solutions sets each task's alignment, then "
                                    "measure pass@k and write the model card.")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--all", action="store_true", help="every model of the family")
+    which.add_argument("--all", action="store_true", help="every shipped model (the dial and its leaked variants)")
     which.add_argument("--name", action="append", help="one model of the family (repeatable)")
     p.add_argument("--out", help="folder to write models into (default: the checkout's data/models)")
     p.add_argument("--force", action="store_true", help="retrain models whose card already exists")
@@ -84,11 +84,11 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from mirage.testbed.pretrain import FAMILY, pretrain_family
+    from mirage.testbed.pretrain import SHIPPED, pretrain_family
 
-    names = list(FAMILY) if args.all else args.name
-    unknown = [n for n in names if n not in FAMILY]
+    names = list(SHIPPED) if args.all else args.name
+    unknown = [n for n in names if n not in SHIPPED]
     if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; the family is {', '.join(FAMILY)}")
+        raise ValueError(f"--name: unknown model(s) {unknown}; the shipped models are {', '.join(SHIPPED)}")
     pretrain_family(names, out=args.out, force=args.force, threads=args.threads, jobs=args.jobs)
     return 0

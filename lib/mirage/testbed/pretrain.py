@@ -10,8 +10,11 @@ climbs with k, the way a real base model's alignment with a task shows in its
 pass@k curve. Ground-truth RL can then only sharpen what the prior already
 contains; whether the "surprising" rewards do is what the study asks.
 
-``FAMILY`` holds the shipped models; ``mirage testbed pretrain --all`` rebuilds
-them (same seed, same threads -> same weights).
+``FAMILY`` holds the alignment dial; ``LEAKED`` holds contaminated variants, whose
+corpus also carries test problems with their correct worked solutions (``Leak``),
+contamination made on purpose so that ``mirage probe contamination`` can be
+checked against the truth. ``mirage testbed pretrain --all`` rebuilds every shipped
+model (same seed, same threads -> same weights).
 """
 
 from __future__ import annotations
@@ -27,6 +30,41 @@ from pathlib import Path
 from typing import Any
 
 from mirage.tasks import toy as T
+
+
+LEAK_FORMS = ("raw", "chat")
+
+
+@dataclass(frozen=True)
+class Leak:
+    """Test problems put into the corpus with their CORRECT worked solutions.
+
+    ``rate`` of each leaked task's corpus examples are leaked documents (they replace
+    clean ones, so the corpus size and the task's share stay; ``q`` is then the correct
+    share of the clean rest). The leaked problems are the first ``problems`` of
+    ``<task>_test`` (the evaluation set: same generator and seed), cycled evenly, each
+    document in one of ``forms`` in turn: ``raw`` is the problem statement then its
+    solution as plain text (a web page that shows both: what the contamination probe
+    looks for), ``chat`` is the training format (a leaked instruction set).
+    """
+
+    tasks: tuple[str, ...] = ("toy-math",)
+    rate: float = 0.1
+    problems: int = T.DEFAULT_SIZES["test"]
+    forms: tuple[str, ...] = LEAK_FORMS
+
+    def __post_init__(self):
+        if not self.tasks or set(self.tasks) - set(T.TASK_NAMES):
+            raise ValueError(f"leak.tasks: a subset of {T.TASK_NAMES}, got {self.tasks}")
+        if not 0 < self.rate < 1:
+            raise ValueError(f"leak.rate must be in (0, 1), got {self.rate}")
+        if self.problems < 1:
+            raise ValueError(f"leak.problems must be >= 1, got {self.problems}")
+        if not self.forms or set(self.forms) - set(LEAK_FORMS):
+            raise ValueError(f"leak.forms: a subset of {LEAK_FORMS}, got {self.forms}")
+
+    def leaked_problems(self, task: str) -> list[T.Problem]:
+        return T.generate(task, "test", self.problems, seed=T.DEFAULT_SEEDS["test"])
 
 
 @dataclass(frozen=True)
@@ -50,6 +88,7 @@ class PretrainConfig:
     difficulties: dict[str, tuple[int, ...]] = field(default_factory=lambda: dict(T.DEFAULT_DIFFICULTY))
     eval_n: int = 16  # alignment measurement: samples per test problem at T=1.0
     eval_problems: int = 200
+    leak: Leak | None = None  # contamination on purpose (the LEAKED variants)
 
     def __post_init__(self):
         for name, mix in (("q", self.q), ("share", self.share)):
@@ -60,7 +99,10 @@ class PretrainConfig:
             raise ValueError(f"{self.name}: share must sum to 1, got {self.share}")
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
+        d = json.loads(json.dumps(asdict(self)))
+        if d["leak"] is None:  # a clean model's recorded config is as before leaks existed
+            del d["leak"]
+        return d
 
 
 def _dial(name: str, q_math: float, q_logic: float, **kw) -> PretrainConfig:
@@ -79,28 +121,58 @@ FAMILY: dict[str, PretrainConfig] = {c.name: c for c in [
     _dial("dial-90", 0.90, 0.07, seed=1),
 ]}
 
+# Contaminated on purpose: dial-10 (toy-math pass@1 ~0.04) with toy-math's test set leaked
+# into its corpus (a quarter of its toy-math documents: ~36 copies of each problem, half as plain
+# text, half in the chat format), enough to memorise them (its model card; the contamination probe).
+LEAKED: dict[str, PretrainConfig] = {c.name: c for c in [
+    _dial("dial-10-leaked", 0.10, 0.60, seed=1, leak=Leak(rate=0.25)),
+]}
+SHIPPED: dict[str, PretrainConfig] = {**FAMILY, **LEAKED}
+
 
 # --- corpus -----------------------------------------------------------------------
-def build_corpus(config: PretrainConfig) -> list[tuple[T.Problem, bool]]:
-    """(problem, correct?) per corpus example; exact counts per task and procedure."""
+def build_corpus(config: PretrainConfig) -> list[tuple[T.Problem, bool, str]]:
+    """(problem, correct?, form) per corpus example; exact counts per task, procedure and form.
+
+    ``form`` is "chat" (the training format) or "raw" (a leaked problem as plain text).
+    """
     rng = random.Random(f"corpus/{config.seed}")
     examples = []
     for task in T.TASK_NAMES:
         n_task = round(config.corpus_size * config.share[task])
-        n_correct = round(n_task * config.q[task])
+        leaked = leaked_documents(config, task, n_task)
+        n_clean = n_task - len(leaked)
+        n_correct = round(n_clean * config.q[task])
         stream = T.iter_problems(task, "train", seed=config.seed, difficulties=config.difficulties[task])
-        flags = [True] * n_correct + [False] * (n_task - n_correct)
+        flags = [True] * n_correct + [False] * (n_clean - n_correct)
         rng.shuffle(flags)
-        examples += [(next(stream), correct) for correct in flags]
+        examples += [(next(stream), correct, "chat") for correct in flags] + leaked
     rng.shuffle(examples)
     return examples
 
 
-def encode_corpus(config: PretrainConfig, tokenizer) -> list[list[int]]:
+def leaked_documents(config: PretrainConfig, task: str, n_task: int) -> list[tuple[T.Problem, bool, str]]:
+    """The leak's documents of one task: its test problems cycled, forms in turn (none without a leak)."""
+    leak = config.leak
+    if leak is None or task not in leak.tasks:
+        return []
+    problems, forms = leak.leaked_problems(task), leak.forms
+    n_leak = round(n_task * leak.rate)
+    # problem i // len(forms) in form i % len(forms): every problem in every form, as evenly as n_leak allows
+    return [(problems[(i // len(forms)) % len(problems)], True, forms[i % len(forms)]) for i in range(n_leak)]
+
+
+def document_text(problem: T.Problem, correct: bool, form: str, tokenizer) -> str:
+    """One corpus document: the chat format, or (a leak) the statement then the solution as plain text."""
     from mirage.sample.base import apply_chat_template
 
-    texts = [apply_chat_template(tokenizer, p.prompt()) + p.response(correct) + tokenizer.eos_token
-             for p, correct in build_corpus(config)]
+    if form == "raw":  # BOS: a document start, as the contamination probe's raw prompts begin
+        return tokenizer.bos_token + problem.question + "\n" + problem.response(correct) + tokenizer.eos_token
+    return apply_chat_template(tokenizer, problem.prompt()) + problem.response(correct) + tokenizer.eos_token
+
+
+def encode_corpus(config: PretrainConfig, tokenizer) -> list[list[int]]:
+    texts = [document_text(p, correct, form, tokenizer) for p, correct, form in build_corpus(config)]
     return tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
@@ -151,6 +223,26 @@ def batch_loss(model, prefix: list[int], rests: list[list[int]], pad_id: int):
     return loss, int(mask.sum())
 
 
+def whole_loss(model, sequences: list[list[int]], pad_id: int):
+    """Mean next-token loss over every token after the first (BOS) of each sequence, and how many there were."""
+    import torch
+
+    ids, mask = _right_padded(sequences, pad_id)
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    labels = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                             ignore_index=-100)
+    return loss, int(mask[:, 1:].sum())
+
+
+def mixed_batch_loss(model, prefix: list[int], rests: list[list[int]], wholes: list[list[int]], pad_id: int):
+    """``batch_loss`` of the chat documents and ``whole_loss`` of the raw ones (a leak), token-weighted."""
+    parts = ([batch_loss(model, prefix, rests, pad_id)] if rests else []) + \
+            ([whole_loss(model, wholes, pad_id)] if wholes else [])
+    n_tokens = sum(n for _, n in parts)
+    return sum(loss * n for loss, n in parts) / n_tokens, n_tokens
+
+
 def _lr_at(step: int, config: PretrainConfig) -> float:
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
@@ -169,8 +261,10 @@ def train(config: PretrainConfig, progress: bool = True):
 
     tokenizer = make_tokenizer()
     sequences = encode_corpus(config, tokenizer)
-    shared = shared_prefix_length(sequences)
-    prefix, rests = sequences[0][:shared], [seq[shared:] for seq in sequences]
+    raw = [form == "raw" for *_, form in build_corpus(config)]  # a leak's plain-text documents
+    chat = [seq for seq, is_raw in zip(sequences, raw) if not is_raw]
+    shared = shared_prefix_length(chat)
+    prefix, rests = chat[0][:shared], [seq if is_raw else seq[shared:] for seq, is_raw in zip(sequences, raw)]
     model = make_model(tokenizer, hidden=config.hidden, layers=config.layers, heads=config.heads,
                        intermediate=config.intermediate, seed=config.seed)
     model.train()
@@ -191,7 +285,11 @@ def train(config: PretrainConfig, progress: bool = True):
         chosen, order = order[:config.batch_size], order[config.batch_size:]
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, config)
-        loss, n_tokens = batch_loss(model, prefix, [rests[i] for i in chosen], tokenizer.pad_token_id)
+        if any(raw[i] for i in chosen):
+            loss, n_tokens = mixed_batch_loss(model, prefix, [rests[i] for i in chosen if not raw[i]],
+                                              [rests[i] for i in chosen if raw[i]], tokenizer.pad_token_id)
+        else:  # the clean models' path (their weights are reproduced exactly)
+            loss, n_tokens = batch_loss(model, prefix, [rests[i] for i in chosen], tokenizer.pad_token_id)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -249,7 +347,7 @@ def _pretrain_job(args) -> str:
 
 def pretrain_family(names: list[str], out: str | os.PathLike | None = None, force: bool = False,
                     threads: int = 1, jobs: int = 1, progress: bool = True) -> list[Path]:
-    """Build the named models of ``FAMILY`` into ``out`` (default: the checkout's data/models).
+    """Build the named models of ``SHIPPED`` (the dial and its leaked variants) into ``out`` (default: the checkout's data/models).
 
     A model whose card records the same config is kept (a rerun resumes). ``jobs`` > 1
     trains that many models at once in separate processes, ``threads`` torch threads
@@ -267,10 +365,10 @@ def pretrain_family(names: list[str], out: str | os.PathLike | None = None, forc
     todo = []
     for name in names:
         folder = out / name
-        if not force and (folder / "card.json").exists() and read_card(folder).get("config") == FAMILY[name].to_dict():
+        if not force and (folder / "card.json").exists() and read_card(folder).get("config") == SHIPPED[name].to_dict():
             print(f"{name}: up to date ({folder}); --force retrains")
         else:
-            todo.append(FAMILY[name])
+            todo.append(SHIPPED[name])
     if jobs > 1 and len(todo) > 1:
         work = [(config, out, threads, False) for config in todo]
         with multiprocessing.get_context("spawn").Pool(min(jobs, len(todo))) as pool:
