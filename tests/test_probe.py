@@ -269,3 +269,19 @@ def test_contamination_preset_pairs_the_leaked_model_with_a_clean_one_of_similar
                                                                           "dial-90")}
     gap = {m: abs(cards[m]["pass@1"] - cards["dial-10-leaked"]["pass@1"]) for m in ("dial-10", "dial-60", "dial-90")}
     assert min(gap, key=gap.get) == "dial-60"  # the clean dial closest in base pass@1 on the leaked set
+
+
+def test_probe_tells_the_leaked_model_from_a_clean_one(tmp_path):
+    """dial-10-leaked saw toy-math_test (not toy-math_fresh) in pretraining; dial-60 saw neither. With 80% of each
+    statement given, the leaked model reproduces the rest of far more leaked problems than fresh ones, and far
+    more than the clean model (full sets: 0.56 vs 0.09 vs 0.015; a memoriser's ceiling is ~0.81, the prefixes
+    of a few leaked problems being alike)."""
+    em = {}
+    for model in ("dial-10-leaked", "dial-60"):
+        summary = probe_contamination(model, "toy-math+fresh", fractions="0.8", limit=40, out_dir=tmp_path / model,
+                                      progress=False, sampler_kwargs={"threads": 1})
+        em[model] = summary.set_index("dataset")["exact_match"].to_dict()
+    leaked, clean = em["dial-10-leaked"], em["dial-60"]
+    assert leaked["toy-math_test"] >= 0.35, em
+    assert leaked["toy-math_test"] >= leaked["toy-math_fresh"] + 0.25, em
+    assert leaked["toy-math_test"] >= clean["toy-math_test"] + 0.3 and clean["toy-math_fresh"] <= 0.1, em
