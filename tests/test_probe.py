@@ -99,6 +99,16 @@ def _toy_parquet(path, questions, source="toy-math"):
     return str(path)
 
 
+def test_memoriser_ceiling_counts_statements_sharing_a_prefix():
+    from mirage.probe.contamination import summarise
+
+    rows = pd.DataFrame({"dataset": "d", "fraction": 0.5, "problem_id": ["0", "1", "2", "3"],
+                         "prefix": ["5+", "5+", "5+", "9-"], "exact_match": [True, False, False, True],
+                         "rouge_l": 1.0, "answer_acc": 0.0, "full_acc": 1.0})
+    s = summarise(rows).iloc[0]
+    assert s["em_ceiling"] == pytest.approx((3 * (1 / 3) + 1) / 4) and s["exact_match"] == 0.5
+
+
 def test_probe_rows_summary_and_resume(tmp_path):
     data = _toy_parquet(tmp_path / "hand.parquet", ["5+3*4-2", "Compute ∫₀¹ x² dx", "9-2*3", "1+1*1"])
     out = tmp_path / "probe"
@@ -106,7 +116,9 @@ def test_probe_rows_summary_and_resume(tmp_path):
     rows = read_rows(out)
     assert len(rows) == 8 and set(rows["fraction"]) == {0.5, 0.8}
     assert list(summary.columns) == ["dataset", "fraction", "problems", "exact_match", "rouge_l", "answer_acc",
-                                     "full_acc"]
+                                     "full_acc", "em_ceiling"]
+    # at 0.5, "5+3*4-2" and "Compute..." have prefixes of their own; "9-2*3" -> "9-", "1+1*1" -> "1+": all distinct
+    assert (summary["em_ceiling"] == 1.0).all()
     assert (summary["problems"] == 4).all()
     for r in rows.itertuples():
         assert r.exact_match == P.exact_match(r.continuation, r.remainder)

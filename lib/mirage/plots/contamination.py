@@ -37,6 +37,9 @@ def plot_probe(summary: pd.DataFrame) -> plt.Figure:
                 ax.errorbar(g["fraction"], g[measure], yerr=yerr, marker="o", ms=4, capsize=2,
                             color=MODEL_COLOURS[i % len(MODEL_COLOURS)], ls=dataset_style(dataset),
                             label=f"{model}, {kind}")
+        if measure == "exact_match" and "em_ceiling" in summary:  # a memoriser's ceiling on the leaked set
+            c = summary[~summary["dataset"].str.endswith("_fresh")].groupby("fraction")["em_ceiling"].mean()
+            ax.plot(c.index, c.values, color="black", ls=":", lw=1.2, label="ceiling: memorised all, prefix shared")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("share of the statement given")
         ax.set_ylim(-0.02, 1.02)

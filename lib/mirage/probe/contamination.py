@@ -174,10 +174,15 @@ def read_rows(out_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
-    """dataset x fraction: problems, exact-match rate, mean ROUGE-L, truncated and full answer accuracy."""
-    return (rows.groupby(["dataset", "fraction"], sort=True)
+    """dataset x fraction: problems, exact-match rate, mean ROUGE-L, truncated and full answer accuracy, and
+    ``em_ceiling``: the exact-match rate of a model that memorised the whole set and, given a prefix that
+    several of its statements share, picks one of them at random (mean of 1 / statements sharing the prefix;
+    short statements such as toy-math's "5+3*4-2" share prefixes, long ones rarely do)."""
+    shared = rows.groupby(["dataset", "fraction", "prefix"])["problem_id"].transform("nunique")
+    return (rows.assign(_ceiling=1.0 / shared).groupby(["dataset", "fraction"], sort=True)
             .agg(problems=("problem_id", "nunique"), exact_match=("exact_match", "mean"),
-                 rouge_l=("rouge_l", "mean"), answer_acc=("answer_acc", "mean"), full_acc=("full_acc", "mean"))
+                 rouge_l=("rouge_l", "mean"), answer_acc=("answer_acc", "mean"), full_acc=("full_acc", "mean"),
+                 em_ceiling=("_ceiling", "mean"))
             .reset_index())
 
 
