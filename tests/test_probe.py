@@ -112,7 +112,8 @@ def test_memoriser_ceiling_counts_statements_sharing_a_prefix():
 def test_probe_rows_summary_and_resume(tmp_path):
     data = _toy_parquet(tmp_path / "hand.parquet", ["5+3*4-2", "Compute ∫₀¹ x² dx", "9-2*3", "1+1*1"])
     out = tmp_path / "probe"
-    summary = probe_contamination("dial-90", data, fractions="0.5,0.8", out_dir=out, batch_size=2, progress=False)
+    summary = probe_contamination("dial-90", data, fractions="0.5,0.8", out_dir=out, batch_size=2, progress=False,
+                                  sampler_kwargs={"threads": 1})
     rows = read_rows(out)
     assert len(rows) == 8 and set(rows["fraction"]) == {0.5, 0.8}
     assert list(summary.columns) == ["dataset", "fraction", "problems", "exact_match", "rouge_l", "answer_acc",
@@ -129,7 +130,8 @@ def test_probe_rows_summary_and_resume(tmp_path):
     parts = sorted((out / "rows").rglob("part-*.parquet"))
     assert len(parts) == 2
     parts[1].unlink()
-    again = probe_contamination("dial-90", data, fractions="0.5,0.8", out_dir=out, batch_size=2, progress=False)
+    again = probe_contamination("dial-90", data, fractions="0.5,0.8", out_dir=out, batch_size=2, progress=False,
+                                sampler_kwargs={"threads": 1})
     pd.testing.assert_frame_equal(again, summary)
     key = ["problem_id", "fraction"]
     pd.testing.assert_frame_equal(read_rows(out).sort_values(key).reset_index(drop=True),
