@@ -80,6 +80,7 @@ def plot_gains(seed_summary: pd.DataFrame, statistic: str = "pass@1 gain") -> pl
                                               (m["ci_high"] - m["median"]).clip(lower=0)],
                         fmt="o", ms=5, capsize=2.5, color=MODEL_COLOURS[i % len(MODEL_COLOURS)], label=model)
         ax.axhline(0, color="grey", lw=0.8)
+        ax.grid(axis="x", visible=False)  # ticks sit between a condition's points
         ax.set_xticks(np.arange(len(conditions)))
         ax.set_xticklabels(conditions, rotation=20)
         for tick, condition in zip(ax.get_xticklabels(), conditions):
