@@ -362,13 +362,14 @@ def pretrain_family(names: list[str], out: str | os.PathLike | None = None, forc
     from mirage.models import CHECKOUT_MODELS, read_card
 
     out = Path(out) if out else CHECKOUT_MODELS
+    configs = {**FAMILY, **LEAKED}  # looked up now: a test may add a model to either
     todo = []
     for name in names:
         folder = out / name
-        if not force and (folder / "card.json").exists() and read_card(folder).get("config") == SHIPPED[name].to_dict():
+        if not force and (folder / "card.json").exists() and read_card(folder).get("config") == configs[name].to_dict():
             print(f"{name}: up to date ({folder}); --force retrains")
         else:
-            todo.append(SHIPPED[name])
+            todo.append(configs[name])
     if jobs > 1 and len(todo) > 1:
         work = [(config, out, threads, False) for config in todo]
         with multiprocessing.get_context("spawn").Pool(min(jobs, len(todo))) as pool:
