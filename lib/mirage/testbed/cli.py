@@ -66,7 +66,7 @@ def _models(args: argparse.Namespace) -> int:
     if not models:
         print("no models found; run `mirage testbed pretrain --all`")
         return 0
-    print(f"{'model':<10} {'q math':>6} {'q logic':>7}   "
+    print(f"{'model':<14} {'q math':>6} {'q logic':>7}   "
           f"{'math pass@1':>11} {'@16':>5}   {'logic pass@1':>12} {'@16':>5}   {'params':>8}  path")
     for m in models:
         card = m["card"]
@@ -76,7 +76,7 @@ def _models(args: argparse.Namespace) -> int:
             value = passk.get(task, {}).get(f"pass@{k}")
             return "-" if value is None else f"{value:.3f}"
 
-        print(f"{m['name']:<10} {q.get('toy-math', '-'):>6} {q.get('toy-logic', '-'):>7}   "
+        print(f"{m['name']:<14} {q.get('toy-math', '-'):>6} {q.get('toy-logic', '-'):>7}   "
               f"{cell('toy-math', 1):>11} {cell('toy-math', 16):>5}   "
               f"{cell('toy-logic', 1):>12} {cell('toy-logic', 16):>5}   "
               f"{card.get('parameters', '-'):>8}  {m['path']}")
