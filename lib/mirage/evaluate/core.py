@@ -67,17 +67,7 @@ def _parts(out_dir: Path, dataset: str) -> list[Path]:
 
 
 def _finished(out_dir: Path, dataset: str, n: int) -> set[str]:
-    done: set[str] = set()
-    for part in _parts(out_dir, dataset):
-        counts = pd.read_parquet(part, columns=["problem_id"])["problem_id"].value_counts()
-        bad = counts[counts != n]
-        if len(bad):
-            raise ValueError(f"{part}: problem {bad.index[0]!r} has {bad.iloc[0]} samples, expected n={n}")
-        overlap = done & set(counts.index)
-        if overlap:
-            raise ValueError(f"{part}: problems {sorted(overlap)[:5]} already in another part file")
-        done |= set(counts.index)
-    return done
+    return runs.finished_in_parts(_parts(out_dir, dataset), n, unit="samples (n)")
 
 
 def read_samples(out_dir: str | os.PathLike, dataset: str | None = None) -> pd.DataFrame:

@@ -155,14 +155,7 @@ def _parts(out_dir: Path, dataset: str) -> list[Path]:
 
 
 def _finished(out_dir: Path, dataset: str, n_fractions: int) -> set[str]:
-    done: set[str] = set()
-    for part in _parts(out_dir, dataset):
-        counts = pd.read_parquet(part, columns=["problem_id"])["problem_id"].value_counts()
-        if (counts != n_fractions).any():
-            raise ValueError(f"{part}: a problem has {counts[counts != n_fractions].iloc[0]} rows, expected one per "
-                             f"fraction ({n_fractions})")
-        done |= set(counts.index)
-    return done
+    return runs.finished_in_parts(_parts(out_dir, dataset), n_fractions, unit="rows (one per fraction)")
 
 
 def read_rows(out_dir: str | os.PathLike) -> pd.DataFrame:

@@ -8,8 +8,8 @@
 """
 
 from mirage.runs.config import RunConfig, default_threads, result_fields
-from mirage.runs.files import (FolderBusy, FolderLock, append_jsonl, atomic_dir, atomic_path, read_jsonl,
-                               truncate_jsonl, write_json_atomic, write_parquet_atomic, write_text_atomic)
+from mirage.runs.files import (FolderBusy, FolderLock, append_jsonl, atomic_dir, atomic_path, finished_in_parts,
+                               read_jsonl, truncate_jsonl, write_json_atomic, write_parquet_atomic, write_text_atomic)
 from mirage.runs.layout import (checkpoint_eval_dir, eval_dir, list_checkpoints, next_metrics_path, run_dir,
                                 slug)
 from mirage.runs.manifest import (MANIFEST, Status, config_diff, end_attempt, hardware, is_finished,

@@ -92,6 +92,25 @@ def write_parquet_atomic(path: str | os.PathLike, df: "pd.DataFrame") -> None:
         df.to_parquet(tmp, index=False)
 
 
+def finished_in_parts(parts: Iterable[Path], rows_per_problem: int, unit: str = "rows") -> set[str]:
+    """The problem ids a resumable folder's part files hold, each checked complete (``rows_per_problem``
+    rows) and in one part only: a part is written atomically with whole problems, so anything else is
+    damage to report, not to resume from."""
+    import pandas as pd
+
+    done: set[str] = set()
+    for part in parts:
+        counts = pd.read_parquet(part, columns=["problem_id"])["problem_id"].value_counts()
+        bad = counts[counts != rows_per_problem]
+        if len(bad):
+            raise ValueError(f"{part}: problem {bad.index[0]!r} has {bad.iloc[0]} {unit}, expected {rows_per_problem}")
+        overlap = done & set(counts.index)
+        if overlap:
+            raise ValueError(f"{part}: problems {sorted(overlap)[:5]} already in another part file")
+        done |= set(counts.index)
+    return done
+
+
 def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
     """Append whole lines and fsync: a kill loses at most the line being written."""
     path = Path(path)
