@@ -11,7 +11,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -235,7 +235,7 @@ def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettin
 
         pending = None
         try:
-            for chunk in _chunks(todo, batch_size):
+            for chunk in runs.dataset_chunks(todo, batch_size):
                 dataset, pos = chunk[0][0], chunk[0][1]
                 seeds = [prompt_seed(seed, f"{dataset}/{row.problem_id}") for _, _, row in chunk]
                 t = time.perf_counter()
@@ -315,17 +315,5 @@ def default_batch_size(sampler) -> int:
     if sampler.backend == "vllm":
         return 64 * len(getattr(sampler, "workers", [sampler]))
     return 32
-
-
-def _chunks(todo: list, batch_size: int) -> Iterable[list]:
-    """Consecutive problems of one dataset, at most ``batch_size`` per chunk."""
-    chunk: list = []
-    for item in todo:
-        if chunk and (len(chunk) == batch_size or item[0] != chunk[0][0]):
-            yield chunk
-            chunk = []
-        chunk.append(item)
-    if chunk:
-        yield chunk
 
 

@@ -204,7 +204,7 @@ def _probe(model, datasets, lengths, sampler, settings: ProbeSettings, manifest:
         bar = tqdm(total=total, initial=total - len(todo), unit="problem", desc=f"probe {runs.slug(model)}",
                    disable=not progress, dynamic_ncols=True)
         try:
-            for chunk in _chunks(todo, batch_size):
+            for chunk in runs.dataset_chunks(todo, batch_size):
                 frame = _probe_chunk(chunk, sampler, settings, lengths[chunk[0][0]], score_samples)
                 runs.write_parquet_atomic(out_dir / "rows" / chunk[0][0] / f"part-{chunk[0][1]:06d}.parquet", frame)
                 bar.update(len(chunk))
@@ -228,17 +228,6 @@ def _probe(model, datasets, lengths, sampler, settings: ProbeSettings, manifest:
     manifest.update(status=runs.Status.FINISHED.value, finished=runs.manifest.now())
     runs.write_json_atomic(out_dir / MANIFEST, manifest)
     return summary
-
-
-def _chunks(todo: list, size: int):
-    chunk: list = []
-    for item in todo:
-        if chunk and (len(chunk) == size or item[0] != chunk[0][0]):
-            yield chunk
-            chunk = []
-        chunk.append(item)
-    if chunk:
-        yield chunk
 
 
 def _probe_chunk(chunk: list, sampler, settings: ProbeSettings, continuation_tokens: int, score) -> pd.DataFrame:

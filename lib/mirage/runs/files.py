@@ -111,6 +111,19 @@ def finished_in_parts(parts: Iterable[Path], rows_per_problem: int, unit: str = 
     return done
 
 
+def dataset_chunks(todo: list, size: int) -> Iterator[list]:
+    """Consecutive items of one dataset (``item[0]``), at most ``size`` per chunk: the unit a resumable
+    folder writes as one part file (evaluation samples, probe rows)."""
+    chunk: list = []
+    for item in todo:
+        if chunk and (len(chunk) == size or item[0] != chunk[0][0]):
+            yield chunk
+            chunk = []
+        chunk.append(item)
+    if chunk:
+        yield chunk
+
+
 def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
     """Append whole lines and fsync: a kill loses at most the line being written."""
     path = Path(path)
