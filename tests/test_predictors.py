@@ -109,6 +109,17 @@ def test_token_entropy_is_token_weighted_per_problem_and_nan_without_logprobs():
     assert math.isnan(one(partial)["mean_token_entropy"])
 
 
+def test_sum_neg_logprob_from_per_token_logprobs_or_their_sum():
+    from mirage.evaluate.core import sum_neg_logprob
+    from mirage.sample.base import Completion
+
+    assert sum_neg_logprob(Completion("ab", "stop", 2, logprobs=[-0.5, -1.5])) == 2.0  # testbed / HF
+    assert sum_neg_logprob(Completion("ab", "stop", 2, cumulative_logprob=-2.5)) == 2.5  # vLLM
+    assert math.isnan(sum_neg_logprob(Completion("ab", "stop", 2)))  # neither: NaN, not 0
+    assert math.isnan(sum_neg_logprob(Completion("ab", "stop", 2, logprobs=[-0.5])))  # a short list is wrong
+    assert math.isnan(sum_neg_logprob(Completion("ab", "stop", 2, cumulative_logprob=float("-inf"))))
+
+
 def test_token_entropy_estimates_a_known_distribution():
     """-log p of tokens drawn from a known distribution averages to its entropy."""
     rng = np.random.default_rng(0)

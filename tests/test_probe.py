@@ -169,6 +169,7 @@ def test_probe_through_the_vllm_sampler(tmp_path, monkeypatch):
         top_p: float = 1.0
         max_tokens: int = 16
         seed: int | None = None
+        logprobs: int | None = None
 
     class LLM:
         def __init__(self, model, **kw):

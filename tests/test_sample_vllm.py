@@ -3,8 +3,9 @@
 The fake implements exactly the surface VLLMSampler uses: ``vllm.LLM(model=..., **engine
 args)``, ``LLM.get_tokenizer()``, ``LLM.generate(prompts, sampling_params, use_tqdm=...)``
 returning ``RequestOutput``-shaped objects (``.outputs[i].index/.text/.token_ids/
-.finish_reason``), and ``vllm.SamplingParams`` (max_tokens defaults to 16, like vLLM).
-Like vLLM, child i of an n-sample request is drawn from seed + i.
+.finish_reason/.cumulative_logprob``), and ``vllm.SamplingParams`` (max_tokens defaults to 16,
+like vLLM). Like vLLM, child i of an n-sample request is drawn from seed + i, and
+``cumulative_logprob`` is None unless the request asked for log-probs.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class FakeSamplingParams:
     top_p: float = 1.0
     max_tokens: int = 16  # vLLM's default: the sampler must always override it
     seed: int | None = None
+    logprobs: int | None = None  # top log-probs per token besides the sampled one; None: none at all
 
 
 @dataclass
@@ -48,6 +50,7 @@ class FakeCompletion:
     text: str
     token_ids: list
     finish_reason: str
+    cumulative_logprob: float | None = None
 
 
 @dataclass
@@ -83,7 +86,13 @@ def child(index, ids, seed, sp) -> FakeCompletion:
     rng = random.Random(f"{sum(ids)}/{len(ids)}/{seed}/{sp.temperature}")
     length = rng.randint(1, sp.max_tokens + 4)
     tokens = [rng.randint(97, 122) for _ in range(min(length, sp.max_tokens))]
-    return FakeCompletion(index, "".join(map(chr, tokens)), tokens, "length" if length > sp.max_tokens else "stop")
+    return FakeCompletion(index, "".join(map(chr, tokens)), tokens, "length" if length > sp.max_tokens else "stop",
+                          cumulative_logprob=sum(token_logprobs(tokens)) if sp.logprobs is not None else None)
+
+
+def token_logprobs(tokens):
+    """The fake model's log-prob of each sampled token: a fixed function of the token."""
+    return [-0.05 * (t - 96) for t in tokens]
 
 
 def fake_vllm_module():
@@ -146,7 +155,7 @@ def test_sampling_params_explicit_and_seeded_per_prompt():
     calls = FakeLLM.instances[-1].calls
     assert [sp.seed for _, sp in calls] == SEEDS
     for _, sp in calls:
-        assert (sp.n, sp.temperature, sp.top_p, sp.max_tokens) == (8, 0.9, 0.95, 12)
+        assert (sp.n, sp.temperature, sp.top_p, sp.max_tokens, sp.logprobs) == (8, 0.9, 0.95, 12, 0)
     assert [len(cs) for cs in out] == [8] * 7
     # children come back in index order (child i drawn from seed + i), whatever order the engine used
     ids, sp = calls[0]
@@ -178,6 +187,7 @@ def test_finish_reason_and_token_counts_recorded_without_token_ids():
     for c in flat:
         assert c.num_tokens == len(c.text)  # the fake engine: one character per token
         assert c.token_ids is None and c.logprobs is None  # only what an evaluation stores travels back
+        assert c.cumulative_logprob == pytest.approx(sum(token_logprobs(map(ord, c.text))))
         assert (c.finish_reason == "length") == (c.num_tokens == PARAMS.max_tokens) or c.finish_reason == "stop"
         assert c.num_tokens <= PARAMS.max_tokens
 
@@ -300,6 +310,9 @@ def test_evaluate_with_vllm_resumes_and_shards_identically(toy_dataset, tmp_path
     evaluate("fake-model", toy_dataset, sampler=vs.VLLMSampler("fake-model"), out_dir=tmp_path / "cut", **kwargs)
     reference = _rows(tmp_path / "ref")
     assert len(reference) == 20 and set(reference["finish_reason"]) == {"stop", "length"}
+    # the entropy predictor's column: minus each sample's cumulative log-prob, never NaN
+    expected = [-sum(token_logprobs(map(ord, t))) for t in reference["text"]]
+    assert reference["sum_neg_logprob"].tolist() == pytest.approx(expected)
     pd.testing.assert_frame_equal(_rows(tmp_path / "cut"), reference)
 
     sharded = par.data_parallel(functools.partial(make_fake_sampler, "fake-model"), ["0", "1", "2"])
@@ -344,6 +357,7 @@ class SamplingParams:
     top_p: float = 1.0
     max_tokens: int = 16
     seed: int | None = None
+    logprobs: int | None = None
 
 
 @dataclass

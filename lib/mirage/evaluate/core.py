@@ -6,6 +6,7 @@ See the package docstring for the folder layout and its guarantees.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 import time
@@ -301,11 +302,15 @@ def _sample_rows(chunk: list, seeds: list[int], completions: list, n: int, seed:
 def sum_neg_logprob(completion) -> float:
     """-sum log p(sampled token) over a completion's tokens (the stop token included), NaN when the
     sampler gives no log-probs. Over many samples at top_p = 1, its sum divided by the token count
-    estimates the sampling distribution's mean per-token entropy (``mirage.evaluate.predictors``)."""
+    estimates the sampling distribution's mean per-token entropy (``mirage.evaluate.predictors``).
+    Per-token log-probs (the testbed/HF sampler) or their sum (vLLM's ``cumulative_logprob``)."""
     lps = completion.logprobs
-    if lps is None or len(lps) != completion.num_tokens:
-        return float("nan")
-    return float(-sum(lps))
+    if lps is not None and len(lps) == completion.num_tokens:
+        return float(-sum(lps))
+    cumulative = getattr(completion, "cumulative_logprob", None)
+    if lps is None and cumulative is not None and math.isfinite(cumulative):
+        return float(-cumulative)
+    return float("nan")
 
 
 def default_batch_size(sampler) -> int:

@@ -52,6 +52,8 @@ class Completion:
     num_tokens: int
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None  # sampled-token log-probs, when the backend gives them
+    # their sum, when the backend returns only that (vLLM: per-token lists would travel back per sample)
+    cumulative_logprob: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

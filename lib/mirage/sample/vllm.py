@@ -94,18 +94,24 @@ class VLLMSampler(Sampler):
             for offset, n in split_n(params.n, self.max_samples_per_call):
                 owners.append(i)
                 inputs.append({"prompt_token_ids": ids})
+                # logprobs=0: only the sampled token's log-prob, so each sample carries its cumulative_logprob
+                # (the token-entropy predictor); vLLM's default logprobs_mode gives them before temperature
+                # and top-p, i.e. the sampling distribution's at T = 1, top_p = 1 (docs/evaluation.md)
                 requests.append(self._sampling_params(
                     n=n, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens,
-                    seed=int(seed) + offset if self.seeding == "per-request" else None))
+                    seed=int(seed) + offset if self.seeding == "per-request" else None, logprobs=0))
         outputs = self.llm.generate(inputs, requests, use_tqdm=False) if inputs else []
         if len(outputs) != len(inputs):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(inputs)} requests")
         results: list[list[Completion]] = [[] for _ in prompts]
         for i, out in zip(owners, outputs):
             for c in sorted(out.outputs, key=lambda c: c.index):  # child index = seed offset
-                # no token ids: only what is stored travels back (at n = 256 they were tens of GB a sweep)
+                # no token ids or per-token log-probs: only what is stored travels back (at n = 256 the ids
+                # were tens of GB a sweep)
+                cumulative = getattr(c, "cumulative_logprob", None)
                 results[i].append(Completion(text=c.text, finish_reason=str(c.finish_reason),
-                                             num_tokens=len(c.token_ids)))
+                                             num_tokens=len(c.token_ids),
+                                             cumulative_logprob=None if cumulative is None else float(cumulative)))
         for i, r in enumerate(results):
             if len(r) != params.n:
                 raise RuntimeError(f"prompt {i}: vLLM returned {len(r)} samples, expected {params.n}")
