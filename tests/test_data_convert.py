@@ -156,6 +156,7 @@ def test_korbench_prompts_as_the_benchmark_builds_them(category):
         assert row["data_source"] == f"korbench/{category}"
         assert row["reward_model"]["ground_truth"] == s["answer"]
         assert row["extra_info"]["idx"] == s["idx"] and row["extra_info"]["rule_id"] == s["rule_id"]
+        assert row["extra_info"]["question"] == s["question"]  # the contamination probe's statement
     extra = {"cipher": "category", "puzzle": "trick", "counterfactual": "real_life_answer"}.get(category)
     if extra:
         assert [r["extra_info"][extra] for r in conv.rows] == [s[extra] for s in samples]

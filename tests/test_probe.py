@@ -72,6 +72,35 @@ def test_problem_statement_drops_the_instruction():
     assert asked[0]["content"] == f"{T.INSTRUCTION}\n\n{toy.question[:2]}" and row["prompt"][0]["content"].endswith(toy.question)
 
 
+@pytest.mark.shared_data
+def test_statement_of_every_paper_eval_set_is_its_problem_not_the_instruction(tmp_path):
+    """On the real rows (prepared from the mirror): the probe cuts the problem text itself: MATH500 /
+    AIME24 / AMC23 without the math instruction, KOR-Bench its question without template or rule,
+    SynLogic the whole question (it has no instruction around it)."""
+    from conftest import SHARED_DATA
+    from mirage.data.math_data import INSTRUCTION
+
+    r = subprocess.run([sys.executable, "-m", "mirage.cli", "data", "prepare", "--all-local", "--local",
+                        str(SHARED_DATA), "--root", str(tmp_path), "--skip-empty-answers"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    sets = {"math500": 500, "aime24": 30, "amc23": 40, "korbench_cipher": 250, "synlogic_sample": 33}
+    for name, size in sets.items():
+        rows = pd.read_parquet(tmp_path / "verl" / f"{name}.parquet")
+        assert len(rows) == size
+        for _, row in rows.iterrows():
+            content = P.user_content(list(row["prompt"]))
+            statement = P.problem_statement(list(row["prompt"]), row["extra_info"])
+            assert len(statement) >= 2 and statement in content, (name, row["extra_info"]["index"])
+            P.cut(statement, 0.4)  # every statement can be cut
+            if name in ("math500", "aime24", "amc23"):
+                assert content.startswith(INSTRUCTION) and INSTRUCTION not in statement
+            elif name == "korbench_cipher":
+                assert statement == row["extra_info"]["question"] and len(statement) < len(content) / 2
+            else:
+                assert statement == content.strip()
+
+
 def test_parse_fractions():
     assert P.parse_fractions("0.8,0.4, 0.6") == (0.4, 0.6, 0.8)
     for bad in ("0.4,1", "0", "", "a,b", "0.4,0.4", "-0.1"):

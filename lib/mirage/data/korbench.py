@@ -87,7 +87,9 @@ def convert_korbench(folder: str | Path, category: str, template: str | Path | N
         rule_id = get_field(rec, "rule_id", where)
         if rule_id not in rules:
             raise DataError(f"{where}: rule_id {rule_id!r} has no rule in {folder / 'rule.jsonl'}")
-        extra = {"index": i, "split": "test", "idx": get_field(rec, "idx", where), "rule_id": rule_id}
+        # the question alone (without template and rule) is what the contamination probe cuts
+        extra = {"index": i, "split": "test", "idx": get_field(rec, "idx", where), "rule_id": rule_id,
+                 "question": question}
         for key in EXTRA_FIELDS.get(category, ()):
             extra[key] = get_field(rec, key, where)
         conv.rows.append(verl_row(f"korbench/{category}", korbench_prompt(category, rules[rule_id], question, template),
