@@ -195,6 +195,23 @@ def test_mechanism_figures_draw_a_point_per_seed_and_mark_each_median():
     assert points == len(runs)  # the strip: one point per seed (the boxes are patches)
 
 
+def test_gain_distributions_jitter_is_the_same_whatever_ran_before():
+    """The strip's jitter does not depend on numpy's global RNG state, and leaves that state alone."""
+    import numpy as np
+
+    runs = _runs().drop(columns="greedy_gain")
+
+    def points(seed):
+        np.random.seed(seed)
+        fig = plots.plot_gain_distributions(runs)
+        after = np.random.random()
+        np.random.seed(seed)
+        assert after == np.random.random()  # the caller's stream continues where it was
+        return np.concatenate([c.get_offsets() for c in fig.axes[0].collections if len(c.get_offsets())])
+
+    np.testing.assert_array_equal(points(1), points(2))
+
+
 def test_mechanism_steps_procedures_and_bandit_figures():
     steps = pd.DataFrame([dict(model="m", task="t", condition="random", regime=r, seed=s, step=st, gain=g)
                           for r in ("steps300_clip", "steps300_noclip") for s in range(2)

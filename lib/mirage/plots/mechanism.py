@@ -9,7 +9,8 @@ order (u2, u8, u16, u16_hi, ...), the same in every figure drawn from the same r
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+import contextlib
+from typing import Iterable, Iterator, Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -191,6 +192,18 @@ def plot_procedure_shares(procedures: pd.DataFrame) -> plt.Figure:
 
 
 # --- (e) per-seed distributions ---------------------------------------------------------------------
+@contextlib.contextmanager
+def _fixed_jitter(seed: int) -> Iterator[None]:
+    """seaborn's stripplot jitters with numpy's global RNG: seed it for one panel (and restore it), so
+    the same results draw the same figure whatever ran in the kernel before."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def plot_gain_distributions(runs: pd.DataFrame) -> plt.Figure:
     """Per-seed gains per regime (x) and condition (colour): every seed a point over a box of its
     quartiles (the line in the box is the median); one row per model x task."""
@@ -207,7 +220,8 @@ def plot_gain_distributions(runs: pd.DataFrame) -> plt.Figure:
             kw = dict(data=sub, x="regime", y=col, hue="condition", order=labels, hue_order=hues, palette=palette,
                       ax=ax)
             sns.boxplot(**kw, showfliers=False, boxprops={"alpha": 0.35}, linewidth=0.8, dodge=True)
-            sns.stripplot(**kw, dodge=True, size=3.5, alpha=0.9, edgecolor="white", linewidth=0.3, legend=False)
+            with _fixed_jitter(i * len(cols) + j):
+                sns.stripplot(**kw, dodge=True, size=3.5, alpha=0.9, edgecolor="white", linewidth=0.3, legend=False)
             ax.axhline(0, color="grey", lw=0.8)
             ax.set_title(f"{model} | {task}")
             ax.set_xlabel("regime")
