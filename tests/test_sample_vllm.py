@@ -42,6 +42,7 @@ class FakeSamplingParams:
     max_tokens: int = 16  # vLLM's default: the sampler must always override it
     seed: int | None = None
     logprobs: int | None = None  # top log-probs per token besides the sampled one; None: none at all
+    flat_logprobs: bool = False  # vLLM 0.24: False builds a {token: Logprob} dict per sampled token
 
 
 @dataclass
@@ -75,6 +76,8 @@ class FakeLLM:
         outs = []
         for prompt, sp in zip(prompts, sampling_params):
             ids = prompt["prompt_token_ids"]
+            # log-probs without the flat container: a Python dict per sampled token, never read by mirage
+            assert sp.logprobs is None or sp.flat_logprobs, "log-probs requested as per-token dicts"
             self.calls.append((ids, sp))
             children = [child(i, ids, seeded(sp.seed) + i, sp) for i in range(sp.n)]
             outs.append(FakeRequestOutput(ids, children[::-1]))  # vLLM does not promise index order
@@ -358,6 +361,7 @@ class SamplingParams:
     max_tokens: int = 16
     seed: int | None = None
     logprobs: int | None = None
+    flat_logprobs: bool = False
 
 
 @dataclass
@@ -405,6 +409,7 @@ class LLM:
     def generate(self, prompts, params, use_tqdm=True):
         out = []
         for sp in params:
+            assert sp.logprobs is None or sp.flat_logprobs, "log-probs requested as per-token dicts"
             rng = random.Random(sp.seed)
             out.append(_Request([_Out(i, "#### " + str(rng.randint(0, 9)), [1, 2], "stop") for i in range(sp.n)]))
         return out
@@ -517,3 +522,34 @@ def test_batched_seeding_reaches_the_manifest_and_a_resume_must_match(toy_datase
     with pytest.raises(ValueError, match="vllm_seeding"):  # per-request rows never mix with batched ones
         evaluate("fake-model", toy_dataset, sampler=vs.VLLMSampler("fake-model"), out_dir=tmp_path / "b",
                  restart=False, **{**kwargs, "n": 2})
+
+
+# --- GPUs: within what the scheduler assigned ------------------------------------------------------
+def test_gpu_count_takes_the_assigned_devices_not_0_to_n():
+    assert par.assigned_gpus(2, {}) == ["0", "1"]
+    assert par.assigned_gpus(2, {"CUDA_VISIBLE_DEVICES": "4,5,6,7"}) == ["4", "5"]
+    assert par.assigned_gpus(["6", "7"], {"CUDA_VISIBLE_DEVICES": "4,5,6,7"}) == ["6", "7"]
+    with pytest.raises(ValueError, match=r"--gpus 8: only 4 GPU\(s\) assigned .*CUDA_VISIBLE_DEVICES='4,5,6,7'"):
+        par.assigned_gpus(8, {"CUDA_VISIBLE_DEVICES": "4,5,6,7"})
+    with pytest.raises(ValueError, match="--gpus 0,1: 0,1 not assigned"):
+        par.assigned_gpus(["0", "1"], {"CUDA_VISIBLE_DEVICES": "4,5"})
+    with pytest.raises(ValueError, match="--gpus 2: only 0 GPU"):
+        par.assigned_gpus(2, {"CUDA_VISIBLE_DEVICES": ""})
+
+
+def test_eval_gpus_flag_pins_engines_to_the_assigned_devices(vllm_on_disk, monkeypatch):
+    """`mirage eval --gpus 2` under SLURM (CUDA_VISIBLE_DEVICES=5,7) starts engines on 5 and 7, not 0 and 1."""
+    import argparse
+
+    from mirage.evaluate import cli
+    from mirage.evaluate.scoring import make_sampler
+
+    parser = argparse.ArgumentParser()
+    cli._add_common(parser)
+    args = parser.parse_args(["--backend", "vllm", "--gpus", "2"])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
+    sampler = make_sampler("vllm", "org/base", gpus=args.gpus)
+    sampler.close()
+    assert sorted(e["gpus"] for e in _events(vllm_on_disk) if e["event"] == "start") == ["5", "7"]
+    with pytest.raises(ValueError, match="--gpus 3: only 2 GPU"):
+        make_sampler("vllm", "org/base", gpus=3)

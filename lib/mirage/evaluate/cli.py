@@ -11,10 +11,12 @@ from mirage.recipes import RECIPES
 
 
 # --- CLI ----------------------------------------------------------------------------------
-def _gpus(text: str) -> list[str]:
-    """'4' -> GPUs 0..3; '0,2,3' -> those GPUs."""
+def _gpus(text: str) -> int | list[str]:
+    """'4' -> 4 GPUs (the first 4 assigned: sample.parallel.assigned_gpus); '0,2,3' -> those GPUs."""
     if re.fullmatch(r"\d+", text):
-        return [str(i) for i in range(int(text))]
+        if int(text) < 1:
+            raise argparse.ArgumentTypeError(f"--gpus: at least 1, got {text!r}")
+        return int(text)
     if re.fullmatch(r"\d+(,\d+)*", text):
         return text.split(",")
     raise argparse.ArgumentTypeError(f"--gpus: expected a count (4) or a list (0,1,2,3), got {text!r}")

@@ -23,7 +23,7 @@ class CheckpointError(ValueError):
 
 
 def make_sampler(backend: str, model: str, *, seed: int = 0, tensor_parallel_size: int = 1,
-                 gpus: Sequence[str] | None = None, use_ray: bool = False, **kwargs: Any):
+                 gpus: int | Sequence[str] | None = None, use_ray: bool = False, **kwargs: Any):
     """Build a ``Sampler`` for ``backend`` ('hf' or 'vllm').
 
     vLLM engines always run in child processes (one per GPU group, or Ray actors), so
@@ -46,7 +46,9 @@ def make_sampler(backend: str, model: str, *, seed: int = 0, tensor_parallel_siz
         factory = functools.partial(VLLMSampler, resolve_model(model), tensor_parallel_size=tensor_parallel_size,
                                     seed=seed, **kwargs)
         if use_ray or gpus:
-            return parallel.data_parallel(factory, gpus or [], tensor_parallel_size, use_ray=use_ray)
+            # a count or list of GPUs, taken within CUDA_VISIBLE_DEVICES (the scheduler's assignment)
+            gpus = parallel.assigned_gpus(gpus) if gpus else []
+            return parallel.data_parallel(factory, gpus, tensor_parallel_size, use_ray=use_ray)
         return parallel.ShardedSampler([parallel.ProcessWorker(factory)])
     raise ValueError(f"unknown backend {backend!r}; known: hf, vllm")
 

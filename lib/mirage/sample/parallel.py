@@ -17,7 +17,7 @@ import os
 import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from mirage.sample.base import Completion, Messages, Sampler, SamplingParams  # noqa: F401  (annotations)
 
@@ -268,6 +268,34 @@ class _SamplerActor:
         if op == "close" and not hasattr(self.sampler, "close"):
             return None
         return getattr(self.sampler, op)(*args)
+
+
+def assigned_gpus(spec: int | Sequence[str], environ: Mapping[str, str] | None = None) -> list[str]:
+    """The GPUs to use for ``--gpus spec``, within what the scheduler assigned.
+
+    A count takes the first N of ``CUDA_VISIBLE_DEVICES`` when it is set (SLURM and Ray set it to the
+    job's devices, which need not be 0..N-1); a list must name assigned devices. Without the variable a
+    count means devices 0..N-1. More GPUs than assigned is an error naming both.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get("CUDA_VISIBLE_DEVICES")
+    assigned = None if raw is None else [g.strip() for g in raw.split(",") if g.strip()]
+    if isinstance(spec, int):
+        if spec < 1:
+            raise ValueError(f"--gpus: at least 1 GPU, got {spec}")
+        if assigned is None:
+            return [str(i) for i in range(spec)]
+        if spec > len(assigned):
+            raise ValueError(f"--gpus {spec}: only {len(assigned)} GPU(s) assigned to this job "
+                             f"(CUDA_VISIBLE_DEVICES={raw!r}); ask the scheduler for more or pass --gpus {len(assigned)}")
+        return assigned[:spec]
+    wanted = [str(g) for g in spec]
+    if assigned is not None:
+        outside = [g for g in wanted if g not in assigned]
+        if outside:
+            raise ValueError(f"--gpus {','.join(wanted)}: {','.join(outside)} not assigned to this job "
+                             f"(CUDA_VISIBLE_DEVICES={raw!r}); name assigned devices or pass a count")
+    return wanted
 
 
 def gpu_groups(gpus: Sequence[str], tensor_parallel_size: int) -> list[str]:

@@ -96,10 +96,13 @@ class VLLMSampler(Sampler):
                 inputs.append({"prompt_token_ids": ids})
                 # logprobs=0: only the sampled token's log-prob, so each sample carries its cumulative_logprob
                 # (the token-entropy predictor); vLLM's default logprobs_mode gives them before temperature
-                # and top-p, i.e. the sampling distribution's at T = 1, top_p = 1 (docs/evaluation.md)
+                # and top-p, i.e. the sampling distribution's at T = 1, top_p = 1 (docs/evaluation.md).
+                # flat_logprobs: without it vLLM builds a {token: Logprob} dict per sampled token (tens of
+                # millions of Python objects per chunk at n = 256) that is never read here
                 requests.append(self._sampling_params(
                     n=n, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens,
-                    seed=int(seed) + offset if self.seeding == "per-request" else None, logprobs=0))
+                    seed=int(seed) + offset if self.seeding == "per-request" else None, logprobs=0,
+                    flat_logprobs=True))
         outputs = self.llm.generate(inputs, requests, use_tqdm=False) if inputs else []
         if len(outputs) != len(inputs):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(inputs)} requests")
