@@ -112,7 +112,35 @@ class Recipe:
         if self.estimator_override and self.estimator_override not in ESTIMATORS:
             raise ValueError(f"recipe key 'estimator_override': empty or one of {', '.join(ESTIMATORS)}, "
                              f"got {self.estimator_override!r}")
+        problems = self.gpu_layout_problems()
+        if problems:
+            raise ValueError(problems[0])
         return self
+
+    def gpu_layout_problems(self) -> list[str]:
+        """What verl 0.9.1 assumes of the GPU layout and would otherwise find out on the cluster (or never):
+        rollout replicas = GPUs // tensor_parallel_size (TP 4 on 2 GPUs starts 0 vLLM servers), the batch and
+        each mini-batch of responses split evenly over the GPUs (FSDP data parallel). Empty on the CPU
+        testbed (n_gpus_per_node 0)."""
+        gpus = self.n_gpus_per_node * max(self.nnodes, 1)
+        if not self.n_gpus_per_node:
+            return []
+        out, tp = [], self.tensor_parallel_size
+        if tp < 1 or self.n_gpus_per_node % tp:
+            fits = [d for d in range(1, self.n_gpus_per_node + 1) if self.n_gpus_per_node % d == 0]
+            out.append(f"recipe key 'tensor_parallel_size' ({tp}) must divide n_gpus_per_node "
+                       f"({self.n_gpus_per_node}), or verl starts {self.n_gpus_per_node // max(tp, 1)} vLLM rollout "
+                       f"server(s) per node: set tensor_parallel_size to one of {fits}")
+        responses = self.train_batch_size * self.rollout_n
+        if responses % gpus:
+            out.append(f"recipe keys 'train_batch_size' x 'rollout_n' ({self.train_batch_size} x {self.rollout_n} = "
+                       f"{responses} responses) must be a multiple of the {gpus} GPUs (n_gpus_per_node x nnodes)")
+        mini = self.ppo_mini_batch_size * self.rollout_n
+        if mini % gpus:
+            out.append(f"recipe keys 'ppo_mini_batch_size' x 'rollout_n' ({self.ppo_mini_batch_size} x "
+                       f"{self.rollout_n} = {mini} responses per update) must be a multiple of the {gpus} GPUs "
+                       f"(n_gpus_per_node x nnodes): verl splits each mini-batch over the GPUs")
+        return out
 
     @property
     def updates_per_rollout(self) -> int:
