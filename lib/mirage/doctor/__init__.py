@@ -11,6 +11,8 @@ nothing that only the GPU node can decide (driver, GPUs, CPUs per GPU) is an err
     resources    GPUs and CPUs visible vs what the run asks for (verl's 3 CPUs per GPU + mirage's scoring actors)
     context      the model's max_position_embeddings vs max_prompt_length + max_response_length
     vllm         max_num_batched_tokens >= max_num_seqs (vLLM refuses to start otherwise)
+    stack        vLLM imports (pinned 0.24.0), bf16 needs compute capability 8.0+, /dev/shm for Ray, rollout TP
+                 vs visible GPUs, the model present on an offline node, disk for the checkpoints the run saves
     data         every dataset present, the checkers able to score (a SynLogic checkout), over-long prompts
                  counted with the model's tokenizer (verl drops them: data.filter_overlong_prompts)
 
@@ -25,13 +27,16 @@ import argparse
 from mirage.doctor.base import LEVELS, Finding, PreflightError, errors
 from mirage.doctor.machine import (MIN_DRIVER, VERL_CPUS_PER_GPU, Facts, check_attention, check_driver,
                                    check_resources, cpus_needed, parse_nvidia_smi, probe, slurm_cpus)
+from mirage.doctor.stack import (StackFacts, check_disk, check_gpu_arch, check_offline_model, check_shm,
+                                 check_tp_visible, check_vllm_install, probe_stack)
 from mirage.doctor.run import (check_context, check_data, check_prompts, check_run, check_vllm, load_tokenizer,
                                max_positions, model_config, prompt_lengths)
 
 __all__ = ["LEVELS", "Finding", "PreflightError", "errors", "MIN_DRIVER", "VERL_CPUS_PER_GPU", "Facts",
            "check_attention", "check_driver", "check_resources", "cpus_needed", "parse_nvidia_smi", "probe",
            "slurm_cpus", "check_context", "check_data", "check_prompts", "check_run", "check_vllm", "load_tokenizer",
-           "max_positions", "model_config", "prompt_lengths", "configure", "main"]
+           "max_positions", "model_config", "prompt_lengths", "configure", "main", "StackFacts", "check_disk",
+           "check_gpu_arch", "check_offline_model", "check_shm", "check_tp_visible", "check_vllm_install", "probe_stack"]
 
 
 # --- CLI ---------------------------------------------------------------------------------------------
@@ -59,8 +64,11 @@ def main(args: argparse.Namespace) -> int:
         from mirage.train.verl.command import attention_implementation
 
         n_gpus = args.n_gpus_per_node or PAPER_RECIPE.n_gpus_per_node
+        stack = probe_stack()
         findings = (check_driver(facts) + check_attention(facts, attention_implementation())
-                    + check_resources(facts, n_gpus, args.nnodes or 1))
+                    + check_resources(facts, n_gpus, args.nnodes or 1)
+                    + check_vllm_install(stack, facts.has_gpu) + check_gpu_arch(stack) + check_shm(stack, facts.has_gpu)
+                    + check_tp_visible(PAPER_RECIPE.tensor_parallel_size, facts.gpus, facts.has_gpu))
     for f in findings:
         print(f)
     bad = errors(findings)

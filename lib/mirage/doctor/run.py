@@ -9,6 +9,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from mirage.doctor.base import Finding
 from mirage.doctor.machine import Facts, check_attention, check_driver, check_resources, probe
+from mirage.doctor.stack import (StackFacts, check_disk, check_gpu_arch, check_offline_model, check_shm,
+                                 check_tp_visible, check_vllm_install, probe_stack)
 
 
 def model_config(model: str) -> tuple[dict | None, str]:
@@ -144,7 +146,7 @@ def check_prompts(paths: Iterable[Path], tokenizer, max_prompt_length: int) -> l
 
 
 def check_run(cfg, facts: Facts | None = None, config=None, count_prompts: bool = True,
-              data: bool = True) -> list[Finding]:
+              data: bool = True, stack: StackFacts | None = None) -> list[Finding]:
     """Every finding for one verl run (a ``RunConfig``); ``config``: its composed verl config (composed here if None).
     ``data=False``: leave the data files and checkers out (the launcher reports those itself)."""
     from mirage.conditions import get_condition
@@ -165,6 +167,7 @@ def check_run(cfg, facts: Facts | None = None, config=None, count_prompts: bool 
     out = check_driver(facts) + check_attention(facts, attention)
     out += check_resources(facts, recipe.n_gpus_per_node, recipe.nnodes, int(config.reward.num_workers))
     out += check_context(cfg.model, recipe) + check_vllm(config)
+    out += check_stack(stack if stack is not None else probe_stack(), facts, recipe, cfg.model, cfg.run_dir)
     if data:
         out += check_data([train, *vals], lambda p: task.how_to_prepare(p.stem, p),
                           lambda p: task.ensure is not None and p.stem in task.datasets,
@@ -172,3 +175,14 @@ def check_run(cfg, facts: Facts | None = None, config=None, count_prompts: bool 
     if count_prompts:
         out += check_prompts([train, *vals], load_tokenizer(cfg.model), recipe.max_prompt_length)
     return out
+
+
+def check_stack(stack: StackFacts, facts: Facts, recipe, model: str, run_dir) -> list[Finding]:
+    """vLLM's build, bf16 support, Ray's /dev/shm, rollout TP vs visible GPUs, the model on an offline node,
+    and disk for the checkpoints the run saves."""
+    config, _ = model_config(model)
+    out = check_vllm_install(stack, facts.has_gpu) + check_gpu_arch(stack) + check_shm(stack, facts.has_gpu)
+    out += check_tp_visible(recipe.tensor_parallel_size, facts.gpus, facts.has_gpu)
+    out += check_offline_model(model, stack.env, config is not None)
+    saves = recipe.total_steps // recipe.save_freq if recipe.save_freq else 0
+    return out + check_disk(run_dir, config, saves)
