@@ -33,6 +33,8 @@ from mirage.registry import PLUGINS_ENV
 from mirage.runs import next_metrics_path, slug
 from mirage.tasks import Task, dataset_path, get_task
 from mirage.train.sampling import group_normalised
+# attention_implementation: re-exported for the doctor (the attention is decided in attention.py)
+from mirage.train.verl.attention import attention_implementation, attention_overrides  # noqa: F401
 
 ENTRY = ("-m", "verl.trainer.main_ppo")
 PLUGIN = "mirage.train.verl.plugin"
@@ -43,7 +45,6 @@ SAMPLER = ("pkg://mirage.train.verl.sampler", "MirageReplayBuffer")
 ESTIMATOR_CONFIG_KEYS = {("w_reinforce", "lam"): "w_reinforce_lambda"}
 # Reward-scoring actors: reward.num_workers loop workers, each with as many 1-CPU scoring actors.
 REWARD_WORKERS = 4
-FLASH_ATTENTION = "flash_attention_2"  # verl's default; its padding-free path (use_remove_padding) needs flash-attn
 
 
 # --- data and model ------------------------------------------------------------------
@@ -58,18 +59,6 @@ def data_files(task: Task, condition: Condition, data_root: str | os.PathLike | 
         else:
             paths.append(dataset_path(name, data_root).resolve())
     return (Path(train_file).resolve() if train_file else paths[0]), paths[1:]
-
-
-def attention_implementation() -> str:
-    """flash_attention_2 where flash-attn is installed (verl's default, padding-free), else sdpa.
-
-    verl 0.9.1 loads the FSDP actor with ``override_config.attn_implementation`` (default
-    flash_attention_2) and fails without flash-attn, which ``verl[vllm]`` does not install;
-    sdpa works without it but only with padding removal off. ``mirage doctor`` says which is used.
-    """
-    import importlib.util
-
-    return FLASH_ATTENTION if importlib.util.find_spec("flash_attn") else "sdpa"
 
 
 def model_path(model: str) -> str:
@@ -134,7 +123,6 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
         ("data.seed", seed),
         # model
         ("actor_rollout_ref.model.path", model_path(model)),
-        ("actor_rollout_ref.model.use_remove_padding", attention == FLASH_ATTENTION),
         ("actor_rollout_ref.model.enable_gradient_checkpointing", True),
         # algorithm: estimator, no KL, dynamic sampling
         ("algorithm.adv_estimator", est.verl_name),
@@ -161,7 +149,6 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
         (f"{o}.lr_warmup_steps", r.lr_warmup_steps),
         (f"{o}.weight_decay", r.weight_decay),
         (f"{o}.clip_grad", r.grad_clip),
-        (f"{a}.use_dynamic_bsz", True),
         (f"{a}.ppo_max_token_len_per_gpu", max_len),
         (f"{a}.checkpoint.save_contents", ["model", "optimizer", "extra", "hf_model"]),
         # rollout (vLLM) and in-training validation
@@ -214,9 +201,8 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
         ("trainer.rollout_data_dir", str(run_dir / "rollouts")),
     ]
     overrides = [f"{k}={hydra_value(v)}" for k, v in kv]
-    # keys absent from verl's config need Hydra's "+"
-    if attention != FLASH_ATTENTION:
-        overrides.append(f"+actor_rollout_ref.model.override_config.attn_implementation={hydra_value(attention)}")
+    # padding removal and micro-batching follow the attention; command.sh decides them again on the node it runs
+    overrides += attention_overrides(attention)
     for k, v in reward_kwargs(condition, seed, release_faithful).items():
         overrides.append(f"+reward.custom_reward_function.reward_kwargs.{k}={hydra_value(v)}")
     for k, v in condition.estimator_kwargs.items():
@@ -272,7 +258,7 @@ def build_command(model: str, task: str | Task, condition: str | Condition, seed
     run_dir = Path(run_dir).resolve()
     env = job_env(next_metrics_path(run_dir, create=False).resolve(), task)
     overrides = build_overrides(model, task, condition, seed, run_dir, recipe, release_faithful=release_faithful,
-                                data_root=data_root, train_file=train_file)
+                                data_root=data_root, train_file=train_file, attention=attention)
     # Ray workers on other nodes do not inherit the driver's environment: pass ours explicitly.
     overrides += [f"+ray_kwargs.ray_init.runtime_env.env_vars.{k}={hydra_value(v)}" for k, v in env.items()]
     return env, [python, *ENTRY, *overrides, *extra]

@@ -25,16 +25,18 @@ from mirage.conditions import Condition, get_condition
 from mirage.objectives import POLICY_LOSSES, get_estimator
 from mirage.runs import RunConfig, Status, write_json_atomic, write_text_atomic
 from mirage.tasks import get_task
-from mirage.train.verl.command import (PLUGIN, REWARD_FN, REWARD_MANAGER, SAMPLER, build_command, compose_config,
-                                       data_files, format_command, model_path, overrides_of, setup_problems,
-                                       validate)
+from mirage.train.verl.attention import attention_implementation, attention_overrides, explain
+from mirage.train.verl.command import (ENTRY, PLUGIN, REWARD_FN, REWARD_MANAGER, SAMPLER, build_command,
+                                       compose_config, data_files, format_command, model_path, overrides_of,
+                                       setup_problems, validate)
 
 
 def versions() -> dict[str, str | None]:
     return runs.library_versions("mirage", "verl", "vllm", "torch", "transformers", "ray", "math-verify")
 
 
-def write_run_dir(run_dir: Path, env: dict[str, str], argv: list[str], cfg, manifest: dict) -> None:
+def write_run_dir(run_dir: Path, env: dict[str, str], argv: list[str], cfg, manifest: dict,
+                  attention: str | None = None) -> None:
     from omegaconf import OmegaConf
 
     runs.update_manifest(run_dir, **manifest)
@@ -47,7 +49,12 @@ def write_run_dir(run_dir: Path, env: dict[str, str], argv: list[str], cfg, mani
     fresh = ("$(" + shlex.quote(sys.executable) + " -c " + shlex.quote(
         f"from mirage.runs import next_metrics_path; print(next_metrics_path({str(run_dir)!r}))") + ")")
     exports = [f"export {k}={shlex.quote(v)}" for k, v in env.items() if k != "VERL_FILE_LOGGER_PATH"]
-    body = " \\\n    ".join(shlex.quote(a) for a in argv)
+    # The attention's overrides are decided by the node that runs the script (flash-attn importable there or
+    # not), not by the machine that wrote it: they leave the fixed argv and come from mirage.train.verl.attention.
+    decided = set(attention_overrides(attention or attention_implementation()))
+    words = [shlex.quote(a) for a in argv if a not in decided]
+    words.insert(len(ENTRY) + 1, '"${ATTENTION[@]}"')  # before every other override: --extra still wins
+    body = " \\\n    ".join(words)
     body = body.replace(shlex.quote(f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH="
                                     f"{env['VERL_FILE_LOGGER_PATH']}"),
                         '"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH=$VERL_FILE_LOGGER_PATH"')
@@ -60,6 +67,9 @@ def write_run_dir(run_dir: Path, env: dict[str, str], argv: list[str], cfg, mani
         *exports,
         f"# first attempt: VERL_FILE_LOGGER_PATH={env['VERL_FILE_LOGGER_PATH']}",
         f"export VERL_FILE_LOGGER_PATH={fresh}",
+        "# the actor's attention, decided on this node (it prints which and why)",
+        f"ATTENTION_ARGS=$({shlex.quote(sys.executable)} -m mirage.train.verl.attention)",
+        'mapfile -t ATTENTION <<< "$ATTENTION_ARGS"',
         f"exec {body}", ""])
     write_text_atomic(run_dir / "command.sh", script)
     os.chmod(run_dir / "command.sh", 0o755)
@@ -106,9 +116,10 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False, do
     cfg = cfg.resolved()
     task, condition, recipe = get_task(cfg.task), get_condition(cfg.condition), cfg.recipe
     run_dir = Path(cfg.run_dir)
+    attention = attention_implementation()  # on the node that launches (command.sh decides again where it runs)
     env, argv = build_command(cfg.model, task, condition, cfg.seed, run_dir, recipe,
                               release_faithful=cfg.release_faithful, data_root=cfg.data_root,
-                              train_file=cfg.train_file, extra=cfg.extra)
+                              train_file=cfg.train_file, extra=cfg.extra, attention=attention)
     train, vals = data_files(task, condition, cfg.data_root, cfg.train_file, generate=not dry_run)
     missing = [p for p in [train, *vals] if not p.exists()]
     config = compose_config(overrides_of(argv))
@@ -125,7 +136,9 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False, do
             state = "" if p.exists() else ("  [generated on launch]" if task.ensure is not None and p.stem in
                                            task.datasets else f"  [MISSING: {task.how_to_prepare(p.stem, p)}]")
             out(f"# reads {p}{state}")
-        for line in problems + warnings + [str(f) for f in findings]:
+        for line in problems + warnings + [explain(attention) + " (command.sh decides again on the node it runs)"]:
+            out(f"# {line}")
+        for line in [str(f) for f in findings]:
             out(f"# {line}")
         out(format_command(env, argv))
         if bad:
@@ -139,6 +152,7 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False, do
             f"  {p}\n    make it with: {task.how_to_prepare(p.stem, p)}" for p in missing))
     for line in warnings:
         out(f"warning: {line}")
+    out(explain(attention))
     for f in findings:
         if f.level != "ok":
             out(str(f))
@@ -172,10 +186,11 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False, do
             "command": format_command(env, argv), "versions": versions(),
         }
         if no_launch:
-            write_run_dir(run_dir, env, argv, config, {**manifest, "status": previous.get("status", "prepared")})
+            write_run_dir(run_dir, env, argv, config, {**manifest, "status": previous.get("status", "prepared")},
+                          attention=attention)
             out(f"wrote {run_dir}; launch with {run_dir / 'command.sh'} or by rerunning this without --no-launch")
             return 0
-        write_run_dir(run_dir, env, argv, config, manifest)
+        write_run_dir(run_dir, env, argv, config, manifest, attention=attention)
         runs.start_attempt(run_dir, metrics=env["VERL_FILE_LOGGER_PATH"])
         metrics_name = Path(env["VERL_FILE_LOGGER_PATH"]).name
         log_path = Path(env["VERL_FILE_LOGGER_PATH"]).with_name(metrics_name.replace("metrics-", "console-")
