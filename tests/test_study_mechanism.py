@@ -199,7 +199,7 @@ def test_a_mechanism_study_runs_its_regimes_seeds_greedy_evaluation_and_notebook
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "resuming: 2/4 cells already finished" in run.stdout
-    assert "median over seeds [95% CI over seeds and problems" in run.stdout  # two seeds: the console shows CIs
+    assert "mean over seeds [95% CI over seeds and problems" in run.stdout  # two seeds: the console shows CIs
 
     results = pd.read_parquet(out / "results.parquet")
     key = ["model", "task", "condition", "regime", "seed", "step", "dataset", "eval_tag", "k"]
