@@ -17,9 +17,9 @@ the population of problems; the second term adds it (with the base model's per-p
 every seed). Under a two-way random-effects model x = mu + a_s + b_j + e_sj the two terms estimate
 var(a)/S + var(b)/m + 2 var(e)/(S m), the variance of the mean plus var(e)/(S m) once more. Combining
 the two terms with each its own t quantile is Banerjee's (1960) interval for a sum of two variance
-components: at least as wide as the t-interval of each term alone, it keeps its level whatever their
-ratio, where the Welch-Satterthwaite df (estimated from 3 seeds) measured 0.93 at 3 seeds and 0.90-0.92
-in skewed cells (docs/science.md). With one seed the seed term is not estimable: the interval is over
+components: at least as wide as the t-interval of each term alone, it keeps its level for normal data
+whatever their ratio, where a Welch-Satterthwaite df (estimated from 3 seeds) covered 0.93 at 3 seeds
+and 0.90-0.91 in skewed cells (docs/science.md). With one seed the seed term is not estimable: the interval is over
 problems only and says nothing about seeds. ``p`` is the two-sided p of the same interval (the largest
 level at which it still contains 0; below 1e-12 written 1e-12). ``simulate_coverage`` measures the
 coverage of this interval and of the older one (below) on testbed-like data; ``tests/test_seed_intervals.py``
@@ -34,7 +34,7 @@ The older interval, kept to compare (``two_level_bootstrap``; ``simulate_coverag
 a two-level percentile bootstrap (seeds with replacement, then one problem resample shared by the
 draw's seeds) of the pooled mean, which the tables printed beside the median over seeds. With 3-5 seeds
 the seed level of a bootstrap draws from 3-5 values (10 distinct resamples at S = 3) where a t with 2-4
-df is due: it under-covers (0.78 at 3 seeds, 0.86 at 5, seed SD 0.05: docs/science.md). ``median`` is
+df is due: it under-covers (0.82 at 3 seeds, 0.89 at 5, seed SD 0.05: docs/science.md). ``median`` is
 still reported, labelled, as the median over seeds of the per-seed values (Oertell et al.: a clipping
 drift shows in the median); it is not the interval's quantity. Nothing in the t-interval is random.
 """
