@@ -28,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from mirage.study import seeds
-pd.set_option("display.width", 250); pd.set_option("display.max_rows", 500)
+
+pd.set_option("display.width", 250)
+pd.set_option("display.max_rows", 500)
 Z = 1.959964  # the bootstrap CIs of results.csv are percentile 95% CIs: SE ~ width / (2 Z)
 
 
@@ -55,11 +57,15 @@ def bounds(preset):
         v_boot = ((row.ci_high - row.ci_low) / (2 * Z)) ** 2
         v_est = max(0.0, v_boot - (vals.var(ddof=0) / S if S > 1 else 0.0))
         h_est = float(seeds._half_width(v_seed, v_est, S, m))
-        h_lo = float(seeds._half_width(v_seed, 0.0, S, m)); h_hi = float(seeds._half_width(v_seed, v_hi, S, m))
-        out.append(dict(statistic=row.statistic, model=row.model, task=row.task, dataset=row.dataset, condition=row.condition,
-                        regime=row.regime, S=S, old=f"{row['median']:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]",
-                        mean=mean, inner=f"[{mean-h_lo:+.3f}, {mean+h_lo:+.3f}]", outer=f"[{mean-h_hi:+.3f}, {mean+h_hi:+.3f}]",
-                        approx=f"[{mean-h_est:+.3f}, {mean+h_est:+.3f}]", p_est=seeds._p_value(mean, v_seed, v_est, S, m),
+        h_lo = float(seeds._half_width(v_seed, 0.0, S, m))
+        h_hi = float(seeds._half_width(v_seed, v_hi, S, m))
+        out.append(dict(statistic=row.statistic, model=row.model, task=row.task, dataset=row.dataset,
+                        condition=row.condition, regime=row.regime, S=S,
+                        old=f"{row['median']:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]", mean=mean,
+                        inner=f"[{mean - h_lo:+.3f}, {mean + h_lo:+.3f}]",
+                        outer=f"[{mean - h_hi:+.3f}, {mean + h_hi:+.3f}]",
+                        approx=f"[{mean - h_est:+.3f}, {mean + h_est:+.3f}]",
+                        p_est=seeds._p_value(mean, v_seed, v_est, S, m),
                         p_min=seeds._p_value(mean, v_seed, 0.0, S, m), p_max=seeds._p_value(mean, v_seed, v_hi, S, m),
                         old_excl0=(row.ci_low > 0) or (row.ci_high < 0)))
     o = pd.DataFrame(out)
@@ -76,4 +82,5 @@ if len(sys.argv) < 2:
 for preset in sys.argv[1:]:
     o = bounds(preset)
     print("=====", preset)
-    print(o.drop(columns=["holm_sure", "holm_maybe", "p_min", "p_max", "S"]).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    shown = o.drop(columns=["holm_sure", "holm_maybe", "p_min", "p_max", "S"])
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3g}"))

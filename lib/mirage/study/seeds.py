@@ -352,7 +352,8 @@ def ci_table(summary, digits: int = 3, signed: bool = False):
     columns)."""
     from mirage.study.results import column_label
 
-    marks = summary["holm_survives"].fillna(False).astype(bool) if "holm_survives" in summary else [False] * len(summary)
+    marks = ([False] * len(summary) if "holm_survives" not in summary
+             else summary["holm_survives"].fillna(False).astype(bool))
     text = [_interval(m, lo, hi, digits, signed, mark)
             for m, lo, hi, mark in zip(summary["mean"], summary["ci_low"], summary["ci_high"], marks)]
     s = summary.assign(text=text)
