@@ -35,15 +35,20 @@ BASE = RNG.integers(0, 5, size=60)
 SEED0 = RNG.integers(0, 5, size=60)
 
 
-def test_one_seed_gives_exactly_the_problem_only_bootstrap():
+def test_one_seed_gives_exactly_the_problem_only_bootstrap_and_a_t_interval_over_problems():
     n = np.full(60, 4)
     ref = bootstrap_ci(n, SEED0, ks=[1], n_boot=1000, seed=3).iloc[0]
     for resample in ("per_seed", "shared"):
         low, high = study.two_level_bootstrap((SEED0 / 4)[None, :], seed=3, resample=resample)
         assert (low, high) == pytest.approx((ref["ci_low"], ref["ci_high"]), abs=1e-12)
-    row = study.seed_summary(_problems({0: SEED0}, BASE), seed=3).iloc[0]
+    # the summary's interval with one seed: mean -+ t_59 sd / sqrt(60) over problems (t_59 = 2.00100)
+    row = study.seed_summary(_problems({0: SEED0}, BASE)).iloc[0]
+    x = SEED0 / 4
+    half = 2.000995378 * x.std(ddof=1) / np.sqrt(60)
     assert row["seeds"] == 1 and row["median"] == pytest.approx(ref["pass_at_k"]) == row["mean"]
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((ref["ci_low"], ref["ci_high"]), abs=1e-12)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((x.mean() - half, x.mean() + half), abs=1e-8)
+    assert row["ci_high"] - row["ci_low"] == pytest.approx(ref["ci_high"] - ref["ci_low"], rel=0.1)
+    assert np.isnan(row["p"]) and pd.isna(row["holm_survives"])  # a level: no test against 0
 
 
 def test_the_ci_widens_with_the_spread_between_seeds():
@@ -54,20 +59,21 @@ def test_the_ci_widens_with_the_spread_between_seeds():
     a, b = (study.seed_summary(_problems(x, BASE)).iloc[0] for x in (agree, spread))
     assert a["values"] == pytest.approx([SEED0.mean() / 4] * 4) and len(set(b["values"])) == 4
     assert (b["ci_high"] - b["ci_low"]) > 1.5 * (a["ci_high"] - a["ci_low"])
-    assert b["ci_low"] < b["median"] < b["ci_high"]
-    # problems drawn once per draw for all seeds ("shared"): agreeing seeds are one test set, not four
-    shared = study.seed_summary(_problems(agree, BASE), resample="shared").iloc[0]
+    assert b["ci_low"] < b["mean"] < b["ci_high"]
+    # seeds that agree are one test set, not four: exactly the one-seed interval (the seed term is 0)
     one = study.seed_summary(_problems({0: SEED0}, BASE)).iloc[0]
-    assert shared["ci_high"] - shared["ci_low"] == pytest.approx(one["ci_high"] - one["ci_low"], rel=0.15)
+    assert (a["ci_low"], a["ci_high"]) == pytest.approx((one["ci_low"], one["ci_high"]), abs=1e-12)
 
 
-def test_the_gain_is_measured_on_the_same_resampled_problems_as_the_base():
-    # a trained model identical to the base problem by problem: every draw's gain is exactly 0
+def test_the_gain_is_measured_on_the_same_problems_as_the_base():
+    # a trained model identical to the base problem by problem: the gain is exactly 0, p 1
     same = study.seed_summary(_problems({0: BASE, 1: BASE}, BASE), gain=True).iloc[0]
-    assert same["median"] == same["ci_low"] == same["ci_high"] == 0
-    # one more correct sample on every problem: gain 1/n on every draw
+    assert same["mean"] == same["ci_low"] == same["ci_high"] == 0 and same["p"] == 1
+    assert not same["holm_survives"]
+    # one more correct sample on every problem: gain 1/n on every problem and seed, no variance
     plus = study.seed_summary(_problems({0: BASE + 1, 1: BASE + 1}, BASE, n=8), gain=True).iloc[0]
     assert plus["ci_low"] == pytest.approx(1 / 8) and plus["ci_high"] == pytest.approx(1 / 8)
+    assert plus["p"] == study.seeds.P_FLOOR and plus["holm_survives"]
 
 
 def test_seed_summary_uses_each_seeds_last_checkpoint_and_refuses_unequal_problem_sets():
@@ -76,7 +82,7 @@ def test_seed_summary_uses_each_seeds_last_checkpoint_and_refuses_unequal_proble
     table = pd.concat([early, late[late.condition != "base"]], ignore_index=True)
     row = study.seed_summary(table).iloc[0]
     assert row["values"] == pytest.approx([SEED0.mean() / 4, 1.0]) and row["median"] == pytest.approx(
-        (SEED0.mean() / 4 + 1) / 2)
+        (SEED0.mean() / 4 + 1) / 2) == row["mean"]
     per_step = study.seed_summary(table, per_step=True)
     assert list(per_step["step"]) == [10, 20] and per_step["median"].iloc[0] == 0
     with pytest.raises(ValueError, match="different problems"):
@@ -85,8 +91,9 @@ def test_seed_summary_uses_each_seeds_last_checkpoint_and_refuses_unequal_proble
         study.two_level_bootstrap(np.array([[0.5, np.nan]]))
     # the console / notebook form: "median [low, high]", gains signed
     text = study.ci_tables(table)
-    assert list(text.index.get_level_values("statistic").unique()) == ["pass@1", "pass@1 gain over base"]
-    assert text.iloc[0, 0].startswith(f"{row['median']:.3f} [")
+    assert list(text.index.get_level_values("statistic").unique()) == [
+        "pass@1", "pass@1 gain over base (* survives Holm)"]
+    assert text.iloc[0, 0] == f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
 
 
 # --- the regime tables ------------------------------------------------------------------------------
@@ -192,7 +199,7 @@ def test_a_mechanism_study_runs_its_regimes_seeds_greedy_evaluation_and_notebook
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "resuming: 2/4 cells already finished" in run.stdout
-    assert "median over seeds [95% CI over seeds and problems" in run.stdout  # two seeds: the console shows CIs
+    assert "mean over seeds [95% CI over seeds and problems" in run.stdout  # two seeds: the console shows CIs
 
     results = pd.read_parquet(out / "results.parquet")
     key = ["model", "task", "condition", "regime", "seed", "step", "dataset", "eval_tag", "k"]

@@ -60,8 +60,8 @@ def wilson(rate: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray
 
 def plot_gains(seed_summary: pd.DataFrame, statistic: str = "pass@1 gain") -> plt.Figure:
     """RQ1 on leaked vs clean: one panel per evaluation set, a group per condition, a point per model
-    (median over seeds, 95% CI over seeds and problems, ``mirage.study.seeds``)."""
-    require(seed_summary, ["statistic", "model", "dataset", "condition", "median", "ci_low", "ci_high"],
+    (mean over seeds, 95% CI over seeds and problems of the same mean, ``mirage.study.seeds``)."""
+    require(seed_summary, ["statistic", "model", "dataset", "condition", "mean", "ci_low", "ci_high"],
             "seed summary")
     s = seed_summary[seed_summary["statistic"] == statistic]
     if s.empty:
@@ -76,8 +76,8 @@ def plot_gains(seed_summary: pd.DataFrame, statistic: str = "pass@1 gain") -> pl
         for i, model in enumerate(models):
             m = d[d["model"] == model].set_index("condition").reindex(conditions)
             x = np.arange(len(conditions)) - 0.4 + width * (i + 0.5)
-            ax.errorbar(x, m["median"], yerr=[(m["median"] - m["ci_low"]).clip(lower=0),
-                                              (m["ci_high"] - m["median"]).clip(lower=0)],
+            ax.errorbar(x, m["mean"], yerr=[(m["mean"] - m["ci_low"]).clip(lower=0),
+                                            (m["ci_high"] - m["mean"]).clip(lower=0)],
                         fmt="o", ms=5, capsize=2.5, color=MODEL_COLOURS[i % len(MODEL_COLOURS)], label=model)
         ax.axhline(0, color="grey", lw=0.8)
         ax.grid(axis="x", visible=False)  # ticks sit between a condition's points
@@ -87,7 +87,7 @@ def plot_gains(seed_summary: pd.DataFrame, statistic: str = "pass@1 gain") -> pl
             tick.set_color(color(condition))
         kind = "fresh (never leaked)" if dataset.endswith("_fresh") else "test (the leaked set)"
         ax.set_title(f"{dataset}\n{kind}", fontsize=10)
-    axes[0, 0].set_ylabel(f"{statistic} (median, 95% CI)")
+    axes[0, 0].set_ylabel(f"{statistic} (mean over seeds, 95% CI)")
     figure_legend(fig, axes, title="model")
     fig.tight_layout()
     return fig

@@ -29,7 +29,8 @@ from mirage.study.results import (MIN_GT_GAIN, PROBLEM_COLUMNS, RESULT_COLUMNS, 
                                   collect, condition_order, describe, eval_rows, final_step_rows, gain_table,
                                   load_problems, load_results, recovered_table, summary_table)
 from mirage.study.runner import default_dirs, dry_run, run_steps, run_study
-from mirage.study.seeds import ci_table, ci_tables, publish, seed_summaries, seed_summary, two_level_bootstrap
+from mirage.study.seeds import (ci_table, ci_tables, holm, publish, seed_interval, seed_summaries, seed_summary,
+                                 simulate_coverage, two_level_bootstrap)
 
 __all__ = ["cell", "configure_cli", "ALIGNMENT_NOTEBOOK", "FIGURES_NOTEBOOK", "RQ_NOTEBOOKS", "STAGES", "STEP_RECORD",
            "Cell", "Step", "notebooks_dir", "parse_only", "plan", "stage_steps", "OneShotSettings", "Preset",
@@ -38,4 +39,5 @@ __all__ = ["cell", "configure_cli", "ALIGNMENT_NOTEBOOK", "FIGURES_NOTEBOOK", "R
            "alignment_columns",
            "claim_check", "collect", "condition_order", "describe", "eval_rows", "final_step_rows", "gain_table",
            "load_problems", "load_results", "recovered_table", "summary_table", "default_dirs", "dry_run", "run_steps",
-           "run_study", "ci_table", "ci_tables", "publish", "seed_summaries", "seed_summary", "two_level_bootstrap"]
+           "run_study", "ci_table", "ci_tables", "publish", "seed_summaries", "seed_summary", "two_level_bootstrap",
+           "seed_interval", "holm", "simulate_coverage"]

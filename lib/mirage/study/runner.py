@@ -291,12 +291,12 @@ def print_summary(out: Path, preset: Preset, steps: list[Step], failed: list[Ste
 
 
 def log_seed_cis(out: Path, log: Log = print) -> None:
-    """The median over seeds with its 95% CI over seeds and problems (``mirage.study.seeds``), of
+    """The mean over seeds with its 95% CI over seeds and problems (``mirage.study.seeds``), of
     pass@1 and of the gain over the base model, for each evaluation the study made."""
     from mirage.study.results import load_problems
     from mirage.study.seeds import ci_tables
 
-    log("median over seeds [95% CI over seeds and problems: two-level bootstrap, mirage.study.seeds]:")
+    log("mean over seeds [95% CI over seeds and problems, mirage.study.seeds]; * the gain survives Holm over its family:")
     log(ci_tables(load_problems(out)).to_string())
 
 
