@@ -153,8 +153,18 @@ def test_the_largest_seed_is_one_numpy_and_torch_take():
     (["align", "--models", "dial-60", "--tasks", "toy-math", "--batch-size", "0"], "--batch-size"),
     (["train", "--backend", "verl", "--model", "dial-60", "--task", "toy-math", "--condition", "ground_truth",
       "--nnodes", "-1", "--dry-run"], "--nnodes"),
+    (["probe", "contamination", "--model", "dial-60", "--task", "toy-math", "--threads", "0"], "--threads"),
+    (["data", "one-shot", "--source", "x.parquet", "--random", "--seed", "-1"], "--seed"),
+    (["testbed", "pretrain", "--all", "--jobs", "0"], "--jobs"),
 ])
-def test_a_count_of_zero_or_less_is_refused_naming_the_flag(argv, flag, capsys, tmp_path, no_sampling):
+def test_a_count_of_zero_or_less_is_refused_naming_the_flag(argv, flag, capsys, tmp_path, no_sampling, monkeypatch):
+    import mirage.data.one_shot
+    import mirage.probe.contamination
+    import mirage.testbed.pretrain
+
+    for module, name in ((mirage.probe.contamination, "probe_contamination"), (mirage.data.one_shot, "one_shot_set"),
+                         (mirage.testbed.pretrain, "pretrain_family")):  # a late refusal must not start the work
+        monkeypatch.setattr(module, name, lambda *a, _name=name, **k: pytest.fail(f"a bad flag reached {_name}"))
     code = run(argv + ["--out" if argv[0] != "train" else "--run-dir", str(tmp_path / "out")])
     line = _one_line(capsys.readouterr().err)
     assert code == 2 and f"argument {flag}:" in line, line
