@@ -93,6 +93,11 @@ def flag_type(rng: Range) -> Callable[[str], Any]:
     return parse
 
 
+def count_flag(high: int) -> Callable[[str], int]:
+    """``flag_type`` of a count: an integer 1..high."""
+    return flag_type(Range(1, high, integer=True))
+
+
 def table_rows(ranges: Mapping[str, Range]) -> list[str]:
     """Markdown rows ``| key | range |`` of a table of ranges (what the docs hold)."""
     return [f"| `{key}` | {rng.interval()}{' or unset' if rng.none_ok else ''} |" for key, rng in ranges.items()]

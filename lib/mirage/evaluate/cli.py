@@ -62,7 +62,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="SynLogic checkout for logic verifiers (default: $MIRAGE_SYNLOGIC_PATH)")
     p.add_argument("--threads", type=_flag("threads"), default=None,
                    help="hf: torch CPU threads (default: torch's; 1 is fastest on a loaded small machine)")
-    p.add_argument("--tensor-parallel-size", type=_flag("tensor_parallel_size"), default=1, help="vllm: GPUs per engine")
+    p.add_argument("--tensor-parallel-size", type=_flag("tensor_parallel_size"), default=1,
+                   help="vllm: GPUs per engine")
     p.add_argument("--gpus", type=_gpus, default=None,
                    help="vllm: GPUs to use, a count (8) or list (0,1,2,3): one engine per "
                         "tensor-parallel group, prompts sharded across engines")

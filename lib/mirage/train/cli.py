@@ -45,7 +45,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, required: bool = True) ->
     parser.add_argument("--run-dir", default=None,
                         help="run directory (default: runs/<backend>/<model>/<task>/<condition>/seed<S>)")
     parser.add_argument("--set", dest="overrides", action="append", type=_key_value, default=[],
-                        metavar="KEY=VALUE", help="override a recipe field, e.g. --set total_steps=100 (repeatable)")
+                        metavar="KEY=VALUE", help="override a recipe field, e.g. --set total_steps=100 (repeatable); each "
+                             "numeric key has a range (mirage.recipes.RANGES, docs/engine.md), checked before any work")
     parser.add_argument("--release-faithful", action="store_true",
                         help="reproduce the released code's reward defects (docs/rewards.md); default: corrected")
     parser.add_argument("--data-root", default=None, help="data root (default: $MIRAGE_DATA or the checkout's data/)")
