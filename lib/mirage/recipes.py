@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from mirage.ranges import TOP_P, Range
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -73,33 +75,18 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     def check(self) -> "Recipe":
-        """Values a run cannot use are an error naming the key, before any work starts."""
-        positive = ("train_batch_size", "rollout_n", "ppo_mini_batch_size", "ppo_epochs", "total_steps",
-                    "max_prompt_length", "max_response_length", "val_n")
-        for key in positive:
-            if getattr(self, key) < 1:
-                raise ValueError(f"recipe key {key!r}: must be >= 1, got {getattr(self, key)}")
-        for key in ("lr_warmup_steps", "val_freq", "save_freq", "max_num_gen_batches", "nnodes", "n_gpus_per_node",
-                    "weight_decay", "entropy_coeff", "max_model_len"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"recipe key {key!r}: must be >= 0, got {getattr(self, key)}")
+        """Values a run cannot use are an error naming the key, before any work starts: every number
+        finite and inside its range (``RANGES``), every flag a boolean, then the keys that depend on each other."""
+        from mirage.ranges import check_fields
+
+        for f in dataclasses.fields(self):
+            kind, value = _FIELD_TYPES[f.type], getattr(self, f.name)
+            if kind in (bool, str) and not isinstance(value, kind):
+                raise ValueError(f"recipe key {f.name!r}: expected {kind.__name__}, got {value!r}")
+        check_fields(self, RANGES, prefix="recipe key ", quote=True)
         if self.ppo_mini_batch_size > self.train_batch_size:
             raise ValueError(f"recipe key 'ppo_mini_batch_size' ({self.ppo_mini_batch_size}) must be <= "
                              f"train_batch_size ({self.train_batch_size})")
-        for key in ("lr", "grad_clip", "temperature", "val_temperature"):
-            if not getattr(self, key) > 0:
-                raise ValueError(f"recipe key {key!r}: must be > 0, got {getattr(self, key)}")
-        for key in ("top_p", "val_top_p"):
-            if not 0 < getattr(self, key) <= 1:
-                raise ValueError(f"recipe key {key!r}: must be in (0, 1], got {getattr(self, key)}")
-        for key in ("clip_ratio_low", "clip_ratio_high"):
-            if not getattr(self, key) >= 0:
-                raise ValueError(f"recipe key {key!r}: must be >= 0, got {getattr(self, key)}")
-        if self.clip_ratio_low >= 1:
-            raise ValueError(f"recipe key 'clip_ratio_low': must be < 1 (the ratio is clipped at 1 - it), "
-                             f"got {self.clip_ratio_low}")
-        if self.clip_ratio_c <= 1:
-            raise ValueError(f"recipe key 'clip_ratio_c': the dual clip must be > 1, got {self.clip_ratio_c}")
         if self.max_model_len and self.max_model_len <= self.max_prompt_length:
             raise ValueError(f"recipe key 'max_model_len' ({self.max_model_len}) must exceed max_prompt_length "
                              f"({self.max_prompt_length}), or be 0 (prompt + response)")
@@ -164,6 +151,39 @@ class Recipe:
 
 
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
+
+# The range of every numeric recipe key, stated once (docs/engine.md lists them; Recipe.check applies them).
+# Bounds are what a run can use, not what is sensible: a value outside is an error, not a clamp.
+_N = 10**7  # a count no run reaches (steps, prompts, tokens)
+RANGES = {
+    "train_batch_size": Range(1, _N, integer=True),
+    "rollout_n": Range(1, 2**16, integer=True),
+    "ppo_mini_batch_size": Range(1, _N, integer=True),  # and <= train_batch_size
+    "ppo_epochs": Range(1, 1000, integer=True),
+    "lr": Range(0, 1, low_open=True),
+    "lr_warmup_steps": Range(0, _N, integer=True),
+    "weight_decay": Range(0, 10),
+    "grad_clip": Range(0, 1e6, low_open=True),
+    "clip_ratio_low": Range(0, 1, high_open=True),  # the ratio is clipped at 1 - it
+    "clip_ratio_high": Range(0, 100),
+    "clip_ratio_c": Range(1, 1e6, low_open=True),  # the dual clip
+    "entropy_coeff": Range(0, 10),
+    "max_num_gen_batches": Range(0, 1000, integer=True),
+    "max_prompt_length": Range(1, 2**22, integer=True),
+    "max_response_length": Range(1, 2**22, integer=True),
+    "temperature": Range(0, 10, low_open=True),
+    "top_p": TOP_P,
+    "total_steps": Range(1, _N, integer=True),
+    "val_freq": Range(0, _N, integer=True),
+    "val_n": Range(1, 2**16, integer=True),
+    "val_temperature": Range(0, 10, low_open=True),
+    "val_top_p": TOP_P,
+    "save_freq": Range(0, _N, integer=True),
+    "n_gpus_per_node": Range(0, 1024, integer=True),
+    "nnodes": Range(0, 10**5, integer=True),
+    "tensor_parallel_size": Range(1, 1024, integer=True),
+    "max_model_len": Range(0, 2**23, integer=True),  # 0: prompt + response; else > max_prompt_length
+}
 _FIELD_TYPES = {"int": int, "float": float, "str": str, "bool": bool}  # Recipe's annotations (postponed: strings)
 
 

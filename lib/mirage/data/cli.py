@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mirage.ranges import SEED, count_flag, flag_type
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
@@ -35,9 +37,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--history", help="JSON {extra_info.index: [accuracy per epoch]}")
     how.add_argument("--random", action="store_true", help="pick uniformly at random with --seed")
-    p.add_argument("--rank", type=int, default=1, help="rank by std of the history, 1 = highest (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
-    p.add_argument("--batch-size", type=int, default=128, help="rows to write (default 128, the paper's batch)")
+    p.add_argument("--rank", type=count_flag(10**9), default=1,
+                   help="rank by std of the history, 1 = highest (default 1)")
+    p.add_argument("--seed", type=flag_type(SEED), default=0, help="seed for --random (default 0)")
+    p.add_argument("--batch-size", type=count_flag(10**7), default=128,
+                   help="rows to write (default 128, the paper's batch)")
     p.add_argument("--out", required=True, help="output parquet path")
     p.set_defaults(func=_one_shot)
 

@@ -37,8 +37,8 @@ def align(models: Sequence[str], tasks: Sequence[str], n: int | None = None, out
     tables, predictors = [], []
     for model in models:
         for task in tasks:
-            task_n = n or default_n(task)
-            task_max = max_tokens or default_max_tokens(task)
+            task_n = default_n(task) if n is None else n  # n=0 is an error (evaluate says so), not the default
+            task_max = default_max_tokens(task) if max_tokens is None else max_tokens
             key = f"n{task_n}_T{temperature:g}_p{top_p:g}_len{task_max}_seed{seed}"
             folder = eval_dir(model, task, out / "evals") / key
             evaluate(model, task, task_n, sampler=backend, temperature=temperature, top_p=top_p,

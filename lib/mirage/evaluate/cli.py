@@ -7,10 +7,23 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mirage.ranges import SAMPLE_TEMPERATURE, SEED_MAX, flag_type
 from mirage.recipes import RECIPES
 
 
 # --- CLI ----------------------------------------------------------------------------------
+def _flag(key: str):
+    """A numeric flag parsed with its evaluation setting's range (mirage.evaluate.core.EVAL_RANGES, imported
+    only when the flag is given: building the parser stays light)."""
+    def parse(text: str):
+        from mirage.evaluate.core import EVAL_RANGES
+
+        return flag_type(EVAL_RANGES[key])(text)
+
+    parse.__name__ = key
+    return parse
+
+
 def _gpus(text: str) -> int | list[str]:
     """'4' -> 4 GPUs (the first 4 assigned: sample.parallel.assigned_gpus); '0,2,3' -> those GPUs."""
     if re.fullmatch(r"\d+", text):
@@ -25,16 +38,18 @@ def _gpus(text: str) -> int | list[str]:
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["hf", "vllm"], default="hf",
                    help="hf: transformers generate (CPU or one GPU); vllm: vLLM engines on GPUs")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling top_p (default 1.0)")
-    p.add_argument("--max-tokens", type=int, default=None,
+    p.add_argument("--temperature", type=_flag("temperature"), default=1.0,
+                   help=f"sampling temperature, {SAMPLE_TEMPERATURE.interval()} (default 1.0; 0: greedy)")
+    p.add_argument("--top-p", type=_flag("top_p"), default=1.0, help="nucleus sampling top_p, (0, 1] (default 1.0)")
+    p.add_argument("--max-tokens", type=_flag("max_tokens"), default=None,
                    help="max response tokens (default: the training recipe's, "
                         f"{RECIPES['testbed'].max_response_length} testbed / {RECIPES['paper'].max_response_length} paper)")
-    p.add_argument("--seed", type=int, default=0, help="evaluation seed (per-problem seeds derive from it)")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--seed", type=_flag("seed"), default=0,
+                   help=f"evaluation seed, 0..{SEED_MAX} (per-problem seeds derive from it)")
+    p.add_argument("--batch-size", type=_flag("batch_size"), default=None,
                    help="problems per sampling call and per part file; a kill loses at most one chunk "
                         "(default: 32; vllm: 64 per engine, to keep the end-of-chunk straggler cost small)")
-    p.add_argument("--score-processes", type=int, default=None,
+    p.add_argument("--score-processes", type=_flag("score_processes"), default=None,
                    help="scoring processes (default: 0 = inline for testbed tasks, whose checks take "
                         "microseconds; min(8, CPUs - 1) otherwise)")
     p.add_argument("--format-gated", action="store_true",
@@ -47,16 +62,17 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="KOR-Bench scoring: published-compatible (default) or as documented (docs/rewards.md)")
     p.add_argument("--synlogic-path", default=None,
                    help="SynLogic checkout for logic verifiers (default: $MIRAGE_SYNLOGIC_PATH)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_flag("threads"), default=None,
                    help="hf: torch CPU threads (default: torch's; 1 is fastest on a loaded small machine)")
-    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per engine")
+    p.add_argument("--tensor-parallel-size", type=_flag("tensor_parallel_size"), default=1,
+                   help="vllm: GPUs per engine")
     p.add_argument("--gpus", type=_gpus, default=None,
                    help="vllm: GPUs to use, a count (8) or list (0,1,2,3): one engine per "
                         "tensor-parallel group, prompts sharded across engines")
     p.add_argument("--ray", action="store_true",
                    help="vllm: engines as Ray actors (multi-node; connects to RAY_ADDRESS or starts Ray)")
     p.add_argument("--dtype", default=None, help="model dtype (vllm: passed to LLM; hf: passed to the sampler)")
-    p.add_argument("--max-model-len", type=int, default=None, help="vllm: engine context length")
+    p.add_argument("--max-model-len", type=_flag("max_model_len"), default=None, help="vllm: engine context length")
     p.add_argument("--vllm-seeding", choices=["per-request", "batched"], default="per-request",
                    help="vllm: per-request (default): a seed per problem, samples independent of batching, "
                         "sharding and resuming; batched: unseeded requests in one batched sampler call per chunk, "
@@ -98,11 +114,14 @@ def configure_eval_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default=None,
                         help="task (math, logic, toy-math, toy-logic), dataset name, or parquet path "
                              "(default with --run-dir: the run's task)")
-    parser.add_argument("--n", type=int, default=None, help="samples per problem (default 64 testbed, 256 paper)")
+    parser.add_argument("--n", type=_flag("n"), default=None,
+                        help="samples per problem (default 64 testbed, 256 paper)")
     parser.add_argument("--out", default=None, help="output folder (default runs/eval/<model>/<task>)")
     parser.add_argument("--run-dir", default=None,
                         help="sweep a training run: its base model and every checkpoint, into <run-dir>/eval/step_N")
     parser.add_argument("--no-base", action="store_true", help="with --run-dir: skip the base model (step 0)")
+    parser.add_argument("--restart", action="store_true",
+                        help="start over an output folder that holds an evaluation with other settings")
     _add_common(parser)
     parser.set_defaults(func=_eval_main)
 
@@ -112,7 +131,7 @@ def _eval_main(args: argparse.Namespace) -> int:
 
     from mirage.evaluate import evaluate, evaluate_run
 
-    kwargs = _eval_kwargs(args)
+    kwargs = {**_eval_kwargs(args), "restart": args.restart}
     if args.run_dir:
         table = evaluate_run(args.run_dir, args.n, backend=args.backend, include_base=not args.no_base,
                              model=args.model, task=args.task, **kwargs)
@@ -128,7 +147,8 @@ def _eval_main(args: argparse.Namespace) -> int:
 def configure_align_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", required=True, help="base models (testbed names, HF ids or paths)")
     parser.add_argument("--tasks", nargs="+", required=True, help="tasks (math, logic, toy-math, toy-logic)")
-    parser.add_argument("--n", type=int, default=None, help="samples per problem (default 64 testbed, 256 paper)")
+    parser.add_argument("--n", type=_flag("n"), default=None,
+                        help="samples per problem (default 64 testbed, 256 paper)")
     parser.add_argument("--out", default="runs/alignment",
                         help="folder for alignment.parquet/.csv, predictors.parquet/.csv and the cached evaluations "
                              "(default runs/alignment)")

@@ -20,6 +20,7 @@ from mirage import runs
 from mirage.evaluate.datasets import DEFAULT_N, eval_datasets, load_problems, task_kind
 from mirage.evaluate.scoring import ScorePool, make_sampler, render_prompt
 from mirage.models import resolve_model
+from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, THREADS, TOKENS, TOP_P, Range, check_fields
 from mirage.recipes import RECIPES
 from mirage.sample.base import SamplingParams
 
@@ -60,6 +61,23 @@ class EvalSettings:
         if d["vllm_seeding"] == "per-request":
             del d["vllm_seeding"]
         return d
+
+
+# The range of every numeric evaluation setting, stated once: evaluate() checks them before any work, the
+# CLI flags parse with them (mirage.ranges.flag_type), docs/evaluation.md lists them.
+EVAL_RANGES = {
+    "n": SAMPLES,
+    "temperature": SAMPLE_TEMPERATURE,
+    "top_p": TOP_P,
+    "max_tokens": TOKENS,
+    "seed": SEED,
+    "step": Range(0, 10**9, integer=True, none_ok=True),
+    "batch_size": Range(1, 2**20, integer=True, none_ok=True),  # problems per sampling call
+    "score_processes": Range(0, 1024, integer=True, none_ok=True),  # 0: score inline
+    "threads": THREADS,  # hf: torch CPU threads
+    "tensor_parallel_size": Range(1, 1024, integer=True),  # vllm: GPUs per engine
+    "max_model_len": Range(1, 2**23, integer=True, none_ok=True),  # vllm: engine context
+}
 
 
 # --- one evaluation ------------------------------------------------------------------
@@ -115,7 +133,8 @@ def _check_settings(out_dir: Path, settings: EvalSettings, restart: bool) -> dic
         return {}
     if diff:
         raise ValueError(f"{out_dir}: this folder holds an evaluation with other settings "
-                         f"(key: (on disk, requested)) {diff}; use another out_dir, or restart it to start over")
+                         f"(key: (on disk, requested)) {diff}; evaluate into another folder (mirage eval --out; "
+                         f"evaluate(out_dir=...)) or start this one over (mirage eval --restart; restart=True)")
     return manifest
 
 
@@ -135,11 +154,9 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
     kind = task_kind(task_or_dataset)  # (reads a parquet's data sources: once)
     n = DEFAULT_N[kind] if n is None else n
     max_tokens = RECIPES[kind].max_response_length if max_tokens is None else max_tokens
-    for name, value in (("n", n), ("max_tokens", max_tokens)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
+    check_fields({"n": n, "max_tokens": max_tokens, "seed": seed, "temperature": temperature, "top_p": top_p,
+                  "step": step, "batch_size": batch_size, "score_processes": score_processes,
+                  **{k: v for k, v in (sampler_kwargs or {}).items() if k in EVAL_RANGES}}, EVAL_RANGES)
     SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)  # checks them
     if score_processes is None:  # testbed answers are checked in microseconds: a pool would only compete for CPUs
         score_processes = 0 if kind == "testbed" else max(1, min(8, (os.cpu_count() or 2) - 1))

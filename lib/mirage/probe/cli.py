@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mirage.ranges import THREADS, TOKENS, count_flag, flag_type
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="probe_command", metavar="PROBE")
@@ -17,14 +19,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="shares of the statement's characters given, each in (0, 1) (default 0.4,0.6,0.8)")
     p.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="sampler (default hf)")
     p.add_argument("--out", default=None, help="folder (default runs/probe/<model>/<task>); a rerun resumes")
-    p.add_argument("--limit", type=int, default=None, help="only the first N problems of each evaluation set")
-    p.add_argument("--max-tokens", type=int, default=None,
+    p.add_argument("--limit", type=count_flag(10**9), default=None,
+                   help="only the first N problems of each evaluation set")
+    p.add_argument("--max-tokens", type=flag_type(TOKENS), default=None,
                    help="answer length for the truncated/whole problem (default: the recipe's response length)")
-    p.add_argument("--batch-size", type=int, default=64, help="problems per chunk and part file (default 64)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--batch-size", type=count_flag(2**20), default=64,
+                   help="problems per chunk and part file (default 64)")
+    p.add_argument("--threads", type=flag_type(THREADS), default=None,
                    help="hf: torch CPU threads (default: torch's; 1 is fastest for a testbed model: 500 toy problems took "
                         "12 s of CPU on 1 thread, 99 s on 2)")
-    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per engine")
+    p.add_argument("--tensor-parallel-size", type=count_flag(1024), default=1, help="vllm: GPUs per engine")
     p.set_defaults(func=_contamination)
     parser.set_defaults(func=lambda _args: parser.print_help() or 2)
 

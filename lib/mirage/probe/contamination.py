@@ -266,6 +266,9 @@ def probe_models(models, task_or_dataset: str, out_root: str | os.PathLike, *, f
                  limit: int | None = None, progress: bool = True, **kwargs: Any) -> pd.DataFrame:
     """``probe_contamination`` of each model (``<out_root>/<model>/<task>``, resumed), summaries stacked
     with a ``model`` column."""
+    from mirage.ranges import check_parameters
+
+    check_parameters({"models": models}, {"models": list})  # the contamination notebook's parameter
     frames = []
     for model in models:
         summary = probe_contamination(model, task_or_dataset, fractions=fractions, limit=limit, progress=progress,

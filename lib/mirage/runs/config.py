@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from mirage.ranges import SEED, THREADS, Range, check_fields
 from mirage.recipes import PAPER_RECIPE, TESTBED_RECIPE, Recipe
 from mirage.runs.layout import run_dir as default_run_dir
 
@@ -63,12 +64,7 @@ class RunConfig:
 
         if self.backend not in BACKENDS:
             raise ValueError(f"backend: must be one of {BACKENDS}, got {self.backend!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed: must be an integer >= 0, got {self.seed!r}")
-        for name in ("threads", "micro_batch_size", "stop_after", "val_problems"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+        check_fields(self, RANGES)
         condition, task = get_condition(self.condition), get_task(self.task)
         base = self.recipe or (TESTBED_RECIPE if task.kind == "testbed" and self.backend == "local" else PAPER_RECIPE)
         recipe = base.with_overrides(self.overrides)
@@ -92,6 +88,16 @@ class RunConfig:
 
     # fields that do not change what a run computes: a rerun may differ in them
     VOLATILE = ("run_dir", "threads", "progress", "stop_after", "restart", "data_root")
+
+
+# The range of every numeric run setting (the recipe's are mirage.recipes.RANGES); resolved() checks them.
+RANGES = {
+    "seed": SEED,
+    "threads": THREADS,
+    "micro_batch_size": Range(1, 2**20, integer=True, none_ok=True),
+    "stop_after": Range(1, 10**7, integer=True, none_ok=True),
+    "val_problems": Range(1, 10**7, integer=True, none_ok=True),
+}
 
 
 def result_fields(config: Mapping[str, Any]) -> dict[str, Any]:

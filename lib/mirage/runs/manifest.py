@@ -70,13 +70,22 @@ def is_finished(manifest: Mapping[str, Any]) -> bool:
 
 
 def config_diff(old: Mapping[str, Any] | None, new: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> dict:
-    """{key: (on disk, requested)} for every key whose value differs (JSON-normalised)."""
+    """{key: (on disk, requested)} for every key whose value differs (JSON-normalised); where both values are
+    mappings (a run's recipe), only their keys that differ: {"recipe": {"lr": (2e-05, 0.0003)}}."""
     if not old:
         return {}
     old = json.loads(json.dumps(old, default=str))
     new = json.loads(json.dumps(new, default=str))
-    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
-            if k not in ignore and old.get(k) != new.get(k)}
+    return {k: v for k, v in _diff(old, new).items() if k not in ignore}
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict:
+    out = {}
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a != b:
+            out[key] = _diff(a, b) if isinstance(a, dict) and isinstance(b, dict) else (a, b)
+    return out
 
 
 def start_attempt(folder: str | os.PathLike, name: str = MANIFEST, **attempt: Any) -> dict:

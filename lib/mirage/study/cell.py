@@ -23,6 +23,10 @@ from mirage.runs import run_dir as run_folder
 from mirage.runs import slug
 
 NOTEBOOK_RUNS = Path("runs") / "notebooks"
+# the types the notebooks' parameter cells promise (a papermill -p value arrives as text: refused, showing -y)
+NOTEBOOK_PARAMETERS = {"models": list, "tasks": list, "pairs": list, "eval": dict, "recipe_overrides": dict,
+                       "model": str, "task": str, "condition": str, "regime": str, "backend": str, "recipe": str,
+                       "seed": int}
 
 
 # --- where things go ------------------------------------------------------------------------
@@ -89,8 +93,10 @@ def measure_alignment(models: Sequence[str], tasks: Sequence[str], out_dir: str 
     import pandas as pd
 
     from mirage.evaluate.alignment import write_predictors
+    from mirage.ranges import check_parameters
     from mirage.runs import atomic_path, write_parquet_atomic
 
+    check_parameters(dict(models=models, tasks=tasks, eval=eval, backend=backend, pairs=pairs), NOTEBOOK_PARAMETERS)
     out_dir = resolve(out_dir)
     pairs = [tuple(p) for p in pairs] or [(m, t) for m in models for t in tasks]
     table = pd.concat([measure_pair(m, t, out_dir, eval, backend) for m, t in pairs], ignore_index=True)
@@ -283,7 +289,10 @@ def run(model: str, task: str, condition: str, seed: int = 0, *, regime: str = "
     import pandas as pd
 
     from mirage.conditions import get_condition
+    from mirage.ranges import check_parameters
 
+    check_parameters(dict(model=model, task=task, condition=condition, seed=seed, regime=regime, backend=backend,
+                          recipe=recipe, recipe_overrides=recipe_overrides or {}, eval=eval or {}), NOTEBOOK_PARAMETERS)
     unknown = set(eval or {}) - set(DEFAULT_EVAL)
     if unknown:
         raise KeyError(f"eval: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_EVAL)}")

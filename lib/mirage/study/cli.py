@@ -8,14 +8,16 @@ from mirage.study.plan import STAGES
 
 
 def configure_cli(parser: argparse.ArgumentParser) -> None:
-    from mirage.study.preset import list_presets
+    from mirage.ranges import flag_type
+    from mirage.study.preset import PRESET_RANGES, list_presets
 
     parser.add_argument("--preset", default="testbed-quick",
                         help=f"a shipped preset ({', '.join(list_presets())}) or a preset YAML/JSON file "
                              "(default testbed-quick; docs/study.md describes the keys)")
     parser.add_argument("--out", default=None, help="study directory (default study/<preset> in the current directory)")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="steps run at once, each with one torch thread (default: the preset's)")
+    parser.add_argument("--jobs", type=flag_type(PRESET_RANGES["jobs"]), default=None,
+                        help=f"steps run at once, each with one torch thread, {PRESET_RANGES['jobs'].interval()} "
+                             "(default: the preset's)")
     parser.add_argument("--only", action="append", default=[], metavar="KEY=V[,KEY=V]",
                         help="restrict the cells: model=..,task=..,condition=a|b,seed=.. (repeatable)")
     parser.add_argument("--stage", choices=STAGES, default="all",

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, TOP_P, Range, check_fields
+
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 DEFAULT_ANALYSIS = ("90_figures.ipynb",)
 # keys that do not decide a study's results: a study directory keeps its preset when they change
@@ -75,9 +77,7 @@ class StudyEval:
             raise PresetError(f"{where}: eval.greedy must be true or false, got {self.greedy!r}")
         if self.checkpoints not in ("last", "all"):
             raise PresetError(f"{where}: eval.checkpoints must be 'last' or 'all', got {self.checkpoints!r}")
-        for key in ("n", "align_n"):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
-                raise PresetError(f"{where}: eval.{key} must be an integer >= 1, got {getattr(self, key)!r}")
+        _check_ranges(self, EVAL_RANGES, where, "eval.")
         if self.alignment_k is not None and not 1 <= self.alignment_k <= self.align_n:
             raise PresetError(f"{where}: eval.alignment_k ({self.alignment_k}) must be in 1..align_n ({self.align_n})")
 
@@ -88,6 +88,25 @@ class OneShotSettings:
 
     pool: int = 64  # examples of the training set in the pool
     epochs: int = 4  # passes over the pool (pool x epochs / train_batch_size steps)
+
+    def check(self, where: str) -> None:
+        _check_ranges(self, ONE_SHOT_RANGES, where, "one_shot.")
+
+
+# The range of every numeric preset key, stated once (docs/study.md lists them; Preset.check applies them,
+# `mirage study --jobs` parses with PRESET_RANGES["jobs"]). Recipe keys: mirage.recipes.RANGES.
+EVAL_RANGES = {"n": SAMPLES, "align_n": SAMPLES, "temperature": SAMPLE_TEMPERATURE, "top_p": TOP_P,
+               "max_tokens": Range(1, 2**20, integer=True, none_ok=True), "seed": SEED,
+               "alignment_k": Range(1, 2**20, integer=True, none_ok=True)}  # and <= align_n
+ONE_SHOT_RANGES = {"pool": Range(1, 10**6, integer=True), "epochs": Range(1, 10**4, integer=True)}
+PRESET_RANGES = {"jobs": Range(1, 1024, integer=True), "seeds": SEED}  # seeds: each of them
+
+
+def _check_ranges(obj: Any, ranges: Mapping[str, Range], where: str, prefix: str = "") -> None:
+    try:
+        check_fields(obj, ranges, prefix)
+    except ValueError as e:
+        raise PresetError(f"{where}: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -162,6 +181,10 @@ class Preset:
         for t in dict.fromkeys([*self.tasks, *(t for g in grids for _, t in g.pairs)]):
             if t not in tasks:
                 raise PresetError(f"{where}: unknown task {t!r}; known: {', '.join(tasks.known())}")
+            try:
+                tasks[t]  # a name a factory builds (rg:<dataset>@...) is checked by building it
+            except (KeyError, ValueError) as e:
+                raise PresetError(f"{where}: task {t!r}: {e.args[0] if e.args else e}") from None
         if self.recipe not in RECIPES:
             raise PresetError(f"{where}: unknown recipe {self.recipe!r}; known: {', '.join(RECIPES)}")
         for regime in ("", *self.regimes):
@@ -171,14 +194,16 @@ class Preset:
                 key = f"regimes.{regime}" if regime else "overrides"
                 raise PresetError(f"{where}: {key}: {e.args[0] if e.args else e}") from None
         self.eval.check(where)
+        self.one_shot.check(where)
+        for seed in dict.fromkeys([*self.seeds, *(s for g in grids for s in g.seeds)]):
+            _check_ranges({"seeds": seed}, PRESET_RANGES, where)
         from mirage.study.executors import check_resources
 
         try:
             object.__setattr__(self, "resources", check_resources(self.resources, where))
         except ValueError as e:
             raise PresetError(str(e)) from None
-        if not isinstance(self.jobs, int) or self.jobs < 1:
-            raise PresetError(f"{where}: jobs must be an integer >= 1, got {self.jobs!r}")
+        _check_ranges({"jobs": self.jobs}, PRESET_RANGES, where)
 
     def analysis_notebooks(self) -> list[tuple[str, dict[str, Any]]]:
         """[(notebook file name, its own parameters)] of ``analysis``, checked: each entry is a name
@@ -305,15 +330,38 @@ def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
+MAX_PRESET_BYTES = 1 << 20  # the shipped presets are 0.5-2.5 KB
+
+
+def _yaml_loader():
+    """yaml's SafeLoader without aliases (``*name``): an alias bomb ("billion laughs") expands a small file
+    into gigabytes; a preset never needs one (anchors alone are harmless and still read)."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(f"line {mark.line + 1}: YAML aliases (*name) are not allowed in a preset; "
+                                     "write the values out")
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
 def read_preset_file(path: str | Path, source: str | None) -> Preset:
     import yaml
 
     path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_PRESET_BYTES:
+        raise PresetError(f"{path}: {size} bytes, more than a preset may hold ({MAX_PRESET_BYTES})")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.suffix != ".json" else json.loads(
-            path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=_yaml_loader()) if path.suffix != ".json" else json.loads(text)
     except (yaml.YAMLError, ValueError) as e:
-        raise PresetError(f"{path}: not a readable preset file ({e})") from None
+        message = " ".join(str(e).split())  # yaml's messages span lines: one line, naming the file
+        raise PresetError(f"{path}: not a readable preset file ({message})") from None
     return Preset.from_dict(data or {}, source=source, default_name=path.stem, where=str(path))
 
 

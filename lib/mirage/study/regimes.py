@@ -120,7 +120,9 @@ def bandit_runs(settings: Mapping[str, Any] | None, variants: Mapping[str, Mappi
     import dataclasses
 
     from mirage.mechanism import BanditSettings, simulate_bandit
+    from mirage.ranges import check_parameters
 
+    check_parameters({"bandit": settings or {}, "bandit_variants": variants}, {"bandit": dict, "bandit_variants": dict})
     known = {f.name for f in dataclasses.fields(BanditSettings)}
     out = {}
     for name, changes in variants.items():

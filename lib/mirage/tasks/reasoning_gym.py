@@ -97,10 +97,94 @@ def parse_name(name: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
             settings[key] = value
         elif key in fields:
             config[key] = _value(raw)
+            hint = _config_hints(dataset).get(key)
+            if hint is not None and not _fits(config[key], hint):
+                raise RegistryError(f"task {name!r}: option {key}={raw} is not {_describe(hint)}")
         else:
             raise RegistryError(f"task {name!r}: unknown option {key!r}; options: {', '.join(DEFAULTS)}, and "
                                 f"{dataset}'s config: {', '.join(fields)}")
+    if config:
+        _validate(name, dataset, config, settings)
     return dataset, settings, config
+
+
+@functools.lru_cache(maxsize=None)
+def _config_hints(dataset: str) -> dict[str, Any]:
+    """The generator config's field types, where they hold for the field's own default (a few configs annotate
+    loosely: rearc's ``diff_ub: int = 0.2``); the rest is left to the config's own ``validate()``."""
+    import dataclasses
+    import typing
+
+    from reasoning_gym.factory import DATASETS
+
+    cls = DATASETS[dataset][1]
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - a config annotated with names this Python cannot resolve
+        return {}
+    out = {}
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        try:
+            default = json.loads(json.dumps(default))  # as an option value would arrive (tuples -> lists)
+        except (TypeError, ValueError):
+            continue
+        if f.name in hints and _fits(default, hints[f.name]):
+            out[f.name] = hints[f.name]
+    return out
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON-parsed option value has the config field's type (unknown kinds of hint: True)."""
+    import math
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is typing.Any:
+        return True
+    if origin is typing.Union or type(hint).__name__ == "UnionType":
+        return any(_fits(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, typing.Sequence) or hint in (list, tuple):
+        item = args[0] if args else None
+        return isinstance(value, list) and (item is None or all(_fits(v, item) for v in value))
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    import typing
+
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    names = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+    return names.get(hint, f"of type {getattr(hint, '__name__', None) or str(hint).replace('typing.', '')}")
+
+
+def _validate(name: str, dataset: str, config: dict[str, Any], settings: dict[str, Any]) -> None:
+    """The generator's own config check (min <= max and the like), run now: an error naming the task and options."""
+    from reasoning_gym.factory import DATASETS
+
+    try:
+        cfg = DATASETS[dataset][1](**config, seed=settings["seed"], size=settings["train_size"])
+        if hasattr(cfg, "validate"):
+            cfg.validate()
+    except (AssertionError, ValueError, TypeError) as e:
+        options = ",".join(f"{k}={json.dumps(v)}" for k, v in config.items())
+        raise RegistryError(f"task {name!r}: options {options} rejected by {dataset}: "
+                            f"{e or type(e).__name__}") from None
 
 
 def dataset_names(name: str) -> tuple[str, str]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from mirage.ranges import THREADS, count_flag, flag_type
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="testbed_command", metavar="COMMAND")
@@ -16,8 +18,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=["toy-math", "toy-logic"], action="append",
                    help="task to write (repeatable; default both)")
     p.add_argument("--root", help="data root (default: $MIRAGE_DATA or the checkout's data/)")
-    p.add_argument("--n-train", type=int, default=None, help="train rows (default 4000)")
-    p.add_argument("--n-test", type=int, default=None, help="test rows (default 200)")
+    p.add_argument("--n-train", type=count_flag(10**8), default=None, help="train rows (default 4000)")
+    p.add_argument("--n-test", type=count_flag(10**8), default=None, help="test rows (default 200)")
     p.add_argument("--overwrite", action="store_true", help="rewrite files that already exist")
     p.set_defaults(func=_data)
 
@@ -36,8 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--name", action="append", help="one model of the family (repeatable)")
     p.add_argument("--out", help="folder to write models into (default: the checkout's data/models)")
     p.add_argument("--force", action="store_true", help="retrain models whose card already exists")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per model (default 1: fastest here)")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--threads", type=flag_type(THREADS), default=1,
+                   help="torch threads per model (default 1: fastest here)")
+    p.add_argument("--jobs", type=count_flag(1024), default=1,
                    help="models trained at once, one process each (2 on a 2-core machine)")
     p.set_defaults(func=_pretrain)
     parser.set_defaults(func=lambda _args: parser.print_help() or 2)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from mirage.ranges import SEED, SEED_MAX, flag_type
+
 
 def _key_value(text: str) -> tuple[str, str]:
     if "=" not in text:
@@ -39,17 +41,19 @@ def add_run_arguments(parser: argparse.ArgumentParser, required: bool = True) ->
     parser.add_argument("--task", required=required,
                         help="task name (see `mirage tasks`): toy-math, toy-logic, math, logic, rg:<dataset>")
     parser.add_argument("--condition", required=required, help="condition name (see `mirage conditions`)")
-    parser.add_argument("--seed", type=_seed, default=0, help="training seed, an integer >= 0 (default 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help=f"training seed, an integer 0..{SEED_MAX} (default 0)")
     parser.add_argument("--run-dir", default=None,
                         help="run directory (default: runs/<backend>/<model>/<task>/<condition>/seed<S>)")
     parser.add_argument("--set", dest="overrides", action="append", type=_key_value, default=[],
-                        metavar="KEY=VALUE", help="override a recipe field, e.g. --set total_steps=100 (repeatable)")
+                        metavar="KEY=VALUE", help="override a recipe field, e.g. --set total_steps=100 (repeatable); each "
+                             "numeric key has a range (mirage.recipes.RANGES, docs/engine.md), checked before any work")
     parser.add_argument("--release-faithful", action="store_true",
                         help="reproduce the released code's reward defects (docs/rewards.md); default: corrected")
     parser.add_argument("--data-root", default=None, help="data root (default: $MIRAGE_DATA or the checkout's data/)")
-    parser.add_argument("--n-gpus-per-node", type=int, default=None, help="verl: GPUs per node (recipe: 8)")
-    parser.add_argument("--nnodes", type=int, default=None, help="verl: number of nodes (recipe: 1)")
-    parser.add_argument("--max-model-len", type=int, default=None, metavar="TOKENS",
+    parser.add_argument("--n-gpus-per-node", type=_recipe_flag("n_gpus_per_node"), default=None,
+                        help="verl: GPUs per node (recipe: 8)")
+    parser.add_argument("--nnodes", type=_recipe_flag("nnodes"), default=None, help="verl: number of nodes (recipe: 1)")
+    parser.add_argument("--max-model-len", type=_recipe_flag("max_model_len"), default=None, metavar="TOKENS",
                         help="verl: cap vLLM's context below prompt + response, for a model with fewer positions "
                              "(responses then end at TOKENS - prompt tokens; recorded as recipe key max_model_len)")
     parser.add_argument("--extra", action="append", default=[], metavar="HYDRA_OVERRIDE",
@@ -60,14 +64,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, required: bool = True) ->
                         help="start the run over when its folder holds a run with other settings")
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+_seed = flag_type(SEED)  # mirage.runs.config.RANGES["seed"]
+
+
+def _recipe_flag(key: str):
+    from mirage.recipes import RANGES
+
+    return flag_type(RANGES[key])
 
 
 def config_from_args(args: argparse.Namespace):

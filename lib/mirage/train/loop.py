@@ -188,7 +188,7 @@ def _check_folder(cfg: RunConfig, manifest: dict) -> str:
             runs.config_diff(manifest.get("recipe"), cfg.recipe.to_dict()))
     if diff:
         raise ValueError(f"{cfg.run_dir}: this run was started with other settings (key: (on disk, requested)) "
-                         f"{diff}; use another run_dir, or restart it (--restart) to start over")
+                         f"{diff}; use another --run-dir, or --restart to start it over (RunConfig: run_dir=, restart=True)")
     return "finished" if runs.is_finished(manifest) else "resume"
 
 

@@ -165,7 +165,7 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False, do
             diff = runs.config_diff(runs.result_fields(previous["config"]), runs.result_fields(cfg.to_dict()))
             if diff and not cfg.restart:
                 raise ValueError(f"{run_dir}: this run was started with other settings (key: (on disk, requested)) "
-                                 f"{diff}; use another run_dir, or restart it to start over")
+                                 f"{diff}; use another --run-dir, or --restart to start it over (RunConfig: run_dir=, restart=True)")
             if not diff and runs.is_finished(previous) and not no_launch:
                 out(f"{run_dir}: finished")
                 return 0
