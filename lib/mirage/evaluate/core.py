@@ -108,6 +108,8 @@ def _check_settings(out_dir: Path, settings: EvalSettings, restart: bool) -> dic
     manifest = runs.read_manifest(out_dir, MANIFEST)
     recorded = manifest.get("config", manifest.get("settings"))
     diff = runs.config_diff(recorded, settings.to_dict())
+    if "model" in diff and _same_path(*diff["model"]):  # one checkpoint named relative, then absolute
+        del diff["model"]
     if diff and restart:
         for child in ("samples", MANIFEST, "passk.parquet", "passk.csv"):
             path = out_dir / child
@@ -117,6 +119,15 @@ def _check_settings(out_dir: Path, settings: EvalSettings, restart: bool) -> dic
         raise ValueError(f"{out_dir}: this folder holds an evaluation with other settings "
                          f"(key: (on disk, requested)) {diff}; use another out_dir, or restart it to start over")
     return manifest
+
+
+def _same_path(a: Any, b: Any) -> bool:
+    """Whether two model names are one existing folder (a path given relative, then absolute)."""
+    try:
+        pa, pb = (runs.files.resolve(str(x)) for x in (a, b))
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return pa == pb and pa.exists()
 
 
 def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: Any = "hf", *,
@@ -165,10 +176,51 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
 
         parse_options({k: v for k, v in score_kwargs.items() if k != "release_faithful"})
     datasets = [(name, path, load_problems(name, path)) for name, path in eval_datasets(task_or_dataset)]
+    check_prompt_lengths(model, datasets, sampler, sampler_kwargs)
     out_dir = Path(out_dir) if out_dir else runs.eval_dir(model, task_or_dataset)
     with runs.FolderLock(out_dir, "evaluation"):
         return _evaluate(model, task_or_dataset, datasets, n, sampler, settings, out_dir, kind, batch_size,
                          score_processes, sampler_kwargs, n_boot, progress, restart)
+
+
+def check_prompt_lengths(model: str, datasets: list, sampler: Any, sampler_kwargs: dict | None = None) -> None:
+    """Every prompt must leave room for a response in the model's context (its max_position_embeddings; vLLM:
+    ``max_model_len`` when smaller), as training checks its prompts against max_prompt_length: an error naming
+    the file, the problem and its length, before anything is sampled. Checked for a local model folder or a
+    sampler that can encode (a hub id is left to the sampler: vLLM refuses an over-long prompt itself)."""
+    import json
+
+    if isinstance(sampler, str):
+        path = Path(resolve_model(model))
+        if not (path / "config.json").is_file():
+            return
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        positions = config.get("max_position_embeddings") or (config.get("text_config") or {}).get(
+            "max_position_embeddings")
+        if not positions:
+            return
+        from transformers import AutoTokenizer
+
+        from mirage.sample.base import prompt_token_ids
+
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        tokenizer.model_max_length = int(1e12)  # counted here, not truncated: no "longer than" warning
+
+        def encode(messages):
+            return prompt_token_ids(tokenizer, messages)
+    else:
+        encode = getattr(sampler, "encode", None)
+        positions = getattr(getattr(getattr(sampler, "model", None), "config", None), "max_position_embeddings", None)
+        if encode is None or not isinstance(positions, int):
+            return
+    cap = (sampler_kwargs or {}).get("max_model_len")
+    limit = min(int(positions), int(cap)) if cap else int(positions)
+    for _, path, problems in datasets:
+        for pid, prompt in zip(problems["problem_id"], problems["prompt"]):
+            tokens = len(encode(prompt))
+            if tokens >= limit:
+                raise ValueError(f"{path}: problem {pid!r} has a prompt of {tokens} tokens, but the model {model} has {limit} positions: no room for a response; "
+                                 "shorten or drop that problem, or use a model with a longer context")
 
 
 def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettings, out_dir: Path, kind, batch_size,
