@@ -1,8 +1,9 @@
 """Every example in README.md and docs/*.md works: Python blocks run, `mirage` command lines parse.
 
 * Each fenced ```python block runs (``exec``) in a fresh temporary folder (its relative paths land there;
-  a generated dataset goes to the data root, as any command's does). A block that needs a GPU or the network starts with the
-  line ``# doc-test: skip (<reason>)``: it is then only compiled. Keep examples small (tiny settings).
+  a generated dataset goes to the data root, as any command's does). A block that needs a GPU or the
+  network starts with the line ``# doc-test: skip (<reason>)``: it is then only compiled. Keep examples
+  small (tiny settings).
 * Each ``mirage ...`` command line (in a ```bash block or an inline code span) names a subcommand that
   exists and only flags that subcommand's parser knows (``...``, ``[...]`` and ``a / b`` alternatives
   are read as the docs mean them).

@@ -176,18 +176,24 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
 
         parse_options({k: v for k, v in score_kwargs.items() if k != "release_faithful"})
     datasets = [(name, path, load_problems(name, path)) for name, path in eval_datasets(task_or_dataset)]
-    check_prompt_lengths(model, datasets, sampler, sampler_kwargs)
     out_dir = Path(out_dir) if out_dir else runs.eval_dir(model, task_or_dataset)
+    created = runs.files.first_missing(out_dir)
     with runs.FolderLock(out_dir, "evaluation"):
-        return _evaluate(model, task_or_dataset, datasets, n, sampler, settings, out_dir, kind, batch_size,
-                         score_processes, sampler_kwargs, n_boot, progress, restart)
+        try:
+            return _evaluate(model, task_or_dataset, datasets, n, sampler, settings, out_dir, kind, batch_size,
+                             score_processes, sampler_kwargs, n_boot, progress, restart)
+        except BaseException:  # refused before writing anything (an over-long prompt): leave no folder behind
+            if created is not None and runs.files.holds_only_locks(created):
+                shutil.rmtree(created, ignore_errors=True)
+            raise
 
 
-def check_prompt_lengths(model: str, datasets: list, sampler: Any, sampler_kwargs: dict | None = None) -> None:
+def check_prompt_lengths(model: str, prompts: list, sampler: Any, sampler_kwargs: dict | None = None) -> None:
     """Every prompt must leave room for a response in the model's context (its max_position_embeddings; vLLM:
     ``max_model_len`` when smaller), as training checks its prompts against max_prompt_length: an error naming
-    the file, the problem and its length, before anything is sampled. Checked for a local model folder or a
-    sampler that can encode (a hub id is left to the sampler: vLLM refuses an over-long prompt itself)."""
+    the file, the problem and its length, before anything is sampled. ``prompts``: (dataset file, problem id,
+    messages). Checked for a local model folder or a sampler that can encode (a hub id is left to the sampler:
+    vLLM refuses an over-long prompt itself)."""
     import json
 
     if isinstance(sampler, str):
@@ -215,12 +221,12 @@ def check_prompt_lengths(model: str, datasets: list, sampler: Any, sampler_kwarg
             return
     cap = (sampler_kwargs or {}).get("max_model_len")
     limit = min(int(positions), int(cap)) if cap else int(positions)
-    for _, path, problems in datasets:
-        for pid, prompt in zip(problems["problem_id"], problems["prompt"]):
-            tokens = len(encode(prompt))
-            if tokens >= limit:
-                raise ValueError(f"{path}: problem {pid!r} has a prompt of {tokens} tokens, but the model {model} has {limit} positions: no room for a response; "
-                                 "shorten or drop that problem, or use a model with a longer context")
+    for path, pid, prompt in prompts:
+        tokens = len(encode(prompt))
+        if tokens >= limit:
+            raise ValueError(f"{path}: problem {pid!r} has a prompt of {tokens} tokens, but the model {model} has "
+                             f"{limit} positions: no room for a response; shorten or drop that problem, or use a "
+                             "model with a longer context")
 
 
 def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettings, out_dir: Path, kind, batch_size,
@@ -241,7 +247,10 @@ def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettin
     started = time.time()
     attempt = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "problems": len(todo), "samples": len(todo) * n,
                "score_processes": score_processes}
-    if todo:
+    if todo:  # the prompts still to sample must fit the model's context (a finished rerun costs nothing)
+        paths = {name: path for name, path, _ in datasets}
+        check_prompt_lengths(model, [(paths[name], row.problem_id, row.prompt) for name, _, row in todo], sampler,
+                             sampler_kwargs)
         own_sampler = isinstance(sampler, str)
         if own_sampler:
             sampler = make_sampler(sampler, model, seed=seed, **(sampler_kwargs or {}))

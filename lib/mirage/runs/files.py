@@ -260,6 +260,22 @@ def truncate_jsonl(path: str | os.PathLike, keep: Callable[[dict], bool]) -> int
     return len(records) - len(kept)
 
 
+def first_missing(path: str | os.PathLike) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None when ``path`` exists): what a process
+    creates, and removes again when it is refused before writing anything (``holds_only_locks``)."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def holds_only_locks(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds nothing but (sub)folders and ``FolderLock`` files."""
+    return all(p.is_dir() or p.name in (".lock", ".lock.holder") for p in Path(folder).rglob("*"))
+
+
 # --- one writer per folder -------------------------------------------------------------
 class FolderBusy(RuntimeError):
     """Another process holds the folder's lock."""

@@ -222,7 +222,7 @@ def train(cfg: RunConfig) -> Path:
     if cfg.recipe.use_kl_loss or cfg.recipe.use_kl_in_reward:
         raise ValueError("the local engine has no reference model: use_kl_loss/use_kl_in_reward must be False")
     run_dir = Path(cfg.run_dir)
-    created = _first_missing(run_dir)  # the folder this call creates (None: it existed)
+    created = runs.files.first_missing(run_dir)  # the folder this call creates (None: it existed)
     with runs.FolderLock(run_dir, "training run"):
         try:
             manifest = runs.read_manifest(run_dir)
@@ -241,23 +241,10 @@ def train(cfg: RunConfig) -> Path:
         except BaseException:
             # refused before it wrote anything (a missing history run, model or dataset): leave no empty run
             # folder (with only its lock) behind
-            if created is not None and _holds_only_locks(created):
+            if created is not None and runs.files.holds_only_locks(created):
                 shutil.rmtree(created, ignore_errors=True)
             raise
     return run_dir
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` that does not exist yet (None when ``path`` exists)."""
-    if path.exists() or path.is_symlink():
-        return None
-    while not path.parent.exists() and path.parent != path:
-        path = path.parent
-    return path
-
-
-def _holds_only_locks(folder: Path) -> bool:
-    return all(p.is_dir() or p.name in (".lock", ".lock.holder") for p in folder.rglob("*"))
 
 
 def _run(cfg: RunConfig, run_dir: Path, manifest: dict) -> None:
