@@ -200,6 +200,12 @@ def test_a_symlink_loop_is_one_line_naming_it(tmp_path, data_root, capsys, monke
     (run / "manifest.json").symlink_to("manifest.json")
     with pytest.raises(ValueError, match=r"run/manifest\.json: a symlink loop"):
         runs.read_manifest(run)
+    inside = tmp_path / "inside"
+    (inside / "checkpoints").mkdir(parents=True)
+    (inside / "checkpoints" / "global_step_3").symlink_to("global_step_3")
+    runs.update_manifest(inside, model=MODEL, task="toy-math", condition="ground_truth", seed=0)
+    err = one_line_error(capsys, main(["eval", "--run-dir", str(inside), "--n", "1"]))
+    assert "checkpoints/global_step_3: a symlink loop" in err, err
 
 
 # --- 4. one run, named relative then absolute -----------------------------------------------------------------
