@@ -108,10 +108,25 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that report a user's mistake (bad input, missing file, busy folder), not a bug."""
     from mirage.data.common import DataError
     from mirage.registry import RegistryError
-    from mirage.runs.files import FolderBusy
+    from mirage.runs.files import DiskFull, FolderBusy
 
     return (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, FolderBusy,
-            RegistryError, DataError, ImportError)
+            RegistryError, DataError, ImportError, DiskFull)
+
+
+def system_error(error: BaseException) -> str | None:
+    """One line for a full disk or a symlink loop met outside mirage's own writers and path checks (a library
+    writing a file, pathlib resolving a link); None for anything else (a bug: it keeps its traceback)."""
+    import errno
+
+    from mirage.runs.files import disk_full, is_disk_full
+
+    where = getattr(error, "filename", None)
+    if is_disk_full(error):
+        return str(disk_full(where or os.getcwd()))
+    if (isinstance(error, OSError) and error.errno == errno.ELOOP) or "Symlink loop" in str(error):
+        return f"{where + ': ' if where else ''}a symlink loop ({error}); remove or fix the link"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"mirage {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except (OSError, RuntimeError) as e:
+        line = None if debug else system_error(e)
+        if line is None:
+            raise
+        print(f"mirage {args.command}: error: {line}", file=sys.stderr)
         return 2
 
 

@@ -260,6 +260,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=main)
 
 
+def check_gpu_stack() -> None:
+    """The GPU run needs vLLM and verl: an ImportError saying how to install them, before anything is built."""
+    import importlib.util
+
+    missing = [name for name in ("vllm", "verl") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"mirage smoke needs {' and '.join(missing)} (GPU node): pip install -e \".[gpu]\" in the "
+                          "checkout; `mirage smoke --dry-run` checks everything short of launching on a CPU")
+
+
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
+    if not args.dry_run:
+        check_gpu_stack()
     return dry_run(out) if args.dry_run else gpu_run(out)

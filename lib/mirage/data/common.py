@@ -48,7 +48,11 @@ def read_records(path: str | Path) -> list[tuple[str, dict]]:
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        out = [(f"{path} row {i}", rec) for i, rec in enumerate(pq.read_table(path).to_pylist())]
+        from mirage.data.rows import BATCH_ROWS  # batch by batch: no whole-file table beside its Python rows
+
+        out = []
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+            out += [(f"{path} row {len(out) + i}", rec) for i, rec in enumerate(batch.to_pylist())]
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json or .parquet)")
     for where, rec in out:

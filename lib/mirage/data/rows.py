@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 REQUIRED = ("data_source", "prompt", "reward_model")
+COLUMNS = (*REQUIRED, "extra_info")  # what is read: a file's other columns never enter memory
+BATCH_ROWS = 1024  # rows converted to Python at a time (pyarrow iter_batches): memory stays bounded by the batch
 
 
 def resolve_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> tuple[str, Path]:
@@ -22,7 +24,9 @@ def resolve_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | N
 
     text = str(name_or_path)
     if text.endswith(".parquet") or os.sep in text:
-        path = Path(text).expanduser().resolve()
+        from mirage.runs.files import resolve
+
+        path = resolve(text)
         if not path.is_file():
             raise FileNotFoundError(f"dataset file {path} does not exist")
         return path.stem, path
@@ -42,6 +46,19 @@ def _check_prompt(prompt: Any, where: str) -> list[dict[str, str]]:
     return messages
 
 
+def _check_row(row: dict[str, Any], where: str) -> dict[str, Any]:
+    for key in REQUIRED:
+        if row.get(key) is None:
+            raise ValueError(f"{where}: no {key!r}")
+    reward_model = row["reward_model"]
+    if not isinstance(reward_model, dict) or reward_model.get("ground_truth") is None:
+        raise ValueError(f"{where}: reward_model has no 'ground_truth' ({reward_model!r:.200})")
+    row["prompt"] = _check_prompt(row["prompt"], where)
+    row["data_source"] = str(row["data_source"])
+    row["extra_info"] = dict(row.get("extra_info") or {})
+    return row
+
+
 def load_rows(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None,
               unique_ids: bool = False) -> list[dict[str, Any]]:
     """Every row of a dataset, checked, with ``problem_id`` added; an error names the file, row and field.
@@ -52,25 +69,23 @@ def load_rows(name_or_path: str | os.PathLike, root: str | os.PathLike | None = 
     import pyarrow.parquet as pq
 
     _, path = resolve_dataset(name_or_path, root)
+    rows: list[dict[str, Any]] = []
     try:
-        rows = pq.read_table(path).to_pylist()
+        reader = pq.ParquetFile(path)
+        columns = [c for c in COLUMNS if c in reader.schema_arrow.names]
+        for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            for row in batch.to_pylist():
+                rows.append(_check_row(row, f"{path} row {len(rows)}"))
+    except ValueError:
+        raise
     except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a bad file; name the file
         raise ValueError(f"{path}: not a readable parquet file ({type(e).__name__}: {e})") from None
     if not rows:
         raise ValueError(f"{path}: no rows")
-    has_index = all((r.get("extra_info") or {}).get("index") is not None for r in rows)
+    has_index = all(r["extra_info"].get("index") is not None for r in rows)
     seen: set[str] = set()
     for pos, row in enumerate(rows):
         where = f"{path} row {pos}"
-        for key in REQUIRED:
-            if row.get(key) is None:
-                raise ValueError(f"{where}: no {key!r}")
-        reward_model = row["reward_model"]
-        if not isinstance(reward_model, dict) or reward_model.get("ground_truth") is None:
-            raise ValueError(f"{where}: reward_model has no 'ground_truth' ({reward_model!r:.200})")
-        row["prompt"] = _check_prompt(row["prompt"], where)
-        row["data_source"] = str(row["data_source"])
-        row["extra_info"] = dict(row.get("extra_info") or {})
         pid = str(row["extra_info"]["index"]) if has_index else str(pos)
         if unique_ids and pid in seen:
             raise ValueError(f"{where}: duplicate extra_info.index {pid!r}")

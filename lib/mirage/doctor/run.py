@@ -53,19 +53,31 @@ def check_context(model: str, recipe) -> list[Finding]:
         cap = recipe.max_model_len
         if cap > mpe:
             return [Finding("error", f"max_model_len {cap} exceeds the model's max_position_embeddings {mpe} "
-                                     f"({where}): verl refuses to start", f"--max-model-len {mpe}")]
+                                     f"({where}): verl refuses to start",
+                            f"--max-model-len {mpe}" if mpe > prompt else _split(mpe, cap=True))]
         if cap < prompt + response:
             return [Finding("warn", f"vLLM's context is capped at max_model_len {cap} (your choice; the model has "
                                     f"{mpe}): responses end at {cap} - prompt tokens, not at max_response_length "
                                     f"{response}")]
         return [Finding("ok", f"max_model_len {cap} fits the model's {mpe} positions")]
     if mpe < prompt + response:
+        fix = (f"--set max_response_length={mpe - prompt} (keep the recipe honest), or --max-model-len {mpe} "
+               f"(accept responses ending at {mpe} - prompt tokens; recorded in the manifest)" if mpe > prompt
+               else _split(mpe))
         return [Finding("error", f"the model has {mpe} positions ({where}) but max_prompt_length {prompt} + "
                                  f"max_response_length {response} = {prompt + response}: verl would cap vLLM's "
-                                 "context and cut responses short of the recipe",
-                        f"--set max_response_length={mpe - prompt} (keep the recipe honest), or --max-model-len {mpe} "
-                        f"(accept responses ending at {mpe} - prompt tokens; recorded in the manifest)")]
+                                 "context and cut responses short of the recipe", fix)]
     return [Finding("ok", f"context: the model's {mpe} positions hold {prompt} + {response} prompt and response tokens")]
+
+
+def _split(positions: int, cap: bool = False) -> str:
+    """The fix when even the prompts do not fit: both lengths, halving the model's context (a valid recipe;
+    ``cap``: the recipe's max_model_len, too large, becomes the model's)."""
+    prompt = max(1, positions // 2)
+    return (f"--set max_prompt_length={prompt} --set max_response_length={max(1, positions - prompt)}"
+            + (f" --max-model-len {positions}" if cap else "")
+            + f" (the model's {positions} positions shared between prompt and response; the prompt check says "
+              "whether the data's prompts fit)")
 
 
 def check_vllm(config) -> list[Finding]:

@@ -126,6 +126,8 @@ def _check_settings(out_dir: Path, settings: EvalSettings, restart: bool) -> dic
     manifest = runs.read_manifest(out_dir, MANIFEST)
     recorded = manifest.get("config", manifest.get("settings"))
     diff = runs.config_diff(recorded, settings.to_dict())
+    if "model" in diff and _same_path(*diff["model"]):  # one checkpoint named relative, then absolute
+        del diff["model"]
     if diff and restart:
         for child in ("samples", MANIFEST, "passk.parquet", "passk.csv"):
             path = out_dir / child
@@ -136,6 +138,15 @@ def _check_settings(out_dir: Path, settings: EvalSettings, restart: bool) -> dic
                          f"(key: (on disk, requested)) {diff}; evaluate into another folder (mirage eval --out; "
                          f"evaluate(out_dir=...)) or start this one over (mirage eval --restart; restart=True)")
     return manifest
+
+
+def _same_path(a: Any, b: Any) -> bool:
+    """Whether two model names are one existing folder (a path given relative, then absolute)."""
+    try:
+        pa, pb = (runs.files.resolve(str(x)) for x in (a, b))
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return pa == pb and pa.exists()
 
 
 def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: Any = "hf", *,
@@ -183,9 +194,56 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
         parse_options({k: v for k, v in score_kwargs.items() if k != "release_faithful"})
     datasets = [(name, path, load_problems(name, path)) for name, path in eval_datasets(task_or_dataset)]
     out_dir = Path(out_dir) if out_dir else runs.eval_dir(model, task_or_dataset)
+    created = runs.files.first_missing(out_dir)
     with runs.FolderLock(out_dir, "evaluation"):
-        return _evaluate(model, task_or_dataset, datasets, n, sampler, settings, out_dir, kind, batch_size,
-                         score_processes, sampler_kwargs, n_boot, progress, restart)
+        try:
+            return _evaluate(model, task_or_dataset, datasets, n, sampler, settings, out_dir, kind, batch_size,
+                             score_processes, sampler_kwargs, n_boot, progress, restart)
+        except BaseException:  # refused before writing anything (an over-long prompt): leave no folder behind
+            if created is not None and runs.files.holds_only_locks(created):
+                shutil.rmtree(created, ignore_errors=True)
+            raise
+
+
+def check_prompt_lengths(model: str, prompts: list, sampler: Any, sampler_kwargs: dict | None = None) -> None:
+    """Every prompt must leave room for a response in the model's context (its max_position_embeddings; vLLM:
+    ``max_model_len`` when smaller), as training checks its prompts against max_prompt_length: an error naming
+    the file, the problem and its length, before anything is sampled. ``prompts``: (dataset file, problem id,
+    messages). Checked for a local model folder or a sampler that can encode (a hub id is left to the sampler:
+    vLLM refuses an over-long prompt itself)."""
+    import json
+
+    if isinstance(sampler, str):
+        path = Path(resolve_model(model))
+        if not (path / "config.json").is_file():
+            return
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        positions = config.get("max_position_embeddings") or (config.get("text_config") or {}).get(
+            "max_position_embeddings")
+        if not positions:
+            return
+        from transformers import AutoTokenizer
+
+        from mirage.sample.base import prompt_token_ids
+
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        tokenizer.model_max_length = int(1e12)  # counted here, not truncated: no "longer than" warning
+
+        def encode(messages):
+            return prompt_token_ids(tokenizer, messages)
+    else:
+        encode = getattr(sampler, "encode", None)
+        positions = getattr(getattr(getattr(sampler, "model", None), "config", None), "max_position_embeddings", None)
+        if encode is None or not isinstance(positions, int):
+            return
+    cap = (sampler_kwargs or {}).get("max_model_len")
+    limit = min(int(positions), int(cap)) if cap else int(positions)
+    for path, pid, prompt in prompts:
+        tokens = len(encode(prompt))
+        if tokens >= limit:
+            raise ValueError(f"{path}: problem {pid!r} has a prompt of {tokens} tokens, but the model {model} has "
+                             f"{limit} positions: no room for a response; shorten or drop that problem, or use a "
+                             "model with a longer context")
 
 
 def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettings, out_dir: Path, kind, batch_size,
@@ -206,7 +264,10 @@ def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettin
     started = time.time()
     attempt = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "problems": len(todo), "samples": len(todo) * n,
                "score_processes": score_processes}
-    if todo:
+    if todo:  # the prompts still to sample must fit the model's context (a finished rerun costs nothing)
+        paths = {name: path for name, path, _ in datasets}
+        check_prompt_lengths(model, [(paths[name], row.problem_id, row.prompt) for name, _, row in todo], sampler,
+                             sampler_kwargs)
         own_sampler = isinstance(sampler, str)
         if own_sampler:
             sampler = make_sampler(sampler, model, seed=seed, **(sampler_kwargs or {}))

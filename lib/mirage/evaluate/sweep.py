@@ -16,6 +16,8 @@ import pandas as pd
 from mirage.evaluate.core import MANIFEST, evaluate
 from mirage.evaluate.scoring import CheckpointError
 from mirage.runs import Status, checkpoint_eval_dir, list_checkpoints, read_manifest, slug, update_manifest
+from mirage.runs.files import check_link
+from mirage.runs.layout import incomplete_checkpoints
 
 
 def evaluate_run(run_dir: str | os.PathLike, n: int | None = None, *, backend: str = "hf",
@@ -30,11 +32,22 @@ def evaluate_run(run_dir: str | os.PathLike, n: int | None = None, *, backend: s
     error naming every failed checkpoint is raised at the end. Returns ``load_eval`` of the sweep.
     """
     run_dir = Path(run_dir)
+    check_link(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such run folder (--run-dir names a training run's folder)")
     manifest = read_manifest(run_dir)
     model = model or manifest.get("model")
     task = task or manifest.get("task")
     if not model or not task:
         raise ValueError(f"{run_dir}/manifest.json: needs 'model' and 'task' (or pass model=, task=)")
+    bad = incomplete_checkpoints(run_dir)
+    if bad:
+        for d in bad:
+            check_link(d)
+        raise FileNotFoundError(f"{bad[0]}: not a checkpoint (no actor/huggingface/config.json with *.safetensors "
+                                f"weights{f'; {len(bad) - 1} more like it' if len(bad) > 1 else ''}): delete it "
+                                "(a save that never finished) or write its HF weights (verl's model merger: "
+                                "mirage.train.verl.merge_checkpoint), then rerun")
     targets = ([(0, str(model))] if include_base else []) + [(s, str(p)) for s, p in list_checkpoints(run_dir)]
     if steps is not None:
         targets = [(s, p) for s, p in targets if s in set(steps)]

@@ -71,7 +71,9 @@ class RunConfig:
         recipe.check()
         run = Path(self.run_dir) if self.run_dir else default_run_dir(
             self.model, task.name, condition.name, self.seed, Path("runs") / self.backend)
-        return dataclasses.replace(self, recipe=recipe, overrides={}, run_dir=str(run.resolve()),
+        from mirage.runs.files import resolve
+
+        return dataclasses.replace(self, recipe=recipe, overrides={}, run_dir=str(resolve(run)),
                                    extra=tuple(self.extra))
 
     def identity(self) -> dict[str, Any]:

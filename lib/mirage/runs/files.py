@@ -9,6 +9,7 @@ and ``FolderLock`` (one writer per folder, refused at once with the holder named
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -18,6 +19,91 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
+
+
+# --- a full disk, a broken link: one line naming the path ----------------------------------
+class DiskFull(OSError):
+    """No space left where a file was being written: the message names the path and the free space."""
+
+    def __str__(self) -> str:  # the message alone (OSError's would be "[Errno 28] None: path")
+        return str(self.args[0]) if self.args else super().__str__()
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+# how the libraries that write files report a full disk without an errno (pyarrow's message; torch's
+# PytorchStreamWriter says "file write failed" after an "enforce fail"; safetensors names the OS error's text)
+_FULL_TEXT = ("No space left on device", "Disk quota exceeded", "file write failed", "StorageFull")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno in _FULL:
+        return True
+    return isinstance(error, Exception) and any(t in str(error) for t in _FULL_TEXT)
+
+
+def free_space(path: str | os.PathLike) -> str:
+    """The free space of the file system holding ``path`` (its nearest existing folder), e.g. '1.2 MB'."""
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "unknown"
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if free < 1000 or unit == "TB":
+            return f"{free:.0f} {unit}" if unit == "bytes" else f"{free:.1f} {unit}"
+        free /= 1000
+    return "unknown"
+
+
+def disk_full(path: str | os.PathLike) -> DiskFull:
+    error = DiskFull(f"{path}: no space left on the device ({free_space(path)} free there); nothing half-written "
+                     "was kept: free some space (or use another folder) and run again, finished work is not redone")
+    error.errno, error.filename = errno.ENOSPC, str(path)
+    return error
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Report a full disk while writing ``path`` as ``DiskFull`` naming it (other errors pass through)."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as e:  # noqa: BLE001 - each library reports a full disk its own way
+        if is_disk_full(e):
+            raise disk_full(path) from e
+        raise
+
+
+def check_link(path: str | os.PathLike) -> None:
+    """An error naming ``path`` when it is a symlink loop or a link to nothing (``exists()`` says False for both)."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise ValueError(f"{path}: a symlink loop (too many levels of symbolic links); remove or fix "
+                                 "the link") from None
+        raise FileNotFoundError(f"{path}: a symlink to {os.readlink(path)}, which does not exist; remove or fix "
+                                "the link")
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """``Path(path).expanduser().resolve()``, with a symlink loop reported as an error naming the path
+    (pathlib raises a bare RuntimeError)."""
+    try:
+        return Path(path).expanduser().resolve()
+    except RuntimeError as e:
+        if "Symlink loop" not in str(e):
+            raise
+        raise ValueError(f"{path}: a symlink loop ({e}); remove or fix the link") from None
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise ValueError(f"{path}: a symlink loop ({e.strerror}); remove or fix the link") from None
 
 
 # --- atomic file writes ----------------------------------------------------------
@@ -37,15 +123,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     A crash or kill leaves the old file (or none), never a half-written one.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        # mkstemp creates 0600; give the file the mode a plain open() would (umask applies)
-        os.chmod(tmp_path, 0o666 & ~_UMASK)
-        os.replace(tmp_path, path)
+        with writing(path):  # a full disk: one error naming the file and the free space, the old file kept
+            yield tmp_path
+            # mkstemp creates 0600; give the file the mode a plain open() would (umask applies)
+            os.chmod(tmp_path, 0o666 & ~_UMASK)
+            os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -60,13 +148,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     between the two renames leaves the old one aside, and the next call puts it back.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp, old = path.parent / f".{path.name}.tmp", path.parent / f".{path.name}.old"
     if old.exists() and not path.exists():
         os.replace(old, path)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        yield tmp
+        with writing(path):  # a full disk: one error naming the folder and the free space, the old folder kept
+            yield tmp
         if path.exists():
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
@@ -127,12 +217,13 @@ def dataset_chunks(todo: list, size: int) -> Iterator[list]:
 def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
     """Append whole lines and fsync: a kill loses at most the line being written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        for rec in records:
-            f.write(json.dumps(rec, default=float) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    with writing(path):  # a partial last line is what a kill leaves too: the readers skip it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            for rec in records:
+                f.write(json.dumps(rec, default=float) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
@@ -167,6 +258,22 @@ def truncate_jsonl(path: str | os.PathLike, keep: Callable[[dict], bool]) -> int
         with atomic_path(path) as tmp:
             tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in kept), encoding="utf-8")
     return len(records) - len(kept)
+
+
+def first_missing(path: str | os.PathLike) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None when ``path`` exists): what a process
+    creates, and removes again when it is refused before writing anything (``holds_only_locks``)."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def holds_only_locks(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds nothing but (sub)folders and ``FolderLock`` files."""
+    return all(p.is_dir() or p.name in (".lock", ".lock.holder") for p in Path(folder).rglob("*"))
 
 
 # --- one writer per folder -------------------------------------------------------------

@@ -95,3 +95,10 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
+def incomplete_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """The ``checkpoints/global_step_*`` entries ``list_checkpoints`` leaves out (no HF weights: an empty folder,
+    a save that never finished, a link to nothing), for a sweep to name instead of skipping them."""
+    found = {hf.parents[1] for _, hf in list_checkpoints(run_dir)}
+    return sorted(d for d in (Path(run_dir) / "checkpoints").glob("global_step_*") if d not in found)
+
+

@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
-from mirage.runs.files import write_json_atomic
+from mirage.runs.files import check_link, write_json_atomic
 
 MANIFEST = "manifest.json"
 IDENTITY = ("backend", "model", "task", "condition", "seed")
@@ -51,6 +51,7 @@ def now() -> str:
 def read_manifest(folder: str | os.PathLike, name: str = MANIFEST) -> dict:
     p = Path(folder) / name
     if not p.exists():
+        check_link(p)  # a symlink loop or a dangling link is not "no manifest yet"
         return {}
     try:
         return json.loads(p.read_text(encoding="utf-8"))

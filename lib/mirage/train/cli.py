@@ -60,6 +60,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, required: bool = True) ->
                         help="verl: an extra raw Hydra override, passed through last (repeatable)")
     parser.add_argument("--train-file", default=None, metavar="PARQUET",
                         help="verl: train on this parquet instead of the task's (e.g. a one-shot file)")
+    parser.add_argument("--history-run", default=None, metavar="DIR",
+                        help="local, one_shot: the finished full-data ground_truth run whose per-example training "
+                             "accuracy picks the example (default: the ground_truth sibling of the run folder)")
     parser.add_argument("--restart", action="store_true",
                         help="start the run over when its folder holds a run with other settings")
 
@@ -75,6 +78,7 @@ def _recipe_flag(key: str):
 
 def config_from_args(args: argparse.Namespace):
     from mirage.runs import RunConfig
+    from mirage.runs.files import resolve
 
     verl_only = [flag for flag, value in (("--train-file", args.train_file), ("--n-gpus-per-node", args.n_gpus_per_node),
                                           ("--nnodes", args.nnodes), ("--extra", args.extra),
@@ -83,6 +87,8 @@ def config_from_args(args: argparse.Namespace):
                                           ("--skip-preflight", getattr(args, "skip_preflight", False))) if value]
     if args.backend == "local" and verl_only:
         raise ValueError(f"{', '.join(verl_only)} only apply to --backend verl")
+    if args.backend == "verl" and args.history_run:
+        raise ValueError("--history-run only applies to --backend local (verl trains a one-shot set: --train-file)")
     overrides = dict(args.overrides)  # KEY=VALUE strings, parsed by the recipe
     for key in ("n_gpus_per_node", "nnodes", "max_model_len"):
         if getattr(args, key) is not None:
@@ -90,6 +96,7 @@ def config_from_args(args: argparse.Namespace):
     return RunConfig(model=args.model, task=args.task, condition=args.condition, seed=args.seed, backend=args.backend,
                      overrides=overrides, run_dir=args.run_dir, release_faithful=args.release_faithful,
                      data_root=args.data_root, train_file=args.train_file, extra=tuple(args.extra),
+                     history_run=str(resolve(args.history_run)) if args.history_run else None,
                      restart=args.restart).resolved()
 
 

@@ -95,7 +95,16 @@ def select_one_shot(condition: Condition, rows: list[dict], seed: int, run_dir: 
     elif condition.data == "one_shot_random":
         choice = {"index": one_shot.select_random(ids, seed), "criterion": f"random(seed={seed})"}
     else:
-        history_run = Path(history_run) if history_run else run_dir.parent.parent / "ground_truth" / run_dir.name
+        given = bool(history_run)
+        history_run = Path(history_run) if given else run_dir.parent.parent / "ground_truth" / run_dir.name
+        if not (history_run / "logs" / EXAMPLE_ACC).is_file():
+            raise FileNotFoundError(
+                f"{history_run / 'logs' / EXAMPLE_ACC}: no per-example accuracy record, which the "
+                f"{condition.name} condition ranks to pick its example; "
+                + ("--history-run must name a finished full-data ground_truth run of this model and task"
+                   if given else "name a finished full-data ground_truth run of this model and task with "
+                                 "--history-run DIR (the default is the ground_truth sibling of the run folder), "
+                                 "or train that run first"))
         history = accuracy_history(history_run)
         per = "epoch"
         if max(len(v) for v in history.values()) < 2:  # shorter than two epochs: no per-epoch variance
@@ -213,20 +222,28 @@ def train(cfg: RunConfig) -> Path:
     if cfg.recipe.use_kl_loss or cfg.recipe.use_kl_in_reward:
         raise ValueError("the local engine has no reference model: use_kl_loss/use_kl_in_reward must be False")
     run_dir = Path(cfg.run_dir)
+    created = runs.files.first_missing(run_dir)  # the folder this call creates (None: it existed)
     with runs.FolderLock(run_dir, "training run"):
-        manifest = runs.read_manifest(run_dir)
-        if manifest and cfg.restart:
-            _wipe(run_dir)
-            manifest = {}
-        if _check_folder(cfg, manifest) == "finished":
-            return run_dir
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # no loading/saving bars at every checkpoint
         try:
-            _run(cfg, run_dir, manifest)
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
+            manifest = runs.read_manifest(run_dir)
+            if manifest and cfg.restart:
+                _wipe(run_dir)
+                manifest = {}
+            if _check_folder(cfg, manifest) == "finished":
+                return run_dir
+            bars = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()  # no loading/saving bars at every checkpoint
+            try:
+                _run(cfg, run_dir, manifest)
+            finally:
+                if bars:
+                    hf_logging.enable_progress_bar()
+        except BaseException:
+            # refused before it wrote anything (a missing history run, model or dataset): leave no empty run
+            # folder (with only its lock) behind
+            if created is not None and runs.files.holds_only_locks(created):
+                shutil.rmtree(created, ignore_errors=True)
+            raise
     return run_dir
 
 
