@@ -305,3 +305,21 @@ def test_a_sweep_names_an_empty_checkpoint_folder(dataset, tmp_path, monkeypatch
     with pytest.raises(FileNotFoundError, match=r"global_step_2: not a checkpoint .*delete it"):
         ev.evaluate_run(run, 1, task=str(dataset), max_tokens=4, progress=False)
     assert not (run / "eval").exists()
+
+
+def test_a_sweep_names_the_model_merger_for_fsdp_shards_without_hf_weights(dataset, tmp_path, monkeypatch):
+    """A checkpoint saved without hf_model (LoRA, another save_contents) holds FSDP shards only: the sweep prints
+    the exact merger command instead of skipping it or saying only 'delete it'."""
+    from mirage.models import resolve_model
+
+    run = tmp_path / "run"
+    shutil.copytree(resolve_model(MODEL), run / "checkpoints" / "global_step_1" / "actor" / "huggingface")
+    actor = run / "checkpoints" / "global_step_5" / "actor"
+    actor.mkdir(parents=True)
+    (actor / "model_world_size_8_rank_0.pt").write_bytes(b"")
+    runs.update_manifest(run, model=MODEL, task=str(dataset), condition="ground_truth", seed=0)
+    monkeypatch.setattr(ev.core, "make_sampler", lambda *a, **k: pytest.fail("sampled before naming the folder"))
+    with pytest.raises(FileNotFoundError, match=r"global_step_5: FSDP shards but no HF weights .*-m verl\.model_merger "
+                                                r"merge --backend fsdp --local_dir \S+global_step_5/actor "
+                                                r"--target_dir \S+global_step_5/actor/huggingface"):
+        ev.evaluate_run(run, 1, task=str(dataset), max_tokens=4, progress=False)

@@ -347,10 +347,10 @@ from dataclasses import dataclass
 __version__ = "0.0-fake"
 
 
-def _log(event, model):
+def _log(event, model, **more):
     with open(os.environ["FAKE_VLLM_LOG"], "a") as f:
         f.write(json.dumps({"event": event, "pid": os.getpid(), "model": model,
-                            "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}) + "\\n")
+                            "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"), **more}) + "\\n")
 
 
 @dataclass
@@ -400,7 +400,7 @@ class _Engine:
 
 class LLM:
     def __init__(self, model, **engine_args):
-        _log("start", model)
+        _log("start", model, max_model_len=engine_args.get("max_model_len"))
         self.llm_engine = _Engine(model)
 
     def get_tokenizer(self):
@@ -553,3 +553,20 @@ def test_eval_gpus_flag_pins_engines_to_the_assigned_devices(vllm_on_disk, monke
     assert sorted(e["gpus"] for e in _events(vllm_on_disk) if e["event"] == "start") == ["5", "7"]
     with pytest.raises(ValueError, match="--gpus 3: only 2 GPU"):
         make_sampler("vllm", "org/base", gpus=3)
+
+
+def test_vllm_evaluation_sizes_the_engine_context_to_its_prompts(vllm_on_disk, tmp_path):
+    """Unset, vLLM takes the model's whole context (131k for Llama-3.1): the evaluation asks for the longest
+    prompt + max_tokens instead, within the model's positions, and an explicit --max-model-len wins."""
+    from mirage.evaluate import evaluate
+    from mirage.evaluate.core import vllm_context
+
+    out = tmp_path / "e"
+    evaluate("dial-60", "toy-math", 1, sampler="vllm", max_tokens=20, seed=0, batch_size=64, score_processes=0,
+             progress=False, out_dir=out)
+    [start] = [e for e in _events(vllm_on_disk) if e["event"] == "start"]
+    assert start["max_model_len"] is not None and start["max_model_len"] < 160  # dial-60 has 160 positions
+    assert vllm_context(70, 20, 160) == 90 and vllm_context(150, 48, 160) == 160
+    evaluate("dial-60", "toy-math", 1, sampler="vllm", max_tokens=20, seed=0, batch_size=64, score_processes=0,
+             progress=False, out_dir=tmp_path / "explicit", sampler_kwargs={"max_model_len": 150})
+    assert [e["max_model_len"] for e in _events(vllm_on_disk) if e["event"] == "start"][-1] == 150

@@ -205,18 +205,22 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
             raise
 
 
-def check_prompt_lengths(model: str, prompts: list, sampler: Any, sampler_kwargs: dict | None = None) -> None:
+def check_prompt_lengths(model: str, prompts: list, sampler: Any,
+                         sampler_kwargs: dict | None = None) -> tuple[int, int] | None:
     """Every prompt must leave room for a response in the model's context (its max_position_embeddings; vLLM:
     ``max_model_len`` when smaller), as training checks its prompts against max_prompt_length: an error naming
     the file, the problem and its length, before anything is sampled. ``prompts``: (dataset file, problem id,
     messages). Checked for a local model folder or a sampler that can encode (a hub id is left to the sampler:
-    vLLM refuses an over-long prompt itself)."""
+    vLLM refuses an over-long prompt itself). Returns (longest prompt in tokens, the model's positions) when
+    it could count, else None."""
     import json
 
     if isinstance(sampler, str):
         path = Path(resolve_model(model))
         if not (path / "config.json").is_file():
-            return
+            path = _cached_hub_model(model)  # a hub id already in the local HF cache (never the network)
+            if path is None:
+                return None
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         positions = config.get("max_position_embeddings") or (config.get("text_config") or {}).get(
             "max_position_embeddings")
@@ -238,12 +242,36 @@ def check_prompt_lengths(model: str, prompts: list, sampler: Any, sampler_kwargs
             return
     cap = (sampler_kwargs or {}).get("max_model_len")
     limit = min(int(positions), int(cap)) if cap else int(positions)
+    longest = 0
     for path, pid, prompt in prompts:
         tokens = len(encode(prompt))
         if tokens >= limit:
             raise ValueError(f"{path}: problem {pid!r} has a prompt of {tokens} tokens, but the model {model} has "
                              f"{limit} positions: no room for a response; shorten or drop that problem, or use a "
                              "model with a longer context")
+        longest = max(longest, tokens)
+    return longest, int(positions)
+
+
+def _cached_hub_model(model: str) -> Path | None:
+    """The snapshot folder of a hub id whose config and tokenizer are in the local HF cache, else None."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        config = try_to_load_from_cache(str(model), "config.json")
+        tokenizer = try_to_load_from_cache(str(model), "tokenizer_config.json")
+    except Exception:  # noqa: BLE001 - not a valid repo id
+        return None
+    if isinstance(config, str) and isinstance(tokenizer, str) and Path(config).parent == Path(tokenizer).parent:
+        return Path(config).parent
+    return None
+
+
+def vllm_context(longest_prompt: int, max_tokens: int, positions: int) -> int:
+    """vLLM's max_model_len for an evaluation: the longest prompt plus the response budget, within the model's
+    positions. Left unset, vLLM takes the model's whole context (131k for Llama-3.1), whose KV cache does not
+    fit a 40 GB card."""
+    return min(int(positions), int(longest_prompt) + int(max_tokens))
 
 
 def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettings, out_dir: Path, kind, batch_size,
@@ -266,8 +294,11 @@ def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettin
                "score_processes": score_processes}
     if todo:  # the prompts still to sample must fit the model's context (a finished rerun costs nothing)
         paths = {name: path for name, path, _ in datasets}
-        check_prompt_lengths(model, [(paths[name], row.problem_id, row.prompt) for name, _, row in todo], sampler,
-                             sampler_kwargs)
+        counted = check_prompt_lengths(model, [(paths[name], row.problem_id, row.prompt) for name, _, row in todo],
+                                       sampler, sampler_kwargs)
+        if sampler == "vllm" and counted and not (sampler_kwargs or {}).get("max_model_len"):
+            sampler_kwargs = {**(sampler_kwargs or {}),
+                              "max_model_len": vllm_context(counted[0], settings.max_tokens, counted[1])}
         own_sampler = isinstance(sampler, str)
         if own_sampler:
             sampler = make_sampler(sampler, model, seed=seed, **(sampler_kwargs or {}))

@@ -44,10 +44,18 @@ def evaluate_run(run_dir: str | os.PathLike, n: int | None = None, *, backend: s
     if bad:
         for d in bad:
             check_link(d)
+        more = f"; {len(bad) - 1} more like it" if len(bad) > 1 else ""
+        shards = sorted((bad[0] / "actor").glob("model_world_size_*_rank_*.pt"))
+        if shards:  # FSDP shards without HF weights (saved without hf_model, e.g. another save_contents or LoRA)
+            import shlex
+
+            step = int(bad[0].name.rsplit("_", 1)[-1])
+            merge = " ".join(shlex.quote(a) for a in merge_checkpoint_argv(run_dir, step))
+            raise FileNotFoundError(f"{bad[0]}: FSDP shards but no HF weights (actor/huggingface){more}: write them "
+                                    f"with verl's model merger, `{merge}`, then rerun")
         raise FileNotFoundError(f"{bad[0]}: not a checkpoint (no actor/huggingface/config.json with *.safetensors "
-                                f"weights{f'; {len(bad) - 1} more like it' if len(bad) > 1 else ''}): delete it "
-                                "(a save that never finished) or write its HF weights (verl's model merger: "
-                                "mirage.train.verl.merge_checkpoint), then rerun")
+                                f"weights{more}): delete it (a save that never finished) or write its HF weights "
+                                "(verl's model merger: mirage.train.verl.merge_checkpoint), then rerun")
     targets = ([(0, str(model))] if include_base else []) + [(s, str(p)) for s, p in list_checkpoints(run_dir)]
     if steps is not None:
         targets = [(s, p) for s, p in targets if s in set(steps)]
@@ -65,6 +73,14 @@ def evaluate_run(run_dir: str | os.PathLike, n: int | None = None, *, backend: s
         raise CheckpointError(f"{len(failed)} of {len(targets)} evaluations failed: " + "; ".join(failed))
     table = load_eval(run_dir / "eval")
     return table[table["eval_tag"] == (slug(tag) if tag else "")].reset_index(drop=True)
+
+
+def merge_checkpoint_argv(run_dir: str | os.PathLike, step: int) -> list[str]:
+    """verl's model-merger command for one checkpoint (mirage.train.verl.command.merge_checkpoint: light to import,
+    no verl needed to print it)."""
+    from mirage.train.verl.command import merge_checkpoint
+
+    return merge_checkpoint(run_dir, step)
 
 
 def load_eval(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
