@@ -570,3 +570,25 @@ def test_vllm_evaluation_sizes_the_engine_context_to_its_prompts(vllm_on_disk, t
     evaluate("dial-60", "toy-math", 1, sampler="vllm", max_tokens=20, seed=0, batch_size=64, score_processes=0,
              progress=False, out_dir=tmp_path / "explicit", sampler_kwargs={"max_model_len": 150})
     assert [e["max_model_len"] for e in _events(vllm_on_disk) if e["event"] == "start"][-1] == 150
+
+
+def test_a_verl_study_cell_evaluates_on_every_gpu_it_holds(vllm_on_disk, toy_dataset, tmp_path, monkeypatch):
+    """A paper cell holds 8 GPUs (the recipe's n_gpus_per_node): its pass@k sweep starts one engine per GPU the
+    scheduler assigned, not one engine on the first GPU."""
+    import json
+
+    from mirage.study import cell
+
+    run = tmp_path / "run"
+    hf = run / "checkpoints" / "global_step_2" / "actor" / "huggingface"
+    hf.mkdir(parents=True)
+    (hf / "config.json").write_text("{}")
+    (hf / "model.safetensors").write_bytes(b"")
+    (run / "manifest.json").write_text(json.dumps({"model": "org/base", "task": toy_dataset}))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,4,5,6")
+    gpus = cell.cell_gpus("verl", "paper", {"n_gpus_per_node": 4, "tensor_parallel_size": 2})
+    assert gpus == 4 and cell.cell_gpus("local", "testbed", None) == 0
+    ev = {**cell.DEFAULT_EVAL, "n": 2, "max_tokens": 8, "checkpoints": "last"}
+    cell.evaluate(run, ev, backend="verl", gpus=gpus)
+    starts = [e for e in _events(vllm_on_disk) if e["event"] == "start"]
+    assert sorted(e["gpus"] for e in starts) == ["3", "4", "5", "6"]

@@ -228,10 +228,12 @@ def run_dynamics(run_dir: str | os.PathLike, **identity: Any):
 
 # --- evaluation -----------------------------------------------------------------------------
 def evaluate(run_dir: str | os.PathLike, eval: Mapping[str, Any], backend: str = "local", include_base: bool = False,
-             greedy: bool = False):
+             greedy: bool = False, gpus: int = 0):
     """pass@k of a run's checkpoints (the last or all, per ``eval['checkpoints']``); step 0 = base if asked.
 
     ``greedy``: the same checkpoints evaluated greedily instead (T = 0, n = 1, ``<run>/eval/greedy``).
+    ``gpus``: the GPUs the cell holds (verl cells: the recipe's n_gpus_per_node), one vLLM engine on each
+    (tensor parallel 1: a 7-8 B model fits one GPU), taken within CUDA_VISIBLE_DEVICES; 0: one engine.
     """
     from mirage.evaluate import evaluate_run
     from mirage.runs import list_checkpoints
@@ -241,9 +243,20 @@ def evaluate(run_dir: str | os.PathLike, eval: Mapping[str, Any], backend: str =
         raise FileNotFoundError(f"{run_dir}: no checkpoint to evaluate (did training finish?)")
     steps = ckpts if eval["checkpoints"] == "all" else ckpts[-1:]
     n, temperature, tag = (1, 0.0, GREEDY) if greedy else (eval["n"], eval["temperature"], None)
+    sampler_kwargs = {"gpus": int(gpus)} if gpus and sampler_backend(backend) == "vllm" else {}
     return evaluate_run(run_dir, n, backend=sampler_backend(backend), include_base=include_base,
                         steps=([0] if include_base else []) + steps, temperature=temperature,
-                        top_p=eval["top_p"], max_tokens=eval["max_tokens"], seed=eval["seed"], tag=tag)
+                        top_p=eval["top_p"], max_tokens=eval["max_tokens"], seed=eval["seed"], tag=tag,
+                        sampler_kwargs=sampler_kwargs)
+
+
+def cell_gpus(backend: str, recipe: str, recipe_overrides: Mapping[str, Any] | None) -> int:
+    """The GPUs a cell holds on its first node: the recipe's n_gpus_per_node for verl cells, none for the testbed."""
+    if backend != "verl":
+        return 0
+    from mirage.recipes import RECIPES
+
+    return RECIPES[recipe].with_overrides(recipe_overrides).n_gpus_per_node
 
 
 # --- one call per RQ notebook ------------------------------------------------------------------
@@ -306,12 +319,14 @@ def run(model: str, task: str, condition: str, seed: int = 0, *, regime: str = "
                     recipe_overrides=recipe_overrides, history_run=resolve(history_run) if history_run else "",
                     progress=progress)
     dynamics = run_dynamics(run_dir, **identity)
-    curves = evaluate(run_dir, ev, backend, include_base=not alignment_table).assign(**identity)
+    gpus = cell_gpus(backend, recipe, recipe_overrides)
+    curves = evaluate(run_dir, ev, backend, include_base=not alignment_table, gpus=gpus).assign(**identity)
     if alignment_table:
         curves = pd.concat([base_curves(resolve(alignment_table), model, task), curves], ignore_index=True)
     result = CellResult(run_dir, figures_dir, cond, dynamics, curves, cell_table(curves))
     if ev["greedy"]:
-        result.greedy = evaluate(run_dir, ev, backend, include_base=not alignment_table, greedy=True).assign(**identity)
+        result.greedy = evaluate(run_dir, ev, backend, include_base=not alignment_table, greedy=True,
+                                 gpus=gpus).assign(**identity)
     if cond.data != "full":
         result.one_shot = one_shot_choice(run_dir)
         if result.one_shot.get("history_run"):
