@@ -148,10 +148,15 @@ def _total(calls: list[dict], name: str) -> float:
     return total
 
 
+def _is_papermill(proc: dict) -> bool:
+    """papermill's process: ``python -m papermill`` or the study's ``python -m mirage.study.nbexec``."""
+    argv = proc.get("orig_argv") or proc.get("argv") or []
+    return any(a in ("papermill", "mirage.study.nbexec") for a in argv)
+
+
 def cell_breakdown(start: float, end: float, step_dir: Path, procs: dict[int, dict]) -> dict[str, float]:
     """The parts of one notebook step's wall time [start, end] (runner clock); they sum to end - start."""
-    papermill = next((pid for pid, p in procs.items() if p.get("cwd") == str(step_dir) and "papermill" in
-                      " ".join(p.get("orig_argv") or p.get("argv") or [])), None)
+    papermill = next((pid for pid, p in procs.items() if p.get("cwd") == str(step_dir) and _is_papermill(p)), None)
     kernel = next((p for p in procs.values() if papermill and p.get("ppid") == papermill), None)
     papermill = procs.get(papermill, {})
     nb = json.loads((step_dir / "notebook.ipynb").read_text(encoding="utf-8"))
@@ -203,8 +208,7 @@ def cell_breakdown(start: float, end: float, step_dir: Path, procs: dict[int, di
 
 def cell_cpu(step_dir: Path, procs: dict[int, dict]) -> float:
     """CPU seconds of a notebook step's papermill process and its kernel (NaN if one did not record it)."""
-    papermill = next((pid for pid, p in procs.items() if p.get("cwd") == str(step_dir) and "papermill" in
-                      " ".join(p.get("orig_argv") or p.get("argv") or [])), None)
+    papermill = next((pid for pid, p in procs.items() if p.get("cwd") == str(step_dir) and _is_papermill(p)), None)
     mine = [p for pid, p in procs.items() if pid == papermill or (papermill and p.get("ppid") == papermill)]
     return sum(p.get("cpu", float("nan")) for p in mine) if len(mine) == 2 else float("nan")
 
