@@ -16,15 +16,17 @@ computes or writes:
   library functions (training, its data/model loading, steps, validation, checkpoints;
   evaluation; figure saving) with timers. The wrappers return what the functions return.
 
-A cell's wall time (the runner's, spawn to exit) is split into: process start (interpreter +
-papermill's imports + starting the kernel process), kernel start (kernel process to its first
-cell), parameters, imports (the notebook's first code cell up to ``cell.run``), training
-(model/data loading, steps, validation, checkpoints, the rest), evaluation, results (``cell.run``
-outside training and evaluation: metrics and tables), figures (the code cells after the run
-cell: drawing, saving, inline PNGs), writing (between cells and after the last one: papermill
-saving the notebook, kernel shutdown, exit) and the runner's polling (exit noticed <= 0.2 s
-late). Install time is separate (``--install``): ``make install`` in a fresh ``git clone`` of
-this checkout's HEAD.
+A cell's wall time (the runner's, spawn to exit) is split into: interpreter start; papermill's
+imports and starting the kernel process; kernel start (kernel process to its first cell);
+parameters; imports (the notebook's first code cell up to ``cell.run``, plus the first imports
+of torch, transformers, pandas, matplotlib and seaborn wherever ``cell.run`` triggers them);
+training (data + model loading, steps, validation, checkpoints, the rest: config, lock,
+manifest, optimizer); evaluation; results (``cell.run`` outside training and evaluation:
+metrics, tables); figures (the code cells after the run cell: drawing, saving, inline PNGs);
+papermill between cells; after the last cell (the final save, kernel shutdown: the kernel's
+interpreter teardown is ~1 s of CPU with torch loaded); interpreter exit and the runner's
+polling (<= 0.2 s). Install time is separate (``--install``): ``make install`` in a fresh
+``git clone`` of this checkout's HEAD.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ _TARGETS = {
     "mirage.evaluate.core": ("make_sampler", "read_samples", "passk_table"),
     "mirage.plots": ("save",),
 }
+# heavy third-party imports, timed as a whole (their first import in the process)
+_IMPORTS = ("torch", "transformers", "matplotlib.pyplot", "pandas", "seaborn", "papermill", "nbformat")
 
 
 def _write(record):
@@ -85,8 +89,13 @@ class _Loader(importlib.abc.Loader):
         return self.inner.create_module(spec)
 
     def exec_module(self, module):
-        self.inner.exec_module(module)
-        for attr in _TARGETS[self.name]:
+        t0 = time.time()
+        try:
+            self.inner.exec_module(module)
+        finally:
+            if self.name in _IMPORTS:
+                _write({"pid": os.getpid(), "call": f"import {self.name}", "t0": t0, "t1": time.time()})
+        for attr in _TARGETS.get(self.name, ()):
             fn = getattr(module, attr, None)
             if callable(fn):
                 setattr(module, attr, _wrap(self.name, attr, fn))
@@ -94,7 +103,7 @@ class _Loader(importlib.abc.Loader):
 
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name not in _TARGETS:
+        if name not in _TARGETS and name not in _IMPORTS:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -148,6 +157,19 @@ def _total(calls: list[dict], name: str) -> float:
     return total
 
 
+def _within(calls: list[dict], prefix: str, outer: tuple[str, ...]) -> float:
+    """Seconds of calls named ``prefix...`` (outermost ones) that started inside a call named in ``outer``."""
+    spans = [(c["t0"], c["t1"]) for c in calls if c["call"] in outer]
+    inner = sorted((c["t0"], c["t1"]) for c in calls if c["call"].startswith(prefix)
+                   and any(a <= c["t0"] <= b for a, b in spans))
+    total, end = 0.0, float("-inf")
+    for t0, t1 in inner:
+        if t1 > end:
+            total += t1 - max(t0, end)
+            end = t1
+    return total
+
+
 def _is_papermill(proc: dict) -> bool:
     """papermill's process: ``python -m papermill`` or the study's ``python -m mirage.study.nbexec``."""
     argv = proc.get("orig_argv") or proc.get("argv") or []
@@ -184,14 +206,21 @@ def cell_breakdown(start: float, end: float, step_dir: Path, procs: dict[int, di
             steps = _total(calls, "mirage.train.loop.train_step")
             validation = _total(calls, "mirage.train.loop.validate")
             checkpoints = _total(calls, "mirage.train.loop.save_checkpoint")
-            parts["data + model load (+ transformers import)"] += loading
+            # first imports of torch / transformers inside cell.run count as imports, not as what triggered them
+            imp_loading = _within(calls, "import ", ("mirage.train.loop._load_policy", "mirage.train.loop.load_rows"))
+            imp_train = _within(calls, "import ", ("mirage.study.cell.train",))
+            evaluation = _total(calls, "mirage.study.cell.evaluate") + _total(calls, "mirage.study.cell.measure_alignment")
+            imp_eval = _within(calls, "import ", ("mirage.study.cell.evaluate", "mirage.study.cell.measure_alignment"))
+            imp_run = _within(calls, "import ", ("mirage.study.cell.run", "mirage.study.cell.measure_alignment"))
+            parts["imports"] += imp_run
+            parts["data + model load"] += loading - imp_loading
             parts["training steps"] += steps
             parts["validation"] += validation
             parts["checkpoints"] += checkpoints
-            parts["training, rest"] += train - loading - steps - validation - checkpoints
-            evaluation = _total(calls, "mirage.study.cell.evaluate") + _total(calls, "mirage.study.cell.measure_alignment")
-            parts["evaluation"] += evaluation
-            parts["results (metrics, tables)"] += (call["t1"] - call["t0"]) - train - evaluation
+            parts["training, rest"] += train - loading - steps - validation - checkpoints - (imp_train - imp_loading)
+            parts["evaluation"] += evaluation - imp_eval
+            parts["results (metrics, tables)"] += (call["t1"] - call["t0"]) - train - evaluation - (
+                imp_run - imp_train - imp_eval)
             parts["figures"] += t1 - call["t1"]  # the rest of the run cell (a describe() print)
         elif run_cell is None:  # the analysis notebook: no cell.run
             parts["notebook cells"] += t1 - t0
