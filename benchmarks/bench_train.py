@@ -1,13 +1,16 @@
 """The local GRPO engine: throughput vs TRL's GRPOTrainer, one testbed run's wall time, and what RL does.
 
-    python benchmarks/bench_train.py throughput [--model dial-60] [--prompts 16] [--n 8] [--max-tokens 48]
+    python benchmarks/bench_train.py throughput [--model dial-60] [--prompts 16] [--n 8] [--max-tokens 48] [--pairs 6]
     python benchmarks/bench_train.py run        [--model dial-60] [--task toy-math]
     python benchmarks/bench_train.py science    [--models dial-02,...] [--eval-n 16] [--out /tmp/bench_science]
+    python benchmarks/bench_train.py --smoke    # throughput and run at tiny sizes (seconds); `science --smoke` too
 
 ``throughput`` runs both trainers on the same model, prompts, group size, completion
 length and update schedule (2 optimizer steps per generation batch, clip 0.2/0.28,
-token-mean, no KL), side by side in one process, and prints completions/s for each.
-``run`` times one whole run with ``TESTBED_RECIPE``. ``science`` measures base and
+token-mean, no KL) as pairs in one process: each TRL generation batch is followed by one
+mirage ``train_step``; it prints each side's wall and CPU seconds per batch and the
+per-pair speed-up (median and range over ``--pairs``, after one warm-up pair).
+``run`` times one whole run with the testbed recipe. ``science`` measures base and
 post-RL pass@k (n samples on the test split, T=1) for every shipped model x task
 under ground-truth RL, plus random reward, NSR and majority vote on the most and
 least aligned model x task; it prints a table and writes it as CSV.
