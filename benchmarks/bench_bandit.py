@@ -2,6 +2,7 @@
 
     python benchmarks/bench_bandit.py            # the scan of docs/science.md (~15 min on one core)
     python benchmarks/bench_bandit.py --quick    # only the default regime, three base seeds (~1.5 min)
+    python benchmarks/bench_bandit.py --smoke    # 4 seeds x 5 rollouts, one base seed (a second): runs, measures nothing
 
 For each regime (optimizer, lr, updates per rollout, rollouts, seeds) it trains the same
 bandit five ways: clipped (eps 0.2), no clipping, RLOO advantages (clipped), eps 0.1, and
@@ -35,15 +36,16 @@ def row(settings: BanditSettings) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the default regime, three base seeds")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds: checks that the benchmark runs, measures nothing")
     args = parser.parse_args()
     print("median/mean final p(favoured arm), start 0.70 (share of sample-updates clipped)")
-    default = BanditSettings()
-    for seed in (0, 1, 2):
+    default = BanditSettings(seeds=4, steps=5, mini_batches=2, epochs=2) if args.smoke else BanditSettings()
+    for seed in (0,) if args.smoke else (0, 1, 2):
         t0 = time.time()
         print(f"default ({default.optimizer} lr {default.lr}, {default.updates_per_rollout} updates/rollout, "
               f"{default.steps} rollouts, {default.seeds} seeds), base seed {seed}: "
               f"{row(dataclasses.replace(default, seed=seed))}  [{time.time() - t0:.0f} s]", flush=True)
-    if args.quick:
+    if args.quick or args.smoke:
         return
     for optimizer, lr, epochs, steps, seeds in SCAN:
         t0 = time.time()

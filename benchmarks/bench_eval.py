@@ -18,6 +18,8 @@
         [--responses 900] [--processes 2] [--model NAME] [--threads 1]
 
 (``mirage data prepare --dataset math500 --source <MATH500 test.jsonl>`` writes the parquet.)
+``--smoke``: 30 responses, 4 problems x 4 samples, 3 hand-written math rows when the MATH500
+parquet is absent; checks that the benchmark runs, measures nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import time
 
 import pandas as pd
 
-from mirage.evaluate import ScorePool, evaluate, score_samples
+from mirage.evaluate import evaluate
+from mirage.evaluate.scoring import ScorePool, score_samples
 from mirage.tasks import dataset_path
 from mirage.tasks import toy as toy
 
@@ -105,7 +108,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads for testbed sampling")
     ap.add_argument("--problems", type=int, default=32, help="testbed problems sampled")
     ap.add_argument("--n", type=int, default=64, help="testbed samples per problem")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds: checks that the benchmark runs, measures nothing")
     args = ap.parse_args()
+    if args.smoke:
+        args.responses, args.problems, args.n = 30, 4, 4
+        if not os.path.exists(args.math500):
+            args.math500 = _smoke_math(tempfile.mkdtemp(prefix="bench-eval-smoke-"))
     print(f"machine: {os.cpu_count()} CPUs (shared machines are noisy: compare figures of one run only)")
 
     print("1. scoring throughput")
@@ -157,6 +165,17 @@ def main() -> int:
     print(f"  left on the critical path: scoring the last chunk ({chunk:,} responses / ({pool} x {per_process:.0f}/s) "
           f"= {chunk / (pool * per_process):.0f} s) plus the pool start")
     return 0
+
+
+def _smoke_math(work: str) -> str:
+    """Three MATH500-like rows (--smoke without a prepared MATH500 parquet)."""
+    path = os.path.join(work, "math500.parquet")
+    pd.DataFrame([{"data_source": "math500", "prompt": [{"role": "user", "content": q}],
+                   "reward_model": {"style": "rule", "ground_truth": a},
+                   "extra_info": {"index": i, "solution": f"So the answer is {a}."}}
+                  for i, (q, a) in enumerate([("What is 1+2?", "3"), ("Halve 1.", "\\frac{1}{2}"),
+                                              ("Square x.", "x^2")])]).to_parquet(path)
+    return path
 
 
 def _testbed_model(work: str) -> str:

@@ -5,6 +5,7 @@ loop is timed on a random subsample of problems in the same run and
 extrapolated linearly to all problems (stated as such in the output).
 
     python benchmarks/bench_passk.py [--problems 100000] [--n 1024] [--loop-sample 2000]
+    python benchmarks/bench_passk.py --smoke    # 1,000 problems x n = 64: runs, measures nothing
 """
 
 import argparse
@@ -26,7 +27,10 @@ def main():
     ap.add_argument("--n", type=int, default=1024)
     ap.add_argument("--loop-sample", type=int, default=2000, help="problems timed in the math.comb loop")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds: checks that the benchmark runs, measures nothing")
     args = ap.parse_args()
+    if args.smoke:
+        args.problems, args.n, args.loop_sample, args.repeats = 1000, 64, 100, 1
 
     rng = np.random.default_rng(0)
     n = np.full(args.problems, args.n)

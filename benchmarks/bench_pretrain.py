@@ -7,6 +7,7 @@ shipped model architecture and batch, interleaved so machine noise hits both, an
 the projected wall time of one model's pretraining.
 
     python benchmarks/bench_pretrain.py [--steps 20] [--threads 1] [--repeats 3]
+    python benchmarks/bench_pretrain.py --smoke    # 2 steps of batch 4, once: runs, measures nothing
 """
 
 from __future__ import annotations
@@ -35,10 +36,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps per timing")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds: checks that the benchmark runs, measures nothing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     config = FAMILY["dial-30"]
+    if args.smoke:
+        args.steps, args.repeats = 2, 1
+        config = dataclasses.replace(config, batch_size=4)
     tokenizer = make_tokenizer()
     start = time.perf_counter()
     sequences = encode_corpus(dataclasses.replace(config, corpus_size=config.batch_size * args.steps), tokenizer)

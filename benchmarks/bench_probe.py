@@ -7,6 +7,7 @@ on the hf sampler. Wall time includes loading the model (not the interpreter's i
 time of this process is printed too, the number to compare when other work shares the cores.
 
     python benchmarks/bench_probe.py [--model dial-10-leaked] [--problems 500] [--threads 1]
+    python benchmarks/bench_probe.py --smoke    # 8 problems: runs, measures nothing
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads of the hf sampler (1: a tiny model decodes fastest on one; 2 spent 3x the CPU)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds: checks that the benchmark runs, measures nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.problems, args.batch_size = 8, 8
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "toy-math_bench.parquet"
         problems = toy.generate("toy-math", "test", args.problems, seed=3)

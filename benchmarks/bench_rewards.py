@@ -2,6 +2,8 @@
 
     python benchmarks/bench_rewards.py [--data DIR] [--processes 2] [--repeat 4]
         [--korbench-repo PATH]   # also check agreement with KOR-Bench's 77,500 published verdicts
+    python benchmarks/bench_rewards.py --smoke   # 8 MATH500 rows, 2 KOR-Bench rows per category, or
+                                                 # 3 hand-written math rows without --data: runs, measures nothing
 
 Workloads, built from real answers:
 * math fast path:  "<answer>{gold}</answer>" (decided without math-verify);
@@ -21,7 +23,8 @@ import os
 import time
 from pathlib import Path
 
-from mirage.rewards import compute_score, compute_scores, korbench
+from mirage.rewards import compute_score, compute_scores
+from mirage.rewards.checkers import korbench
 from mirage.rewards.worker import shutdown
 
 
@@ -33,11 +36,18 @@ def wrap(answer):
     return f"<think>working it out</think> <answer>{answer}</answer>"
 
 
-def workloads(data: Path, repeat: int) -> dict[str, list[tuple]]:
-    math500 = jsonl(data / "math500" / "test.jsonl")
+SMOKE_MATH = [{"answer": "3"}, {"answer": "\\frac{1}{2}"}, {"answer": "x^2"}]
+
+
+def workloads(data: Path, repeat: int, limit: int | None = None) -> dict[str, list[tuple]]:
+    """``limit``: the first rows of each file only (--smoke)."""
+    if limit and not (data / "math500" / "test.jsonl").exists():
+        math500, categories = SMOKE_MATH, []
+    else:
+        math500, categories = jsonl(data / "math500" / "test.jsonl")[:limit], korbench.CATEGORIES
     kor = []
-    for category in korbench.CATEGORIES:
-        for row in jsonl(data / "korbench" / category / "sample.jsonl"):
+    for category in categories:
+        for row in jsonl(data / "korbench" / category / "sample.jsonl")[:limit and 2]:
             info = {"rule_id": row["rule_id"], "idx": row["idx"]}
             for answer in (row["answer"], row["answer"][:-2] + "Zq]]"):
                 kor.append((f"korbench/{category}", wrap(answer), row["answer"], info))
@@ -84,12 +94,19 @@ def main():
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=4, help="repeat each workload this many times")
     ap.add_argument("--korbench-repo", type=Path, help="a KOR-Bench checkout (eval/results/0923_main, data/)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny sizes, a few seconds: checks that the benchmark runs, measures nothing")
     args = ap.parse_args()
+    if args.smoke:
+        args.repeat = 1
 
     _, cold = timed(lambda: compute_score("math500", wrap("x = 1"), "1"))
     print(f"first math-verify call (starts the worker): {cold:.2f} s")
     print(f"{'workload':<18} {'n':>6} {'1 process':>14} {f'{args.processes} processes':>14}   acc")
-    for name, items in workloads(args.data, args.repeat).items():
+    for name, items in workloads(args.data, args.repeat, limit=8 if args.smoke else None).items():
+        if not items:
+            print(f"{name:<18} (no data in {args.data})")
+            continue
         serial, t1 = timed(lambda: compute_scores(items))
         pooled, tp = timed(lambda: compute_scores(items, processes=args.processes))
         assert serial == pooled

@@ -5,6 +5,7 @@ and the FLOP ceiling of this machine for reference (measured matmul GFLOP/s divi
 by the model's FLOPs per generated token).
 
     python benchmarks/bench_sample.py [--model dial-60] [--prompts 16] [--n 16] [--max-tokens 48] [--threads 2]
+    python benchmarks/bench_sample.py --smoke    # 2 prompts x 2 samples, 8 tokens, once: runs, measures nothing
 """
 
 from __future__ import annotations
@@ -111,7 +112,10 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds: checks that the benchmark runs, measures nothing")
     args = ap.parse_args()
+    if args.smoke:
+        args.prompts, args.n, args.max_tokens, args.repeats = 2, 2, 8, 1
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model, tok, name = load(args.model)
@@ -138,7 +142,7 @@ def main() -> None:
     per_token = flops_per_token(model, int(mean_prompt + args.max_tokens / 2))
     width = model.config.hidden_size
     for shape in ((samples, width, width * 3), (1024, 1024, 1024)):  # a decode-step matmul, and a large one
-        g = matmul_gflops(*shape)
+        g = matmul_gflops(*shape, seconds=0.05 if args.smoke else 1.0)
         print(f"matmul {shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}: {g:.1f} GFLOP/s -> ceiling "
               f"{g * 1e9 / per_token:,.0f} tokens/s at {per_token / 1e6:.2f} MFLOP per token (forward)")
 

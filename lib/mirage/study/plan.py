@@ -35,6 +35,7 @@ ALIGNMENT_NOTEBOOK = "00_alignment.ipynb"
 FIGURES_NOTEBOOK = "90_figures.ipynb"
 STEP_RECORD = "study_step.json"  # a step's record; a cell's folder is its run folder, whose manifest.json is training's
 STAGES = ("all", "alignment", "cells", "analysis")
+NBEXEC = "mirage.study.nbexec"  # papermill's command line (python -m NBEXEC NOTEBOOK OUTPUT ...)
 ONLY_KEYS = ("model", "task", "condition", "regime", "seed")
 
 
@@ -89,7 +90,7 @@ class Step:
 
     @property
     def notebook(self) -> Path | None:
-        return self.dir / "notebook.ipynb" if "papermill" in self.argv else None
+        return self.dir / "notebook.ipynb" if NBEXEC in self.argv else None
 
     @property
     def finished(self) -> bool:
@@ -130,8 +131,9 @@ def notebooks_dir() -> Path:
 
 def _papermill(notebook: Path, out_nb: Path, params_file: Path) -> list[str]:
     # -k python3: jupyter_client maps the "python3" kernel onto this very interpreter,
-    # so the kernel sees the same environment (and mirage) as the runner.
-    return [sys.executable, "-m", "papermill", str(notebook), str(out_nb), "-f", str(params_file),
+    # so the kernel sees the same environment (and mirage) as the runner. NBEXEC is papermill's
+    # command line without an unused second of imports (mirage.study.nbexec).
+    return [sys.executable, "-m", NBEXEC, str(notebook), str(out_nb), "-f", str(params_file),
             "-k", "python3", "--cwd", str(out_nb.parent), "--no-progress-bar", "--log-output"]
 
 
