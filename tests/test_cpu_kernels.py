@@ -20,33 +20,49 @@ needs_avx2 = pytest.mark.skipif(not cpu_kernels.cpu_has_avx2(), reason="the pin 
 CLEAN = {k: v for k, v in os.environ.items() if k not in (*cpu_kernels.PINNED, cpu_kernels.MODE_ENV)}
 
 
-def child(code: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], env={**CLEAN, "MIRAGE_TORCH_THREADS": "1",
-                                                             "OMP_NUM_THREADS": "1", **env},
-                          capture_output=True, text=True)
+def child(code: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code], env={**CLEAN, "MIRAGE_TORCH_THREADS": "1",
+                                                               "OMP_NUM_THREADS": "1", **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 CAPABILITY = "import mirage, torch; print(torch.backends.cpu.get_cpu_capability())"
 
 
 @needs_avx2
-@pytest.mark.parametrize("aten", [None, "default", "avx512"])
-def test_import_pins_the_avx2_kernels_whatever_torch_would_pick(aten):
-    done = child(CAPABILITY, **({"ATEN_CPU_CAPABILITY": aten} if aten else {}))
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["AVX2"]
+def test_import_pins_the_avx2_kernels_whatever_torch_would_pick():
+    cases = {"default": {"ATEN_CPU_CAPABILITY": "default"},
+             "native": {"MIRAGE_CPU_KERNELS": "native", "ATEN_CPU_CAPABILITY": "default"}}
+    procs = {name: child(CAPABILITY, **env) for name, env in cases.items()}  # at once: each pays torch's import
+    got = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate()
+        assert proc.returncode == 0, err[-2000:]
+        got[name] = out.split()[-1]
+    # pinned whatever torch would pick; "native" leaves torch its choice (here, what ATEN_CPU_CAPABILITY says)
+    assert got == {"default": "AVX2", "native": "DEFAULT"}
 
 
-@needs_avx2
-def test_native_leaves_torch_its_choice():
-    done = child(CAPABILITY, MIRAGE_CPU_KERNELS="native", ATEN_CPU_CAPABILITY="default")
-    assert done.stdout.split() == ["DEFAULT"], done.stderr[-2000:]
+def test_pin_sets_the_variables_only_where_avx2_runs(monkeypatch):
+    for name in (*cpu_kernels.PINNED, cpu_kernels.MODE_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx512")
+    monkeypatch.setattr(cpu_kernels, "cpu_has_avx2", lambda: True)
+    assert cpu_kernels.pin() == cpu_kernels.PINNED
+    assert {k: os.environ[k] for k in cpu_kernels.PINNED} == cpu_kernels.PINNED  # overrides what was set
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx512")
+    monkeypatch.setenv(cpu_kernels.MODE_ENV, "native")
+    assert cpu_kernels.pin() == {} and os.environ["ATEN_CPU_CAPABILITY"] == "avx512"
+    monkeypatch.delenv(cpu_kernels.MODE_ENV)
+    monkeypatch.setattr(cpu_kernels, "cpu_has_avx2", lambda: False)  # ARM, or no AVX2: an AVX2 kernel would crash
+    assert cpu_kernels.pin() == {} and os.environ["ATEN_CPU_CAPABILITY"] == "avx512"
 
 
 def test_a_bad_mode_is_one_line_naming_the_variable():
-    done = child("import mirage", MIRAGE_CPU_KERNELS="avx9")
-    assert done.returncode != 0
-    assert done.stderr.strip().splitlines()[-1] == ("ValueError: $MIRAGE_CPU_KERNELS='avx9': must be one of "
+    proc = child("import mirage", MIRAGE_CPU_KERNELS="avx9")
+    _, err = proc.communicate()
+    assert proc.returncode != 0
+    assert err.strip().splitlines()[-1] == ("ValueError: $MIRAGE_CPU_KERNELS='avx9': must be one of "
                                                     "avx2, native")
 
 
