@@ -62,12 +62,12 @@ def test_the_other_machines_numbers_are_within_tolerance(tables):
 
 def test_beyond_tolerance_and_text_changes_are_named(tables):
     ref, new = tables
-    _edit(new / "results.csv", "one_shot,RQ2,,0,40,toy-logic_test,,1,0.6709", "one_shot,RQ2,,0,40,toy-logic_test,,1,0.6809")
+    _edit(new / "results.csv", "one_shot,RQ2,,0,40,toy-logic_test,,1,0.6709", "one_shot,RQ2,,0,40,toy-logic_test,,1,0.6909")
     _edit(new / "seed_summary.csv", "pass@1,dial-10,toy-logic,toy-logic_test,ground_truth,",
           "pass@1,dial-10,toy-logic,toy-logic_test,ground_truth_x,")
     results, summary = compare(new, ref)
-    assert results.status == "differs" and results.max_diff == pytest.approx(0.01) and TOLERANCE < 0.01
-    assert len(results.beyond) == 1 and "pass_at_k: 0.6809 (committed 0.6709)" in results.beyond[0]
+    assert results.status == "differs" and results.max_diff == pytest.approx(0.02) and TOLERANCE < 0.02
+    assert len(results.beyond) == 1 and "pass_at_k: 0.6909 (committed 0.6709)" in results.beyond[0]
     assert summary.status == "differs" and "'ground_truth_x' (committed 'ground_truth')" in summary.beyond[0]
     (new / "results.csv").write_text((ref / "results.csv").read_text().rsplit("\n", 2)[0] + "\n")  # a row lost
     assert "rows" in compare(new, ref)[0].beyond[0]
