@@ -141,3 +141,38 @@ def test_training_and_evaluation_are_the_same_bytes_whatever_kernels_torch_would
     # the control: other kernels do change these bytes, so the equalities above could have failed
     assert unpinned["capability"] == "DEFAULT"
     assert unpinned["weights"] != machine["weights"]
+
+
+TABLES = """
+import hashlib
+import numpy as np
+from mirage.passk import bootstrap_ci
+from mirage.study.seeds import two_level_bootstrap
+
+rng = np.random.default_rng(7)
+parts = []
+for n in (16, 32, 64):
+    c = rng.binomial(n, rng.beta(0.6, 0.6, 200))
+    parts.append(bootstrap_ci(np.full(200, n), c).to_numpy().tobytes())
+    parts.append(np.array(two_level_bootstrap((c / n)[None, :] - rng.integers(0, 2, (3, 200)) / n)).tobytes())
+print(hashlib.sha256(b"".join(parts)).hexdigest())
+"""
+
+
+def test_pass_at_k_tables_are_the_same_bytes_whatever_numpy_and_openblas_pick():
+    """numpy dispatches log1p/expm1 by instruction set and OpenBLAS its matrix kernels by CPU; the
+    study's pass@k, CIs and seed CIs must not depend on either (numpy's AVX-512 vs AVX2 did)."""
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    wide = [f for f in ("X86_V4", "AVX512_ICL", "AVX512_SPR", "AVX512_SKX") if __cpu_features__.get(f)]
+    if not wide:
+        pytest.skip("no AVX-512 here: numpy has no other vector path to compare with")
+    cases = {"machine": {}, "avx2": {"NPY_DISABLE_CPU_FEATURES": " ".join(wide), "OPENBLAS_CORETYPE": "Haswell"},
+             "sse": {"NPY_DISABLE_CPU_FEATURES": " ".join(["X86_V3", *wide]), "OPENBLAS_CORETYPE": "Sandybridge"}}
+    procs = {name: child(TABLES, **env) for name, env in cases.items()}
+    got = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate()
+        assert proc.returncode == 0, err[-2000:]
+        got[name] = out.split()[-1]
+    assert got["machine"] == got["avx2"] == got["sse"], got

@@ -152,8 +152,12 @@ def bootstrap_ci(n, c, ks=None, n_boot: int = 1000, alpha: float = 0.05, seed: i
         # resample weights: how many times each problem is drawn in each replicate
         idx = rng.integers(0, m, size=(b, m))
         W = np.bincount((np.arange(b)[:, None] * m + idx).ravel(), minlength=b * m).reshape(b, m).astype(np.float64)
+        # weighted sums column by column, not W @ P: a BLAS matrix product's rounding depends on its CPU
+        # kernel (OpenBLAS with and without FMA differed); numpy's product-then-sum does not
+        num = np.stack([(W * P[:, j]).sum(axis=1) for j in range(P.shape[1])], axis=1)
+        den = np.stack([(W * V[:, j]).sum(axis=1) for j in range(V.shape[1])], axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            means.append((W @ P) / (W @ V))  # NaN where a replicate drew no problem with n_i >= k
+            means.append(num / den)  # NaN where a replicate drew no problem with n_i >= k
     boot = np.concatenate(means)
     lo, hi = np.nanquantile(boot, [alpha / 2, 1 - alpha / 2], axis=0)
     counts = valid.sum(axis=0)
