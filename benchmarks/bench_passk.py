@@ -1,4 +1,4 @@
-"""Benchmark: vectorised pass@k vs a plain per-problem math.comb loop.
+"""Benchmark: pass@k (exact, each distinct (n, c, k) once) vs a plain per-problem math.comb loop.
 
 100,000 problems x n = 1024 samples, every k in default_ks(1024). The math.comb
 loop is timed on a random subsample of problems in the same run and

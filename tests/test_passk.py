@@ -31,6 +31,21 @@ def test_matches_math_comb_at_n_1024_every_default_k():
         assert np.abs(got - want).max() < 1e-12, k
 
 
+def test_every_value_is_correctly_rounded_so_the_same_bits_on_every_machine():
+    # a floating-point form (log1p / expm1) is off by an ulp depending on the CPU's vector
+    # instructions: numpy's AVX-512 path gave pass@1 0.5987499999999999 for 479/800, AVX2 0.59875,
+    # and the study's 4-decimal tables printed .5987 on one machine, .5988 on the other
+    for n in (1, 2, 3, 16, 17, 64, 100, 256):
+        c = np.arange(n + 1)
+        for k in sorted({k for k in (1, 2, 4, n // 2, n) if 1 <= k <= n}):
+            got = pass_at_k(np.full(n + 1, n), c, k)
+            want = np.array([exact(n, ci, k) for ci in c.tolist()])  # Fraction -> float: correctly rounded
+            assert got.tolist() == want.tolist(), (n, k)
+        assert (pass_at_k(np.full(n + 1, n), c, 1) == c / n).all()  # pass@1 is exactly the float c / n
+    counts = np.array([16] * 200), np.array([10] * 116 + [9] * 84)  # mean 1916 / 3200 = 479 / 800
+    assert pass_at_k_curve(*counts, ks=[1])["pass_at_k"].item() == 479 / 800
+
+
 def test_small_values_keep_relative_precision():
     # pass@1 with 1 correct of 1000 is 1e-3 exactly; a naive 1 - prod loses digits here
     assert pass_at_k(1000, 1, 1) == pytest.approx(1e-3, rel=1e-12)

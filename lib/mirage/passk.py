@@ -10,9 +10,12 @@ averaged over problems. pass@1 is the mean accuracy. This is NOT avg@k (the mean
 accuracy of k samples), and NOT verl's in-training ``best@N`` (a bootstrap of
 the maximum); mirage offers neither under this name.
 
-Vectorised: for a fixed k, log prod_{i=a+1..b} (1 - k/i) = L_k[b] - L_k[a] with
-L_k[m] = sum_{i=k+1..m} log(1 - k/i), one cumulative sum shared by all problems.
-pass@k = -expm1(L_k[n] - L_k[n-c]) keeps full precision near 0 and near 1.
+Computed exactly: C(n, k) - C(n-c, k) and C(n, k) are Python integers and their quotient is
+rounded once (Python's int / int is correctly rounded), so pass@1 is exactly the float nearest c / n
+and every value is the same on every machine. A floating-point form (logs, expm1) depends on
+the CPU's vector instructions: numpy's AVX-512 log1p/expm1 gave 0.5987499999999999 where its
+AVX2 path gave 0.59875, and the study's 4-decimal tables printed .5987 on one machine, .5988 on
+the other. Each distinct (n, c, k) is computed once.
 
 Unequal n per problem: a problem takes part in pass@k only if n_i >= k (there is
 no unbiased estimate otherwise). ``pass_at_k_curve`` therefore averages, at each
@@ -22,6 +25,9 @@ before ``counts_from_samples``.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
+from math import comb
 
 import numpy as np
 import pandas as pd
@@ -52,20 +58,21 @@ def _check(n: np.ndarray, c: np.ndarray, k: np.ndarray) -> None:
                              f"n={n.ravel()[i]}, c={c.ravel()[i]}, k={k.ravel()[i]}")
 
 
-def _log_survival_table(k: int, n_max: int) -> np.ndarray:
-    """L[m] = sum_{i=k+1..m} log(1 - k/i) for m = 0..n_max (0 for m <= k; only m >= k is used)."""
-    table = np.zeros(n_max + 1)
-    if n_max > k:
-        i = np.arange(k + 1, n_max + 1, dtype=np.float64)
-        table[k + 1:] = np.cumsum(np.log1p(-k / i))
-    return table
+@lru_cache(maxsize=65536)
+def _exact(n: int, c: int, k: int) -> float:
+    """pass@k of one problem, 1 - C(n-c, k) / C(n, k), correctly rounded (integer arithmetic)."""
+    if n - c < k:
+        return 1.0
+    total = comb(n, k)
+    return (total - comb(n - c, k)) / total
 
 
 def pass_at_k(n, c, k) -> np.ndarray | float:
     """Unbiased pass@k per problem. n, c, k broadcast against each other.
 
-    Returns a float for scalar input, else an array of the broadcast shape.
-    Errors (never silent NaN) for k > n, c > n, negative counts or non-integers.
+    Returns a float for scalar input, else an array of the broadcast shape. Exact (the module
+    docstring): the same bits on every machine. Errors (never silent NaN) for k > n, c > n,
+    negative counts or non-integers.
     """
     n_a, c_a, k_a = np.broadcast_arrays(_as_int_array(n, "n"), _as_int_array(c, "c"), _as_int_array(k, "k"))
     _check(n_a, c_a, k_a)
@@ -75,8 +82,9 @@ def pass_at_k(n, c, k) -> np.ndarray | float:
         sel = (k_a == kk) & (n_a - c_a >= kk)  # where n - c < k, pass@k is exactly 1
         if not np.any(sel):
             continue
-        table = _log_survival_table(int(kk), n_max)
-        out[sel] = -np.expm1(table[n_a[sel]] - table[n_a[sel] - c_a[sel]])
+        keys, inverse = np.unique(n_a[sel] * (n_max + 1) + c_a[sel], return_inverse=True)  # each (n, c) once
+        values = [_exact(int(key) // (n_max + 1), int(key) % (n_max + 1), int(kk)) for key in keys]
+        out[sel] = np.asarray(values, dtype=np.float64)[inverse.ravel()]
     return float(out) if out.ndim == 0 else out
 
 
@@ -144,8 +152,12 @@ def bootstrap_ci(n, c, ks=None, n_boot: int = 1000, alpha: float = 0.05, seed: i
         # resample weights: how many times each problem is drawn in each replicate
         idx = rng.integers(0, m, size=(b, m))
         W = np.bincount((np.arange(b)[:, None] * m + idx).ravel(), minlength=b * m).reshape(b, m).astype(np.float64)
+        # weighted sums column by column, not W @ P: a BLAS matrix product's rounding depends on its CPU
+        # kernel (OpenBLAS with and without FMA differed); numpy's product-then-sum does not
+        num = np.stack([(W * P[:, j]).sum(axis=1) for j in range(P.shape[1])], axis=1)
+        den = np.stack([(W * V[:, j]).sum(axis=1) for j in range(V.shape[1])], axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            means.append((W @ P) / (W @ V))  # NaN where a replicate drew no problem with n_i >= k
+            means.append(num / den)  # NaN where a replicate drew no problem with n_i >= k
     boot = np.concatenate(means)
     lo, hi = np.nanquantile(boot, [alpha / 2, 1 - alpha / 2], axis=0)
     counts = valid.sum(axis=0)

@@ -293,8 +293,8 @@ class HFSampler(Sampler):
 
         return {"backend": self.backend, "model": self.model_path or type(self.model).__name__,
                 "torch": torch.__version__, "transformers": transformers.__version__, "device": self.device,
-                "threads": torch.get_num_threads(), "dtype": str(next(self.model.parameters()).dtype),
-                "batch_size": self.batch_size}
+                "threads": torch.get_num_threads(), "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+                "dtype": str(next(self.model.parameters()).dtype), "batch_size": self.batch_size}
 
 
 def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:

@@ -28,7 +28,8 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force-analysis", action="store_true",
                         help="rebuild the results tables and rerun the analysis notebook even if nothing changed")
     parser.add_argument("--figures", default=None,
-                        help="figures folder (default figures/<preset>; with --out: <out>/figures)")
+                        help="figures and tables folder (default <study dir>/figures; name figures/<preset> to "
+                             "publish over the checkout's committed ones)")
     parser.add_argument("--list", action="store_true", help="list the shipped presets and exit")
     parser.add_argument("--executor", choices=["inline", "local", "slurm"], default="inline",
                         help="inline (default): run the steps here as processes; slurm: submit every step as a SLURM "

@@ -37,13 +37,11 @@ Log = Callable[[str], None]
 
 def default_dirs(preset: Preset, out: str | os.PathLike | None = None,
                  figures_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """(study dir, figures dir): study/<preset> and figures/<preset> under the current directory
-    by default (so a checkout's README can show the figures); with --out, figures go inside it."""
-    if out is None:
-        out, default_figures = Path("study") / preset.name, Path("figures") / preset.name
-    else:
-        default_figures = Path(out) / "figures"
-    return Path(out).resolve(), Path(figures_dir or default_figures).resolve()
+    """(study dir, figures dir): study/<preset> under the current directory (or --out), and its
+    figures/ inside it. Never the checkout's committed figures/<preset> unless named (--figures):
+    the study compares its tables with those instead (``mirage.study.reference``)."""
+    out = Path("study") / preset.name if out is None else Path(out)
+    return out.resolve(), Path(figures_dir or out / "figures").resolve()
 
 
 def fmt_s(seconds: float) -> str:
@@ -244,6 +242,10 @@ def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | 
                     if run_steps([analysis], jobs=1, log=log, plugins=preset.plugins)[analysis.id] != "finished":
                         failed.append(analysis)
         print_summary(out, preset, steps, failed, results, time.time() - t0, log)
+        if results is not None and not any(s.kind == "analysis" for s in failed):  # issue 22.3: checkout untouched
+            from mirage.study.reference import log_comparison
+
+            log_comparison(preset.name, figures_dir, log)
         return 1 if failed else 0
 
 

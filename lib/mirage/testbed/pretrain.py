@@ -14,7 +14,9 @@ contains; whether the "surprising" rewards do is what the study asks.
 corpus also carries test problems with their correct worked solutions (``Leak``),
 contamination made on purpose so that ``mirage probe contamination`` can be
 checked against the truth. ``mirage testbed pretrain --all`` rebuilds every shipped
-model (same seed, same threads -> same weights).
+model (same seed, threads and CPU kernels -> same weights). The shipped weights predate the
+AVX2 kernel pin (``mirage.cpu_kernels``; their cards record no kernel set), so a rebuild under
+the pin may differ from them in the last bits; the study uses the shipped files as they are.
 """
 
 from __future__ import annotations
@@ -314,8 +316,8 @@ def _environment() -> dict[str, Any]:
     import transformers
 
     return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "threads": torch.get_num_threads(), "machine": platform.machine(),
-            "python": platform.python_version()}
+            "threads": torch.get_num_threads(), "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+            "machine": platform.machine(), "python": platform.python_version()}
 
 
 def pretrain_one(config: PretrainConfig, out: str | os.PathLike, progress: bool = True) -> Path:

@@ -292,7 +292,8 @@ def _run(cfg: RunConfig, run_dir: Path, manifest: dict) -> None:
                          threads=threads, one_shot=one_shot, train_dataset=task.train, eval_datasets=list(task.evals),
                          versions={**runs.library_versions("mirage", "torch", "transformers", "numpy"),
                                    "python": sys.version.split()[0], "platform": platform.platform()})
-    runs.start_attempt(run_dir, resumed_from_step=start, threads=threads)
+    runs.start_attempt(run_dir, resumed_from_step=start, threads=threads,
+                       cpu_kernels=torch.backends.cpu.get_cpu_capability())  # floats depend on it too
     metrics_path = runs.next_metrics_path(run_dir)
     wall, cpu = time.perf_counter(), time.process_time()
     status, error = Status.FAILED, None
