@@ -68,13 +68,24 @@ def test_scored_by_reasoning_gyms_own_function_behind_the_worker(tmp_path):
 
 
 def test_eval_cli_on_a_testbed_model(tmp_path, monkeypatch, capsys):
-    """`mirage eval --backend hf --model dial-60 --task rg:...` runs on CPU (the tiny model scores ~0)."""
+    """`mirage eval --backend hf --task rg:...` runs on CPU with a small model whose context holds the prompts
+    (an untrained one: it scores ~0); the shipped testbed models' 160 positions do not, which is one line."""
     from mirage.cli import main
+    from mirage.testbed.models import make_model
+    from mirage.testbed.tokenizer import make_tokenizer
 
     monkeypatch.setenv("MIRAGE_DATA", str(tmp_path / "data"))
     out = tmp_path / "eval"
-    assert main(["eval", "--backend", "hf", "--model", "dial-60", "--task", "rg:basic_arithmetic@test_size=6",
-                 "--n", "4", "--out", str(out), "--no-progress"]) == 0
+    task = "rg:basic_arithmetic@test_size=6"
+    assert main(["eval", "--model", "dial-60", "--task", task, "--n", "4", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "rg-basic_arithmetic" in err and "160 positions" in err and not out.exists(), err
+    model = tmp_path / "long-context"
+    tokenizer = make_tokenizer()
+    make_model(tokenizer, hidden=32, layers=1, heads=2, max_positions=1024).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    assert main(["eval", "--backend", "hf", "--model", str(model), "--task", task, "--n", "4", "--max-tokens", "16",
+                 "--out", str(out), "--no-progress"]) == 0
     table = pd.read_parquet(out / "passk.parquet")
     assert table["k"].tolist() == [1, 2, 4] and table["n_problems"].unique().tolist() == [6]
     manifest = json.loads((out / "eval_manifest.json").read_text())

@@ -3,7 +3,10 @@
 Every write that must survive a kill goes through here: ``atomic_path`` / ``atomic_dir``
 (write next to the target, then rename), ``append_jsonl`` (whole lines, fsynced) with
 ``truncate_jsonl`` (a resumed process first forgets the lines after its resume point),
-and ``FolderLock`` (one writer per folder, refused at once with the holder named).
+and ``FolderLock`` (one writer per folder, refused at once with the holder named). A full disk
+while writing is ``DiskFull``, one line naming the path and the free space (the old file or folder
+kept); ``check_link`` / ``resolve`` name a symlink loop or a dangling link instead of a traceback or
+a silent "does not exist".
 """
 
 from __future__ import annotations
