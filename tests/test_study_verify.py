@@ -149,13 +149,18 @@ def fresh(made):
 
 CELL = "runs/dial-90/toy-math/ground_truth/seed0"
 PART = f"{CELL}/eval/step_4/samples/toy-math_test/part-{{:06d}}.parquet"
+PAIR_PART = "alignment/pairs/dial-90/toy-math/evals/dial-90/toy-math/n4_T1_p1_len48_seed0/samples/toy-math_test/" \
+    "part-000096.parquet"  # the base model's measurement (a measure step)
 
 
 def _damage(out: Path) -> dict[str, Path]:
-    """A deleted samples part, a corrupt samples part, a corrupt pass@k table, a missing checkpoint evaluation."""
+    """In one cell: a deleted samples part, a corrupt samples part, a corrupt pass@k table, a missing checkpoint
+    evaluation; and a deleted part of the base model's alignment measurement."""
     hurt = {"deleted part": out / PART.format(32), "corrupt part": out / PART.format(64),
-            "corrupt passk": out / CELL / "eval/step_4/passk.parquet", "missing eval": out / CELL / "eval/step_2"}
+            "corrupt passk": out / CELL / "eval/step_4/passk.parquet", "missing eval": out / CELL / "eval/step_2",
+            "pair part": out / PAIR_PART}
     hurt["deleted part"].unlink()
+    hurt["pair part"].unlink()
     hurt["corrupt part"].write_bytes(b"\0garbage\0" * 100)
     hurt["corrupt passk"].write_bytes(hurt["corrupt passk"].read_bytes()[:-40])  # truncated: no footer
     shutil.rmtree(hurt["missing eval"])
@@ -181,8 +186,11 @@ def test_verify_names_every_damage_and_changes_nothing(fresh, capsys):
     assert any(f"{hurt['corrupt part']}: unreadable" in line for line in lines), out
     assert any(f"{hurt['corrupt passk']}: unreadable" in line for line in lines), out
     assert any(f"{hurt['missing eval']}: missing" in line for line in lines), out
-    assert all(line.startswith("dial-90/toy-math/ground_truth/seed0: ") for line in lines[:-1])
-    assert "4 inconsistencies (4 a rerun redoes)" in lines[-1]
+    assert any(line.startswith(f"alignment/dial-90/toy-math: {hurt['pair part'].parent}: sound samples for 168 "
+                               "of 200 problems") for line in lines), out
+    assert all(line.startswith(("dial-90/toy-math/ground_truth/seed0: ", "alignment/dial-90/toy-math: "))
+               for line in lines[:-1])
+    assert "5 inconsistencies (5 a rerun redoes)" in lines[-1]
     assert _snapshot(fresh) == before  # nothing changed, nothing locked
     assert not (fresh / ".damaged").exists()
 
@@ -195,15 +203,16 @@ def test_a_rerun_redoes_exactly_the_damaged_units_and_gives_the_undamaged_bytes(
     lines: list[str] = []
     assert study.run_study(study.load_preset(PRESET), fresh, log=lines.append) == 0, "\n".join(lines)
     text = "\n".join(lines)
-    assert "[study] redo dial-90/toy-math/ground_truth/seed0" in text
-    assert "start cell dial-90/toy-math/ground_truth/seed0" in text
+    assert "[study] redo dial-90/toy-math/ground_truth/seed0" in text and "[study] redo alignment/dial-90/toy-math" in text
     starts = [line.split("  (")[0] for line in lines if line.startswith("[study] start ")]
-    assert starts == ["[study] start cell dial-90/toy-math/ground_truth/seed0", "[study] start analysis analysis"]
+    assert starts == ["[study] start measure alignment/dial-90/toy-math",
+                      "[study] start cell dial-90/toy-math/ground_truth/seed0", "[study] start analysis analysis"]
     after = _snapshot(fresh)
     # the results are the undamaged study's, to the byte; so are the redone samples and tables
     for rel in ["results.parquet", "results.csv", "problems.parquet", "dynamics.parquet",
                 PART.format(32), PART.format(64), f"{CELL}/eval/step_4/passk.parquet",
-                f"{CELL}/eval/step_2/passk.parquet", f"{CELL}/eval/step_2/samples/toy-math_test/part-000000.parquet"]:
+                f"{CELL}/eval/step_2/passk.parquet", f"{CELL}/eval/step_2/samples/toy-math_test/part-000000.parquet",
+                PAIR_PART, "alignment/pairs/dial-90/toy-math/alignment.parquet", "alignment/alignment.parquet"]:
         assert after[rel][1] == hashlib.sha256((pristine / rel).read_bytes()).hexdigest(), rel
     # exactly the damaged units were redone: the sound parts of that evaluation, the training run and every
     # other step are untouched (same mtime)

@@ -4,7 +4,10 @@ Every step runs in its own process (papermill -> a Jupyter kernel, or ``python -
 mirage.study measure|history``) with one torch thread, ``--jobs`` at a time. A step's
 record (``study_step.json``, the ``mirage.runs`` manifest schema: kind "study-step",
 status, config = its parameters, one entry per attempt) says "running" while it runs
-and "finished" once it succeeded; a finished step is never rerun. The runner may be
+and "finished" once it succeeded and its outputs read back sound (``mirage.study.verify``);
+a finished step is never rerun unless, at a later start, its outputs no longer read back
+sound: then exactly the damaged part is redone, or the runner refuses, before any work, with
+a one-line fix (``repair``; ``verify_study`` is ``mirage study --verify``). The runner may be
 killed at any moment: the trainer and the evaluator resume their own work, so rerunning
 the same command completes the study with nothing lost. A failing step is recorded with
 its executed notebook and error; the steps that depend on it are blocked; the others go
@@ -12,7 +15,8 @@ on; the summary lists what failed and the exit status is 1.
 
 One runner per study directory (``mirage.runs.FolderLock``); a runner restricted to a
 stage or to some cells (``--stage``/``--only``, one cluster job) locks that selection only,
-so jobs for different cells can share a study directory.
+so jobs for different cells can share a study directory; it is refused while a runner of the
+whole study holds the directory.
 """
 
 from __future__ import annotations
