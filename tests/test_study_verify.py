@@ -203,7 +203,8 @@ def test_a_rerun_redoes_exactly_the_damaged_units_and_gives_the_undamaged_bytes(
     lines: list[str] = []
     assert study.run_study(study.load_preset(PRESET), fresh, log=lines.append) == 0, "\n".join(lines)
     text = "\n".join(lines)
-    assert "[study] redo dial-90/toy-math/ground_truth/seed0" in text and "[study] redo alignment/dial-90/toy-math" in text
+    assert "[study] redo dial-90/toy-math/ground_truth/seed0" in text
+    assert "[study] redo alignment/dial-90/toy-math" in text
     starts = [line.split("  (")[0] for line in lines if line.startswith("[study] start ")]
     assert starts == ["[study] start measure alignment/dial-90/toy-math",
                       "[study] start cell dial-90/toy-math/ground_truth/seed0", "[study] start analysis analysis"]
@@ -219,7 +220,8 @@ def test_a_rerun_redoes_exactly_the_damaged_units_and_gives_the_undamaged_bytes(
     untouched = [PART.format(0), PART.format(96), f"{CELL}/manifest.json", f"{CELL}/logs/metrics-000.jsonl",
                  f"{CELL}/checkpoints/global_step_4/actor/huggingface/model.safetensors",
                  "alignment/study_step.json", "history/dial-90/toy-math/study_step.json",
-                 "runs/dial-90/toy-math/nsr/seed0/study_step.json", "runs/dial-90/toy-math/one_shot/seed0/study_step.json",
+                 "runs/dial-90/toy-math/nsr/seed0/study_step.json",
+                 "runs/dial-90/toy-math/one_shot/seed0/study_step.json",
                  "runs/dial-90/toy-math/nsr/seed0/eval/step_4/passk.parquet"]
     assert {rel: after[rel] for rel in untouched} == {rel: before[rel] for rel in untouched}
     # the damaged files were moved aside, not deleted
