@@ -448,7 +448,7 @@ def test_a_copied_study_directory_is_still_finished_where_it_was(tmp_path):
 def test_one_runner_per_study_directory_and_one_preset_per_directory(tmp_path):
     import subprocess
 
-    from mirage.runs import FolderBusy
+    from mirage.runs import FolderBusy, FolderLock
 
     preset = study.load_preset("testbed-ci")
     out = tmp_path / "study"
@@ -460,16 +460,20 @@ def test_one_runner_per_study_directory_and_one_preset_per_directory(tmp_path):
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(FolderBusy, match=rf"pid {holder.pid} "):
             study.run_study(preset, out, log=lambda line: None)
-        # a cluster job restricted to some cells locks only its selection
-        with pytest.raises(ValueError, match="selects no cell"):  # got past the lock, then planned
-            study.run_study(preset, out, only=study.parse_only("model=nobody"), log=lambda line: None)
+        # a runner of some cells would run them beside the whole-study runner: refused, naming it
+        with pytest.raises(FolderBusy, match=rf"locked by another mirage study runner \(pid {holder.pid} "):
+            study.run_study(preset, out, only=study.parse_only("model=dial-90"), log=lambda line: None)
     finally:
         holder.kill()
         holder.wait()
+    # a cluster job restricted to some cells locks only its selection
+    with FolderLock(out / ".selections" / "other", "another selection"):
+        with pytest.raises(ValueError, match="selects no cell"):  # got past the lock, then planned
+            study.run_study(preset, out, only=study.parse_only("model=nobody"), log=lambda line: None)
     # the directory now belongs to testbed-ci: another grid is refused, a wording change is not
     (out / "study.json").write_text(json.dumps({"preset": preset.to_dict()}))
     other = study.Preset(**{**preset.__dict__, "seeds": (0, 1)})
-    with pytest.raises(RuntimeError, match="different preset"):
+    with pytest.raises(ValueError, match="holds a study of another preset"):
         study.run_study(other, out, stage="analysis", log=lambda line: None)
     reworded = study.Preset(**{**preset.__dict__, "description": "new words", "jobs": 2})
     assert study.run_study(reworded, out, stage="analysis", log=lambda line: None) == 1  # nothing to analyse yet

@@ -188,20 +188,42 @@ def write_parquet_atomic(path: str | os.PathLike, df: "pd.DataFrame") -> None:
 def finished_in_parts(parts: Iterable[Path], rows_per_problem: int, unit: str = "rows") -> set[str]:
     """The problem ids a resumable folder's part files hold, each checked complete (``rows_per_problem``
     rows) and in one part only: a part is written atomically with whole problems, so anything else is
-    damage to report, not to resume from."""
-    import pandas as pd
+    damage to report (naming the part), not to resume from."""
+    done, damage = check_parts(parts, rows_per_problem, unit)
+    if damage:
+        part, what = damage[0]
+        raise ValueError(f"{part}: {what}; move it aside to sample its problems again")
+    return done
+
+
+def check_parts(parts: Iterable[Path], rows_per_problem: int, unit: str = "rows",
+                columns: Iterable[str] = ("problem_id",)) -> tuple[set[str], list[tuple[Path, str]]]:
+    """(problem ids held by the sound parts, [(part, what is wrong)] for every damaged one): a part that
+    cannot be read (or lacks ``columns``), holds a problem with other than ``rows_per_problem`` rows, or
+    repeats a problem of an earlier part. Reads only ``columns``; raises nothing for damage."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     done: set[str] = set()
-    for part in parts:
-        counts = pd.read_parquet(part, columns=["problem_id"])["problem_id"].value_counts()
-        bad = counts[counts != rows_per_problem]
-        if len(bad):
-            raise ValueError(f"{part}: problem {bad.index[0]!r} has {bad.iloc[0]} {unit}, expected {rows_per_problem}")
-        overlap = done & set(counts.index)
+    damage: list[tuple[Path, str]] = []
+    for part in parts:  # pyarrow, not pandas: ~8x faster per small part (a study reads every part it trusts)
+        try:
+            counted = pc.value_counts(pq.read_table(part, columns=list(columns))["problem_id"])
+            counts = dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))
+        except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+            first = (str(e).splitlines() or [""])[0].replace(f"'{part}'", "it").split(". ")[0][:160]
+            damage.append((Path(part), f"unreadable ({type(e).__name__}: {first})"))
+            continue
+        bad = [(pid, c) for pid, c in counts.items() if c != rows_per_problem]
+        if bad:
+            damage.append((Path(part), f"problem {bad[0][0]!r} has {bad[0][1]} {unit}, expected {rows_per_problem}"))
+            continue
+        overlap = done & set(counts)
         if overlap:
-            raise ValueError(f"{part}: problems {sorted(overlap)[:5]} already in another part file")
-        done |= set(counts.index)
-    return done
+            damage.append((Path(part), f"problems {sorted(overlap)[:5]} already in another part file"))
+            continue
+        done |= set(counts)
+    return done, damage
 
 
 def dataset_chunks(todo: list, size: int) -> Iterator[list]:

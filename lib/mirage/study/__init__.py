@@ -9,7 +9,9 @@ it into steps and runs them, resumably, and ends with the results tables and eve
     presets/     the shipped presets: testbed-quick, testbed-seeds, testbed-mechanism, testbed-full,
                  testbed-predictors, testbed-ci, paper
     plan.py      Cell, Step, plan(): the steps in launch order with their dependencies
-    runner.py    run_study / run_steps: scheduling, the lock, step records, the dry run, the summary
+    runner.py    run_study / run_steps: scheduling, the lock, step records, the dry run, the summary;
+                 repair / verify_study: a finished step's outputs read back before it is trusted
+    verify.py    what each finished step must have left on disk (check_step, check_tables)
     cell.py      what the notebooks call: cell.run() (train, evaluate, tabulate one cell), alignment
     results.py   results / problems / dynamics tables, gain_table, summary_table, claim_check
     seeds.py     medians over seeds and the two-level (seeds, problems) bootstrap CI
@@ -28,7 +30,7 @@ from mirage.study.regimes import bandit_runs, bandit_table, procedure_table, reg
 from mirage.study.results import (MIN_GT_GAIN, PROBLEM_COLUMNS, RESULT_COLUMNS, alignment_columns, claim_check,
                                   collect, condition_order, describe, eval_rows, final_step_rows, gain_table,
                                   load_problems, load_results, recovered_table, summary_table)
-from mirage.study.runner import default_dirs, dry_run, run_steps, run_study
+from mirage.study.runner import default_dirs, dry_run, run_steps, run_study, verify_study
 from mirage.study.seeds import (ci_table, ci_tables, holm, publish, seed_interval, seed_summaries, seed_summary,
                                  simulate_coverage, two_level_bootstrap)
 
@@ -39,5 +41,5 @@ __all__ = ["cell", "configure_cli", "ALIGNMENT_NOTEBOOK", "FIGURES_NOTEBOOK", "R
            "alignment_columns",
            "claim_check", "collect", "condition_order", "describe", "eval_rows", "final_step_rows", "gain_table",
            "load_problems", "load_results", "recovered_table", "summary_table", "default_dirs", "dry_run", "run_steps",
-           "run_study", "ci_table", "ci_tables", "publish", "seed_summaries", "seed_summary", "two_level_bootstrap",
-           "seed_interval", "holm", "simulate_coverage"]
+           "run_study", "verify_study", "ci_table", "ci_tables", "publish", "seed_summaries", "seed_summary",
+           "two_level_bootstrap", "seed_interval", "holm", "simulate_coverage"]

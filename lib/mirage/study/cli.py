@@ -38,6 +38,10 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slurm", action="append", default=[], metavar="[KIND.]KEY=VALUE",
                         help="an sbatch setting for every job, or for one kind (alignment, cell, analysis), over the "
                              "preset's resources: e.g. --slurm partition=gpu --slurm cell.timeout_min=2880")
+    parser.add_argument("--verify", action="store_true",
+                        help="read back every finished step's outputs (files present and readable, samples and "
+                             "problem counts as the settings say, results tables consistent) and print every "
+                             "inconsistency; changes nothing (exit 1 if any)")
     parser.add_argument("--status", action="store_true",
                         help="show each step: finished, failed, its job id and SLURM state, or not submitted")
     parser.set_defaults(func=main)
@@ -46,7 +50,7 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from mirage.study.plan import parse_only
     from mirage.study.preset import list_presets, load_preset
-    from mirage.study.runner import dry_run, run_study
+    from mirage.study.runner import dry_run, run_study, verify_study
 
     if args.list:
         for name in list_presets():
@@ -55,6 +59,11 @@ def main(args: argparse.Namespace) -> int:
         return 0
     preset = load_preset(args.preset)
     only = parse_only(args.only)
+    if args.verify:
+        if args.stage != "all" or args.dry_run or args.force_analysis or args.status or args.executor != "inline":
+            raise ValueError("--verify checks a study folder and changes nothing: no --stage, --dry-run, "
+                             "--force-analysis, --status or --executor with it")
+        return verify_study(preset, args.out, only, args.figures)
     if args.status or args.executor != "inline":
         from mirage.study import executors
 

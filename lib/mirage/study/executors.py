@@ -118,7 +118,10 @@ def run_step_job(preset_name: str, out: str, step_id: str, figures_dir: str) -> 
         if run_study(preset, out, stage="analysis", figures_dir=figures_dir) != 0:
             raise RuntimeError(f"study {out}: the analysis failed (see its step records)")
         return Status.FINISHED.value
-    status = run_steps([step], jobs=1, plugins=preset.plugins, outside=[s for s in steps if s.id in step.deps])
+    from mirage.study.verify import check_step
+
+    status = run_steps([step], jobs=1, plugins=preset.plugins, outside=[s for s in steps if s.id in step.deps],
+                       check=check_step)
     if status[step.id] != Status.FINISHED.value:
         raise RuntimeError(f"step {step_id} {status[step.id]}; see {step.dir / 'step.log'}")
     return status[step.id]

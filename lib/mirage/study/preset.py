@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -47,6 +48,8 @@ PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 DEFAULT_ANALYSIS = ("90_figures.ipynb",)
 # keys that do not decide a study's results: a study directory keeps its preset when they change
 NOT_IDENTITY = ("description", "jobs", "analysis", "resources")
+# a preset's name is one path component (the default --out is study/<name>): mirage.runs.slug's characters
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9_=,@+-][A-Za-z0-9._=,@+-]*")
 
 
 class PresetError(KeyError):
@@ -154,6 +157,9 @@ class Preset:
         from mirage.tasks import load_tasks
 
         where = self.where
+        if not isinstance(self.name, str) or not _FOLDER_NAME.fullmatch(self.name):
+            raise PresetError(f"{where}: name must be one folder name (letters, digits and . _ = , @ + -, not "
+                              f"starting with '.'): it names the default study folder study/<name>; got {self.name!r}")
         if self.backend not in ("local", "verl"):
             raise PresetError(f"{where}: backend must be 'local' or 'verl', got {self.backend!r}")
         try:

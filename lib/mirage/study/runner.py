@@ -4,7 +4,10 @@ Every step runs in its own process (papermill -> a Jupyter kernel, or ``python -
 mirage.study measure|history``) with one torch thread, ``--jobs`` at a time. A step's
 record (``study_step.json``, the ``mirage.runs`` manifest schema: kind "study-step",
 status, config = its parameters, one entry per attempt) says "running" while it runs
-and "finished" once it succeeded; a finished step is never rerun. The runner may be
+and "finished" once it succeeded and its outputs read back sound (``mirage.study.verify``);
+a finished step is never rerun unless, at a later start, its outputs no longer read back
+sound: then exactly the damaged part is redone, or the runner refuses, before any work, with
+a one-line fix (``repair``; ``verify_study`` is ``mirage study --verify``). The runner may be
 killed at any moment: the trainer and the evaluator resume their own work, so rerunning
 the same command completes the study with nothing lost. A failing step is recorded with
 its executed notebook and error; the steps that depend on it are blocked; the others go
@@ -12,12 +15,14 @@ on; the summary lists what failed and the exit status is 1.
 
 One runner per study directory (``mirage.runs.FolderLock``); a runner restricted to a
 stage or to some cells (``--stage``/``--only``, one cluster job) locks that selection only,
-so jobs for different cells can share a study directory.
+so jobs for different cells can share a study directory; it is refused while a runner of the
+whole study holds the directory.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -31,6 +36,7 @@ from mirage.runs import FolderLock, Status, end_attempt, start_attempt, update_m
 from mirage.runs import write_json_atomic
 from mirage.study.plan import STAGES, STEP_RECORD, Step, plan, stage_steps
 from mirage.study.preset import NOT_IDENTITY, Preset
+from mirage.study.verify import Damage, StudyDamaged, check_step, check_tables, move_aside
 
 Log = Callable[[str], None]
 
@@ -60,23 +66,56 @@ def _tail(path: Path, n: int = 40, chars: int = 2000) -> str:
 def _lock(out: Path, stage: str, only: Mapping[str, set[str]] | None) -> FolderLock:
     if stage == "all" and not only:
         return FolderLock(out, "study")
+    _check_no_study_runner(out)
     key = f"{stage}{sorted((k, sorted(v)) for k, v in (only or {}).items())}"
     return FolderLock(out / ".selections" / hashlib.sha256(key.encode()).hexdigest()[:8],
                       f"study selection (--stage {stage} --only {dict(only or {})})")
 
 
-def _check_study_file(out: Path, preset: Preset) -> None:
+def _check_no_study_runner(out: Path) -> None:
+    """A runner of one stage or some cells shares the folder with others of its kind, not with a runner of
+    the whole study (which runs every step and the analysis itself): refuse while one holds the folder."""
+    from mirage.runs import FolderBusy
+
+    if not (out / ".lock").exists():
+        return
+    probe = FolderLock(out, "study")
+    try:
+        probe.acquire()
+    except FolderBusy:
+        try:
+            holder = json.loads((out / ".lock.holder").read_text(encoding="utf-8"))
+            who = f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
+        except (OSError, ValueError):
+            who = "a process whose pid is not recorded"
+        raise FolderBusy(f"{out}: this study folder is locked by another mirage study runner ({who}), which runs "
+                         "every step and the analysis itself; wait for it to finish, or stop it") from None
+    probe.release()
+
+
+def _check_study_file(out: Path, preset: Preset, write: bool = True) -> None:
     """A study directory belongs to one preset: refuse to mix two grids' results in one table."""
-    import json
+    from mirage.runs import config_diff
 
     path = out / "study.json"
     if path.exists():
-        stored = json.loads(path.read_text(encoding="utf-8"))["preset"]
-        if {k: v for k, v in stored.items() if k not in NOT_IDENTITY} != preset.identity():
-            raise RuntimeError(f"{out} holds a study of a different preset ({stored.get('name')!r} with other "
-                               "settings); use another --out, or delete the directory to start over")
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))["preset"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}: unreadable ({type(e).__name__}: {e}); use another --out") from None
+        diff = config_diff({k: v for k, v in stored.items() if k not in NOT_IDENTITY}, preset.identity())
+        if diff:
+            shown = "; ".join(f"{k}: {_short(a)} there, {_short(b)} here" for k, (a, b) in diff.items())
+            raise ValueError(f"{out} holds a study of another preset ({stored.get('name')!r}; {shown}): "
+                             f"give this one another --out, or move {out} aside to start over")
         return
-    write_json_atomic(path, {"preset": preset.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    if write:
+        write_json_atomic(path, {"preset": preset.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def step_env(threads: int, plugins: Sequence[str] = ()) -> dict[str, str]:
@@ -114,12 +153,15 @@ def _die_with_parent() -> None:
 
 
 def run_steps(steps: list[Step], jobs: int = 1, log: Log = print, plugins: Sequence[str] = (),
-              outside: Sequence[Step] = ()) -> dict[str, str]:
+              outside: Sequence[Step] = (), check: Callable[[Step], list] | None = None) -> dict[str, str]:
     """Run steps (dependencies first, ``jobs`` at a time); skip finished ones. -> {step id: status}.
 
     ``outside``: steps this call does not run that some of ``steps`` depend on (``--stage cells``
     after ``--stage alignment``): a dependency among them counts if it finished, and blocks its
     dependants if it did not (it will not finish while this call waits).
+
+    ``check``: reads a step's outputs back once its process exited 0 (``mirage.study.verify.check_step``);
+    a step whose outputs are incomplete is recorded as failed, naming them, not finished.
 
     Each step gets ONE torch thread: the testbed's models are too small for intra-op
     parallelism to pay, and on a loaded 2-core machine 2 threads per process measured
@@ -178,7 +220,13 @@ def run_steps(steps: list[Step], jobs: int = 1, log: Log = print, plugins: Seque
             del running[sid]
             s = by_id[sid]
             seconds = time.time() - started
-            if rc == 0:
+            damage = check(s) if rc == 0 and check else []
+            if damage:
+                status[sid] = Status.FAILED.value
+                error = "exited 0, but its outputs are incomplete: " + "; ".join(d.line() for d in damage[:5])
+                end_attempt(s.dir, Status.FAILED, STEP_RECORD, error=error, returncode=rc, seconds=round(seconds, 2))
+                log(f"[study] FAILED {sid}: {error}")
+            elif rc == 0:
                 status[sid] = Status.FINISHED.value
                 end_attempt(s.dir, Status.FINISHED, STEP_RECORD, returncode=rc, seconds=round(seconds, 2))
                 if s.kind == "cell":
@@ -191,6 +239,70 @@ def run_steps(steps: list[Step], jobs: int = 1, log: Log = print, plugins: Seque
                 log(f"[study] FAILED {sid} (exit {rc}) after {fmt_s(seconds)}; see {s.dir / 'step.log'}"
                     f"{' and ' + str(s.notebook) if s.notebook else ''}")
     return status
+
+
+def repair(out: Path, preset: Preset, work: Sequence[Step], read: Sequence[Step] = (), log: Log = print) -> bool:
+    """Read back the outputs of every finished step (``mirage.study.verify``) before any work.
+
+    A damaged step of ``work`` that a rerun repairs is redone: its damaged files are moved aside
+    (``<out>/.damaged/``), its record says failed with what was wrong, and the runner reruns it (the
+    trainer and evaluator redo only what is missing). Damage a rerun cannot repair, or in a step of
+    ``read`` (the whole plan, which the analysis reads) that this runner does not run, is refused with
+    a one-line fix (``StudyDamaged``), nothing changed. Returns whether the results tables were damaged
+    (the analysis then reruns)."""
+    ids = {s.id for s in work}
+    found = {s.id: (s, check_step(s)) for s in work if s.finished}
+    rerun = f"mirage study --preset {preset.cli_name} --out {out}"
+    elsewhere = [d if d.fix else Damage(d.step, d.path, d.what, d.aside,
+                                        f"run `{rerun}` (this runner does not run that step)")
+                 for s in read if s.id not in ids and s.kind != "analysis" and s.finished for d in check_step(s)]
+    every = [d for _, ds in found.values() for d in ds] + elsewhere
+    refused = [d for d in every if d.fix]
+    if refused:
+        more = f" (and {len(every) - 1} more: `{rerun} --verify` lists them)" if len(every) > 1 else ""
+        raise StudyDamaged(refused[0].line() + more)
+    for sid, (s, damage) in found.items():
+        if not damage:
+            continue
+        moved = move_aside([p for d in damage for p in d.aside], out)
+        update_manifest(s.dir, STEP_RECORD, status=Status.FAILED,
+                        error="outputs damaged: " + "; ".join(f"{d.path}: {d.what}" for d in damage)[:1900])
+        for d in damage:
+            log(f"[study] damaged {sid}: {d.path}: {d.what}")
+        log(f"[study] redo {sid}" + (f" (damaged files moved to {out / '.damaged'}: {len(moved)})" if moved else ""))
+    tables = check_tables(out, read) if read and (out / "results.parquet").exists() else []
+    for d in tables:
+        log(f"[study] damaged results: {d.path}: {d.what}; the tables are rebuilt and the analysis rerun")
+    return bool(tables)
+
+
+def verify_study(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[str, set[str]] | None = None,
+                 figures_dir: str | os.PathLike | None = None, log: Log = print) -> int:
+    """``mirage study --verify``: every inconsistency of a study folder, one line each; changes nothing
+    (no lock, no record). Returns 0 when every finished step's outputs are sound, 1 otherwise."""
+    out, figures_dir = default_dirs(preset, out, figures_dir)
+    if not (out / "study.json").is_file():
+        raise FileNotFoundError(f"{out}: no study here (no study.json); give the study's folder with --out")
+    _check_study_file(out, preset, write=False)
+    steps = plan(preset, out, only, figures_dir)
+    for analysis in (s for s in steps if s.kind == "analysis"):
+        analysis.params["results_digest"] = _digest(steps)
+    finished = [s for s in steps if s.finished]
+    damage = [d for s in finished for d in check_step(s)]
+    if (out / "results.parquet").exists() or any(s.kind == "analysis" for s in finished):
+        damage += check_tables(out, steps)
+    for d in damage:
+        log(d.line())
+    states = {}
+    for s in steps:
+        if not s.finished:
+            states.setdefault(s.record().get("status") or "not started", []).append(s.id)
+    pending = "; ".join(f"{state}: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}" for state, ids in
+                        states.items())
+    log(f"[verify] {out}: {len(finished)} of {len(steps)} steps finished and checked, {len(damage)} inconsistenc"
+        f"{'y' if len(damage) == 1 else 'ies'}" + (f" ({sum(d.redo for d in damage)} a rerun redoes)" if damage
+                                                  else "") + (f"; not finished: {pending}" if pending else ""))
+    return 1 if damage else 0
 
 
 def _digest(steps: Sequence[Step]) -> str:
@@ -220,8 +332,12 @@ def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | 
         log(f"[study] preset {preset.cli_name}: {n_cells} cells ({preset.describe_grid()}"
             f"{', filtered by --only' if only else ''}), {jobs} at a time -> {out}")
         work = stage_steps(steps, stage)
+        # a finished step is trusted once its outputs are read back: what this runner runs is redone where
+        # damaged; what only the analysis reads must be sound (else: refused, before any work)
+        read = plan(preset, out, None, figures_dir) if stage in ("all", "analysis") else []
+        force_analysis = repair(out, preset, work, read, log) or force_analysis
         status = run_steps(work, jobs=jobs, log=log, plugins=preset.plugins,
-                           outside=[s for s in steps if s not in work])
+                           outside=[s for s in steps if s not in work], check=check_step)
         failed = [s for s in work if status[s.id] in (Status.FAILED.value, Status.BLOCKED.value)]
 
         results = None
@@ -285,7 +401,9 @@ def print_summary(out: Path, preset: Preset, steps: list[Step], failed: list[Ste
         log(f"figures ({len(figs)}): " + ", ".join(str(f) for f in figs))
     for s in failed:
         rec = s.record()
-        log(f"[study] FAILED {s.id}: {rec.get('status', 'failed')}; notebook {rec.get('notebook')}; log {rec.get('log')}")
+        where = "; ".join(f"{k} {rec[k]}" for k in ("notebook", "log") if rec.get(k))
+        log(f"[study] FAILED {s.id}: {rec.get('status', 'failed')}; "
+            + (where or "not run: no finished cell (or no alignment table) to analyse yet"))
         for line in [line for line in (rec.get("error") or "").splitlines() if line.strip()][-6:]:
             log(f"    {line}")
     if failed:
