@@ -1,0 +1,415 @@
+"""The inside of one sandbox: isolates itself, then runs a program against test inputs.
+
+Started by ``mirage.rewards.sandbox`` as ``python -I -S -c <this file's text>`` with an
+empty environment, so it imports nothing but the standard library (never mirage). It reads
+one JSON job from stdin (the program, the test INPUTS, the limits, a per-run nonce; never the
+expected outputs), then:
+
+1. isolates itself: new mount, network, PID, IPC and UTS namespaces (as root directly; as any
+   other user inside a new user namespace); a new root on a tmpfs holding read-only binds of
+   the system and Python folders and one writable tmpfs, ``/sandbox``; no ``/etc``, ``/home``,
+   ``/root``, ``/proc``, repository or data folder; then it forks the runner proper, which is
+   PID 1 of the new PID namespace, switches to an unprivileged user id, drops every
+   capability, sets no-new-privileges and is not dumpable (no ptrace, no fd stealing);
+2. runs each test in its own forked child (the only processes that run model code), whose
+   stdin is the test's input, stdout/stderr pipes to the runner, with CPU, address-space,
+   stack, file-size and process-count limits and no other file descriptor (the result
+   channel to the harness is closed there); after each test every other process of the
+   namespace is killed (``kill(-1)`` from PID 1);
+3. writes one JSON line per test to its stdout (the harness's channel), tagged with the nonce:
+   the return value (function-call tests) or the captured stdout (stdin/stdout tests), never a
+   verdict: the harness compares with the expected outputs, which never enter the sandbox.
+
+Where namespaces are unavailable (``isolation: rlimits``) only the rlimits, the clean
+environment, the temporary working folder and process groups remain; the harness refuses that
+level unless asked for it, and reports it in every verdict.
+"""
+
+import ctypes
+import errno
+import json
+import os
+import platform
+import resource
+import select
+import signal
+import sys
+import time
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
+MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 1024, 2048, 4096, 16384
+MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 1 << 18, 1 << 21, 1 << 24
+MNT_DETACH = 2
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(platform.machine())
+SYS_MOUNT_SETATTR = 442  # the same number on every architecture (5.12+)
+AT_FDCWD, AT_RECURSIVE = -100, 0x8000
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 1, 2, 4
+INNER_UID = 1000  # the program's user id inside a user namespace
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+DEVICES = ("null", "zero", "random", "urandom")
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.syscall.restype = ctypes.c_long
+
+
+def _check(ret, what):
+    if ret != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{what}: {os.strerror(e)}")
+
+
+def _b(path):
+    return None if path is None else os.fsencode(path)
+
+
+def mount(src, target, fstype, flags, data=None):
+    _check(libc.mount(_b(src), _b(target), _b(fstype), flags, _b(data)), f"mount {target}")
+
+
+class MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def make_read_only(target):
+    """Read-only, nosuid, nodev, the bind and everything mounted below it."""
+    attr = MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0)
+    ret = libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, _b(target), AT_RECURSIVE, ctypes.byref(attr),
+                       ctypes.sizeof(attr))
+    if ret == 0:
+        return
+    if ctypes.get_errno() != errno.ENOSYS:
+        _check(-1, f"mount_setattr {target}")
+    # an older kernel: remount the top bind only, keeping the atime flags a user namespace locks
+    keep = os.statvfs(target).f_flag & (MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME)
+    mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | keep)
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def bind(src, root, writable=False):
+    """Bind host ``src`` at the same path under ``root`` (read-only unless ``writable``)."""
+    dst = root + src
+    if os.path.islink(src):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if not os.path.lexists(dst):
+            os.symlink(os.readlink(src), dst)
+        return
+    if not os.path.exists(src):
+        return
+    if os.path.isdir(src):
+        os.makedirs(dst, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        open(dst, "a").close()
+    mount(src, dst, None, MS_BIND | MS_REC)
+    if not writable:
+        make_read_only(dst)
+
+
+def isolate(job):
+    """Enter new namespaces and a new root; returns the isolation level reached."""
+    if job["isolation"] == "rlimits":
+        return "rlimits"
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    level = "namespaces"
+    uid, gid = os.getuid(), os.getgid()
+    if os.geteuid() != 0 or libc.unshare(flags) != 0:
+        if libc.unshare(flags | CLONE_NEWUSER) != 0:
+            e = ctypes.get_errno()
+            if job["isolation"] == "namespaces":  # required: never run the program less isolated
+                raise OSError(e, f"no namespaces (unshare: {os.strerror(e)})")
+            return f"rlimits (namespaces unavailable: {os.strerror(e)})"
+        write("/proc/self/setgroups", "deny")
+        write("/proc/self/uid_map", f"{INNER_UID} {uid} 1\n")
+        write("/proc/self/gid_map", f"{INNER_UID} {gid} 1\n")
+        level = "user-namespaces"
+    if SYS_PIVOT_ROOT is None:
+        raise OSError(errno.ENOSYS, f"pivot_root: unknown architecture {platform.machine()}")
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    root = job["root"]  # an empty host folder made for this run; the tmpfs hides it from the host
+    mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    for d in SYSTEM_DIRS:
+        bind(d, root)
+    bind("/etc/ld.so.cache", root)
+    for d in sys.path:  # the standard library (-I -S: nothing else), at the paths Python knows
+        if os.path.isdir(d):
+            os.makedirs(root + d, exist_ok=True)
+            mount(d, root + d, None, MS_BIND | MS_REC)
+            make_read_only(root + d)
+    os.makedirs(root + "/dev")
+    for name in DEVICES:
+        bind("/dev/" + name, root, writable=True)
+    os.makedirs(root + "/sandbox")
+    mount("tmpfs", root + "/sandbox", "tmpfs", MS_NOSUID | MS_NODEV,
+          f"size={job['limits']['disk_bytes']},mode=0777")
+    os.symlink("sandbox", root + "/tmp")
+    os.makedirs(root + "/.old")
+    _check(libc.syscall(SYS_PIVOT_ROOT, _b(root), _b(root + "/.old")), "pivot_root")
+    os.chdir("/")
+    _check(libc.umount2(b"/.old", MNT_DETACH), "umount old root")
+    os.rmdir("/.old")
+    mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    return level
+
+
+def drop_privileges(level, sandbox_uid):
+    if level == "namespaces":  # real root in new namespaces: become a user id of our own
+        os.setgroups([])
+        os.setresgid(sandbox_uid, sandbox_uid, sandbox_uid)
+        os.setresuid(sandbox_uid, sandbox_uid, sandbox_uid)  # clears every capability
+    elif level == "user-namespaces":  # a non-root user id already; drop what unshare granted
+        for cap in range(64):
+            libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+        data = (ctypes.c_uint32 * 6)()
+        _check(libc.capset(header, data), "capset")
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+CLEAN_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/sandbox", "TMPDIR": "/sandbox", "LANG": "C.UTF-8"}
+
+
+def run_test(job, i, test_input, ns_init, channel):
+    limits = job["limits"]
+    mode = job["mode"]
+    stdin_fd = os.memfd_create("stdin")
+    if mode == "stdio":
+        os.write(stdin_fd, test_input.encode("utf-8", "surrogateescape"))
+        os.lseek(stdin_fd, 0, 0)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    res_r, res_w = os.pipe()
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the test child: model code runs only here
+        try:
+            os.dup2(stdin_fd, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            os.dup2(res_w, 3)
+            os.closerange(4, 1 << 16)  # the harness's channel among them
+            if not ns_init:
+                os.setpgid(0, 0)
+            cpu = max(1, int(limits["cpu_s"] + 0.999))
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+            resource.setrlimit(resource.RLIMIT_AS, (limits["memory_bytes"], limits["memory_bytes"]))
+            stack = min(limits["stack_bytes"], limits["memory_bytes"])
+            resource.setrlimit(resource.RLIMIT_STACK, (stack, stack))
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)
+        except BaseException:
+            os._exit(120)
+        run_program(job, test_input)  # never returns
+    for fd in (stdin_fd, out_w, err_w, res_w):
+        os.close(fd)
+    out, err, res = bytearray(), bytearray(), bytearray()
+    caps = {out_r: (out, limits["output_bytes"]), err_r: (err, 4096), res_r: (res, limits["output_bytes"])}
+    open_fds = [out_r, err_r, res_r]
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    deadline = start + limits["wall_s"]
+    status, over, rusage, wstatus, waited = None, False, None, None, 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            status = "timeout"
+            break
+        watch = open_fds + ([pidfd] if pidfd is not None else [])
+        ready = select.select(watch, [], [], min(remaining, 0.05 if pidfd is None else remaining))[0]
+        for fd in ready:
+            if fd == pidfd:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                open_fds.remove(fd)
+                continue
+            buf, cap = caps[fd]
+            if len(buf) + len(chunk) > cap:
+                if fd == err_r:
+                    buf.extend(chunk[: cap - len(buf)])  # stderr: keep the head, ignore the rest
+                else:
+                    over = True
+            else:
+                buf.extend(chunk)
+        if over:
+            status = "output_limit"
+            break
+        waited, wstatus, rusage = os.wait4(pid, os.WNOHANG)
+        if waited == pid:
+            break
+    wall = time.monotonic() - start
+    if waited != pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _, wstatus, rusage = os.wait4(pid, 0)
+    # everything the test started dies with it
+    if ns_init:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+    else:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for fd in open_fds:  # drain what is left without blocking (writers are dead)
+        os.set_blocking(fd, False)
+        try:
+            while len(caps[fd][0]) <= caps[fd][1]:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                caps[fd][0].extend(chunk)
+        except BlockingIOError:
+            pass
+    for fd in (out_r, err_r, res_r) + ((pidfd,) if pidfd is not None else ()):
+        os.close(fd)
+    cpu = rusage.ru_utime + rusage.ru_stime
+    signum = os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else None
+    code = os.WEXITSTATUS(wstatus) if os.WIFEXITED(wstatus) else None
+    if status is None:
+        if cpu > limits["cpu_s"] or signum == signal.SIGXCPU:
+            status = "timeout"
+        elif len(out) > limits["output_bytes"]:
+            status = "output_limit"
+        else:
+            status = "exited"
+    report = {"nonce": job["nonce"], "i": i, "status": status, "exit_code": code, "signal": signum,
+              "cpu_s": round(cpu, 4), "wall_s": round(wall, 4),
+              "child": bytes(res).decode("utf-8", "replace"),
+              "stderr": bytes(err[-2000:]).decode("utf-8", "replace")}
+    if mode == "stdio":
+        report["stdout"] = bytes(out).decode("utf-8", "replace")
+    channel.write(json.dumps(report) + "\n")
+    channel.flush()
+    return status
+
+
+def run_program(job, test_input):
+    """In the test child: run the program; report (on fd 3) its return value or what stopped it."""
+    import builtins
+    import io
+
+    def report(obj):
+        try:
+            data = json.dumps(obj).encode()
+        except (TypeError, ValueError, OverflowError, RecursionError) as e:
+            data = json.dumps({"error": "unserialisable", "detail": f"{type(e).__name__}: {e}"[:300]}).encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(3, view):]
+
+    try:
+        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8",
+                                     errors="surrogateescape")
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8",
+                                      errors="surrogateescape")
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
+                                      write_through=True)
+        sys.argv = ["solution.py"]
+        os.environ.clear()
+        os.environ.update(CLEAN_ENV)
+        call = job["mode"] == "call"
+        scope = {"__name__": "solution" if call else "__main__", "__builtins__": builtins}
+        code = compile(job["program"], "solution.py", "exec")
+        exec(code, scope)
+        if call:
+            fn = scope
+            for part in job["fn_name"].split("."):
+                fn = fn[part] if isinstance(fn, dict) else getattr(fn, part)
+                if isinstance(fn, type):
+                    fn = fn()  # LeetCode style: Solution().method
+            value = fn(*test_input)
+            sys.stdout.flush()
+            report({"return": value})
+        else:
+            sys.stdout.flush()
+            report({"exit": 0})
+        os._exit(0)
+    except SystemExit as e:
+        try:
+            sys.stdout.flush()
+        except BaseException:
+            pass
+        report({"error": "SystemExit", "detail": repr(e.code)[:200], "exit": e.code if isinstance(e.code, int) else None})
+        os._exit(0 if e.code in (0, None) else 1)
+    except BaseException as e:
+        name = type(e).__name__
+        number = getattr(e, "errno", None)
+        try:
+            report({"error": name, "errno": number, "detail": str(e)[:300]})
+        except BaseException:
+            pass
+        os._exit(1)
+
+
+def main():
+    raw = sys.stdin.buffer.read()
+    job = json.loads(raw)
+    del raw
+    devnull = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    channel = os.fdopen(os.dup(1), "w")
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != job["parent"]:
+        os._exit(3)  # the harness died before we could tie our fate to it
+    for name, value in (("RLIMIT_CORE", 0), ("RLIMIT_FSIZE", job["limits"]["file_bytes"]),
+                        ("RLIMIT_NOFILE", 256)):
+        resource.setrlimit(getattr(resource, name), (value, value))
+    sandbox_uid = 1_000_000 + os.getpid() % 1_000_000  # its own user id: its own process count
+    try:
+        level = isolate(job)
+    except OSError as e:
+        channel.write(json.dumps({"nonce": job["nonce"], "fatal": f"sandbox setup failed: {e}"}) + "\n")
+        channel.flush()
+        os._exit(2)
+    ns_init = not level.startswith("rlimits")
+    if ns_init:
+        pid = os.fork()  # the child is PID 1 of the new PID namespace
+        if pid:
+            _, wstatus = os.waitpid(pid, 0)
+            os._exit(os.waitstatus_to_exitcode(wstatus) & 0xFF)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        os.chdir("/sandbox")
+    else:
+        os.chdir(job["root"])
+    try:
+        drop_privileges(level, sandbox_uid)
+    except OSError as e:
+        channel.write(json.dumps({"nonce": job["nonce"], "fatal": f"dropping privileges failed: {e}"}) + "\n")
+        channel.flush()
+        os._exit(2)
+    nproc = job["limits"]["processes"]
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    channel.write(json.dumps({"nonce": job["nonce"], "isolation": level}) + "\n")
+    channel.flush()
+    for i, test_input in enumerate(job["inputs"]):
+        status = run_test(job, i, test_input, ns_init, channel)
+        if status == "timeout" and job["stop_after_timeout"]:
+            break
+    channel.write(json.dumps({"nonce": job["nonce"], "done": True}) + "\n")
+    channel.flush()
+    os._exit(0)
+
+
+main()
