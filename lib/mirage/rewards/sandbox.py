@@ -124,14 +124,18 @@ def _slots() -> threading.BoundedSemaphore:
 
 
 def run(program: str, inputs: Sequence[Any], mode: str, fn_name: str | None = None, limits: Limits = Limits(),
-        isolation: str = "namespaces", stop_after_timeout: bool = True) -> RunResult:
+        isolation: str = "namespaces", stop_after_timeout: bool = True, simulate: str | None = None) -> RunResult:
     """Run ``program`` once per test input, each in its own sandboxed process.
 
     ``mode="call"``: each input is the argument list of ``fn_name`` (``"f"`` or
     ``"Solution.method"``), and the test's value is what it returned (as JSON data).
     ``mode="stdio"``: each input is the program's stdin (a string), the test's ``stdout`` what it printed.
     ``stop_after_timeout``: after a test times out the rest are not run (``status="not_run"``).
+    ``simulate`` (tests only): ``"userns"`` takes the unprivileged user's path as root,
+    ``"no-namespaces"`` behaves as if the kernel refused every namespace.
     """
+    if simulate not in (None, "userns", "no-namespaces"):
+        raise ValueError(f"sandbox simulate must be None, 'userns' or 'no-namespaces', got {simulate!r}")
     if mode not in ("call", "stdio"):
         raise ValueError(f"sandbox mode must be 'call' or 'stdio', got {mode!r}")
     if mode == "call" and not fn_name:
@@ -139,7 +143,7 @@ def run(program: str, inputs: Sequence[Any], mode: str, fn_name: str | None = No
     if isolation not in ISOLATION:
         raise ValueError(f"sandbox isolation must be one of {ISOLATION}, got {isolation!r}")
     with _slots():
-        return _run(program, list(inputs), mode, fn_name, limits, isolation, stop_after_timeout)
+        return _run(program, list(inputs), mode, fn_name, limits, isolation, stop_after_timeout, simulate)
 
 
 def run_many(jobs: Sequence[dict], parallel: int | None = None) -> list[RunResult]:
@@ -148,14 +152,14 @@ def run_many(jobs: Sequence[dict], parallel: int | None = None) -> list[RunResul
         return list(pool.map(lambda job: run(**job), jobs))
 
 
-def _run(program, inputs, mode, fn_name, limits, isolation, stop_after_timeout) -> RunResult:
+def _run(program, inputs, mode, fn_name, limits, isolation, stop_after_timeout, simulate) -> RunResult:
     lim = limits.resolved()
     nonce = secrets.token_hex(16)
     start = time.monotonic()
     root = tempfile.mkdtemp(prefix="mirage-sandbox-")
     job = {"program": program, "inputs": inputs, "mode": mode, "fn_name": fn_name, "limits": lim,
            "isolation": isolation, "nonce": nonce, "root": root, "parent": os.getpid(),
-           "stop_after_timeout": stop_after_timeout}
+           "stop_after_timeout": stop_after_timeout, "simulate": simulate}
     try:
         payload = json.dumps(job).encode()
     except (TypeError, ValueError) as e:
@@ -217,7 +221,8 @@ def _parse(out: bytes, nonce: str, n: int, mode: str) -> RunResult:
             done = True
         elif msg.get("i") == len(result.tests) and len(result.tests) < n:
             try:
-                report = json.loads(msg.get("child") or "{}")
+                # the first line: a program that forks may leave several (writes under 4 KiB do not interleave)
+                report = json.loads((msg.get("child") or "{}").split("\n", 1)[0] or "{}")
             except ValueError:
                 report = {"error": "unreadable report"}
             result.tests.append(TestRun(msg["status"], msg.get("exit_code"), msg.get("signal"),
