@@ -29,7 +29,6 @@ import ctypes
 import errno
 import json
 import os
-import platform
 import resource
 import select
 import signal
@@ -43,7 +42,7 @@ MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 1024, 2048, 4096, 16384
 MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 1 << 18, 1 << 21, 1 << 24
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
-SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(platform.machine())
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine)
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture (5.12+)
 AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 1, 2, 4
@@ -133,7 +132,7 @@ def isolate(job):
         write("/proc/self/gid_map", f"{INNER_UID} {gid} 1\n")
         level = "user-namespaces"
     if SYS_PIVOT_ROOT is None:
-        raise OSError(errno.ENOSYS, f"pivot_root: unknown architecture {platform.machine()}")
+        raise OSError(errno.ENOSYS, f"pivot_root: unknown architecture {os.uname().machine}")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     root = job["root"]  # an empty host folder made for this run; the tmpfs hides it from the host
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
