@@ -77,7 +77,9 @@ def host_unchanged(tmp_path_factory):
     status = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=all"],
                             capture_output=True, text=True).stdout
     before_tmp = {p.name for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("mirage-sandbox-*")}
+    devnull = os.stat("/dev/null")
     yield marker
+    assert (os.stat("/dev/null").st_mode, os.stat("/dev/null").st_mtime) == (devnull.st_mode, devnull.st_mtime)
     time.sleep(0.2)
     assert sandbox_processes() == []
     assert marker.read_bytes() == before_marker
@@ -92,7 +94,7 @@ def host_unchanged(tmp_path_factory):
 def test_correct_programs_pass_both_test_forms():
     result, details = score("def add(a, b):\n    return a + b", ADD)
     assert result["acc"] == 1.0 and result["score"] == 1.0 and details["share"] == 1.0
-    assert details["isolation"] in ("namespaces", "user-namespaces")
+    assert details["isolation"] in ("namespaces", "user-namespaces") and details["seccomp"]
     result, details = score("import sys\na, b = map(int, sys.stdin.read().split())\nprint(a + b)", SUM_STDIN)
     assert result["acc"] == 1.0 and details["reason"] == "passed"
 
@@ -332,7 +334,7 @@ def test_user_namespace_path_gives_the_same_refusals():
     r = run("import os\nprint(os.getuid(), sorted(os.listdir('/')))")
     assert r.isolation == "user-namespaces" and r.error is None
     assert r.tests[0].stdout.startswith("1000 ") and "work" not in r.tests[0].stdout
-    for program in ("open('/etc/passwd')", "open('/usr/PWNED', 'w')",
+    for program in ("open('/etc/passwd')", "open('/usr/PWNED', 'w')", "import os\nos.chmod('/dev/null', 0o600)",
                     "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=1)",
                     "import ctypes\nassert ctypes.CDLL(None).mount(b'x', b'/usr', None, 32, None) == 0"):
         t = run(program).tests[0]
@@ -348,6 +350,26 @@ def test_no_namespaces_is_refused_by_default_and_reported_when_allowed():
     assert int(r.tests[0].stdout) >= 1_000_000  # root is still dropped
     acc, details, error = code.score_program("def add(a, b):\n    return a + b", code.parse_tests(ADD))
     assert acc and details["isolation"] in ("namespaces", "user-namespaces")
+
+
+SYSCALLS = """
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def errno_of(ret):
+    return ctypes.get_errno() if ret == -1 else 0
+print(errno_of(libc.socket(2, 1, 0)), errno_of(libc.socket(10, 2, 0)))  # AF_INET, AF_INET6
+print(errno_of(libc.unshare(0x10000000)), errno_of(libc.unshare(0x40000000)))  # CLONE_NEWUSER, CLONE_NEWNET
+print(errno_of(libc.ptrace(16, 1, 0, 0)), errno_of(libc.syscall(425, 8, 0)))  # PTRACE_ATTACH, io_uring_setup
+print(errno_of(libc.socket(1, 1, 0)))  # AF_UNIX stays allowed
+"""
+
+
+@pytest.mark.parametrize("simulate", [None, "userns", "no-namespaces"])
+def test_seccomp_refuses_network_namespaces_ptrace_io_uring(simulate):
+    """The syscall filter: the network refusal that holds where namespaces do not."""
+    r = sandbox.run(SYSCALLS, [""], "stdio", limits=sandbox.Limits(cpu_s=1.0), isolation="any", simulate=simulate)
+    assert r.error is None and r.seccomp, r
+    assert r.tests[0].stdout.split("\n")[:4] == ["13 13", "1 1", "1 1", "0"], r.tests[0]
 
 
 def test_one_slow_program_does_not_block_the_others():

@@ -74,9 +74,9 @@ class MountAttr(ctypes.Structure):
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
-def make_read_only(target):
-    """Read-only, nosuid, nodev, the bind and everything mounted below it."""
-    attr = MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0)
+def make_read_only(target, nodev=True):
+    """Read-only, nosuid, nodev (unless a device), the bind and everything mounted below it."""
+    attr = MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | (MOUNT_ATTR_NODEV if nodev else 0), 0, 0, 0)
     ret = libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, _b(target), AT_RECURSIVE, ctypes.byref(attr),
                        ctypes.sizeof(attr))
     if ret == 0:
@@ -85,7 +85,7 @@ def make_read_only(target):
         _check(-1, f"mount_setattr {target}")
     # an older kernel: remount the top bind only, keeping the atime flags a user namespace locks
     keep = os.statvfs(target).f_flag & (MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME)
-    mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | keep)
+    mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | (MS_NODEV if nodev else 0) | keep)
 
 
 def write(path, text):
@@ -93,8 +93,9 @@ def write(path, text):
         f.write(text)
 
 
-def bind(src, root, writable=False):
-    """Bind host ``src`` at the same path under ``root`` (read-only unless ``writable``)."""
+def bind(src, root, device=False):
+    """Bind host ``src`` at the same path under ``root``, read-only (a device stays usable: its node
+    cannot be changed, chmod or touched, but reading and writing it work)."""
     dst = root + src
     if os.path.islink(src):
         os.makedirs(os.path.dirname(dst), exist_ok=True)
@@ -109,8 +110,7 @@ def bind(src, root, writable=False):
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         open(dst, "a").close()
     mount(src, dst, None, MS_BIND | MS_REC)
-    if not writable:
-        make_read_only(dst)
+    make_read_only(dst, nodev=not device)
 
 
 def isolate(job):
@@ -146,7 +146,7 @@ def isolate(job):
             make_read_only(root + d)
     os.makedirs(root + "/dev")
     for name in DEVICES:
-        bind("/dev/" + name, root, writable=True)
+        bind("/dev/" + name, root, device=True)
     os.makedirs(root + "/sandbox")
     mount("tmpfs", root + "/sandbox", "tmpfs", MS_NOSUID | MS_NODEV,
           f"size={job['limits']['disk_bytes']},mode=0777")
@@ -178,6 +178,73 @@ def drop_privileges(level, sandbox_uid):
         os.setresuid(sandbox_uid, sandbox_uid, sandbox_uid)
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+# --- seccomp: a second wall that holds without namespaces too ----------------------------------------
+# Refused (EPERM unless noted): sockets other than AF_UNIX (EACCES), new namespaces (unshare, setns,
+# clone with a CLONE_NEW* flag; clone3 answers ENOSYS so libc falls back to clone), mounting, ptrace
+# and reading or writing other processes' memory, io_uring (it can open sockets past this filter),
+# BPF, perf events, userfaultfd, keyrings, kernel modules and kexec. Any other ABI (x32, i386) is refused.
+ARCH = {"x86_64": (0xC000003E, {
+    "socket": 41, "ptrace": 101, "mount": 165, "umount2": 166, "pivot_root": 155, "unshare": 272, "setns": 308,
+    "clone": 56, "clone3": 435, "keyctl": 250, "add_key": 248, "request_key": 249, "bpf": 321,
+    "perf_event_open": 298, "userfaultfd": 323, "process_vm_readv": 310, "process_vm_writev": 311,
+    "kexec_load": 246, "kexec_file_load": 320, "init_module": 175, "finit_module": 313, "chroot": 161}),
+        "aarch64": (0xC00000B7, {
+    "socket": 198, "ptrace": 117, "mount": 40, "umount2": 39, "pivot_root": 41, "unshare": 97, "setns": 268,
+    "clone": 220, "clone3": 435, "keyctl": 219, "add_key": 217, "request_key": 218, "bpf": 280,
+    "perf_event_open": 241, "userfaultfd": 282, "process_vm_readv": 270, "process_vm_writev": 271,
+    "kexec_load": 104, "kexec_file_load": 294, "init_module": 105, "finit_module": 273, "chroot": 51})}
+COMMON_SYSCALLS = {"io_uring_setup": 425, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
+                   "fsmount": 432, "fspick": 433, "mount_setattr": 442}
+CLONE_NAMESPACES = 0x7E020000 | 0x80  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET, NEWTIME
+AF_UNIX = 1
+
+
+def seccomp_program():
+    """The filter as (code, jt, jf, k) tuples, or None on an architecture it does not know."""
+    arch = ARCH.get(os.uname().machine)
+    if arch is None:
+        return None
+    audit_arch, nrs = arch
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, kill = 0x7FFF0000, 0x80000000
+
+    def errno_(e):
+        return 0x00050000 | e
+
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, audit_arch), (ret, 0, 0, kill), (ld, 0, 0, 0)]
+    if os.uname().machine == "x86_64":
+        prog += [(jge, 0, 1, 0x40000000), (ret, 0, 0, errno_(errno.ENOSYS))]  # the x32 ABI
+    prog += [(jeq, 0, 4, nrs["socket"]), (ld, 0, 0, 16), (jeq, 0, 1, AF_UNIX), (ret, 0, 0, allow),
+             (ret, 0, 0, errno_(errno.EACCES))]
+    prog += [(jeq, 0, 4, nrs["clone"]), (ld, 0, 0, 16), (jset, 0, 1, CLONE_NAMESPACES),
+             (ret, 0, 0, errno_(errno.EPERM)), (ret, 0, 0, allow)]
+    prog += [(jeq, 0, 1, nrs["clone3"]), (ret, 0, 0, errno_(errno.ENOSYS))]
+    for name, nr in sorted({**nrs, **COMMON_SYSCALLS}.items()):
+        if name not in ("socket", "clone", "clone3"):
+            prog += [(jeq, 0, 1, nr), (ret, 0, 0, errno_(errno.EPERM))]
+    prog.append((ret, 0, 0, allow))
+    return prog
+
+
+class SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+
+def install_seccomp():
+    """True when the filter is in place (for this process and every process it starts)."""
+    prog = seccomp_program()
+    if prog is None:
+        return False
+    filters = (SockFilter * len(prog))(*[SockFilter(*f) for f in prog])
+    fprog = SockFprog(len(prog), ctypes.cast(filters, ctypes.POINTER(SockFilter)))
+    PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+    return libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0
 
 
 CLEAN_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/sandbox", "TMPDIR": "/sandbox", "LANG": "C.UTF-8"}
@@ -406,7 +473,8 @@ def main():
         os._exit(2)
     nproc = job["limits"]["processes"]
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-    channel.write(json.dumps({"nonce": job["nonce"], "isolation": level}) + "\n")
+    seccomp = install_seccomp()  # reported; the namespaces hold without it
+    channel.write(json.dumps({"nonce": job["nonce"], "isolation": level, "seccomp": seccomp}) + "\n")
     channel.flush()
     for i, test_input in enumerate(job["inputs"]):
         status = run_test(job, i, test_input, ns_init, channel)

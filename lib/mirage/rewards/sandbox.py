@@ -105,6 +105,7 @@ class RunResult:
     tests: list[TestRun]
     error: str | None = None  # the sandbox itself failed (setup, killed): the program was not judged
     wall_s: float = 0.0
+    seccomp: bool = False  # the syscall filter was in place
 
 
 def max_parallel() -> int:
@@ -217,6 +218,7 @@ def _parse(out: bytes, nonce: str, n: int, mode: str) -> RunResult:
             result.error = str(msg["fatal"])[:500]
         elif "isolation" in msg:
             result.isolation = str(msg["isolation"])
+            result.seccomp = bool(msg.get("seccomp"))
         elif msg.get("done"):
             done = True
         elif msg.get("i") == len(result.tests) and len(result.tests) < n:

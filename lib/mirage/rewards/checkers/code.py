@@ -235,7 +235,7 @@ def judge(tests: Tests, result: sandbox.RunResult) -> tuple[bool, dict]:
     passed = statuses.count("passed")
     total = len(tests.outputs)
     details = {"passed": passed, "total": total, "share": passed / total, "reason": reason or "passed",
-               "tests": statuses, "isolation": result.isolation}
+               "tests": statuses, "isolation": result.isolation, "seccomp": result.seccomp}
     return passed == total, details
 
 
