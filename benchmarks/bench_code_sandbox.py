@@ -45,7 +45,7 @@ def stdin_tests(k: int) -> code.Tests:
 
 
 def call_tests(k: int) -> code.Tests:
-    inputs = [[[k, 3 + i, 11, 7 * i + 20], 14 + i] for i in range(5)]
+    inputs = [[[100 + k, 3 + i, 11, 7 * i + 200], 14 + i] for i in range(5)]
     return code.Tests("call", inputs, [[1, 2]] * 5, "Solution.twoSum")
 
 
@@ -80,8 +80,9 @@ def main():
                                 ("correct function-call", CALL_PROGRAM, call_tests)):
         results, seconds = batch([program] * n, [make(k) for k in range(n)], limits, args.parallel)
         passed = sum(acc for acc, _, _ in results)
+        failures = sorted({details["reason"] for acc, details, _ in results if not acc})
         print(f"{name:24s} {n} problems x 5 tests, {args.parallel} at a time: {n / seconds:6.1f} verdicts/s "
-              f"({seconds:.2f} s; {passed}/{n} passed)")
+              f"({seconds:.2f} s; {passed}/{n} passed{'; ' + ', '.join(failures) if failures else ''})")
     loop_limits = sandbox.Limits(cpu_s=1.0)
     results, seconds = batch([LOOP_PROGRAM] * n_loop, [stdin_tests(k) for k in range(n_loop)], loop_limits,
                              args.parallel)
