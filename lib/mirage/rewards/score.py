@@ -55,7 +55,8 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
 
     ``variant``: a response-scope reward of ``mirage.rewards.REWARDS``. ``options`` are the
     checkers' typed options (``math_checker``, ``math_timeout``, ``korbench_mode``,
-    ``korbench_extract``, ``synlogic_path``, ``synlogic_timeout``, and those of checkers
+    ``korbench_extract``, ``synlogic_path``, ``synlogic_timeout``, ``code_timeout``,
+    ``code_memory_mb``, ``code_isolation``, ``code_extract``, and those of checkers
     registered by plugins); an unknown keyword is a ValueError naming it.
     """
     reward = REWARDS.get(variant)
