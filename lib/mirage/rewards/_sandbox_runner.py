@@ -183,7 +183,7 @@ def drop_privileges(level, sandbox_uid):
 # --- seccomp: a second wall that holds without namespaces too ----------------------------------------
 # Refused (EPERM unless noted): sockets other than AF_UNIX (EACCES), new namespaces (unshare, setns,
 # clone with a CLONE_NEW* flag; clone3 answers ENOSYS so libc falls back to clone), mounting, ptrace
-# and reading or writing other processes' memory, io_uring (it can open sockets past this filter),
+# and reading or writing other processes' memory or descriptors, io_uring (it can open sockets past this filter),
 # BPF, perf events, userfaultfd, keyrings, kernel modules and kexec. Any other ABI (x32, i386) is refused.
 ARCH = {"x86_64": (0xC000003E, {
     "socket": 41, "ptrace": 101, "mount": 165, "umount2": 166, "pivot_root": 155, "unshare": 272, "setns": 308,
@@ -196,7 +196,7 @@ ARCH = {"x86_64": (0xC000003E, {
     "perf_event_open": 241, "userfaultfd": 282, "process_vm_readv": 270, "process_vm_writev": 271,
     "kexec_load": 104, "kexec_file_load": 294, "init_module": 105, "finit_module": 273, "chroot": 51})}
 COMMON_SYSCALLS = {"io_uring_setup": 425, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
-                   "fsmount": 432, "fspick": 433, "mount_setattr": 442}
+                   "fsmount": 432, "fspick": 433, "pidfd_getfd": 438, "mount_setattr": 442}
 CLONE_NAMESPACES = 0x7E020000 | 0x80  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET, NEWTIME
 AF_UNIX = 1
 
