@@ -372,6 +372,23 @@ def test_seccomp_refuses_network_namespaces_ptrace_io_uring(simulate):
     assert r.tests[0].stdout.split("\n")[:4] == ["13 13", "1 1", "1 1", "0"], r.tests[0]
 
 
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(), reason="needs root and setpriv")
+def test_root_without_capabilities_is_refused_not_weakened():
+    """Root in a container without capabilities: no namespace of its own, and the kernel refuses to map
+    uid 0 into a user namespace (CAP_SETFCAP): the run is refused with that reason at both settings."""
+    script = ("from mirage.rewards.sandbox import run\n"
+              "for iso in ('namespaces', 'any'):\n"
+              "    r = run('print(1)', [''], 'stdio', isolation=iso)\n"
+              "    print(iso, r.isolation, r.error, r.tests[0].status)\n")
+    done = subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all",
+                           sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "lib")})
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and len(lines) == 2, done.stderr
+    for line in lines:
+        assert " None sandbox setup failed: " in line and "user namespace id maps" in line and line.endswith("not_run")
+
+
 def test_one_slow_program_does_not_block_the_others():
     slow = dict(program="import time\ntime.sleep(60)", inputs=[""], mode="stdio", limits=sandbox.Limits(cpu_s=1.0))
     fast = dict(program="print(input())", inputs=["hi"], mode="stdio", limits=sandbox.Limits(cpu_s=1.0))

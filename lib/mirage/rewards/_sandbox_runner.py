@@ -127,9 +127,12 @@ def isolate(job):
             if job["isolation"] == "namespaces":  # required: never run the program less isolated
                 raise OSError(e, f"no namespaces (unshare: {os.strerror(e)})")
             return f"rlimits (namespaces unavailable: {os.strerror(e)})"
-        write("/proc/self/setgroups", "deny")
-        write("/proc/self/uid_map", f"{INNER_UID} {uid} 1\n")
-        write("/proc/self/gid_map", f"{INNER_UID} {gid} 1\n")
+        try:
+            write("/proc/self/setgroups", "deny")
+            write("/proc/self/uid_map", f"{INNER_UID} {uid} 1\n")
+            write("/proc/self/gid_map", f"{INNER_UID} {gid} 1\n")
+        except OSError as e:  # e.g. root without capabilities may not map uid 0 (CAP_SETFCAP)
+            raise OSError(e.errno, f"user namespace id maps: {e.strerror}") from None
         level = "user-namespaces"
     if SYS_PIVOT_ROOT is None:
         raise OSError(errno.ENOSYS, f"pivot_root: unknown architecture {os.uname().machine}")
@@ -172,12 +175,16 @@ def drop_privileges(level, sandbox_uid):
         data = (ctypes.c_uint32 * 6)()
         _check(libc.capset(header, data), "capset")
     elif os.geteuid() == 0:  # no namespaces, but root: at least stop being root
-        os.chown(".", sandbox_uid, sandbox_uid)
-        os.setgroups([])
-        os.setresgid(sandbox_uid, sandbox_uid, sandbox_uid)
-        os.setresuid(sandbox_uid, sandbox_uid, sandbox_uid)
+        try:
+            os.chown(".", sandbox_uid, sandbox_uid)
+            os.setgroups([])
+            os.setresgid(sandbox_uid, sandbox_uid, sandbox_uid)
+            os.setresuid(sandbox_uid, sandbox_uid, sandbox_uid)
+        except OSError as e:  # root without CAP_SETUID: say so in the level
+            level += f"; still uid 0: {e.strerror}"
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    return level
 
 
 # --- seccomp: a second wall that holds without namespaces too ----------------------------------------
@@ -466,7 +473,7 @@ def main():
     else:
         os.chdir(job["root"])
     try:
-        drop_privileges(level, sandbox_uid)
+        level = drop_privileges(level, sandbox_uid)
     except OSError as e:
         channel.write(json.dumps({"nonce": job["nonce"], "fatal": f"dropping privileges failed: {e}"}) + "\n")
         channel.flush()
