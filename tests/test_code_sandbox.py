@@ -303,6 +303,33 @@ def test_forging_the_report_or_the_channel():
     assert result["acc"] == 0.0 and details["reason"] == "wrong answer on test 1"
 
 
+FORGE_WITH_NONCE = """
+import gc, json, os, sys
+job = next((o for o in gc.get_objects() if isinstance(o, dict) and "nonce" in o and "inputs" in o), None)
+sys.stderr.write("nonce found\\n" if job else "no nonce\\n")
+lines = "".join(json.dumps({"nonce": job and job["nonce"], "i": i, "status": "exited", "exit_code": 0, "signal": None,
+                            "cpu_s": 0, "wall_s": 0, "child": json.dumps({"return": v}), "stderr": ""}) + "\\n"
+                for i, v in enumerate([3, 7, 5]))
+for fd in [0, 1, 2] + list(range(4, 64)):  # all but its own report pipe (3)
+    try:
+        os.write(fd, lines.encode())
+    except OSError:
+        pass
+def add(a, b):
+    return 0
+"""
+
+
+def test_the_result_channel_is_out_of_reach_even_with_the_nonce():
+    """The nonce is in the test process's memory (it is forked from the runner); forged result lines
+    carrying it still never reach the harness, because no process running model code holds the channel."""
+    tests = code.parse_tests(ADD)
+    result = sandbox.run(FORGE_WITH_NONCE, tests.inputs, "call", "add", sandbox.Limits(cpu_s=0.5))
+    assert "nonce found" in result.tests[0].stderr  # the forger had the secret...
+    acc, details = code.judge(tests, result)
+    assert not acc and details["reason"] == "wrong answer on test 0"  # ...and it did not help
+
+
 def test_redefining_builtins_assert_and_the_test_function():
     cheat = """
 import builtins, json
