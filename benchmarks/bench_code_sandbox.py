@@ -87,7 +87,8 @@ def main():
     results, seconds = batch([LOOP_PROGRAM] * n_loop, [stdin_tests(k) for k in range(n_loop)], loop_limits,
                              args.parallel)
     reasons = {details["reason"].split(" (")[0] for _, details, _ in results}
-    print(f"{'time limit (1 s CPU)':24s} {n_loop} problems, {args.parallel} at a time: {n_loop / seconds:6.2f} verdicts/s "
+    print(f"{'time limit (1 s CPU)':24s} {n_loop} problems, {args.parallel} at a time: "
+          f"{n_loop / seconds:6.2f} verdicts/s "
           f"({seconds:.2f} s; reasons: {', '.join(sorted(reasons))})")
 
     # the sandbox's own cost: sandboxed vs plain, one trivial program at a time, interleaved

@@ -103,7 +103,8 @@ def test_wrong_programs_fail_with_the_failing_test():
     result, details = score("def add(a, b):\n    return a + b if a < 5 else a - b", ADD)
     assert result["acc"] == 0.0 and result["score"] == 0.0
     assert details["reason"] == "wrong answer on test 2" and details["passed"] == 2
-    assert details["share"] == pytest.approx(2 / 3) and details["tests"] == ["passed", "passed", "wrong answer on test 2"]
+    assert details["share"] == pytest.approx(2 / 3)
+    assert details["tests"] == ["passed", "passed", "wrong answer on test 2"]
     result, details = score("a, b = map(int, input().split())\nprint(a * b if a == 3 else a + b)", SUM_STDIN)
     assert result["acc"] == 0.0 and details["reason"] == "wrong answer on test 1"
 
@@ -183,7 +184,8 @@ def test_sleeping_past_the_wall_limit():
 
 
 def test_fork_bomb():
-    bomb = "import os\ndef add(a, b):\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass"
+    bomb = ("import os\ndef add(a, b):\n    while True:\n        try:\n            os.fork()\n"
+            "        except OSError:\n            pass")
     result, details = score(bomb, ADD)
     assert result["acc"] == 0.0 and details["reason"].startswith("timeout on test 0")
     bomb = "import os\nwhile True:\n    os.fork()"

@@ -429,7 +429,8 @@ def run_program(job, test_input):
             sys.stdout.flush()
         except BaseException:
             pass
-        report({"error": "SystemExit", "detail": repr(e.code)[:200], "exit": e.code if isinstance(e.code, int) else None})
+        report({"error": "SystemExit", "detail": repr(e.code)[:200],
+                "exit": e.code if isinstance(e.code, int) else None})
         os._exit(0 if e.code in (0, None) else 1)
     except BaseException as e:
         name = type(e).__name__

@@ -87,7 +87,8 @@ def parse_tests(ground_truth: Any) -> Tests:
         except ValueError as e:
             raise ValueError(f"code ground_truth is not JSON: {e}") from None
     if not isinstance(gt, dict):
-        raise ValueError(f"code ground_truth must be a dict with 'inputs'/'outputs' or 'tests', got {type(gt).__name__}")
+        raise ValueError(f"code ground_truth must be a dict with 'inputs'/'outputs' or 'tests', "
+                         f"got {type(gt).__name__}")
     fn_name = gt.get("fn_name") or None
     if "tests" in gt:
         tests = gt["tests"]
