@@ -429,6 +429,19 @@ def test_one_slow_program_does_not_block_the_others():
     assert time.monotonic() - start < 10
 
 
+def test_results_stream_in_order_and_the_checker_drops_outputs():
+    seen = []
+    program = ("import sys\nn = int(input())\nif n == 2:\n    while True:\n        pass\n"
+               "sys.stdout.write('y' * n * 100000)")
+    result = sandbox.run(program, ["1", "3", "2", "4"], "stdio", limits=sandbox.Limits(cpu_s=0.3),
+                         on_test=lambda i, t: seen.append((i, t.status, len(t.stdout or ""))))
+    assert seen == [(0, "exited", 100000), (1, "exited", 300000), (2, "timeout", 0), (3, "not_run", 0)]
+    assert [len(t.stdout or "") for t in result.tests] == [100000, 300000, 0, 0]
+    tests = code.Tests("stdio", ["1", "3"], ["y" * 100000, "y" * 300001])
+    acc, details, error = code.score_program(program, tests, sandbox.Limits(cpu_s=0.3))
+    assert (acc, details["tests"], error) == (False, ["passed", "wrong answer on test 1"], None)
+
+
 def test_many_at_once_through_compute_scores(monkeypatch):
     from mirage.rewards import compute_scores
 

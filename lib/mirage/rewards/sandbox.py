@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -42,7 +43,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 RUNNER_SOURCE = (Path(__file__).with_name("_sandbox_runner.py")).read_text()
 ISOLATION = ("namespaces", "any", "rlimits")
@@ -125,13 +126,17 @@ def _slots() -> threading.BoundedSemaphore:
 
 
 def run(program: str, inputs: Sequence[Any], mode: str, fn_name: str | None = None, limits: Limits = Limits(),
-        isolation: str = "namespaces", stop_after_timeout: bool = True, simulate: str | None = None) -> RunResult:
+        isolation: str = "namespaces", stop_after_timeout: bool = True, simulate: str | None = None,
+        on_test: Callable[[int, TestRun], None] | None = None) -> RunResult:
     """Run ``program`` once per test input, each in its own sandboxed process.
 
     ``mode="call"``: each input is the argument list of ``fn_name`` (``"f"`` or
     ``"Solution.method"``), and the test's value is what it returned (as JSON data).
     ``mode="stdio"``: each input is the program's stdin (a string), the test's ``stdout`` what it printed.
     ``stop_after_timeout``: after a test times out the rest are not run (``status="not_run"``).
+    ``on_test(i, test)`` is called as each test's result arrives (and for each test not run), before
+    it is stored: a caller that compares there can drop ``test.stdout`` / ``test.report`` to keep
+    memory flat over many tests with large outputs.
     ``simulate`` (tests only): ``"userns"`` takes the unprivileged user's path as root,
     ``"no-namespaces"`` behaves as if the kernel refused every namespace.
     """
@@ -144,7 +149,7 @@ def run(program: str, inputs: Sequence[Any], mode: str, fn_name: str | None = No
     if isolation not in ISOLATION:
         raise ValueError(f"sandbox isolation must be one of {ISOLATION}, got {isolation!r}")
     with _slots():
-        return _run(program, list(inputs), mode, fn_name, limits, isolation, stop_after_timeout, simulate)
+        return _run(program, list(inputs), mode, fn_name, limits, isolation, stop_after_timeout, simulate, on_test)
 
 
 def run_many(jobs: Sequence[dict], parallel: int | None = None) -> list[RunResult]:
@@ -153,7 +158,7 @@ def run_many(jobs: Sequence[dict], parallel: int | None = None) -> list[RunResul
         return list(pool.map(lambda job: run(**job), jobs))
 
 
-def _run(program, inputs, mode, fn_name, limits, isolation, stop_after_timeout, simulate) -> RunResult:
+def _run(program, inputs, mode, fn_name, limits, isolation, stop_after_timeout, simulate, on_test) -> RunResult:
     lim = limits.resolved()
     nonce = secrets.token_hex(16)
     start = time.monotonic()
@@ -167,34 +172,79 @@ def _run(program, inputs, mode, fn_name, limits, isolation, stop_after_timeout, 
         shutil.rmtree(root, ignore_errors=True)
         raise ValueError(f"sandbox test inputs must be JSON data: {e}") from None
     deadline = STARTUP_S + len(inputs) * (lim["wall_s"] + 1.0)
+    reader = _Reader(nonce, len(inputs), mode, on_test)
+    err = bytearray()
+    killed = False
     try:
         proc = subprocess.Popen([sys.executable, "-I", "-S", "-B", "-c", RUNNER_SOURCE], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={}, cwd=root,
                                 start_new_session=True, close_fds=True)
-        killed = False
         try:
-            out, err = proc.communicate(payload, timeout=deadline)
-        except subprocess.TimeoutExpired:
-            killed = True
-            _kill_group(proc)
-            out, err = proc.communicate()
+            # the runner reads its whole job before it writes anything; a thread feeds it all the same,
+            # so a runner that fails early (and writes to stderr) cannot deadlock against this write
+            feeder = threading.Thread(target=_feed, args=(proc.stdin, payload), daemon=True)
+            feeder.start()
+            killed = _read(proc, reader, err, start + deadline)
+            proc.wait()
+            feeder.join()
         except BaseException:
             _kill_group(proc)
             proc.wait()
             raise
+        finally:
+            for pipe in (proc.stdout, proc.stderr):
+                pipe.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    result = _parse(out, nonce, len(inputs), mode)
+    result = reader.result
     result.wall_s = time.monotonic() - start
     if result.error is None and killed:
         result.error = f"sandbox killed after {deadline:.0f} s"
-    elif result.error is None and (proc.returncode != 0 or not result.tests or len(result.tests) < len(inputs)
+    elif result.error is None and (proc.returncode != 0 or len(result.tests) < len(inputs)
                                    and result.tests[-1].status != "timeout"):
         tail = err.decode("utf-8", "replace").strip().splitlines()[-3:]
         result.error = f"sandbox runner exited with code {proc.returncode}: {' | '.join(tail)}"[:500]
     while len(result.tests) < len(inputs):
-        result.tests.append(TestRun("not_run"))
+        test = TestRun("not_run")
+        if on_test is not None:
+            on_test(len(result.tests), test)
+        result.tests.append(test)
     return result
+
+
+def _feed(pipe, payload: bytes) -> None:
+    try:
+        pipe.write(payload)
+        pipe.close()
+    except OSError:  # the runner died before reading it all: its exit status says why
+        pass
+
+
+def _read(proc: subprocess.Popen, reader: "_Reader", err: bytearray, end: float) -> bool:
+    """Read the runner's stdout line by line (each test's result is handed on as it arrives, so a
+    long run never holds every test's output at once) and the head of its stderr, until both end or
+    ``end`` passes; returns True when the deadline killed it."""
+    names = {proc.stdout.fileno(): "out", proc.stderr.fileno(): "err"}
+    buf = bytearray()
+    while names:
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            _kill_group(proc)
+            return True
+        for fd in select.select(list(names), [], [], remaining)[0]:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                del names[fd]
+            elif names[fd] == "err":
+                err.extend(chunk[:max(0, (64 << 10) - len(err))])
+            else:
+                buf.extend(chunk)
+                nl = buf.find(b"\n")
+                while nl != -1:
+                    reader.line(bytes(buf[:nl]))
+                    del buf[:nl + 1]
+                    nl = buf.find(b"\n")
+    return False
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -204,37 +254,42 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def _parse(out: bytes, nonce: str, n: int, mode: str) -> RunResult:
-    result = RunResult(None, [])
-    done = False
-    for line in out.decode("utf-8", "replace").splitlines():
+class _Reader:
+    """The runner's lines -> a RunResult (lines without this run's nonce are ignored)."""
+
+    def __init__(self, nonce: str, n: int, mode: str, on_test):
+        self.nonce, self.n, self.mode, self.on_test = nonce, n, mode, on_test
+        self.result = RunResult(None, [])
+        self.done = False
+
+    def line(self, raw: bytes) -> None:
+        result = self.result
         try:
-            msg = json.loads(line)
+            msg = json.loads(raw.decode("utf-8", "replace"))
         except ValueError:
-            continue
-        if not isinstance(msg, dict) or msg.get("nonce") != nonce:
-            continue
+            return
+        if not isinstance(msg, dict) or msg.get("nonce") != self.nonce:
+            return
         if "fatal" in msg:
             result.error = str(msg["fatal"])[:500]
         elif "isolation" in msg:
             result.isolation = str(msg["isolation"])
             result.seccomp = bool(msg.get("seccomp"))
         elif msg.get("done"):
-            done = True
-        elif msg.get("i") == len(result.tests) and len(result.tests) < n:
+            self.done = True
+        elif msg.get("i") == len(result.tests) and len(result.tests) < self.n:
             try:
                 # the first line: a program that forks may leave several (writes under 4 KiB do not interleave)
                 report = json.loads((msg.get("child") or "{}").split("\n", 1)[0] or "{}")
             except ValueError:
                 report = {"error": "unreadable report"}
-            result.tests.append(TestRun(msg["status"], msg.get("exit_code"), msg.get("signal"),
-                                        float(msg.get("cpu_s", 0.0)), float(msg.get("wall_s", 0.0)),
-                                        report if isinstance(report, dict) else {"error": "unreadable report"},
-                                        msg.get("stdout") if mode == "stdio" else None, msg.get("stderr", "")))
-    if not done and result.error is None and len(result.tests) < n and not (
-            result.tests and result.tests[-1].status == "timeout"):
-        result.error = "sandbox ended before every test ran"
-    return result
+            test = TestRun(msg["status"], msg.get("exit_code"), msg.get("signal"), float(msg.get("cpu_s", 0.0)),
+                           float(msg.get("wall_s", 0.0)),
+                           report if isinstance(report, dict) else {"error": "unreadable report"},
+                           msg.get("stdout") if self.mode == "stdio" else None, msg.get("stderr", ""))
+            if self.on_test is not None:
+                self.on_test(len(result.tests), test)
+            result.tests.append(test)
 
 
 # --- what this machine allows ------------------------------------------------------------------

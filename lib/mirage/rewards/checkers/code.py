@@ -221,37 +221,49 @@ def _failure(test: sandbox.TestRun, i: int, mode: str) -> str:
     return ""
 
 
-def judge(tests: Tests, result: sandbox.RunResult) -> tuple[bool, dict]:
-    """(all passed, details) from the sandbox's raw results and the expected outputs."""
-    statuses, reason = [], None
-    for i, (test, expected) in enumerate(zip(result.tests, tests.outputs)):
-        why = _failure(test, i, tests.mode)
-        if not why:
-            ok = (same_value(test.value, expected) if tests.mode == "call"
-                  else same_output(test.stdout or "", expected))
-            why = "" if ok else f"wrong answer on test {i}"
-        statuses.append(why or "passed")
-        if why and reason is None:
-            reason = why
+def judge_test(tests: Tests, i: int, test: sandbox.TestRun) -> str:
+    """"passed", or why test ``i`` failed."""
+    why = _failure(test, i, tests.mode)
+    if not why:
+        ok = (same_value(test.value, tests.outputs[i]) if tests.mode == "call"
+              else same_output(test.stdout or "", tests.outputs[i]))
+        why = "" if ok else f"wrong answer on test {i}"
+    return why or "passed"
+
+
+def _details(tests: Tests, statuses: list[str], result: sandbox.RunResult) -> tuple[bool, dict]:
     passed = statuses.count("passed")
     total = len(tests.outputs)
-    details = {"passed": passed, "total": total, "share": passed / total, "reason": reason or "passed",
+    reason = next((s for s in statuses if s != "passed"), "passed")
+    details = {"passed": passed, "total": total, "share": passed / total, "reason": reason,
                "tests": statuses, "isolation": result.isolation, "seccomp": result.seccomp}
     return passed == total, details
 
 
+def judge(tests: Tests, result: sandbox.RunResult) -> tuple[bool, dict]:
+    """(all passed, details) from the sandbox's raw results and the expected outputs."""
+    return _details(tests, [judge_test(tests, i, t) for i, t in enumerate(result.tests)], result)
+
+
 def score_program(program: str | None, tests: Tests, limits: sandbox.Limits = sandbox.Limits(),
                   isolation: str = "namespaces") -> tuple[bool, dict, str | None]:
-    """(all passed, details, error): run ``program`` in the sandbox and judge it."""
+    """(all passed, details, error): run ``program`` in the sandbox and judge it, each test as its
+    result arrives (its output is dropped once compared)."""
     if program is None:
         return False, {"passed": 0, "total": len(tests.outputs), "share": 0.0, "reason": "no program",
-                       "tests": [], "isolation": None}, None
-    result = sandbox.run(program, tests.inputs, tests.mode, tests.fn_name, limits, isolation)
+                       "tests": [], "isolation": None, "seccomp": False}, None
+    statuses: list[str] = []
+
+    def on_test(i: int, test: sandbox.TestRun) -> None:
+        statuses.append(judge_test(tests, i, test))
+        test.stdout, test.report = None, {k: v for k, v in test.report.items() if k != "return"}
+
+    result = sandbox.run(program, tests.inputs, tests.mode, tests.fn_name, limits, isolation, on_test=on_test)
     if result.error is not None and all(t.status == "not_run" for t in result.tests):
         return False, {"passed": 0, "total": len(tests.outputs), "share": 0.0,
-                       "reason": f"sandbox error: {result.error}", "tests": [], "isolation": result.isolation}, \
-            f"code sandbox: {result.error}"
-    acc, details = judge(tests, result)
+                       "reason": f"sandbox error: {result.error}", "tests": [], "isolation": result.isolation,
+                       "seccomp": result.seccomp}, f"code sandbox: {result.error}"
+    acc, details = _details(tests, statuses, result)
     error = f"code sandbox: {result.error}" if result.error else None
     return acc and error is None, details, error
 
