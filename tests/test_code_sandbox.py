@@ -442,6 +442,30 @@ def test_results_stream_in_order_and_the_checker_drops_outputs():
     assert (acc, details["tests"], error) == (False, ["passed", "wrong answer on test 1"], None)
 
 
+@pytest.mark.parametrize("isolation", ["namespaces", "rlimits"])
+def test_killing_the_harness_leaves_no_sandbox_process(isolation):
+    """kill -9 of the scoring process mid-run: its sandbox (the namespace's PID 1, which ignores its own
+    parent-death signal, or the test's process group without namespaces) goes with it."""
+    script = ("from mirage.rewards import sandbox\n"
+              f"sandbox.run('import time\\ntime.sleep(60)', [''] * 3, 'stdio', isolation={isolation!r},\n"
+              "            limits=sandbox.Limits(cpu_s=1.0, wall_s=30.0))\n")
+    harness = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO / "lib")})
+    try:
+        deadline = time.monotonic() + 30
+        while len(sandbox_processes()) < 2 and time.monotonic() < deadline:  # the runner and the test
+            time.sleep(0.1)
+        assert len(sandbox_processes()) >= 2
+    finally:
+        harness.kill()
+        harness.wait()
+    deadline = time.monotonic() + 5
+    while sandbox_processes() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sandbox_processes() == []
+    # its temporary folder stayed behind (nobody was left to remove it); the next scoring process sweeps it
+    assert [Path(p).name.split("-")[2] for p in sandbox.sweep()] == [str(harness.pid)]
+
+
 def test_many_at_once_through_compute_scores(monkeypatch):
     from mirage.rewards import compute_scores
 

@@ -268,6 +268,8 @@ def run_test(job, i, test_input, ns_init, channel):
     err_r, err_w = os.pipe()
     res_r, res_w = os.pipe()
     start = time.monotonic()
+    if not ns_init:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     pid = os.fork()
     if pid == 0:  # the test child: model code runs only here
         try:
@@ -285,9 +287,17 @@ def run_test(job, i, test_input, ns_init, channel):
             resource.setrlimit(resource.RLIMIT_STACK, (stack, stack))
             for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
         except BaseException:
             os._exit(120)
         run_program(job, test_input)  # never returns
+    if not ns_init:
+        try:
+            os.setpgid(pid, pid)  # also here: no window in which the group does not exist yet
+        except OSError:
+            pass
+        ORPHANS["pgid"] = pid
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     for fd in (stdin_fd, out_w, err_w, res_w):
         os.close(fd)
     out, err, res = bytearray(), bytearray(), bytearray()
@@ -350,6 +360,7 @@ def run_test(job, i, test_input, ns_init, channel):
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        ORPHANS["pgid"] = None
     for fd in open_fds:  # drain what is left without blocking (writers are dead)
         os.set_blocking(fd, False)
         try:
@@ -442,6 +453,22 @@ def run_program(job, test_input):
         os._exit(1)
 
 
+# What to kill when the harness dies (PR_SET_PDEATHSIG sends SIGTERM): the namespace's PID 1 (which
+# ignores a parent-death signal of its own, as every namespace init ignores signals it has no handler
+# for), or without namespaces the running test's process group.
+ORPHANS = {"pid": None, "pgid": None}
+
+
+def on_harness_death(signum, frame):
+    for key, kill in (("pid", os.kill), ("pgid", os.killpg)):
+        if ORPHANS[key]:
+            try:
+                kill(ORPHANS[key], signal.SIGKILL)
+            except OSError:
+                pass
+    os._exit(4)
+
+
 def main():
     raw = sys.stdin.buffer.read()
     job = json.loads(raw)
@@ -450,7 +477,8 @@ def main():
     os.dup2(devnull, 0)
     os.close(devnull)
     channel = os.fdopen(os.dup(1), "w")
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    signal.signal(signal.SIGTERM, on_harness_death)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != job["parent"]:
         os._exit(3)  # the harness died before we could tie our fate to it
     for name, value in (("RLIMIT_CORE", 0), ("RLIMIT_FSIZE", job["limits"]["file_bytes"]),
@@ -465,11 +493,15 @@ def main():
         os._exit(2)
     ns_init = not level.startswith("rlimits")
     if ns_init:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         pid = os.fork()  # the child is PID 1 of the new PID namespace
         if pid:
+            ORPHANS["pid"] = pid
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
             _, wstatus = os.waitpid(pid, 0)
             os._exit(os.waitstatus_to_exitcode(wstatus) & 0xFF)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         os.chdir("/sandbox")
     else:
         os.chdir(job["root"])
@@ -479,6 +511,9 @@ def main():
         channel.write(json.dumps({"nonce": job["nonce"], "fatal": f"dropping privileges failed: {e}"}) + "\n")
         channel.flush()
         os._exit(2)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)  # a change of user id cleared it
+    if not ns_init and os.getppid() != job["parent"]:
+        os._exit(3)
     nproc = job["limits"]["processes"]
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     seccomp = install_seccomp()  # reported; the namespaces hold without it

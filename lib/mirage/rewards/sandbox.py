@@ -122,7 +122,30 @@ def _slots() -> threading.BoundedSemaphore:
     with _SLOTS_LOCK:
         if _SLOTS is None:
             _SLOTS = threading.BoundedSemaphore(max_parallel())
+            sweep()
         return _SLOTS
+
+
+PREFIX = "mirage-sandbox-"
+
+
+def sweep() -> list[str]:
+    """Remove the temporary folders of runs whose scoring process died (kill -9 leaves them); returns them.
+
+    A folder is ``mirage-sandbox-<pid of the scoring process>-<random>``; it goes when that process is gone."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(PREFIX + "*-*"):
+        try:
+            pid = int(path.name[len(PREFIX):].split("-", 1)[0])
+            os.kill(pid, 0)
+        except ValueError:
+            continue
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+        except PermissionError:  # alive, another user's
+            continue
+    return removed
 
 
 def run(program: str, inputs: Sequence[Any], mode: str, fn_name: str | None = None, limits: Limits = Limits(),
@@ -162,7 +185,7 @@ def _run(program, inputs, mode, fn_name, limits, isolation, stop_after_timeout, 
     lim = limits.resolved()
     nonce = secrets.token_hex(16)
     start = time.monotonic()
-    root = tempfile.mkdtemp(prefix="mirage-sandbox-")
+    root = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
     job = {"program": program, "inputs": inputs, "mode": mode, "fn_name": fn_name, "limits": lim,
            "isolation": isolation, "nonce": nonce, "root": root, "parent": os.getpid(),
            "stop_after_timeout": stop_after_timeout, "simulate": simulate}
