@@ -285,6 +285,9 @@ def test_exiting_before_the_tests():
         result, details = score(program, ADD)
         assert result["acc"] == 0.0, program
         assert details["reason"].startswith("crash on test 0"), (program, details)
+    for program in ("import sys\nsys.exit(0)", "import os\nos._exit(0)", "exit()"):  # stdin/stdout: no output
+        result, details = score(program, SUM_STDIN)
+        assert result["acc"] == 0.0 and details["reason"] == "wrong answer on test 0", (program, details)
 
 
 def test_printing_a_fake_pass_line():
@@ -330,6 +333,22 @@ def test_the_result_channel_is_out_of_reach_even_with_the_nonce():
     assert "nonce found" in result.tests[0].stderr  # the forger had the secret...
     acc, details = code.judge(tests, result)
     assert not acc and details["reason"] == "wrong answer on test 0"  # ...and it did not help
+
+
+def test_programs_as_real_sets_write_them():
+    """exit() / quit() (which site, not imported here, defines), __file__, a callable class as fn_name."""
+    assert score("print(int(input()) * 2)\nexit()", {"inputs": ["4"], "outputs": ["8"]})[0]["acc"] == 1.0
+    assert score("print(int(input()) + 1)\nquit(0)", {"inputs": ["4"], "outputs": ["5"]})[0]["acc"] == 1.0
+    assert score("import os\nprint(os.path.basename(__file__))", one_output("solution.py"))[0]["acc"] == 1.0
+    result, details = score("class Box:\n    def __init__(self, x):\n        self.x = x", {
+        "inputs": [[1]], "outputs": [1], "fn_name": "Box"})
+    assert details["reason"].startswith("crash on test 0: unserialisable")
+
+
+def test_replacing_the_exit_paths_does_not_return_into_the_runner():
+    program = "import os, json, sys\nos._exit = lambda code: None\njson.dumps = None\nprint(3)\nsys.exit(0)"
+    r = sandbox.run(program, ["", ""], "stdio", limits=sandbox.Limits(cpu_s=0.5))
+    assert [(t.status, t.exit_code) for t in r.tests] == [("exited", 120)] * 2 and r.error is None
 
 
 def test_redefining_builtins_assert_and_the_test_function():

@@ -271,7 +271,8 @@ def run_test(job, i, test_input, ns_init, channel):
     if not ns_init:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     pid = os.fork()
-    if pid == 0:  # the test child: model code runs only here
+    if pid == 0:  # the test child: model code runs only here, and it never returns into the runner's code
+        exit_now = os._exit  # held before the program runs (it may replace os._exit)
         try:
             os.dup2(stdin_fd, 0)
             os.dup2(out_w, 1)
@@ -288,9 +289,9 @@ def run_test(job, i, test_input, ns_init, channel):
             for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        except BaseException:
-            os._exit(120)
-        run_program(job, test_input)  # never returns
+            run_program(job, test_input)  # exits
+        finally:
+            exit_now(120)  # also when the program made the exit paths of run_program raise
     if not ns_init:
         try:
             os.setpgid(pid, pid)  # also here: no window in which the group does not exist yet
@@ -403,7 +404,8 @@ def run_program(job, test_input):
         try:
             data = json.dumps(obj).encode() + b"\n"
         except (TypeError, ValueError, OverflowError, RecursionError) as e:
-            data = json.dumps({"error": "unserialisable", "detail": f"{type(e).__name__}: {e}"[:300]}).encode() + b"\n"
+            data = json.dumps({"error": "unserialisable", "detail": f"{type(e).__name__}: {e}"[:300]}).encode()
+            data += b"\n"
         view = memoryview(data)
         while view:
             view = view[os.write(3, view):]
@@ -416,17 +418,21 @@ def run_program(job, test_input):
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
                                       write_through=True)
         sys.argv = ["solution.py"]
+        if not hasattr(builtins, "exit"):  # site (not imported: -S) defines exit() and quit(); programs call them
+            builtins.exit = builtins.quit = sys.exit
         os.environ.clear()
         os.environ.update(CLEAN_ENV)
         call = job["mode"] == "call"
-        scope = {"__name__": "solution" if call else "__main__", "__builtins__": builtins}
+        scope = {"__name__": "solution" if call else "__main__", "__builtins__": builtins,
+                 "__file__": "/sandbox/solution.py"}
         code = compile(job["program"], "solution.py", "exec")
         exec(code, scope)
         if call:
             fn = scope
-            for part in job["fn_name"].split("."):
+            parts = job["fn_name"].split(".")
+            for k, part in enumerate(parts):
                 fn = fn[part] if isinstance(fn, dict) else getattr(fn, part)
-                if isinstance(fn, type):
+                if isinstance(fn, type) and k < len(parts) - 1:
                     fn = fn()  # LeetCode style: Solution().method
             value = fn(*test_input)
             sys.stdout.flush()

@@ -195,6 +195,8 @@ def _failure(test: sandbox.TestRun, i: int, mode: str) -> str:
         return f"output limit on test {i}"
     report = test.report
     name = str(report.get("error") or "")
+    if name == "SystemExit" and mode == "stdio" and test.exit_code == 0 and test.signal is None:
+        name = ""  # sys.exit(0) / exit() ends a stdin/stdout program normally: its output is judged
     detail = str(report.get("detail") or "")[:160]
     if name in ("SyntaxError", "IndentationError", "TabError"):
         return f"compile error: {name}: {detail}"
