@@ -135,7 +135,20 @@ def test_extraction():
     assert code.extract_program("", "   ") is None
 
 
-def test_bad_rows_and_options_are_errors_naming_them():
+def test_livecodebench_functional_inputs_are_one_json_value_per_line():
+    tests = code.parse_tests(json.dumps({"fn_name": "f", "tests": [
+        {"input": '[1, 2]\n"ab"\n', "output": '{"k": [1]}', "testtype": "functional"}]}))
+    assert (tests.mode, tests.inputs, tests.outputs) == ("call", [[[1, 2], "ab"]], [{"k": [1]}])
+
+
+def test_bad_rows_and_options_are_errors_naming_them(monkeypatch):
+    monkeypatch.setenv("MIRAGE_SANDBOX_PROCS", "two")
+    with pytest.raises(ValueError, match="MIRAGE_SANDBOX_PROCS"):
+        sandbox.max_parallel()
+    monkeypatch.delenv("MIRAGE_SANDBOX_PROCS")
+    with pytest.raises(ValueError, match="mixes"):
+        code.parse_tests({"fn_name": "f", "tests": [{"input": "1", "output": "1", "testtype": "stdin"},
+                                                    {"input": "1", "output": "1", "testtype": "functional"}]})
     with pytest.raises(ValueError, match="inputs"):
         code.parse_tests({"outputs": [1]})
     with pytest.raises(ValueError, match="same length"):

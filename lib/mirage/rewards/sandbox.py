@@ -109,8 +109,21 @@ class RunResult:
     seccomp: bool = False  # the syscall filter was in place
 
 
+PROCS_ENV = "MIRAGE_SANDBOX_PROCS"
+
+
 def max_parallel() -> int:
-    return max(1, int(os.environ.get("MIRAGE_SANDBOX_PROCS", os.cpu_count() or 1)))
+    """Sandboxes at once per process: ``$MIRAGE_SANDBOX_PROCS``, else the CPU count."""
+    raw = os.environ.get(PROCS_ENV)
+    if raw is None:
+        return os.cpu_count() or 1
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"${PROCS_ENV} must be an integer >= 1, got {raw!r}")
+    return value
 
 
 _SLOTS: threading.BoundedSemaphore | None = None

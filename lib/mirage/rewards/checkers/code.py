@@ -308,6 +308,6 @@ def setup_problem(options: CodeOptions) -> str | None:
     return None
 
 
-register_checker(Checker("code", check, CodeOptions, setup_problem=setup_problem,
+register_checker(Checker("code", check, CodeOptions, setup_problem=setup_problem, env_vars=(sandbox.PROCS_ENV,),
                          summary="runs the answer's program against the row's tests in a sandbox "
                                  "(namespaces, rlimits); acc = every test passed"))
