@@ -11,7 +11,8 @@ Files: base.py (the Reward registry and its scopes), variants.py (response rewar
 group.py (majority vote, entropy minimisation), score.py (compute_score, the random
 coin, compute_scores), response.py (format, answer extraction), checkers/ (one per
 answer family, with typed options, and the data_source routes), safe_arith.py
-(arithmetic without eval), worker.py (guarded child processes).
+(arithmetic without eval), worker.py (guarded child processes), sandbox.py (isolated
+processes for model-written programs, used by checkers/code.py).
 """
 
 from mirage.rewards import variants  # noqa: F401  (registers the response rewards)

@@ -20,7 +20,7 @@ from multiprocessing import get_context
 from typing import Any, Iterable, Mapping
 
 from mirage.rewards.base import REWARDS
-from mirage.rewards.checkers import parse_options, route
+from mirage.rewards.checkers import Verdict, parse_options, route
 from mirage.rewards.response import extract_answer, format_ok
 
 RESULT_KEYS = ("score", "acc", "format", "pred", "korbench_mode", "error", "procedure")
@@ -55,7 +55,8 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
 
     ``variant``: a response-scope reward of ``mirage.rewards.REWARDS``. ``options`` are the
     checkers' typed options (``math_checker``, ``math_timeout``, ``korbench_mode``,
-    ``korbench_extract``, ``synlogic_path``, ``synlogic_timeout``, and those of checkers
+    ``korbench_extract``, ``synlogic_path``, ``synlogic_timeout``, ``code_timeout``,
+    ``code_memory_mb``, ``code_isolation``, ``code_extract``, and those of checkers
     registered by plugins); an unknown keyword is a ValueError naming it.
     """
     reward = REWARDS.get(variant)
@@ -78,8 +79,9 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
 
     fmt = format_ok(solution_str, release_faithful)
     answer = extract_answer(solution_str, release_faithful)
-    acc, pred, error, procedure = checker.check(data_source, solution_str, answer, ground_truth, extra_info, opts,
-                                                release_faithful)
+    verdict = Verdict(*checker.check(data_source, solution_str, answer, ground_truth, extra_info, opts,
+                                     release_faithful))
+    acc, pred, error, procedure = verdict.acc, verdict.pred, verdict.error, verdict.procedure
 
     def coin() -> bool:
         return random_coin(p, seed, data_source, solution_str, ground_truth, extra_info, step, sample_index)

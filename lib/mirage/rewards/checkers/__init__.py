@@ -37,6 +37,9 @@ class Verdict(NamedTuple):
     # which procedure the answer follows, where the task knows more than one (the testbed:
     # "correct" / "buggy" / "neither"); None elsewhere
     procedure: str | None = None
+    # what a checker can say beyond acc (the code checker: share of tests passed, the first
+    # failure's reason, the sandbox's isolation level); None elsewhere
+    details: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ def default_cluster(answers: Sequence[str], data_source: str, options: Any, rele
 
 def _register_builtin() -> None:
     # the families shipped with mirage; each module registers its checker on import
-    from mirage.rewards.checkers import exact, korbench, math, synlogic  # noqa: F401
+    from mirage.rewards.checkers import code, exact, korbench, math, synlogic  # noqa: F401
 
 
 _register_builtin()
