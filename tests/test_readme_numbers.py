@@ -118,3 +118,32 @@ def test_each_preset_with_committed_tables_has_its_seed_interval_bounds(preset):
     for r in rows:
         assert float(r["inner_low"]) <= float(r["mean"]) <= float(r["inner_high"])
         assert float(r["outer_low"]) <= float(r["inner_low"]) and float(r["inner_high"]) <= float(r["outer_high"])
+
+
+def _bounds_script(*args, cwd=ROOT):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "seed_ci_bounds.py"), *args],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+def test_the_committed_bounds_are_what_the_script_writes_from_the_committed_tables(tmp_path):
+    """figures/testbed-contamination/seed_ci_bounds.csv is the script's output on the seed_summary.csv and
+    results.csv beside it, byte for byte (a stale bounds file, or a script change that moves a quoted bound,
+    fails here); the smallest preset, to stay fast."""
+    out = tmp_path / "b.csv"
+    r = _bounds_script("testbed-contamination", "--csv", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == (ROOT / "figures" / "testbed-contamination" / "seed_ci_bounds.csv").read_bytes()
+    assert "survives" in r.stdout and f"wrote {out}" in r.stdout
+
+
+def test_the_bounds_script_refuses_bad_arguments_in_one_line_before_any_work(tmp_path):
+    r = _bounds_script("no-such-preset", "--csv", str(tmp_path / "x.csv"))
+    assert r.returncode == 2 and "PRESET 'no-such-preset': no figures/no-such-preset/seed_summary.csv" in r.stderr
+    r = _bounds_script("testbed-seeds", "testbed-quick", "--csv", str(tmp_path / "x.csv"))
+    assert r.returncode == 2 and "--csv: several presets need '{preset}' in PATH" in r.stderr
+    assert not list(tmp_path.iterdir())
