@@ -1,0 +1,149 @@
+"""Every number quoted in README.md's findings comes from a committed CSV under figures/.
+
+The findings block is README.md from the heading "## What the testbed found" to the next "## " heading.
+The rule, checked here:
+
+- Checked: every number written with a sign (``+0.152``, ``-0.0704``) or a decimal point (``0.997``).
+  A ``-`` or ``+`` counts as a sign only where it does not follow a letter, digit or dot, so ``dial-10``,
+  ``1e-5`` and the ranges ``0.997-1.000`` / ``+0.064 to +0.853`` read as their plain numbers.
+- Not checked: plain integers (counts such as "10 pairs", "3 seeds", "44 gains", step counts, k),
+  arXiv identifiers, and the targets of Markdown links.
+- A number shown with d decimals matches a CSV number x when it equals x rounded to d decimals (within
+  half a unit of its last digit, so either rounding of a value stored with more digits passes). A signed
+  number must match with its sign; an unsigned one may match |x| (prose quotes magnitudes: "costs 0.16").
+- The CSV numbers are every numeric cell of every ``figures/**/*.csv`` (a cell may hold several numbers
+  separated by spaces, as seed_summary.csv's per-seed ``values``).
+
+This is a provenance check (the number exists in a committed table at the precision shown), not a
+check that it is quoted for the right row: that is what review is for.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADING = "## What the testbed found"
+NUMBER = re.compile(r"(?<![\w.])([+\-−]?)(\d+(?:\.\d+)?)")
+
+
+def findings_block(readme: str) -> str:
+    start = readme.find("\n" + HEADING + "\n")
+    assert start >= 0, f"README.md has no '{HEADING}' heading"
+    end = readme.find("\n## ", start + len(HEADING) + 1)
+    return readme[start:end if end >= 0 else len(readme)]
+
+
+def quoted_numbers(text: str) -> list[str]:
+    """The signed or decimal numbers of ``text`` as written (rule in the module docstring)."""
+    text = re.sub(r"\]\([^)]*\)", "]", text)            # Markdown link targets
+    text = re.sub(r"arXiv\s+\d+\.\d+", "arXiv", text)   # arXiv identifiers
+    out = []
+    for m in NUMBER.finditer(text):
+        sign, digits = m.groups()
+        if sign or "." in digits:
+            out.append(sign.replace("−", "-") + digits)
+    return out
+
+
+def csv_numbers(folder: Path) -> list[float]:
+    values = set()
+    for path in sorted(folder.rglob("*.csv")):
+        with open(path, newline="", encoding="utf-8") as f:
+            for row in csv.reader(f):
+                for cell in row:
+                    for token in cell.split():
+                        try:
+                            v = float(token)
+                        except ValueError:
+                            continue
+                        if v == v and abs(v) != float("inf"):
+                            values.add(v)
+    return sorted(values)
+
+
+def found(shown: str, pool: list[float]) -> bool:
+    """Whether ``shown`` equals a number of the sorted ``pool`` rounded to the decimals shown."""
+    decimals = len(shown.split(".")[1]) if "." in shown else 0
+    half = 0.5 * 10.0 ** -decimals + 1e-9
+    x = float(shown)
+    targets = [x] if shown[0] in "+-" else [x, -x]
+    for t in targets:
+        i = bisect.bisect_left(pool, t - half)
+        if i < len(pool) and pool[i] <= t + half:
+            return True
+    return False
+
+
+def test_the_rule_flags_a_number_no_table_holds_and_reads_ranges_and_names_right():
+    pool = sorted([0.15233, -0.0704, 0.9972, 0.9998, 0.5600])
+    text = ("majority vote +0.152 [-0.070, +0.5600]; format rate 0.997-1.000 on dial-10 at lr 1e-5, "
+            "10 pairs ([docs](docs/science.md#2-statistics)), arXiv 2506.10947")
+    nums = quoted_numbers(text)
+    assert nums == ["+0.152", "-0.070", "+0.5600", "0.997", "1.000"]
+    assert all(found(n, pool) for n in nums)
+    assert not found("+0.153", pool)        # one unit off in the last digit shown
+    assert not found("+0.070", pool)        # wrong sign
+    assert found("0.070", pool)             # a magnitude in prose
+    assert not found("+9.876", pool) and not found("0.4", pool)
+
+
+def test_every_number_in_the_readme_findings_is_in_a_committed_csv():
+    block = findings_block((ROOT / "README.md").read_text(encoding="utf-8"))
+    nums = quoted_numbers(block)
+    assert len(nums) >= 20, f"the findings block quotes only {len(nums)} numbers: wrong block?"
+    pool = csv_numbers(ROOT / "figures")
+    missing = sorted({n for n in nums if not found(n, pool)})
+    assert not missing, f"README findings quote numbers that no figures/**/*.csv holds: {missing}"
+
+
+@pytest.mark.parametrize("preset", ["testbed-seeds", "testbed-mechanism", "testbed-predictors",
+                                    "testbed-contamination", "testbed-quick"])
+def test_each_preset_with_committed_tables_has_its_seed_interval_bounds(preset):
+    """The bounds the README quotes (scripts/seed_ci_bounds.py --csv) are committed beside each seed summary,
+    one row per gain of that summary."""
+    folder = ROOT / "figures" / preset
+    with open(folder / "seed_summary.csv", newline="", encoding="utf-8") as f:
+        gains = [r for r in csv.DictReader(f) if r["statistic"].endswith("gain")]
+    with open(folder / "seed_ci_bounds.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["model"], r["task"], r["dataset"], r["condition"], r["regime"]) for r in rows] == \
+        [(r["model"], r["task"], r["dataset"], r["condition"], r["regime"]) for r in gains]
+    assert {r["verdict"] for r in rows} <= {"survives", "fails", "undetermined"}
+    for r in rows:
+        assert float(r["inner_low"]) <= float(r["mean"]) <= float(r["inner_high"])
+        assert float(r["outer_low"]) <= float(r["inner_low"]) and float(r["inner_high"]) <= float(r["outer_high"])
+
+
+def _bounds_script(*args, cwd=ROOT):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "seed_ci_bounds.py"), *args],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+def test_the_committed_bounds_are_what_the_script_writes_from_the_committed_tables(tmp_path):
+    """figures/testbed-contamination/seed_ci_bounds.csv is the script's output on the seed_summary.csv and
+    results.csv beside it, byte for byte (a stale bounds file, or a script change that moves a quoted bound,
+    fails here); the smallest preset, to stay fast."""
+    out = tmp_path / "b.csv"
+    r = _bounds_script("testbed-contamination", "--csv", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == (ROOT / "figures" / "testbed-contamination" / "seed_ci_bounds.csv").read_bytes()
+    assert "survives" in r.stdout and f"wrote {out}" in r.stdout
+
+
+def test_the_bounds_script_refuses_bad_arguments_in_one_line_before_any_work(tmp_path):
+    r = _bounds_script("no-such-preset", "--csv", str(tmp_path / "x.csv"))
+    assert r.returncode == 2 and "PRESET 'no-such-preset': no figures/no-such-preset/seed_summary.csv" in r.stderr
+    r = _bounds_script("testbed-seeds", "testbed-quick", "--csv", str(tmp_path / "x.csv"))
+    assert r.returncode == 2 and "--csv: several presets need '{preset}' in PATH" in r.stderr
+    assert not list(tmp_path.iterdir())
