@@ -25,8 +25,10 @@ parquet is absent; checks that the benchmark runs, measures nothing.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import random
+import shutil
 import tempfile
 import time
 
@@ -113,7 +115,7 @@ def main() -> int:
     if args.smoke:
         args.responses, args.problems, args.n = 30, 4, 4
         if not os.path.exists(args.math500):
-            args.math500 = _smoke_math(tempfile.mkdtemp(prefix="bench-eval-smoke-"))
+            args.math500 = _smoke_math(_scratch("bench-eval-smoke-"))
     print(f"machine: {os.cpu_count()} CPUs (shared machines are noisy: compare figures of one run only)")
 
     print("1. scoring throughput")
@@ -127,7 +129,7 @@ def main() -> int:
     rate("testbed", toys, args.processes)
 
     print("2. testbed sampling throughput")
-    work = tempfile.mkdtemp(prefix="bench-eval-")
+    work = _scratch("bench-eval-")
     model = args.model or _testbed_model(work)
     data = os.path.join(work, "toy.parquet")
     toy.problems_frame("toy-math", "test", args.problems, seed=1).to_parquet(data)
@@ -165,6 +167,13 @@ def main() -> int:
     print(f"  left on the critical path: scoring the last chunk ({chunk:,} responses / ({pool} x {per_process:.0f}/s) "
           f"= {chunk / (pool * per_process):.0f} s) plus the pool start")
     return 0
+
+
+def _scratch(prefix: str) -> str:
+    """A temporary folder, deleted when the benchmark exits."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def _smoke_math(work: str) -> str:
