@@ -103,3 +103,18 @@ def test_max_age_from_the_environment(tmp_path, no_flock, monkeypatch):
     with FolderLock(tmp_path / "r") as lock:
         assert lock.max_age_h == 2.5
         assert json.loads((tmp_path / "r" / ".lock.soft").read_text())["max_age_h"] == 2.5
+
+
+def test_an_earlier_attempt_of_the_same_requeued_slurm_job_is_taken_over(tmp_path, no_flock, monkeypatch):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    _marker(folder, host="node-a", pid=4242, slurm_job="777", slurm_restart=0)
+    monkeypatch.setenv("SLURM_JOB_ID", "777")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    with pytest.raises(FolderBusy):  # the same attempt (say, another task of it): still refused
+        FolderLock(folder).acquire()
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # the job was requeued: its first attempt is gone
+    said: list[str] = []
+    with FolderLock(folder, log=said.append):
+        assert json.loads((folder / ".lock.soft").read_text())["slurm_restart"] == 1
+    assert "earlier attempt of this SLURM job 777" in said[0]

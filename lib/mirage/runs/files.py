@@ -324,6 +324,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _restart_count() -> int:
+    """SLURM_RESTART_COUNT: how often this job was requeued (0 outside SLURM)."""
+    try:
+        return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+    except ValueError:
+        return 0
+
+
 class FolderLock:
     """An exclusive lock on a folder (``<folder>/.lock``, via the filelock library).
 
@@ -336,7 +344,8 @@ class FolderLock:
     ``<folder>/.lock.soft`` created exclusively, holding the holder record (pid, host, since, its
     maximum age). A marker whose holder is a dead pid on this host, or older than its maximum age
     (``max_age_h``, else ``$MIRAGE_LOCK_MAX_AGE_H``, else ``DEFAULT_MAX_AGE_H``: the job's time limit,
-    after which SLURM has killed it), is taken over with a message; a live one is refused with the
+    after which SLURM has killed it), or whose holder was an earlier attempt of the same requeued SLURM job
+    (``SLURM_JOB_ID``, ``SLURM_RESTART_COUNT``), is taken over with a message; a live one is refused with the
     command that clears it once its holder is known to be gone.
     """
 
@@ -358,7 +367,8 @@ class FolderLock:
 
     def _record(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "since_epoch": time.time(), "max_age_h": self.max_age_h, "command": " ".join(sys.argv)[:500]}
+                "since_epoch": time.time(), "max_age_h": self.max_age_h, "command": " ".join(sys.argv)[:500],
+                "slurm_job": os.environ.get("SLURM_JOB_ID"), "slurm_restart": _restart_count()}
 
     @staticmethod
     def _who(holder: dict[str, Any] | None) -> str:
@@ -371,6 +381,9 @@ class FolderLock:
         if holder is None:
             return ""
         pid, host = holder.get("pid"), holder.get("host")
+        job = os.environ.get("SLURM_JOB_ID")
+        if job and holder.get("slurm_job") == job and _restart_count() > (holder.get("slurm_restart") or 0):
+            return f"its holder was an earlier attempt of this SLURM job {job}, since requeued"
         if host == socket.gethostname() and isinstance(pid, int) and not _pid_alive(pid):
             return f"its holder pid {pid} on {host} is dead"
         since, limit = holder.get("since_epoch"), holder.get("max_age_h", self.max_age_h)
