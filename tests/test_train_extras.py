@@ -91,3 +91,20 @@ def test_local_engine_writes_tensorboard_with_verl_names_and_keeps_n_checkpoints
     assert {"critic/score/mean", "train/acc/mean", "actor/pg_loss"} <= tags
     assert any(t.startswith("val-core/") for t in tags)
     assert [e.step for e in events.Scalars("critic/score/mean")] == [1, 2, 3]
+
+
+def test_the_gpu_environment_file_installs_the_gpu_extra_only():
+    import tomllib
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    env = yaml.safe_load((root / "environment-gpu.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip == ['-e ".[gpu]"'] or pip == ["-e .[gpu]"]  # the package with its gpu extra, no CPU torch index
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert "gpu" in project["optional-dependencies"]
+    low = project["requires-python"].removeprefix(">=")
+    assert tuple(map(int, python.split("=")[1].split("."))) >= tuple(map(int, low.split(".")))
