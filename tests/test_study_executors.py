@@ -35,10 +35,12 @@ import json, os, sys
 d = os.environ["FAKE_SLURM"]
 states = json.load(open(os.path.join(d, "states.json"))) if os.path.exists(os.path.join(d, "states.json")) else {}
 asked = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "-j"]
-print("JobID|State|NodeList")
+fields = sys.argv[sys.argv.index("-o") + 1].split(",")
+print("|".join(fields))
 for j in asked:
     if os.path.exists(os.path.join(d, f"sbatch-{j}.sh")):
-        print(f"{j}|{states.get(j, 'PENDING')}|node1")
+        row = {"JobID": j, "State": states.get(j, "PENDING"), "NodeList": "node1", "Elapsed": f"01:02:{int(j) % 60:02d}"}
+        print("|".join(row[f] for f in fields))
 """,
     "scancel": """
 import json, os, sys
@@ -194,3 +196,60 @@ def test_local_executor_runs_testbed_ci_and_a_rerun_submits_nothing(tmp_path, ca
     assert record["status"] == "finished"
     assert main(args) == 0
     assert "0 local job(s) run" in capsys.readouterr().out
+
+
+def test_slurm_jobs_ask_for_memory_one_task_and_requeue_resuming(fake_slurm, preset_file, tmp_path, capsys,
+                                                                 monkeypatch):
+    """Issue 21 item 8: mem_gb always asked for, one task per node, the step on task 0 only, a timed-out job
+    requeued by submitit's own checkpoint logic, logs at jobs/<id>/<id>_0_log.out, --status with elapsed + log."""
+    from submitit.core.job_environment import _checkpoint
+    from submitit.core.utils import DelayedSubmission
+
+    from mirage.cli import main
+
+    out = tmp_path / "study"
+    base = ["study", "--preset", preset_file, "--out", str(out)]
+    assert main(base + ["--executor", "slurm"]) == 0
+    jobs = json.loads((out / "jobs.json").read_text())
+    scripts = fake_slurm.scripts()
+    cell = jobs["dial-90/toy-math/nsr/seed0"]
+    script = scripts[cell["job_id"]]
+    assert _sbatch(script, "mem") == f"{executors.DEFAULT_RESOURCES['cell']['mem_gb']}GB"
+    assert _sbatch(scripts[jobs["alignment/dial-90/toy-math"]["job_id"]], "mem") == "64GB"
+    assert _sbatch(script, "ntasks-per-node") == "1"
+    assert _sbatch(script, "signal") == "USR2@90"  # submitit's time-limit warning, handled by StepJob.checkpoint
+
+    # logs: one place, with the real job id; no literal %j folder
+    job_id = cell["job_id"]
+    assert cell["log"] == str(out / "jobs" / job_id / f"{job_id}_0_log.out")
+    assert cell["folder"] == str(out / "jobs" / job_id) and "%j" not in json.dumps(jobs)
+    assert _sbatch(script, "output") == str(out / "jobs" / "%j" / "%j_0_log.out")  # SLURM fills in the id
+    assert not (out / "jobs" / "%j").exists()
+
+    # time limit: submitit requeues a job whose function has a checkpoint method; the requeued job is the same step
+    pickle = out / "jobs" / job_id / f"{job_id}_submitted.pkl"
+    delayed = DelayedSubmission.load(pickle)
+    assert hasattr(delayed.function, "checkpoint")
+    delayed.set_timeout(2880, 3)
+    assert _checkpoint(delayed, pickle, 2) == ""  # "" = requeue (else the reason it is not requeued)
+    again = DelayedSubmission.load(pickle)
+    assert isinstance(again.function, executors.StepJob) and again.args == delayed.args
+    assert again.args[2] == "dial-90/toy-math/nsr/seed0"
+
+    # a multi-node job's other tasks do not run the step; task 0 does, with its time limit for folder locks
+    ran = []
+    monkeypatch.setattr(executors, "run_step_job", lambda *a: ran.append(a) or "finished")
+    monkeypatch.delenv("MIRAGE_LOCK_MAX_AGE_H", raising=False)
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    assert again.function(*again.args) == "task 1: the step runs on task 0" and ran == []
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    assert again.function(*again.args) == "finished" and ran == [tuple(again.args)]
+    assert os.environ["MIRAGE_LOCK_MAX_AGE_H"] == "48"  # timeout_min 2880
+
+    # --status: state, elapsed and log per step
+    capsys.readouterr()
+    fake_slurm.set_states(**{job_id: "RUNNING"})
+    assert main(base + ["--status"]) == 0
+    lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
+    assert (f"job {job_id} (slurm): RUNNING, elapsed 01:02:{int(job_id) % 60:02d}, log {cell['log']}"
+            in lines["dial-90/toy-math/nsr/seed0"])

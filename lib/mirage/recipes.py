@@ -48,6 +48,7 @@ class Recipe:
     val_temperature: float = 1.0
     val_top_p: float = 0.7
     save_freq: int = 50
+    max_actor_ckpt_to_keep: int = 0  # checkpoints kept, the newest (verl's trainer.max_actor_ckpt_to_keep); 0: all
     n_gpus_per_node: int = 8
     nnodes: int = 1
     tensor_parallel_size: int = 4
@@ -145,8 +146,9 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        if not d["max_model_len"]:  # added later: left out at its default so recorded runs keep their recipe
-            del d["max_model_len"]
+        for key in ("max_model_len", "max_actor_ckpt_to_keep"):  # added later: left out at their default so
+            if not d[key]:  # recorded runs keep their recipe
+                del d[key]
         return d
 
 
@@ -179,6 +181,7 @@ RANGES = {
     "val_temperature": Range(0, 10, low_open=True),
     "val_top_p": TOP_P,
     "save_freq": Range(0, _N, integer=True),
+    "max_actor_ckpt_to_keep": Range(0, _N, integer=True),  # 0: keep every checkpoint
     "n_gpus_per_node": Range(0, 1024, integer=True),
     "nnodes": Range(0, 10**5, integer=True),
     "tensor_parallel_size": Range(1, 1024, integer=True),

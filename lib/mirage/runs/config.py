@@ -56,6 +56,10 @@ class RunConfig:
     train_file: str | None = None  # train on this parquet instead of the task's (e.g. a one-shot set)
     extra: tuple[str, ...] = ()  # raw Hydra overrides, passed last
     restart: bool = False  # a finished run with another config is started over instead of refused
+    # where metrics also go, beside logs/metrics-*.jsonl: "tensorboard" (both engines: TensorBoard event files;
+    # local: <run>/tensorboard), "wandb" (verl only); verl's trainer.logger
+    loggers: tuple[str, ...] = ()
+    resume_from: int | None = None  # verl: resume from this checkpoint step (trainer.resume_mode=resume_path)
 
     def resolved(self) -> "RunConfig":
         """This config with the recipe and run_dir filled in; an error naming the field at fault."""
@@ -73,8 +77,17 @@ class RunConfig:
             self.model, task.name, condition.name, self.seed, Path("runs") / self.backend)
         from mirage.runs.files import resolve
 
+        bad = [name for name in self.loggers if name not in LOGGERS]
+        if bad:
+            raise ValueError(f"--logger: unknown logger {bad[0]!r}; known: {', '.join(LOGGERS)}")
+        if self.backend == "local" and "wandb" in self.loggers:
+            raise ValueError("--logger wandb: only --backend verl logs to Weights & Biases (the local engine: "
+                             "--logger tensorboard)")
+        if self.backend == "local" and self.resume_from is not None:
+            raise ValueError("--resume-from only applies to --backend verl (the local engine resumes from its "
+                             "latest checkpoint)")
         return dataclasses.replace(self, recipe=recipe, overrides={}, run_dir=str(resolve(run)),
-                                   extra=tuple(self.extra))
+                                   extra=tuple(self.extra), loggers=tuple(self.loggers))
 
     def identity(self) -> dict[str, Any]:
         return {"backend": self.backend, "model": str(self.model), "task": self.task, "condition": self.condition,
@@ -86,10 +99,11 @@ class RunConfig:
         d["recipe"] = self.recipe.to_dict() if self.recipe else None
         d["overrides"] = dict(self.overrides)
         d["extra"] = list(self.extra)
+        d["loggers"] = list(self.loggers)
         return d
 
     # fields that do not change what a run computes: a rerun may differ in them
-    VOLATILE = ("run_dir", "threads", "progress", "stop_after", "restart", "data_root")
+    VOLATILE = ("run_dir", "threads", "progress", "stop_after", "restart", "data_root", "loggers", "resume_from")
 
 
 # The range of every numeric run setting (the recipe's are mirage.recipes.RANGES); resolved() checks them.
@@ -99,7 +113,9 @@ RANGES = {
     "micro_batch_size": Range(1, 2**20, integer=True, none_ok=True),
     "stop_after": Range(1, 10**7, integer=True, none_ok=True),
     "val_problems": Range(1, 10**7, integer=True, none_ok=True),
+    "resume_from": Range(1, 10**7, integer=True, none_ok=True),
 }
+LOGGERS = ("console", "file", "tensorboard", "wandb")  # verl's trainer.logger names mirage passes on
 
 
 def result_fields(config: Mapping[str, Any]) -> dict[str, Any]:

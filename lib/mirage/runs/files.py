@@ -306,45 +306,172 @@ class FolderBusy(RuntimeError):
     """Another process holds the folder's lock."""
 
 
+# flock unsupported (Lustre or NFS mounted without it): these errnos from fcntl.flock on a probe file
+_NO_FLOCK = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
+_FLOCK_BY_DEVICE: dict[int, bool] = {}  # st_dev -> flock works there (probed once per filesystem and process)
+MAX_AGE_ENV = "MIRAGE_LOCK_MAX_AGE_H"  # the holder's time limit in hours (a SLURM job sets it from timeout_min)
+DEFAULT_MAX_AGE_H = 168.0  # without it: a week, longer than any preset's cell limit
+
+
+def flock_supported(folder: str | os.PathLike) -> bool:
+    """Whether ``fcntl.flock`` works on ``folder``'s filesystem (a probe file locked and unlocked there)."""
+    try:
+        import fcntl
+    except ImportError:  # not a Unix
+        return False
+    dev = os.stat(folder).st_dev
+    if dev not in _FLOCK_BY_DEVICE:
+        fd, probe = tempfile.mkstemp(prefix=".lock-probe-", dir=folder)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            _FLOCK_BY_DEVICE[dev] = True
+        except OSError as e:
+            if e.errno not in _NO_FLOCK:
+                raise
+            _FLOCK_BY_DEVICE[dev] = False
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    return _FLOCK_BY_DEVICE[dev]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _restart_count() -> int:
+    """SLURM_RESTART_COUNT: how often this job was requeued (0 outside SLURM)."""
+    try:
+        return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+    except ValueError:
+        return 0
+
+
 class FolderLock:
     """An exclusive lock on a folder (``<folder>/.lock``, via the filelock library).
 
     Taken without waiting: a second writer is refused at once with a message naming
     the holder (pid, host, command, since when). The OS releases it when the holder
     dies, however it dies (kill -9 included), so a rerun after a crash just works.
+
+    Where the filesystem has no flock (Lustre or NFS mounted without it; filelock would silently
+    fall back to a soft lock that a killed job leaves behind), the lock is a marker file
+    ``<folder>/.lock.soft`` created exclusively, holding the holder record (pid, host, since, its
+    maximum age). A marker whose holder is a dead pid on this host, or older than its maximum age
+    (``max_age_h``, else ``$MIRAGE_LOCK_MAX_AGE_H``, else ``DEFAULT_MAX_AGE_H``: the job's time limit,
+    after which SLURM has killed it), or whose holder was an earlier attempt of the same requeued SLURM job
+    (``SLURM_JOB_ID``, ``SLURM_RESTART_COUNT``), is taken over with a message; a live one is refused with the
+    command that clears it once its holder is known to be gone.
     """
 
-    def __init__(self, folder: str | os.PathLike, what: str = "folder"):
+    def __init__(self, folder: str | os.PathLike, what: str = "folder", max_age_h: float | None = None,
+                 log: Callable[[str], None] | None = None):
         from filelock import FileLock
 
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.what = what
         self.holder_file = self.folder / ".lock.holder"
-        self._lock = FileLock(str(self.folder / ".lock"), timeout=0)
+        self.soft_file = self.folder / ".lock.soft"
+        env = os.environ.get(MAX_AGE_ENV, "").strip()
+        self.max_age_h = float(max_age_h if max_age_h is not None else env or DEFAULT_MAX_AGE_H)
+        self.log = log or (lambda m: print(m, file=sys.stderr))
+        self.soft = not flock_supported(self.folder)
+        self._lock = None if self.soft else FileLock(str(self.folder / ".lock"), timeout=0)
+        self._held = False
+
+    def _record(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "since_epoch": time.time(), "max_age_h": self.max_age_h, "command": " ".join(sys.argv)[:500],
+                "slurm_job": os.environ.get("SLURM_JOB_ID"), "slurm_restart": _restart_count()}
+
+    @staticmethod
+    def _who(holder: dict[str, Any] | None) -> str:
+        if not holder:
+            return "another process"
+        return f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}: {holder.get('command')}"
+
+    def _stale(self, holder: dict[str, Any] | None) -> str:
+        """Why the soft lock's holder is gone ('' if it may be alive)."""
+        if holder is None:
+            return ""
+        pid, host = holder.get("pid"), holder.get("host")
+        job = os.environ.get("SLURM_JOB_ID")
+        if job and holder.get("slurm_job") == job and _restart_count() > (holder.get("slurm_restart") or 0):
+            return f"its holder was an earlier attempt of this SLURM job {job}, since requeued"
+        if host == socket.gethostname() and isinstance(pid, int) and not _pid_alive(pid):
+            return f"its holder pid {pid} on {host} is dead"
+        since, limit = holder.get("since_epoch"), holder.get("max_age_h", self.max_age_h)
+        if isinstance(since, (int, float)) and isinstance(limit, (int, float)):
+            age_h = (time.time() - since) / 3600
+            if age_h > limit:
+                return f"it is {age_h:.1f} h old, past its holder's time limit of {limit:g} h"
+        return ""
+
+    def _read_soft(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.soft_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def _acquire_soft(self) -> None:
+        record = json.dumps(self._record())
+        for _ in range(2):
+            try:
+                fd = os.open(self.soft_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                holder = self._read_soft()
+                why = self._stale(holder)
+                if not why:
+                    raise FolderBusy(
+                        f"{self.folder}: this {self.what} is being written by {self._who(holder)} (a marker lock: "
+                        f"this filesystem has no flock); wait for it to finish or stop it, or if that process is "
+                        f"gone: rm {self.soft_file}") from None
+                self.log(f"[lock] {self.folder}: taking over a stale lock ({why}; {self._who(holder)})")
+                if self._read_soft() == holder:  # nobody took it over meanwhile
+                    self.soft_file.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(record)
+                f.flush()
+                os.fsync(f.fileno())
+            return
+        raise FolderBusy(f"{self.folder}: this {self.what} was just locked by {self._who(self._read_soft())}")
 
     def acquire(self) -> "FolderLock":
         from filelock import Timeout
 
-        try:
-            self._lock.acquire()
-        except Timeout:
+        if self.soft:
+            self._acquire_soft()
+        else:
             try:
-                holder = json.loads(self.holder_file.read_text(encoding="utf-8"))
-                who = (f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}: "
-                       f"{holder.get('command')}")
-            except (OSError, ValueError):
-                who = "another process"
-            raise FolderBusy(f"{self.folder}: this {self.what} is being written by {who}; wait for it to finish "
-                             "or stop it") from None
-        write_json_atomic(self.holder_file, {"pid": os.getpid(), "host": socket.gethostname(),
-                                             "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                             "command": " ".join(sys.argv)[:500]})
+                self._lock.acquire()
+            except Timeout:
+                try:
+                    who = self._who(json.loads(self.holder_file.read_text(encoding="utf-8")))
+                except (OSError, ValueError):
+                    who = "another process"
+                raise FolderBusy(f"{self.folder}: this {self.what} is being written by {who}; wait for it to "
+                                 "finish or stop it") from None
+        self._held = True
+        write_json_atomic(self.holder_file, self._record())
         return self
 
     def release(self) -> None:
-        if self._lock.is_locked:
-            self.holder_file.unlink(missing_ok=True)
+        if not self._held:
+            return
+        self._held = False
+        self.holder_file.unlink(missing_ok=True)
+        if self.soft:
+            self.soft_file.unlink(missing_ok=True)
+        else:
             self._lock.release()
 
     def __enter__(self) -> "FolderLock":

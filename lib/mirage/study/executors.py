@@ -17,12 +17,21 @@ running, and resubmits a waiting job whose dependency had to be resubmitted. ``-
 each step's record and its job's SLURM state. The local executor has no dependencies: it
 starts each job once its dependencies finished, ``--jobs`` at a time, and waits for them.
 Ray inside a verl job is verl's business (multi-node cells: start Ray in ``setup``).
+
+On the cluster: every job asks for its memory (``mem_gb``: the preset's, else ``DEFAULT_RESOURCES``)
+and one task per node, and runs its step on the first task only (``SLURM_PROCID`` 0), so a
+multi-node cell runs once. A job that reaches its time limit (or is preempted) is requeued by
+submitit and resumes its step, which every step does (``StepJob.checkpoint``); its folder locks
+know an earlier attempt of the same job as stale (``mirage.runs.files``). Logs: submitit's
+``<study>/jobs/<job id>/<job id>_0_log.out`` (and ``_log.err``), recorded per step in jobs.json and
+printed by ``--status`` with the job's state and elapsed time (sacct).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -33,9 +42,11 @@ Log = Callable[[str], None]
 KINDS = ("alignment", "cell", "analysis")
 RESOURCE_OF = {"measure": "alignment", "alignment": "analysis", "history": "cell", "cell": "cell",
                "analysis": "analysis"}
-DEFAULT_RESOURCES = {"alignment": {"nodes": 1, "cpus_per_task": 2, "timeout_min": 240},
-                     "cell": {"nodes": 1, "cpus_per_task": 2, "timeout_min": 240},
-                     "analysis": {"nodes": 1, "cpus_per_task": 2, "timeout_min": 60}}
+# mem_gb is always asked for: a site's default memory per CPU would otherwise decide it (a verl cell gathers the
+# full fp32 state dict of a 7-8 B model, ~30 GB, on its first rank when it saves HF weights, beside Ray's object store)
+DEFAULT_RESOURCES = {"alignment": {"nodes": 1, "cpus_per_task": 2, "timeout_min": 240, "mem_gb": 64},
+                     "cell": {"nodes": 1, "cpus_per_task": 2, "timeout_min": 240, "mem_gb": 256},
+                     "analysis": {"nodes": 1, "cpus_per_task": 2, "timeout_min": 60, "mem_gb": 16}}
 GENERIC = ("name", "timeout_min", "mem_gb", "nodes", "cpus_per_task", "gpus_per_node", "tasks_per_node",
            "stderr_to_stdout")  # submitit's own names; any other key is passed to SLURM as slurm_<key>
 LIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED", "REQUEUE_HOLD",
@@ -92,6 +103,8 @@ def make_executor(kind: str, folder: Path, params: Mapping[str, Any], name: str)
         raise ValueError(f"--executor {kind}: {e} (submit from a machine of the cluster)") from None
     if kind == "local":  # one machine: only what it honours
         params = {k: v for k, v in params.items() if k in ("timeout_min",)}
+    else:  # one task per node: the step runs once, on the first task (StepJob)
+        params = {"tasks_per_node": 1, **params}
     settings = {(k if k in GENERIC else f"slurm_{k}"): v for k, v in params.items()}
     try:
         executor.update_parameters(name=name, **settings)
@@ -127,27 +140,84 @@ def run_step_job(preset_name: str, out: str, step_id: str, figures_dir: str) -> 
     return status[step.id]
 
 
+class StepJob:
+    """The callable each job runs (``run_step_job``), checkpointable: on SLURM's time-limit (or preemption)
+    signal submitit calls ``checkpoint`` and requeues the job with what it returns, the same step, which
+    resumes (verl from its last checkpoint, the local engine from its own, evaluation per checkpoint).
+    Only the first task (``SLURM_PROCID`` 0) runs the step; a multi-node job's other tasks return at once.
+    ``timeout_min``: the job's limit, recorded with its folder locks (``MIRAGE_LOCK_MAX_AGE_H``)."""
+
+    def __init__(self, timeout_min: float | None = None):
+        self.timeout_min = timeout_min
+
+    def __call__(self, preset_name: str, out: str, step_id: str, figures_dir: str) -> str:
+        rank = int(os.environ.get("SLURM_PROCID", "0") or 0)
+        if rank != 0:
+            return f"task {rank}: the step runs on task 0"
+        if self.timeout_min:
+            from mirage.runs.files import MAX_AGE_ENV
+
+            os.environ.setdefault(MAX_AGE_ENV, f"{self.timeout_min / 60:g}")
+        return run_step_job(preset_name, out, step_id, figures_dir)
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def job_log(entry: Mapping[str, Any]) -> str:
+    """The job's stdout log, with its real id (entries written before the log was recorded: from the folder)."""
+    if entry.get("log"):
+        return str(entry["log"])
+    from submitit.core.utils import JobPaths
+
+    return str(JobPaths(entry["folder"], str(entry["job_id"]), 0).stdout)
+
+
+def _entry(job, executor: str, **extra: Any) -> dict[str, Any]:
+    return {"job_id": str(job.job_id), "executor": executor, "folder": str(job.paths.folder),
+            "log": str(job.paths.stdout), "submitted": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "submitted_at": time.time(), **extra}
+
+
 # --- submission --------------------------------------------------------------------------------------
 def read_jobs(out: Path) -> dict[str, dict[str, Any]]:
     path = out / JOBS_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def job_states(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """{step id: its recorded job's SLURM state}, from one sacct call (submitit's watcher); 'UNKNOWN' where
-    sacct does not know the job (or is absent), 'NOT RUNNING' for a local job (it lived with its submitter)."""
-    slurm = {sid: str(e["job_id"]) for sid, e in entries.items() if e.get("executor") == "slurm"}
-    states = {sid: "NOT RUNNING" for sid in entries if sid not in slurm}
-    if slurm:
-        import submitit
+def sacct(job_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """{job id: {'State', 'Elapsed'}} from one sacct call; {} where sacct is absent or fails."""
+    if not job_ids:
+        return {}
+    from submitit.slurm.slurm import SlurmInfoWatcher
 
-        watcher = submitit.SlurmJob.watcher
-        watcher.clear()  # states from this call's sacct only
-        for job_id in slurm.values():
-            watcher.register_job(job_id)
-        watcher.update()
-        states.update({sid: watcher.get_state(job_id, mode="cache") for sid, job_id in slurm.items()})
-    return states
+    command = ["sacct", "-o", "JobID,State,Elapsed", "--parsable2"]
+    for job_id in job_ids:
+        command += ["-j", str(job_id)]
+    try:
+        text = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return SlurmInfoWatcher().read_info(text)
+
+
+def job_info(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """{step id: {'state', 'elapsed'}} of its recorded job: SLURM's state ('UNKNOWN' where sacct does not know
+    the job, or is absent) and elapsed time; 'NOT RUNNING' for a local job (it lived with its submitter)."""
+    slurm = {sid: str(e["job_id"]) for sid, e in entries.items() if e.get("executor") == "slurm"}
+    info = {sid: {"state": "NOT RUNNING", "elapsed": ""} for sid in entries if sid not in slurm}
+    known = sacct(sorted(set(slurm.values())))
+    for sid, job_id in slurm.items():
+        row = known.get(job_id, {})
+        info[sid] = {"state": (row.get("State") or "UNKNOWN").split()[0], "elapsed": row.get("Elapsed", "")}
+    return info
+
+
+def job_states(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """{step id: its recorded job's SLURM state} (``job_info``)."""
+    return {sid: i["state"] for sid, i in job_info(entries).items()}
 
 
 def is_live(entry: Mapping[str, Any], state: str) -> bool:
@@ -214,16 +284,15 @@ def _submit_slurm(preset, out: Path, steps, done, resources, figures_dir: Path, 
         if waiting:
             mode = "afterany" if s.kind == "analysis" else "afterok"
             params["dependency"] = f"{mode}:" + ":".join(waiting)
-        ex = make_executor("slurm", out / "jobs" / "%j", params, f"mirage-{s.id}")
-        job = ex.submit(run_step_job, preset.cli_name, str(out), s.id, str(figures_dir))
+        ex = make_executor("slurm", out / "jobs" / "%j", params, f"mirage-{s.id}")  # submitit: jobs/<job id>/
+        job = ex.submit(StepJob(params.get("timeout_min")), preset.cli_name, str(out), s.id, str(figures_dir))
         job_of[s.id] = str(job.job_id)
         resubmitted.add(s.id)
-        recorded[s.id] = {"job_id": str(job.job_id), "executor": "slurm", "folder": str(out / "jobs" / "%j"),
-                          "submitted": time.strftime("%Y-%m-%dT%H:%M:%S"), "submitted_at": time.time(),
-                          "resources": params}
+        recorded[s.id] = _entry(job, "slurm", resources=params)
         write_json_atomic(out / JOBS_FILE, recorded)
         submitted += 1
-        log(f"[study] submitted {s.id}: job {job.job_id}" + (f" ({params['dependency']})" if waiting else ""))
+        log(f"[study] submitted {s.id}: job {job.job_id}" + (f" ({params['dependency']})" if waiting else "")
+            + f", log {job.paths.stdout}")
     log(f"[study] {submitted} job(s) submitted; `mirage study --preset {preset.cli_name} --out {out} --status` "
         "shows their states")
     return 0
@@ -261,10 +330,8 @@ def _run_local(preset, out: Path, steps, done, resources, jobs: int, figures_dir
             if len(running) >= max(1, jobs) or any(d in running or d in (t.id for t in todo) for d in deps):
                 continue
             ex = make_executor("local", out / "jobs" / "%j", resources[RESOURCE_OF[s.kind]], f"mirage-{s.id}")
-            running[s.id] = ex.submit(run_step_job, preset.cli_name, str(out), s.id, str(figures_dir))
-            recorded[s.id] = {"job_id": str(running[s.id].job_id), "executor": "local",
-                              "folder": str(out / "jobs" / "%j"), "submitted": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                              "submitted_at": time.time()}
+            running[s.id] = ex.submit(StepJob(), preset.cli_name, str(out), s.id, str(figures_dir))
+            recorded[s.id] = _entry(running[s.id], "local")
             write_json_atomic(out / JOBS_FILE, recorded)
             todo.remove(s)
             n_submitted += 1
@@ -287,18 +354,22 @@ def _run_local(preset, out: Path, steps, done, resources, jobs: int, figures_dir
 # --- status --------------------------------------------------------------------------------------------
 def study_status(preset, out: str | os.PathLike | None = None, only: Mapping[str, set[str]] | None = None,
                  figures_dir: str | os.PathLike | None = None, log: Log = print) -> dict[str, str]:
-    """One line per step: finished / failed / job id and its SLURM state / not submitted. -> {step id: state}."""
+    """One line per step: finished / failed / job id, its SLURM state, elapsed time and log / not submitted.
+    -> {step id: state}."""
     from mirage.study.runner import default_dirs
 
     out, figures_dir = default_dirs(preset, out, figures_dir)
     recorded = read_jobs(out)
     states = {}
     steps, done = job_steps(preset, out, only, figures_dir)
-    live = job_states({s.id: recorded[s.id] for s in steps if s.id in recorded and not done[s.id]})
+    live = job_info({s.id: recorded[s.id] for s in steps if s.id in recorded and not done[s.id]})
     for s in steps:
         status = s.record().get("status")
         entry = recorded.get(s.id)
-        job = f"job {entry['job_id']} ({entry['executor']}): {live.get(s.id, '')}" if entry else ""
+        info = live.get(s.id, {})
+        job = (f"job {entry['job_id']} ({entry['executor']}): {info.get('state', '')}"
+               + (f", elapsed {info['elapsed']}" if info.get("elapsed") else "")
+               + f", log {job_log(entry)}") if entry else ""
         if done[s.id]:
             state = "finished"
         elif entry:

@@ -441,6 +441,7 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
     eval_opts = ["--n", str(ev["n"]), "--temperature", str(ev["temperature"]), "--top-p", str(ev["top_p"]),
                  "--max-tokens", str(ev["max_tokens"]), "--seed", str(ev["seed"]), "--no-base"]
     env = {PLUGINS_ENV: ",".join(preset.plugins)} if preset.plugins else {}
+    refused: list[str] = []  # cells that cannot run as planned (mirage.study.estimate.dry_run_cell)
     log(f"# preset {preset.cli_name}: {preset.description}")
     log(f"# backend {preset.backend}, recipe {preset.recipe}"
         + (f" with {dict(preset.overrides)}" if preset.overrides else "") + f", eval {ev}")
@@ -489,9 +490,15 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
             if preset.eval.greedy:  # `mirage eval` has no --tag: the cell's notebook makes this evaluation
                 log(f"#   and greedily: the same checkpoints at temperature 0, n 1 -> {s.dir / 'eval' / 'greedy'} "
                     "(mirage.study.cell.evaluate(..., greedy=True), run by the cell's notebook)")
+            if preset.backend == "verl":  # GPUs, attention, rollout TP, estimated hours vs the time limit
+                from mirage.study.estimate import dry_run_cell
+
+                refused += dry_run_cell(preset, s, ev, log)
         elif s.id == next(x.id for x in steps if x.kind == "analysis"):
             names = [Path(x.argv[3]).name for x in steps if x.kind == "analysis"]
             log(f"\n## [{state if s.finished else 'after the cells'}] analysis: results tables + every figure "
                 f"(notebooks {', '.join(names)})")
             log(_shell(base + ["--stage", "analysis"], env))
+    if refused:  # mirage.study.estimate: an impossible layout or an estimate over the time limit
+        raise ValueError(refused[0] + (f" ({len(refused) - 1} more such problem(s))" if len(refused) > 1 else ""))
     return steps

@@ -63,11 +63,33 @@ def add_run_arguments(parser: argparse.ArgumentParser, required: bool = True) ->
     parser.add_argument("--history-run", default=None, metavar="DIR",
                         help="local, one_shot: the finished full-data ground_truth run whose per-example training "
                              "accuracy picks the example (default: the ground_truth sibling of the run folder)")
+    parser.add_argument("--logger", type=_loggers, default=(), metavar="NAMES",
+                        help="also log metrics to: tensorboard (verl: its logger; local: <run>/tensorboard event "
+                             "files, needs the tensorboard package), wandb (verl only); comma-separated, e.g. "
+                             "console,tensorboard (console and the metrics-*.jsonl files are always written)")
+    parser.add_argument("--resume-from", type=_resume_step, default=None, metavar="STEP",
+                        help="verl: resume from this checkpoint step (default: the latest)")
     parser.add_argument("--restart", action="store_true",
                         help="start the run over when its folder holds a run with other settings")
 
 
 _seed = flag_type(SEED)  # mirage.runs.config.RANGES["seed"]
+
+
+def _loggers(text: str) -> tuple[str, ...]:
+    from mirage.runs.config import LOGGERS
+
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    bad = [n for n in names if n not in LOGGERS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(LOGGERS)}; got {text!r}")
+    return names
+
+
+def _resume_step(text: str) -> int:
+    from mirage.runs.config import RANGES
+
+    return flag_type(RANGES["resume_from"])(text)
 
 
 def _recipe_flag(key: str):
@@ -97,7 +119,8 @@ def config_from_args(args: argparse.Namespace):
                      overrides=overrides, run_dir=args.run_dir, release_faithful=args.release_faithful,
                      data_root=args.data_root, train_file=args.train_file, extra=tuple(args.extra),
                      history_run=str(resolve(args.history_run)) if args.history_run else None,
-                     restart=args.restart).resolved()
+                     restart=args.restart, loggers=tuple(getattr(args, "logger", ()) or ()),
+                     resume_from=getattr(args, "resume_from", None)).resolved()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -141,8 +141,10 @@ def validate(policy: Policy, val_sets: dict[str, list[dict]], recipe: Recipe, se
 
 # --- checkpoints ------------------------------------------------------------------------
 def save_checkpoint(run_dir: Path, step: int, policy: Policy, optimizer: torch.optim.Optimizer,
-                    drawn: int) -> Path:
-    """verl's layout, written to a temporary folder and renamed (a kill never leaves half a checkpoint)."""
+                    drawn: int, keep: int = 0) -> Path:
+    """verl's layout, written to a temporary folder and renamed (a kill never leaves half a checkpoint).
+    ``keep`` > 0 (the recipe's max_actor_ckpt_to_keep): then delete all but the newest ``keep`` checkpoints, as
+    verl does."""
     root = run_dir / "checkpoints"
     final = root / f"global_step_{step}"
     with runs.atomic_dir(final) as tmp:
@@ -156,6 +158,11 @@ def save_checkpoint(run_dir: Path, step: int, policy: Policy, optimizer: torch.o
         state = older.parent / TRAINER_STATE
         if older.parent.parent != final and state.exists():
             state.unlink()
+    if keep > 0:
+        saved = sorted((int(d.name.rsplit("_", 1)[1]), d) for d in root.glob("global_step_*")
+                       if d.is_dir() and d.name.rsplit("_", 1)[1].isdigit())
+        for _, old in saved[:-keep]:
+            shutil.rmtree(old)
     return final
 
 
@@ -208,6 +215,24 @@ def _wipe(run_dir: Path) -> None:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
+def tensorboard_writer():
+    """torch's TensorBoard SummaryWriter class; a one-line error when the tensorboard package is absent."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError("--logger tensorboard: the tensorboard package is not installed; install it "
+                         "(pip install tensorboard) or leave tensorboard out of --logger") from None
+    return SummaryWriter
+
+
+def tensorboard_scalars(writer, step: int, data: dict[str, Any]) -> None:
+    """Every finite number of a metrics row, under its own name (the names verl's TensorBoard logger uses)."""
+    for key, value in data.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+            writer.add_scalar(key, value, global_step=step)
+    writer.flush()
+
+
 def train(cfg: RunConfig) -> Path:
     """Train ``cfg.model`` on ``cfg.task`` under ``cfg.condition`` with the local engine; return the run dir.
 
@@ -221,6 +246,8 @@ def train(cfg: RunConfig) -> Path:
         raise ValueError(f"mirage.train.loop runs the local engine, not backend {cfg.backend!r}")
     if cfg.recipe.use_kl_loss or cfg.recipe.use_kl_in_reward:
         raise ValueError("the local engine has no reference model: use_kl_loss/use_kl_in_reward must be False")
+    if "tensorboard" in cfg.loggers:
+        tensorboard_writer()  # before any work: a one-line error without the tensorboard package
     run_dir = Path(cfg.run_dir)
     created = runs.files.first_missing(run_dir)  # the folder this call creates (None: it existed)
     with runs.FolderLock(run_dir, "training run"):
@@ -295,11 +322,19 @@ def _run(cfg: RunConfig, run_dir: Path, manifest: dict) -> None:
     runs.start_attempt(run_dir, resumed_from_step=start, threads=threads,
                        cpu_kernels=torch.backends.cpu.get_cpu_capability())  # floats depend on it too
     metrics_path = runs.next_metrics_path(run_dir)
+    # --logger tensorboard: the same metric names as logs/metrics-*.jsonl, as event files (checked in train())
+    writer = tensorboard_writer()(str(run_dir / "tensorboard")) if "tensorboard" in cfg.loggers else None
+
+    def log_metrics(step: int, data: dict[str, Any]) -> None:
+        runs.append_jsonl(metrics_path, [{"step": step, "data": data}])
+        if writer is not None:
+            tensorboard_scalars(writer, step, data)
+
     wall, cpu = time.perf_counter(), time.process_time()
     status, error = Status.FAILED, None
     try:
         if start == 0 and cfg.validate_before and recipe.val_freq > 0:
-            runs.append_jsonl(metrics_path, [{"step": 0, "data": validate(policy, val_sets, recipe, seed)}])
+            log_metrics(0, validate(policy, val_sets, recipe, seed))
         steps = range(start + 1, recipe.total_steps + 1)
         if cfg.stop_after is not None:
             steps = steps[:cfg.stop_after]
@@ -318,9 +353,9 @@ def _run(cfg: RunConfig, run_dir: Path, manifest: dict) -> None:
                                        "".join(json.dumps(r, default=float) + "\n" for r in result.rollouts))
             # log first: a kill between the two reruns this step from the previous checkpoint, after the
             # log is truncated to it, whereas the other order would lose the step's metrics
-            runs.append_jsonl(metrics_path, [{"step": step, "data": metrics}])
+            log_metrics(step, metrics)
             if (recipe.save_freq > 0 and step % recipe.save_freq == 0) or step == recipe.total_steps:
-                save_checkpoint(run_dir, step, policy, optimizer, stream.drawn)
+                save_checkpoint(run_dir, step, policy, optimizer, stream.drawn, keep=recipe.max_actor_ckpt_to_keep)
             bar.set_postfix(score=f"{metrics['critic/score/mean']:.2f}", acc=f"{metrics['train/acc/mean']:.2f}")
         status = Status.FINISHED if (steps[-1] if len(steps) else start) >= recipe.total_steps else Status.STOPPED
     except KeyboardInterrupt:
@@ -330,5 +365,7 @@ def _run(cfg: RunConfig, run_dir: Path, manifest: dict) -> None:
         error = f"{type(e).__name__}: {e}"
         raise
     finally:
+        if writer is not None:
+            writer.close()
         runs.end_attempt(run_dir, status, error=error, wall_seconds=round(time.perf_counter() - wall, 2),
                          cpu_seconds=round(time.process_time() - cpu, 2))

@@ -95,10 +95,13 @@ def reward_kwargs(condition: Condition, seed: int, release_faithful: bool = Fals
 
 def build_overrides(model: str, task: Task, condition: Condition, seed: int, run_dir: Path, recipe: Recipe,
                     *, release_faithful: bool = False, data_root: str | os.PathLike | None = None,
-                    train_file: str | os.PathLike | None = None, attention: str | None = None) -> list[str]:
+                    train_file: str | os.PathLike | None = None, attention: str | None = None,
+                    loggers: Sequence[str] = (), resume_from: int | None = None) -> list[str]:
     """The Hydra overrides of one run, in a stable order (recipe values first, then mirage's hooks).
 
     ``attention``: the actor's attention implementation (None: ``attention_implementation()``).
+    ``loggers``: verl loggers besides console and file (which mirage reads): tensorboard, wandb.
+    ``resume_from``: a checkpoint step to resume from (else verl's resume_mode auto: the latest).
     """
     r = recipe
     attention = attention or attention_implementation()
@@ -192,14 +195,18 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
         ("trainer.val_before_train", True),
         ("trainer.n_gpus_per_node", r.n_gpus_per_node),
         ("trainer.nnodes", r.nnodes),
-        ("trainer.logger", ["console", "file"]),
+        ("trainer.logger", list(dict.fromkeys(["console", "file", *loggers]))),
         ("trainer.project_name", "mirage"),
         ("trainer.experiment_name", f"{slug(model)}-{slug(task.name)}-{condition.name}-seed{seed}"),
         ("trainer.default_local_dir", str(run_dir / "checkpoints")),
-        ("trainer.resume_mode", "auto"),
+        ("trainer.resume_mode", "auto" if resume_from is None else "resume_path"),
         ("trainer.validation_data_dir", str(run_dir / "validation")),
         ("trainer.rollout_data_dir", str(run_dir / "rollouts")),
     ]
+    if resume_from is not None:
+        kv.append(("trainer.resume_from_path", str(run_dir / "checkpoints" / f"global_step_{int(resume_from)}")))
+    if r.max_actor_ckpt_to_keep:  # verl deletes older checkpoints (HF weights included) beyond this many
+        kv.append(("trainer.max_actor_ckpt_to_keep", r.max_actor_ckpt_to_keep))
     overrides = [f"{k}={hydra_value(v)}" for k, v in kv]
     # padding removal and micro-batching follow the attention; command.sh decides them again on the node it runs
     overrides += attention_overrides(attention)
@@ -251,14 +258,16 @@ def build_command(model: str, task: str | Task, condition: str | Condition, seed
                   run_dir: str | os.PathLike, recipe: Recipe = PAPER_RECIPE, *, release_faithful: bool = False,
                   data_root: str | os.PathLike | None = None, train_file: str | os.PathLike | None = None,
                   extra: Sequence[str] = (), python: str = sys.executable,
-                  attention: str | None = None) -> tuple[dict[str, str], list[str]]:
+                  attention: str | None = None, loggers: Sequence[str] = (),
+                  resume_from: int | None = None) -> tuple[dict[str, str], list[str]]:
     """(env, argv) of the verl run; ``extra`` raw Hydra overrides go last (they win)."""
     task = get_task(task) if isinstance(task, str) else task
     condition = get_condition(condition) if isinstance(condition, str) else condition
     run_dir = Path(run_dir).resolve()
     env = job_env(next_metrics_path(run_dir, create=False).resolve(), task)
     overrides = build_overrides(model, task, condition, seed, run_dir, recipe, release_faithful=release_faithful,
-                                data_root=data_root, train_file=train_file, attention=attention)
+                                data_root=data_root, train_file=train_file, attention=attention, loggers=loggers,
+                                resume_from=resume_from)
     # Ray workers on other nodes do not inherit the driver's environment: pass ours explicitly.
     overrides += [f"+ray_kwargs.ray_init.runtime_env.env_vars.{k}={hydra_value(v)}" for k, v in env.items()]
     return env, [python, *ENTRY, *overrides, *extra]

@@ -116,10 +116,18 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False, do
     cfg = cfg.resolved()
     task, condition, recipe = get_task(cfg.task), get_condition(cfg.condition), cfg.recipe
     run_dir = Path(cfg.run_dir)
+    if cfg.resume_from is not None:  # before anything is written: the checkpoint must be there
+        ckpt = run_dir / "checkpoints" / f"global_step_{cfg.resume_from}"
+        if not (ckpt / "actor").is_dir():
+            saved = sorted(int(p.name.rsplit("_", 1)[1]) for p in (run_dir / "checkpoints").glob("global_step_*")
+                           if p.name.rsplit("_", 1)[1].isdigit())
+            raise ValueError(f"--resume-from {cfg.resume_from}: no checkpoint {ckpt / 'actor'}; saved steps: "
+                             f"{', '.join(map(str, saved)) or 'none'}")
     attention = attention_implementation()  # on the node that launches (command.sh decides again where it runs)
     env, argv = build_command(cfg.model, task, condition, cfg.seed, run_dir, recipe,
                               release_faithful=cfg.release_faithful, data_root=cfg.data_root,
-                              train_file=cfg.train_file, extra=cfg.extra, attention=attention)
+                              train_file=cfg.train_file, extra=cfg.extra, attention=attention, loggers=cfg.loggers,
+                              resume_from=cfg.resume_from)
     train, vals = data_files(task, condition, cfg.data_root, cfg.train_file, generate=not dry_run)
     missing = [p for p in [train, *vals] if not p.exists()]
     config = compose_config(overrides_of(argv))
