@@ -199,6 +199,7 @@ def test_probe_through_the_vllm_sampler(tmp_path, monkeypatch):
         max_tokens: int = 16
         seed: int | None = None
         logprobs: int | None = None
+        flat_logprobs: bool = False  # vLLM 0.24: False builds a dict per sampled token
 
     class LLM:
         def __init__(self, model, **kw):

@@ -214,3 +214,30 @@ def test_a_preset_naming_the_plugin_runs_its_task_and_reward_as_a_study(plugin, 
                    if "minority_vote" in p.parts)
     assert runs.read_manifest(run_dir)["condition_spec"]["reward_scope"] == "group"
     assert list((tmp_path / "figures").glob("*.png"))  # the analysis notebook drew the plugin's task and condition
+
+
+def test_condition_colours_are_checked_when_registered():
+    """A figure needs one colour per condition, never the base model's: the registry refuses otherwise, so a new
+    condition needs no edit elsewhere (and presets take `conditions: all`)."""
+    from mirage.conditions import BASE_COLOUR
+
+    for colour, match in [("", "'#rrggbb'"), ("red", "'#rrggbb'"), (BASE_COLOUR, "base model"),
+                          (CONDITIONS["random"].colour, "already condition 'random'")]:
+        with pytest.raises(KeyError, match=match):
+            register_condition(Condition("colourful", "RQ1", "ground_truth", colour=colour))
+        assert "colourful" not in CONDITIONS
+
+
+def test_a_preset_with_conditions_all_takes_every_registered_condition(tmp_path, monkeypatch):
+    from mirage import study
+
+    path = tmp_path / "all.yaml"
+    path.write_text("name: every\nbackend: local\nmodels: [dial-90]\ntasks: [toy-math]\nconditions: all\n"
+                    "seeds: [0]\ngrids: [{}, {conditions: all, seeds: [1]}]\n")
+    register_condition(Condition("late_condition", "RQ1", "ground_truth", colour="#13579b"))
+    try:
+        preset = study.load_preset(str(path))
+        assert preset.conditions == tuple(CONDITIONS) and "late_condition" in preset.conditions
+        assert {c.condition for c in preset.cells()} == set(CONDITIONS)
+    finally:
+        CONDITIONS._items.pop("late_condition", None)

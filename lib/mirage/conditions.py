@@ -18,6 +18,7 @@ a condition with ``register_condition(Condition(...))``.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -25,6 +26,8 @@ from typing import Any, Mapping
 from mirage.registry import Registry, RegistryError
 
 DATA_REGIMES = ("full", "one_shot_selected", "one_shot_random")
+BASE_COLOUR = "#7f7f7f"  # the base model in every figure: no condition may take it
+_HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Condition:
     reward_kwargs: Mapping[str, Any] = field(default_factory=dict)
     estimator_kwargs: Mapping[str, Any] = field(default_factory=dict)
     baseline: str = "ground_truth"  # the condition every "surprising technique" is compared with
-    colour: str = "#777777"
+    colour: str = ""  # '#rrggbb', required: unique among the conditions and not the base model's BASE_COLOUR
     paper: bool = False  # one of the paper's own conditions
     summary: str = ""
 
@@ -98,6 +101,15 @@ def _validate(c: Condition) -> None:
     if bad:
         raise RegistryError(f"{where}: reward_kwargs {sorted(bad)} are neither options of reward {c.reward!r} "
                             f"({sorted(REWARDS[c.reward].options)}) nor checker options")
+    # every figure draws a condition in its registry colour: checked here, not by a test of the shipped list
+    if not isinstance(c.colour, str) or not _HEX_COLOUR.match(c.colour):
+        raise RegistryError(f"{where}: colour must be a '#rrggbb' hex string, got {c.colour!r}")
+    if c.colour.lower() == BASE_COLOUR:
+        raise RegistryError(f"{where}: colour {c.colour} is the base model's (BASE_COLOUR); pick another")
+    taken = {o.colour.lower(): o.name for o in CONDITIONS.values() if o.name != c.name}
+    if c.colour.lower() in taken:
+        raise RegistryError(f"{where}: colour {c.colour} is already condition {taken[c.colour.lower()]!r}'s; "
+                            "every condition needs its own")
 
 
 CONDITIONS: Registry[Condition] = Registry("condition", validate=_validate)

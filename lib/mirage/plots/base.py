@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+# The untrained model is no condition of the registry; it keeps one grey in every figure (the registry
+# owns the colour, so a condition registered with it is refused there).
+from mirage.conditions import BASE_COLOUR  # noqa: F401 - part of plots' API
 from mirage.study.results import BASE, condition_order  # noqa: F401 - condition_order is part of plots' API
-
-# The untrained model is no condition of the registry; it keeps one grey in every figure.
-BASE_COLOUR = "#7f7f7f"
 
 
 def style() -> None:

@@ -123,6 +123,10 @@ def resolve_grids(top: Mapping[str, Any], grids: Sequence[Mapping[str, Any]]) ->
             combos = tuple((m, t) for m in models for t in tasks)
         combos = combos or top_combos
         conditions = spec.get("conditions") or top.get("conditions")
+        if conditions == "all":  # every registered condition (mirage.study.preset.ALL_CONDITIONS)
+            from mirage.conditions import CONDITIONS
+
+            conditions = tuple(CONDITIONS)
         missing = [k for k, v in (("models/tasks or pairs", combos), ("conditions", conditions)) if not v]
         if missing:
             raise GridError(f"{where}: missing key(s) {missing} (set neither there nor at the top level)"
@@ -142,6 +146,8 @@ def _checked(spec: Mapping[str, Any], where: str) -> dict[str, Any]:
     for key, value in spec.items():
         if key == "pairs":
             out[key] = check_pairs(value, f"{where}.pairs")
+        elif key == "conditions" and value == "all":
+            out[key] = value  # every registered condition, expanded in resolve_grids
         elif value is not None:
             out[key] = check_list(value, f"{where}.{key}", int if key == "seeds" else str)
             if not out[key]:

@@ -59,6 +59,9 @@ class PresetError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+ALL_CONDITIONS = "all"  # `conditions: all` in a preset or a sub-grid: every registered condition
+
+
 @dataclass(frozen=True)
 class StudyEval:
     """How base models and checkpoints are evaluated (pass@k)."""
@@ -136,6 +139,11 @@ class Preset:
     source: str | None = None  # the file it was read from (None: a shipped preset, named by its name)
 
     def __post_init__(self):
+        if self.conditions == ALL_CONDITIONS:  # every registered condition, a plugin's included
+            from mirage.conditions import CONDITIONS
+
+            load_plugin_modules(tuple(self.plugins), self.where)
+            object.__setattr__(self, "conditions", tuple(CONDITIONS))
         for key in ("models", "tasks", "conditions", "seeds", "plugins", "grids", "analysis"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
         object.__setattr__(self, "overrides", dict(self.overrides))
@@ -305,8 +313,11 @@ class Preset:
                                       f"{[f.name for f in dataclasses.fields(sub)]}")
                 d[key] = sub(**d[key])
         for key in ("models", "tasks", "conditions", "seeds", "plugins", "pairs", "grids", "analysis"):
+            if key == "conditions" and d.get(key) == ALL_CONDITIONS:
+                continue
             if key in d and (isinstance(d[key], (str, bytes)) or not isinstance(d[key], (list, tuple))):
-                raise PresetError(f"{where}: {key} must be a list, got {d[key]!r}")
+                raise PresetError(f"{where}: {key} must be a list" + (" (or 'all')" if key == "conditions" else "")
+                                  + f", got {d[key]!r}")
         for key in ("overrides", "regimes", "resources"):
             if key in d and not isinstance(d[key], Mapping):
                 raise PresetError(f"{where}: {key} must be a mapping, got {d[key]!r}")
