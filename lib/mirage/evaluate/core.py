@@ -104,6 +104,8 @@ def _with_optional(frame: pd.DataFrame) -> pd.DataFrame:
     for col, value in OPTIONAL_COLUMNS.items():
         if col not in frame.columns:
             frame[col] = pd.Series(value, index=frame.index, dtype=SAMPLE_DTYPES[col])
+    if all(c in frame.columns for c in SAMPLE_COLUMNS):  # the stored order, whichever column was added
+        frame = frame[SAMPLE_COLUMNS + [c for c in frame.columns if c not in SAMPLE_COLUMNS]]
     return frame
 
 
