@@ -48,7 +48,8 @@ import pandas as pd
 
 SATURATION_GAP = 0.01  # pass@n - pass@(n // 2) below this: the pass@k curve is saturated at n
 PREDICTORS = ["pass_at_1", "pass_at_half", "pass_at_n", "saturation_gap", "k_knee", "majority_share", "maj_at_n",
-              "mean_token_entropy", "format_rate", "format_free_accuracy", "procedure_correct", "procedure_buggy", "procedure_neither"]
+              "mean_token_entropy", "format_rate", "format_free_accuracy", "procedure_correct", "procedure_buggy",
+              "procedure_neither"]
 # what predictor_correlations ranks by default: procedure_correct is left out (on the testbed an answer
 # follows the correct procedure exactly when it is correct: it is pass@1 again), and so is format_free_accuracy
 # while the format rate is ~1 (rank it by naming it)

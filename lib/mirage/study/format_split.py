@@ -46,7 +46,8 @@ def _table(evaluation: Any) -> pd.DataFrame:
             raise KeyError(f"format_split: a format table needs columns {missing} (have {list(evaluation.columns)})"
                            f"; expected mirage.evaluate.format_table's {FORMAT_COLUMNS} or sample rows")
         return evaluation
-    raise TypeError(f"format_split: an evaluation folder, sample rows or a format table, got {type(evaluation).__name__}")
+    raise TypeError("format_split: an evaluation folder, sample rows or a format table, "
+                    f"got {type(evaluation).__name__}")
 
 
 def split_gain(base: Mapping[str, float], final: Mapping[str, float]) -> dict[str, float]:
