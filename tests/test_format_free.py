@@ -51,6 +51,8 @@ def test_a_well_formatted_response_scores_the_same_as_pass():
 def test_math_reads_the_last_box_or_the_last_number():
     assert last_boxed(r"so \boxed{1} then \boxed{\frac{1}{2}} done") == r"\frac{1}{2}"
     assert last_boxed(r"\boxed{unclosed") is None
+    assert last_boxed(r"\boxed{\boxed{1}}") == "1" and last_boxed(r"\boxed{2} \boxed{open") == "2"
+    assert last_boxed("\\boxed{" * 50_000 + "1") is None  # adversarial text: one linear scan
     assert format_free_acc("math500", r"the answer is \boxed{42}.", "42") == 1.0
     assert format_free_acc("math500", "so x = 41, hence 42", "42") == 1.0
     assert format_free_acc("math500", "so x = 42, hence 41", "42") == 0.0

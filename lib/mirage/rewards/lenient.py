@@ -49,16 +49,26 @@ def last_number(text: str) -> str | None:
 
 
 def last_boxed(text: str) -> str | None:
-    """The inside of the last ``\\boxed{...}`` (braces balanced), or None."""
-    start = text.rfind("\\boxed{")
-    while start != -1:
-        depth, i = 0, start + len("\\boxed")
-        for i in range(start + len("\\boxed"), len(text)):
-            depth += (text[i] == "{") - (text[i] == "}")
-            if depth == 0:
-                return text[start + len("\\boxed{"):i]
-        start = text.rfind("\\boxed{", 0, start)  # unclosed: try an earlier one
-    return None
+    """The inside of the last-opened ``\\boxed{...}`` whose braces close, or None. One linear scan (model
+    text is adversarial: thousands of unclosed boxes must not cost a quadratic search)."""
+    opener = "\\boxed{"
+    stack: list[int] = []  # per open brace: where a box's inside starts, or -1 for a plain brace
+    best: tuple[int, int] | None = None
+    i = 0
+    while i < len(text):
+        if text.startswith(opener, i):
+            stack.append(i + len(opener))
+            i += len(opener)
+            continue
+        ch = text[i]
+        if ch == "{":
+            stack.append(-1)
+        elif ch == "}" and stack:
+            start = stack.pop()
+            if start >= 0 and (best is None or start > best[0]):
+                best = (start, i)
+        i += 1
+    return text[best[0]:best[1]] if best else None
 
 
 def format_free_acc(data_source: str, text: str, ground_truth: Any, extra_info: Mapping | None = None, *,
