@@ -132,3 +132,17 @@ def test_an_old_folder_without_the_column_loads_and_resumes_with_nan(problems, t
     assert math.isnan(row["format_free_accuracy"]) and row["format_free_defined"] == pytest.approx(1 / 3)
     assert row["pass_at_1"] == 1.0 and row["format_rate"] == 1.0
     assert json.loads((out / ev.core.MANIFEST).read_text())["summary"]["toy"]["format_free_accuracy"] is None
+
+
+def test_the_gain_split_reads_two_evaluation_folders(problems, tmp_path):
+    from mirage.study.format_split import format_split
+
+    path, answers = problems
+    for name, broken in (("base", 3), ("final", 0)):
+        ev.evaluate("fake", str(path), 4, sampler=TaglessSampler(answers, broken), out_dir=tmp_path / name,
+                    score_processes=0, progress=False)
+    s = format_split(tmp_path / "base", tmp_path / "final").iloc[0]
+    assert s["dataset"] == "toy" and s["gain"] == pytest.approx(0.75)
+    assert s["learned_format"] == pytest.approx(0.75) and s["answers_better"] == 0.0
+    with pytest.raises(FileNotFoundError, match="not an evaluation folder"):
+        format_split(tmp_path / "nowhere", tmp_path / "final")
