@@ -66,7 +66,7 @@ def train_state(run_dir: Path) -> dict:
 def eval_state(out: Path) -> dict:
     samples = pd.concat(pd.read_parquet(p) for p in sorted((out / "samples").rglob("part-*.parquet")))
     samples = samples.sort_values(["problem_id", "sample_index"]).reset_index(drop=True)
-    return {"samples": samples.to_json(), "passk": sha(out / "passk.parquet")}
+    return {"samples": samples.to_json(), "passk": sha(out / "passk.parquet"), "format": sha(out / "format.parquet")}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,11 @@ One evaluation (one model or checkpoint, one task or dataset) lives in one folde
                                              (sum_neg_logprob: -sum of the sampled tokens' log-probs,
                                              NaN without them; a part written before that column
                                              existed reads back with it NaN, and resumes)
+                                             (acc_any_format: the answer scored whatever the format,
+                                             ``mirage.rewards.lenient``; NaN in older parts, as above)
       passk.parquet, passk.csv               dataset, k, pass_at_k, ci_low, ci_high, n_problems
+      format.parquet, format.csv             per dataset: pass_at_1, format_rate, answer_acc,
+                                             format_free_accuracy (``format_table``)
 
 Each chunk's file is written atomically once its samples are scored, so a kill loses
 at most the chunk in flight; a rerun skips the problems already on disk. Every
@@ -33,10 +37,10 @@ differ, unless ``restart`` starts it over.
 
 
 from mirage.evaluate.alignment import align
-from mirage.evaluate.core import EvalSettings, evaluate, passk_table, read_samples
+from mirage.evaluate.core import EvalSettings, evaluate, format_table, passk_table, read_samples
 from mirage.evaluate.datasets import default_max_tokens, default_n, eval_datasets, load_problems, task_kind
 from mirage.evaluate.scoring import make_sampler
 from mirage.evaluate.sweep import evaluate_run, load_eval
 
-__all__ = ["align", "EvalSettings", "evaluate", "passk_table", "read_samples", "default_max_tokens", "default_n",
+__all__ = ["align", "EvalSettings", "evaluate", "format_table", "passk_table", "read_samples", "default_max_tokens", "default_n",
            "eval_datasets", "load_problems", "task_kind", "make_sampler", "evaluate_run", "load_eval"]

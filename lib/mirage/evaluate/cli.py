@@ -141,6 +141,12 @@ def _eval_main(args: argparse.Namespace) -> int:
         table = evaluate(args.model, args.task, args.n, sampler=args.backend, out_dir=args.out, **kwargs)
     with pd.option_context("display.max_rows", 200, "display.width", 160):
         print(table.to_string(index=False))
+        if not args.run_dir:  # beside pass@1: the format rate and the format-free accuracy
+            from mirage import runs
+
+            formats = (Path(args.out) if args.out else runs.eval_dir(args.model, args.task)) / "format.csv"
+            if formats.is_file():
+                print(pd.read_csv(formats).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 
 

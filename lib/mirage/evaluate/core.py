@@ -27,15 +27,15 @@ from mirage.sample.base import SamplingParams
 MANIFEST = "eval_manifest.json"
 SAMPLE_COLUMNS = ["dataset", "problem_id", "data_source", "sample_index", "text", "finish_reason",
                   "num_tokens", "pred", "acc", "format", "score", "correct", "ground_truth", "seed",
-                  "prompt_seed", "sum_neg_logprob"]
+                  "prompt_seed", "sum_neg_logprob", "acc_any_format"]
 SAMPLE_DTYPES = {"dataset": "string", "problem_id": "string", "data_source": "string", "sample_index": "int64",
                  "text": "string", "finish_reason": "string", "num_tokens": "int64", "pred": "string",
                  "acc": "float64", "format": "float64", "score": "float64", "correct": "bool",
                  "ground_truth": "string", "seed": "int64", "prompt_seed": "int64",
-                 "sum_neg_logprob": "float64"}
+                 "sum_neg_logprob": "float64", "acc_any_format": "float64"}
 # Columns added after the first evaluations were stored: a part file without one reads back with
 # the value below (NaN: "not recorded"), so older folders still load and resume.
-OPTIONAL_COLUMNS = {"sum_neg_logprob": float("nan")}
+OPTIONAL_COLUMNS = {"sum_neg_logprob": float("nan"), "acc_any_format": float("nan")}
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,8 @@ def _with_optional(frame: pd.DataFrame) -> pd.DataFrame:
     for col, value in OPTIONAL_COLUMNS.items():
         if col not in frame.columns:
             frame[col] = pd.Series(value, index=frame.index, dtype=SAMPLE_DTYPES[col])
+    if all(c in frame.columns for c in SAMPLE_COLUMNS):  # the stored order, whichever column was added
+        frame = frame[SAMPLE_COLUMNS + [c for c in frame.columns if c not in SAMPLE_COLUMNS]]
     return frame
 
 
@@ -121,6 +123,36 @@ def passk_table(samples: pd.DataFrame, n: int, seed: int = 0, n_boot: int = 1000
     return pd.concat(tables, ignore_index=True)
 
 
+FORMAT_COLUMNS = ["dataset", "n_problems", "n_samples", "pass_at_1", "format_rate", "answer_acc",
+                  "format_free_accuracy", "format_free_accuracy_samples", "format_free_defined"]
+
+
+def format_table(samples: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, beside pass@1: the format rate and the format-free accuracy (docs/evaluation.md).
+
+    ``pass_at_1``, ``format_rate``, ``answer_acc`` (the ``acc`` column: the <answer> block's answer,
+    think tags ignored) and ``format_free_accuracy`` are means over problems of each problem's mean over
+    its samples (pass@1's estimator); ``format_free_accuracy_samples`` is the plain mean over samples
+    (the same when every problem has n samples). Format-free accuracy is NaN when any sample lacks it
+    (a folder written before the column, or a family without a lenient reading:
+    ``format_free_defined`` is the share of samples that have it).
+    """
+    rows = []
+    samples = _with_optional(samples.copy())
+    for dataset, d in samples.groupby("dataset", sort=True):
+        per = d.assign(_correct=d["correct"].astype("float64")).groupby("problem_id")[
+            ["_correct", "format", "acc", "acc_any_format"]].mean()
+        defined = float(d["acc_any_format"].notna().mean())
+        complete = defined == 1.0
+        rows.append({"dataset": dataset, "n_problems": len(per), "n_samples": len(d),
+                     "pass_at_1": float(per["_correct"].mean()), "format_rate": float(per["format"].mean()),
+                     "answer_acc": float(per["acc"].mean()),
+                     "format_free_accuracy": float(per["acc_any_format"].mean()) if complete else float("nan"),
+                     "format_free_accuracy_samples": float(d["acc_any_format"].mean()) if complete else float("nan"),
+                     "format_free_defined": defined})
+    return pd.DataFrame(rows, columns=FORMAT_COLUMNS)
+
+
 def _check_settings(out_dir: Path, settings: EvalSettings, restart: bool) -> dict:
     """The folder's manifest; an error when it holds an evaluation with other settings (``restart``: wipe it)."""
     manifest = runs.read_manifest(out_dir, MANIFEST)
@@ -129,7 +161,7 @@ def _check_settings(out_dir: Path, settings: EvalSettings, restart: bool) -> dic
     if "model" in diff and _same_path(*diff["model"]):  # one checkpoint named relative, then absolute
         del diff["model"]
     if diff and restart:
-        for child in ("samples", MANIFEST, "passk.parquet", "passk.csv"):
+        for child in ("samples", MANIFEST, "passk.parquet", "passk.csv", "format.parquet", "format.csv"):
             path = out_dir / child
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         return {}
@@ -381,15 +413,27 @@ def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettin
     runs.write_parquet_atomic(out_dir / "passk.parquet", table)
     with runs.atomic_path(out_dir / "passk.csv") as tmp:
         table.to_csv(tmp, index=False)
+    formats = format_table(samples)
+    runs.write_parquet_atomic(out_dir / "format.parquet", formats)
+    with runs.atomic_path(out_dir / "format.csv") as tmp:
+        formats.to_csv(tmp, index=False)
+    fmt = formats.set_index("dataset")
     by_dataset = samples.groupby("dataset")
     manifest.update(status=runs.Status.FINISHED.value, finished=runs.manifest.now(), summary={
         d: {"pass@1": float(t.loc[t.k == 1, "pass_at_k"].iloc[0]),
             f"pass@{n}": float(t.loc[t.k == t.k.max(), "pass_at_k"].iloc[0]),
             "truncated": float((by_dataset.get_group(d)["finish_reason"] == "length").mean()),
-            "mean_tokens": float(by_dataset.get_group(d)["num_tokens"].mean())}
+            "mean_tokens": float(by_dataset.get_group(d)["num_tokens"].mean()),
+            "format_rate": float(fmt.loc[d, "format_rate"]),
+            "format_free_accuracy": _json_float(fmt.loc[d, "format_free_accuracy"])}
         for d, t in table.groupby("dataset")})
     runs.write_json_atomic(manifest_path, manifest)
     return table
+
+
+def _json_float(v) -> float | None:
+    """A float for the manifest (JSON has no NaN: None)."""
+    return None if v is None or math.isnan(float(v)) else float(v)
 
 
 def _sample_rows(chunk: list, seeds: list[int], completions: list, n: int, seed: int) -> tuple[list, list]:

@@ -25,6 +25,11 @@ The paper reads model-task alignment off pass@k. These are the other candidates,
                                          NaN when any sample lacks log-probs (a sampler that gives none,
                                          e.g. vLLM here, or a folder written before the column existed)
     format_rate                          mean of the ``format`` column (the format reward's compliance)
+    format_free_accuracy                 mean over problems of the mean ``acc_any_format`` (the answer
+                                         scored whatever the format, ``mirage.rewards.lenient``); NaN when
+                                         any sample lacks it (a folder written before the column, or a
+                                         family without a lenient reading). Not ranked by default: where
+                                         the format rate is ~1 (every testbed model so far) it is pass@1
     procedure_correct / _buggy / _neither the testbed only: the share of samples whose answer follows the
                                          correct procedure, the buggy one, or neither
                                          (``mirage.tasks.toy.procedure_of``); NaN on other tasks
@@ -43,10 +48,12 @@ import pandas as pd
 
 SATURATION_GAP = 0.01  # pass@n - pass@(n // 2) below this: the pass@k curve is saturated at n
 PREDICTORS = ["pass_at_1", "pass_at_half", "pass_at_n", "saturation_gap", "k_knee", "majority_share", "maj_at_n",
-              "mean_token_entropy", "format_rate", "procedure_correct", "procedure_buggy", "procedure_neither"]
+              "mean_token_entropy", "format_rate", "format_free_accuracy", "procedure_correct", "procedure_buggy",
+              "procedure_neither"]
 # what predictor_correlations ranks by default: procedure_correct is left out (on the testbed an answer
-# follows the correct procedure exactly when it is correct: it is pass@1 again)
-RANKED = [p for p in PREDICTORS if p != "procedure_correct"]
+# follows the correct procedure exactly when it is correct: it is pass@1 again), and so is format_free_accuracy
+# while the format rate is ~1 (rank it by naming it)
+RANKED = [p for p in PREDICTORS if p not in ("procedure_correct", "format_free_accuracy")]
 CORRELATION_COLUMNS = ["predictor", "condition", "regime", "outcome", "rho", "ci_low", "ci_high", "n_pairs", "n_seeds",
                        "n_boot_valid"]
 PREDICTOR_COLUMNS = ["dataset", "n", "n_problems", *PREDICTORS[:4], "saturated", *PREDICTORS[4:]]
@@ -96,6 +103,13 @@ def token_entropy(rows: pd.DataFrame) -> float:
     return float((per["sum_neg_logprob"] / per["num_tokens"].clip(lower=1)).mean())
 
 
+def format_free_accuracy(rows: pd.DataFrame) -> float:
+    """Mean over problems of the mean ``acc_any_format``; NaN when the column is missing or any sample lacks it."""
+    if "acc_any_format" not in rows.columns or rows["acc_any_format"].isna().any():
+        return float("nan")
+    return float(rows.groupby("problem_id")["acc_any_format"].mean().mean())
+
+
 def procedure_shares(rows: pd.DataFrame, extra_info: Mapping[str, Any],
                      procedure_of: Callable[[Any, Any, Any], str]) -> dict[str, float]:
     """Share of samples whose answer follows each procedure (correct / buggy / neither), given each problem's
@@ -126,7 +140,8 @@ def predictor_table(samples: pd.DataFrame, problems: Mapping[str, pd.DataFrame] 
             shares.append(share)
             hits.append(hit)
         row.update(majority_share=float(np.mean(shares)), maj_at_n=float(np.mean(hits)),
-                   mean_token_entropy=token_entropy(rows), format_rate=float(rows["format"].mean()))
+                   mean_token_entropy=token_entropy(rows), format_rate=float(rows["format"].mean()),
+                   format_free_accuracy=format_free_accuracy(rows))
         row.update(_procedures(rows, (problems or {}).get(dataset)))
         out.append(row)
     table = pd.DataFrame(out)[PREDICTOR_COLUMNS]

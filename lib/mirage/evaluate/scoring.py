@@ -68,6 +68,7 @@ def render_prompt(sampler, messages) -> str | None:
 def score_samples(items: Sequence[tuple], format_gated: bool, score_kwargs: dict) -> list[dict]:
     """Score (data_source, text, ground_truth, extra_info) items with mirage.rewards.compute_score."""
     from mirage.rewards import compute_score
+    from mirage.rewards.lenient import format_free_acc
 
     out = []
     for data_source, text, ground_truth, extra_info in items:
@@ -76,7 +77,10 @@ def score_samples(items: Sequence[tuple], format_gated: bool, score_kwargs: dict
         score, acc = float(r["score"]), float(r["acc"])
         out.append({"pred": None if r.get("pred") is None else str(r["pred"]), "acc": acc,
                     "format": float(r["format"]), "score": score,
-                    "correct": (score if format_gated else acc) > 0})
+                    "correct": (score if format_gated else acc) > 0,
+                    # the answer scored whatever the format (mirage.rewards.lenient)
+                    "acc_any_format": format_free_acc(data_source, text, ground_truth, extra_info, result=r,
+                                                      **score_kwargs)})
     return out
 
 

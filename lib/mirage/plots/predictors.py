@@ -12,6 +12,7 @@ LABELS = {"pass_at_1": "pass@1", "pass_at_half": "pass@(n/2)", "pass_at_n": "pas
           "saturation_gap": "pass@n - pass@(n/2)", "k_knee": "k where pass@k flattens",
           "majority_share": "majority-answer share", "maj_at_n": "maj@n accuracy",
           "mean_token_entropy": "mean token entropy", "format_rate": "format compliance",
+          "format_free_accuracy": "format-free accuracy",
           "procedure_correct": "correct-procedure share", "procedure_buggy": "buggy-procedure share",
           "procedure_neither": "neither-procedure share"}
 

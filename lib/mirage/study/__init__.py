@@ -15,6 +15,7 @@ it into steps and runs them, resumably, and ends with the results tables and eve
     cell.py      what the notebooks call: cell.run() (train, evaluate, tabulate one cell), alignment
     results.py   results / problems / dynamics tables, gain_table, summary_table, claim_check
     seeds.py     medians over seeds and the two-level (seeds, problems) bootstrap CI
+    format_split.py  a pass@1 gain split into "answers better" and "learned the format"
     predictors.py which alignment predictor ranks which gain: the analysis notebook's section
     regimes.py   tables comparing recipe regimes: per-run gains and clip fractions, steps axis, bandit
     cli.py       the ``mirage study`` subcommand

@@ -328,11 +328,28 @@ def _check(data_source, text, answer, ground_truth, extra_info, options, release
     return Verdict(procedure == "correct", answer, None, procedure)
 
 
+def lenient_answer(text: str, data_source: str, options: Any = None) -> str | None:
+    """The answer read whatever the format (format-free accuracy, ``mirage.rewards.lenient``): the
+    ``<answer>`` block, else the last number (toy-math) or the last lowercase word (toy-logic) after the
+    last ``</think>`` (the whole text without one)."""
+    from mirage.rewards.lenient import after_think, last_number
+    from mirage.rewards.response import extract_answer
+
+    answer = extract_answer(text)
+    if answer is not None:
+        return answer
+    tail = after_think(text)
+    if str(data_source).removeprefix("val/") == "toy-math":
+        return last_number(tail)
+    words = re.findall(r"[a-z]+", tail)
+    return words[-1] if words else None
+
+
 def _register() -> None:
     from mirage.rewards.checkers import Checker, register_checker
     from mirage.tasks import Task, register_task
 
-    register_checker(Checker("toy", _check, summary="the testbed: exact answer (up to whitespace), and which "
+    register_checker(Checker("toy", _check, lenient_answer=lenient_answer, summary="the testbed: exact answer (up to whitespace), and which "
                                                     "procedure it follows (correct / buggy / neither)"))
 
     looks = {"toy-math": ("#1b6ca8", "o", "arithmetic with a precedence trap"),

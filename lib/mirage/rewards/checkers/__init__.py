@@ -59,6 +59,10 @@ class Checker:
     the checker reads, forwarded to verl's remote scoring processes.
     ``release_incorrect_is_ground_truth``: the released "incorrect" reward of this family
     rewarded correct answers (a release defect, reproduced only with ``release_faithful``).
+    ``lenient_answer(text, data_source, options) -> str | None``: the answer read from the whole
+    response whatever its format (e.g. the last number), passed to ``check`` as ``answer`` to score
+    format-free accuracy (``mirage.rewards.lenient``); None: this family defines no lenient reading
+    (its format-free accuracy is NaN on a response that breaks the format).
     """
 
     name: str
@@ -69,6 +73,7 @@ class Checker:
     env_vars: tuple[str, ...] = ()
     release_incorrect_is_ground_truth: bool = False
     summary: str = ""
+    lenient_answer: Callable[[str, str, Any], str | None] | None = None
 
 
 def _validate(checker: Checker) -> None:

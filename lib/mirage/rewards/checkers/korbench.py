@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from mirage.rewards import safe_arith, worker
 from mirage.rewards.checkers import Checker, Verdict, register_checker
+from mirage.rewards.lenient import korbench_lenient
 
 CATEGORIES = ("operation", "logic", "cipher", "puzzle", "counterfactual")
 MODES = ("published", "documented")
@@ -261,7 +262,7 @@ def check(data_source, text, answer, ground_truth, extra_info, options: Korbench
     return Verdict(acc, None if pred == NULL else pred, error)
 
 
-register_checker(Checker("korbench", check, KorbenchOptions,
+register_checker(Checker("korbench", check, KorbenchOptions, lenient_answer=korbench_lenient,
                          summary="KOR-Bench's per-category rules (first [[...]], cleaned), reimplemented"))
 
 

@@ -23,6 +23,7 @@ from fractions import Fraction
 
 from mirage.rewards import worker
 from mirage.rewards.checkers import Checker, Verdict, register_checker
+from mirage.rewards.lenient import math_lenient
 
 CHECKERS = ("math_verify", "exact", "release")
 TIMEOUT_S = 1.0
@@ -151,6 +152,7 @@ def cluster_answers(answers, data_source, options: MathOptions, release_faithful
 
 
 register_checker(Checker("math", check, MathOptions, cluster=cluster_answers, release_incorrect_is_ground_truth=True,
+                         lenient_answer=math_lenient,
                          summary="math answers: math-verify equivalence (or exact / the release's string match)"))
 
 
