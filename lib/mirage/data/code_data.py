@@ -250,3 +250,115 @@ def convert_humaneval(path: str | Path) -> Conversion:
         conv.notes.append(f"{problems_trimmed} kept problems lost {asserts_dropped} asserts that do not convert "
                           "to a function-call test (extra_info.asserts_dropped)")
     return conv
+
+
+# --- DeepCoder-Preview (training) ----------------------------------------------------------------
+# agentica-org/DeepCoder-Preview-Dataset: one folder per subset (primeintellect, taco, lcbv5, codeforces) of
+# parquet shards with columns `problem` (text), `tests` (JSON text) and, in some subsets, `starter_code` and
+# `metadata` (JSON text; lcbv5's names the function as `func_name`). `tests` takes one of three forms:
+#   taco:            {"inputs": [...], "outputs": [...], "fn_name"?: ...}      (APPS form; read as is)
+#   primeintellect:  [{"type": "stdin_stdout" | "function_call", "input", "output", "fn_name"?}, ...]
+#   lcbv5:           [{"input", "output", "testtype": "stdin" | "functional"}, ...]  (LiveCodeBench form)
+DEEPCODER_SUBSETS = ("primeintellect", "taco", "lcbv5")
+DEEPCODER_TASK_CALL = "Write a function `{name}` that solves it; it is called with each test's arguments and must return the answer."
+DEEPCODER_TASK_STDIO = "Write a program that reads the input from standard input and prints the answer to standard output."
+
+
+def _json_field(rec: dict, key: str, where: str, required: bool = True) -> Any:
+    value = rec.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise DataError(f"{where}: field {key!r} is {'missing' if key not in rec else 'empty'}")
+        return None
+    if isinstance(value, (bytes, str)):
+        try:
+            return json.loads(value)
+        except ValueError as e:
+            raise DataError(f"{where}: field {key!r} is not JSON ({e})") from None
+    return value
+
+
+def deepcoder_tests(tests: Any, metadata: Any, where: str) -> dict:
+    """The tests of one DeepCoder row in a form ``mirage.rewards.checkers.code`` reads."""
+    if isinstance(tests, dict):
+        if not isinstance(tests.get("inputs"), list) or not isinstance(tests.get("outputs"), list):
+            raise DataError(f"{where}: field 'tests' (an object) needs 'inputs' and 'outputs' lists")
+        out = {"inputs": tests["inputs"], "outputs": tests["outputs"]}
+        if tests.get("fn_name"):
+            out["fn_name"] = tests["fn_name"]
+        return out
+    if not isinstance(tests, list) or not tests or not all(isinstance(t, dict) for t in tests):
+        raise DataError(f"{where}: field 'tests' must be an object or a non-empty list of objects")
+    if all("testtype" in t for t in tests):  # LiveCodeBench form
+        fn_name = (metadata or {}).get("func_name") if isinstance(metadata, dict) else None
+        return {"tests": [{"input": t.get("input"), "output": t.get("output"), "testtype": t["testtype"]}
+                          for t in tests], "fn_name": fn_name}
+    kinds = {t.get("type") for t in tests}
+    if kinds == {"stdin_stdout"}:
+        return {"inputs": [t.get("input") for t in tests], "outputs": [t.get("output") for t in tests]}
+    if kinds == {"function_call"}:
+        names = {t.get("fn_name") for t in tests}
+        if len(names) != 1 or not isinstance(next(iter(names)), str):
+            raise DataError(f"{where}: function_call tests must all name one fn_name, got {sorted(map(str, names))}")
+        return {"inputs": [t.get("input") for t in tests], "outputs": [t.get("output") for t in tests],
+                "fn_name": names.pop()}
+    raise DataError(f"{where}: field 'tests' has test types {sorted(map(str, kinds))}; expected one of "
+                    "stdin_stdout, function_call (or LiveCodeBench's testtype, or TACO's inputs/outputs)")
+
+
+def deepcoder_files(path: str | Path) -> list[tuple[str, Path]]:
+    """(subset, parquet file) of a DeepCoder source: one file, or a folder of <subset>/train-*.parquet."""
+    path = Path(path)
+    if path.is_file():
+        return [(path.parent.name, path)]
+    if not path.is_dir():
+        raise DataError(f"{path}: no such file or folder")
+    files = [(s, f) for s in DEEPCODER_SUBSETS for f in sorted((path / s).glob("train-*.parquet"))]
+    if not files:
+        raise DataError(f"{path}: no {{{','.join(DEEPCODER_SUBSETS)}}}/train-*.parquet files in it")
+    return files
+
+
+def convert_deepcoder(path: str | Path) -> Conversion:
+    """DeepCoder-Preview train (a folder of its subsets, or one file) -> verl rows, data_source "deepcoder".
+
+    A row whose tests do not parse for the code checker is an error naming it; a row whose tests are
+    empty is dropped and reported. ``extra_info.reference_solution`` is the row's first ``solutions``
+    entry (or ``solution``) where the source has one, else null (DeepCoder-Preview ships none)."""
+    from mirage.rewards.checkers.code import parse_tests
+
+    conv = Conversion(rows=[], source=str(path))
+    for subset, file in deepcoder_files(path):
+        records = read_records(file)
+        conv.read += len(records)
+        for where, rec in records:
+            problem = get_field(rec, "problem", where)
+            raw = _json_field(rec, "tests", where, required=False)
+            if not raw:
+                conv.drop("no tests", where)
+                continue
+            tests = deepcoder_tests(raw, _json_field(rec, "metadata", where, required=False), where)
+            try:
+                parsed = parse_tests(tests)
+            except ValueError as e:
+                raise DataError(f"{where}: field 'tests': {e}") from None
+            starter = get_field(rec, "starter_code", where, required=False, nonempty=False) or ""
+            if parsed.mode == "call":
+                task = DEEPCODER_TASK_CALL.format(name=parsed.fn_name)
+            else:
+                task = DEEPCODER_TASK_STDIO
+            text = f"{problem.strip()}\n\n{task}"
+            if starter.strip():
+                text += f"\n\nStart from this code:\n\n```python\n{starter.rstrip()}\n```"
+            solutions = rec.get("solutions")
+            if isinstance(solutions, str):
+                solutions = _json_field(rec, "solutions", where, required=False)
+            reference = (solutions[0] if isinstance(solutions, list) and solutions and isinstance(solutions[0], str)
+                         else rec.get("solution") if isinstance(rec.get("solution"), str) else None)
+            extra = {"index": len(conv.rows), "split": "train", "subset": subset,
+                     "reference_solution": reference}
+            conv.rows.append(verl_row("deepcoder", code_prompt(text), "code", json.dumps(tests), extra))
+    without = sum(r["extra_info"]["reference_solution"] is None for r in conv.rows)
+    if without:
+        conv.notes.append(f"{without} rows have no reference solution in the source (extra_info.reference_solution null)")
+    return conv
