@@ -272,3 +272,20 @@ def test_download_dry_run_names_both_code_sources(tmp_path, capsys):
             f"{tmp_path}/raw/agentica-org/DeepCoder-Preview-Dataset --include 'primeintellect/train-*.parquet' "
             "--include 'taco/train-*.parquet' --include 'lcbv5/train-*.parquet'") in out
     assert not (tmp_path / "raw").exists()
+
+
+@pytest.mark.verl
+def test_verl_reads_the_humaneval_rows(humaneval, tmp_path):
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    rows, _ = humaneval
+    path = tmp_path / "humaneval.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    config = OmegaConf.create({"filter_overlong_prompts": False, "cache_dir": str(tmp_path / "cache")})
+    data = RLHFDataset(str(path), tokenizer=None, config=config)
+    assert len(data) == 160
+    item = data[5]
+    assert item["data_source"] == "humaneval"
+    assert parse_tests(item["reward_model"]["ground_truth"]).fn_name == item["extra_info"]["entry_point"]
+    assert f"def {item['extra_info']['entry_point']}(" in item["extra_info"]["reference_solution"]
