@@ -119,6 +119,7 @@ def parse(expr: str):
     ("candidate(3 * 19) == [3, 19]", ([57], [3, 19])),
     ("candidate('ab' + 'c') == 5", (["abc"], 5)),
     ("candidate([1, 0 ** 0]) == None", ([[1, 1]], None)),
+    ("candidate(-3 * 2, +1) == -6", ([-6, 1], -6)),
     ("candidate({'a': 1}) == {'b': [1]}", ([{"a": 1}], {"b": [1]})),
 ])
 def test_assert_forms_that_convert(expr, expected):
@@ -194,7 +195,7 @@ def write_deepcoder(folder: Path) -> Path:
         "taco": [{"problem": "Add (TACO).", "solutions": json.dumps([STDIN_SOLUTION]),
                   "tests": json.dumps({"inputs": ["2 2\n"], "outputs": ["4\n"]})}],
         "lcbv5": [{"problem": "Double it.", "starter_code": "class Solution:\n    def twice(self, x):\n",
-                   "metadata": json.dumps({"func_name": "Solution.twice"}),
+                   "metadata": json.dumps({"func_name": "twice"}),  # LiveCodeBench names the method alone
                    "tests": json.dumps([{"input": "4", "output": "8", "testtype": "functional"}])}],
     }
     for subset, rows in shards.items():
@@ -212,6 +213,7 @@ def test_deepcoder_rows_in_each_test_form_convert_and_their_references_score_1(t
     assert modes == ["stdio", "call", "stdio", "call"]
     lcb = conv.rows[3]
     assert lcb["extra_info"]["reference_solution"] is None and "Start from this code" in lcb["prompt"][0]["content"]
+    assert parse_tests(lcb["reward_model"]["ground_truth"]).fn_name == "Solution.twice"
     assert conv.notes == ["1 rows have no reference solution in the source (extra_info.reference_solution null)"]
     for row, program in zip(conv.rows, (STDIN_SOLUTION, CALL_SOLUTION, STDIN_SOLUTION, LCB_SOLUTION)):
         assert row["extra_info"]["reference_solution"] in (program, None)

@@ -80,6 +80,12 @@ def _fold(node: ast.AST) -> ast.AST:
         return type(node)(elts=[_fold(e) for e in node.elts], ctx=ast.Load())
     if isinstance(node, ast.Dict):
         return ast.Dict(keys=[k if k is None else _fold(k) for k in node.keys], values=[_fold(v) for v in node.values])
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = _fold(node.operand)
+        if isinstance(operand, ast.Constant) and isinstance(operand.value, _NUMBER) \
+                and not isinstance(operand.value, bool):
+            return ast.Constant(-operand.value if isinstance(node.op, ast.USub) else operand.value)
+        return node
     if not isinstance(node, ast.BinOp) or type(node.op) not in _ARITH:
         return node
     left, right = _fold(node.left), _fold(node.right)
@@ -259,6 +265,7 @@ def convert_humaneval(path: str | Path) -> Conversion:
 #   taco:            {"inputs": [...], "outputs": [...], "fn_name"?: ...}      (APPS form; read as is)
 #   primeintellect:  [{"type": "stdin_stdout" | "function_call", "input", "output", "fn_name"?}, ...]
 #   lcbv5:           [{"input", "output", "testtype": "stdin" | "functional"}, ...]  (LiveCodeBench form)
+#                    (its metadata names the method of the starter `class Solution` as `func_name`)
 DEEPCODER_SUBSETS = ("primeintellect", "taco", "lcbv5")
 DEEPCODER_TASK_CALL = "Write a function `{name}` that solves it; it is called with each test's arguments and must return the answer."
 DEEPCODER_TASK_STDIO = "Write a program that reads the input from standard input and prints the answer to standard output."
@@ -278,8 +285,9 @@ def _json_field(rec: dict, key: str, where: str, required: bool = True) -> Any:
     return value
 
 
-def deepcoder_tests(tests: Any, metadata: Any, where: str) -> dict:
-    """The tests of one DeepCoder row in a form ``mirage.rewards.checkers.code`` reads."""
+def deepcoder_tests(tests: Any, metadata: Any, where: str, starter_code: str = "") -> dict:
+    """The tests of one DeepCoder row in a form ``mirage.rewards.checkers.code`` reads. LiveCodeBench names
+    the method of its starter ``class Solution`` alone (``func_name``): it becomes ``Solution.<name>``."""
     if isinstance(tests, dict):
         if not isinstance(tests.get("inputs"), list) or not isinstance(tests.get("outputs"), list):
             raise DataError(f"{where}: field 'tests' (an object) needs 'inputs' and 'outputs' lists")
@@ -291,6 +299,8 @@ def deepcoder_tests(tests: Any, metadata: Any, where: str) -> dict:
         raise DataError(f"{where}: field 'tests' must be an object or a non-empty list of objects")
     if all("testtype" in t for t in tests):  # LiveCodeBench form
         fn_name = (metadata or {}).get("func_name") if isinstance(metadata, dict) else None
+        if isinstance(fn_name, str) and "." not in fn_name and "class Solution" in starter_code:
+            fn_name = f"Solution.{fn_name}"
         return {"tests": [{"input": t.get("input"), "output": t.get("output"), "testtype": t["testtype"]}
                           for t in tests], "fn_name": fn_name}
     kinds = {t.get("type") for t in tests}
@@ -337,12 +347,12 @@ def convert_deepcoder(path: str | Path) -> Conversion:
             if not raw:
                 conv.drop("no tests", where)
                 continue
-            tests = deepcoder_tests(raw, _json_field(rec, "metadata", where, required=False), where)
+            starter = get_field(rec, "starter_code", where, required=False, nonempty=False) or ""
+            tests = deepcoder_tests(raw, _json_field(rec, "metadata", where, required=False), where, starter)
             try:
                 parsed = parse_tests(tests)
             except ValueError as e:
                 raise DataError(f"{where}: field 'tests': {e}") from None
-            starter = get_field(rec, "starter_code", where, required=False, nonempty=False) or ""
             if parsed.mode == "call":
                 task = DEEPCODER_TASK_CALL.format(name=parsed.fn_name)
             else:
