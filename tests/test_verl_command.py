@@ -30,7 +30,7 @@ from mirage.train.verl import launcher
 pytestmark = pytest.mark.verl
 
 MODELS = ("Qwen/Qwen2.5-7B", "meta-llama/Llama-3.1-8B-Instruct")
-TASKS = ("math", "logic")
+TASKS = ("math", "logic", "code")
 PM1 = ("nsr_pm1", "psr_pm1", "w_reinforce")  # the +-1 extensions (Zhu et al.)
 ALL_CONDITIONS = PAPER_CONDITIONS + PM1
 
@@ -377,3 +377,31 @@ def test_clipping_bias_switchboard_composes_with_verl(tmp_path, capsys):
     assert "one optimizer update per rollout" not in capsys.readouterr().out
     with pytest.raises(ValueError, match="recipe key 'policy_loss'"):
         _cli(base + ["--set", "policy_loss=clipless"])
+
+
+def test_code_task_scoring_processes_reach_the_sandbox(base_cfg, tmp_path, monkeypatch):
+    """The code checker's setting ($MIRAGE_SANDBOX_PROCS) travels to verl's processes (also Ray's remote
+    workers), and a process started with only that environment scores a program in the sandbox."""
+    from mirage.tasks import get_task
+    from mirage.train.verl.command import setup_problems
+
+    monkeypatch.setenv("MIRAGE_SANDBOX_PROCS", "3")
+    env, argv = command(MODELS[0], "code", "ground_truth", tmp_path)
+    cfg = apply(base_cfg, vb.overrides_of(argv))
+    vb.validate(cfg)
+    assert env["MIRAGE_SANDBOX_PROCS"] == "3" == cfg.ray_kwargs.ray_init.runtime_env.env_vars["MIRAGE_SANDBOX_PROCS"]
+    assert "MIRAGE_SANDBOX_PROCS" not in command(MODELS[0], "math", "ground_truth", tmp_path)[0]
+    assert setup_problems(get_task("code"), get_condition("ground_truth")) == []  # the sandbox can run here
+    fn = cfg.reward.custom_reward_function
+    kwargs = OmegaConf.to_container(fn.reward_kwargs)
+    tests = json.dumps({"inputs": [[2, 3], [0, 0]], "outputs": [5, 0], "fn_name": "add"})
+    script = ("import json, sys\nfrom mirage.rewards import compute_score\n"
+              "kw, tests = json.loads(sys.argv[1]), sys.argv[2]\n"
+              "good = '<think>x</think> <answer>```python\\ndef add(a, b):\\n    return a + b\\n```</answer>'\n"
+              "bad = good.replace('a + b', 'a - b')\n"
+              "print(json.dumps([compute_score('humaneval', r, tests, {}, **kw)['acc'] for r in (good, bad)]))\n")
+    child_env = {**env, "PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(kwargs), tests], env=child_env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [1.0, 0.0]

@@ -71,3 +71,30 @@ def fetch_korbench(root: str | Path) -> Path:
             raise RuntimeError(f"`{' '.join(cmd)}` failed ({done.stderr.strip()[:300]}). Without a network, clone "
                                f"KOR-Bench elsewhere and copy it to {dest}.")
     return dest
+
+
+def snapshot_command(repo: str, patterns: list[str], root: str | Path) -> str:
+    include = " ".join(f"--include '{p}'" for p in patterns)  # typer's list option: one flag per pattern
+    return f"hf download {repo} --repo-type dataset --local-dir {Path(root) / 'raw' / repo} {include}"
+
+
+def fetch_snapshot(repo: str, patterns: list[str], root: str | Path) -> Path:
+    """Download (or reuse) the files of a hub dataset repo matching ``patterns``; the local folder."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo, repo_type="dataset", allow_patterns=patterns,
+                                      local_dir=Path(root) / "raw" / repo))
+    except (LocalEntryNotFoundError, HfHubHTTPError) as e:
+        raise RuntimeError(
+            f"could not download {' '.join(patterns)} of {repo} from the Hugging Face hub ({type(e).__name__}: "
+            f"{str(e).splitlines()[0]}). Without a network, fetch it on another machine "
+            f"({snapshot_command(repo, patterns, root)}) and pass the folder with --source DIR."
+        ) from e
+
+
+def snapshot_source(repo: str, patterns: list[str]) -> dict:
+    """``fetch`` / ``fetch_commands`` for a dataset made of several files of a hub repo (a folder source)."""
+    return {"fetch": lambda root: fetch_snapshot(repo, patterns, root),
+            "fetch_commands": lambda root: [snapshot_command(repo, patterns, root)]}

@@ -9,6 +9,7 @@ it looks in figures. One file per task family registers its tasks:
     math.py           math: DeepScaleR -> MATH500, AIME24, AMC23
     logic.py          logic: SynLogic-Easy -> SynLogic validation, KOR-Bench x5
     reasoning_gym.py  rg:<dataset>: any reasoning-gym generator
+    code.py           code: DeepCoder-Preview -> HumanEval
 
 Every dataset is a verl-format parquet (columns data_source, prompt, ability,
 reward_model, extra_info) at ``<data_root>/verl/<dataset>.parquet``. The data root is
@@ -129,7 +130,8 @@ def register_task(task: Task, replace: bool = False) -> Task:
     return task
 
 
-_BUILTIN = ("mirage.tasks.toy", "mirage.tasks.math", "mirage.tasks.logic", "mirage.tasks.reasoning_gym")
+_BUILTIN = ("mirage.tasks.toy", "mirage.tasks.math", "mirage.tasks.logic", "mirage.tasks.reasoning_gym",
+            "mirage.tasks.code")
 _loaded = False
 
 
