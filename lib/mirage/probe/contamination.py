@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,9 @@ from typing import Any
 import pandas as pd
 
 from mirage import runs
+from mirage.probe import runner as probe_runner
 from mirage.probe import text as P
+from mirage.probe.runner import run_probe
 
 MANIFEST = "probe_manifest.json"
 FRACTIONS = (0.4, 0.6, 0.8)
@@ -150,20 +151,9 @@ def probe_contamination(model: str, task_or_dataset: str, *, fractions=FRACTIONS
                       sampler_kwargs, progress)
 
 
-def _parts(out_dir: Path, dataset: str) -> list[Path]:
-    return sorted((out_dir / "rows" / dataset).glob("part-*.parquet"))
-
-
-def _finished(out_dir: Path, dataset: str, n_fractions: int) -> set[str]:
-    return runs.finished_in_parts(_parts(out_dir, dataset), n_fractions, unit="rows (one per fraction)")
-
-
 def read_rows(out_dir: str | os.PathLike) -> pd.DataFrame:
     """Every per-problem row of a probe folder."""
-    out_dir = Path(out_dir)
-    frames = [pd.read_parquet(p) for d in sorted((out_dir / "rows").iterdir()) for p in _parts(out_dir, d.name)] \
-        if (out_dir / "rows").is_dir() else []
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(ROW_DTYPES))
+    return probe_runner.read_rows(out_dir, list(ROW_DTYPES))
 
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
@@ -181,53 +171,17 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _probe(model, datasets, lengths, sampler, settings: ProbeSettings, manifest: dict, out_dir: Path,
            batch_size: int, sampler_kwargs, progress: bool) -> pd.DataFrame:
-    from tqdm.auto import tqdm
+    from mirage.evaluate.scoring import score_samples
 
-    from mirage.evaluate.scoring import make_sampler, score_samples
-
-    todo = []
-    for name, _, problems in datasets:
-        done = _finished(out_dir, name, len(settings.fractions))
-        todo += [(name, pos, row) for pos, row in enumerate(problems.itertuples()) if row.problem_id not in done]
-    started = time.time()
-    if todo:
-        own = isinstance(sampler, str)
-        if own:
-            sampler = make_sampler(sampler, model, **(sampler_kwargs or {}))
-        manifest.update({"kind": "probe", "config": settings.to_dict(), "model": str(model),
-                         "datasets": [{"name": n, "path": str(p), "n_problems": len(pr),
-                                       "continuation_tokens": lengths[n]} for n, p, pr in datasets],
-                         "sampler": sampler.describe(), "status": runs.Status.RUNNING.value,
-                         "versions": runs.library_versions("mirage", "torch", "transformers", "vllm")})
-        runs.write_json_atomic(out_dir / MANIFEST, manifest)
-        total = sum(len(p) for _, _, p in datasets)
-        bar = tqdm(total=total, initial=total - len(todo), unit="problem", desc=f"probe {runs.slug(model)}",
-                   disable=not progress, dynamic_ncols=True)
-        try:
-            for chunk in runs.dataset_chunks(todo, batch_size):
-                frame = _probe_chunk(chunk, sampler, settings, lengths[chunk[0][0]], score_samples)
-                runs.write_parquet_atomic(out_dir / "rows" / chunk[0][0] / f"part-{chunk[0][1]:06d}.parquet", frame)
-                bar.update(len(chunk))
-        finally:
-            bar.close()
-            if own and hasattr(sampler, "close"):
-                sampler.close()
-        manifest.setdefault("attempts", []).append({"started": time.strftime("%Y-%m-%dT%H:%M:%S",
-                                                                             time.localtime(started)),
-                                                    "problems": len(todo),
-                                                    "seconds": round(time.time() - started, 3)})
-    rows = read_rows(out_dir)
-    for name, _, problems in datasets:
-        got = rows.loc[rows["dataset"] == name, "problem_id"].nunique()
-        if got != len(problems):
-            raise RuntimeError(f"{out_dir}: {name} has rows for {got} of {len(problems)} problems")
-    summary = summarise(rows)
-    runs.write_parquet_atomic(out_dir / "summary.parquet", summary)
-    with runs.atomic_path(out_dir / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
-    manifest.update(status=runs.Status.FINISHED.value, finished=runs.manifest.now())
-    runs.write_json_atomic(out_dir / MANIFEST, manifest)
-    return summary
+    record = {"kind": "probe", "config": settings.to_dict(),
+              "datasets": [{"name": n, "path": str(p), "n_problems": len(pr), "continuation_tokens": lengths[n]}
+                           for n, p, pr in datasets]}
+    return run_probe(model, datasets, sampler, out_dir=out_dir, manifest_name=MANIFEST, manifest=manifest,
+                     record=record, rows_per_problem=len(settings.fractions), unit="rows (one per fraction)",
+                     probe_chunk=lambda chunk, s: _probe_chunk(chunk, s, settings, lengths[chunk[0][0]],
+                                                               score_samples),
+                     summarise=summarise, columns=list(ROW_DTYPES), batch_size=batch_size, desc="probe",
+                     progress=progress, sampler_kwargs=sampler_kwargs)
 
 
 def _probe_chunk(chunk: list, sampler, settings: ProbeSettings, continuation_tokens: int, score) -> pd.DataFrame:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,8 @@ from typing import Any
 import pandas as pd
 
 from mirage import runs
+from mirage.probe import runner as probe_runner
+from mirage.probe.runner import run_probe
 from mirage.rewards.response import THINK_OPEN
 
 MANIFEST = "forced_manifest.json"
@@ -183,16 +184,9 @@ def probe_forced(model: str, task_or_dataset: str, *, prefix_steps: int = 1, n: 
                       progress)
 
 
-def _parts(out_dir: Path, dataset: str) -> list[Path]:
-    return sorted((out_dir / "rows" / dataset).glob("part-*.parquet"))
-
-
 def read_rows(out_dir: str | os.PathLike) -> pd.DataFrame:
     """Every row of a forced-probe folder."""
-    out_dir = Path(out_dir)
-    frames = [pd.read_parquet(p) for d in sorted((out_dir / "rows").iterdir()) for p in _parts(out_dir, d.name)] \
-        if (out_dir / "rows").is_dir() else []
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(ROW_DTYPES))
+    return probe_runner.read_rows(out_dir, list(ROW_DTYPES))
 
 
 def summarise(rows: pd.DataFrame, prefix_steps: int) -> pd.DataFrame:
@@ -213,51 +207,14 @@ def summarise(rows: pd.DataFrame, prefix_steps: int) -> pd.DataFrame:
 
 def _probe(model, datasets, render, sampler, settings: ForcedSettings, manifest: dict, out_dir: Path,
            batch_size: int, sampler_kwargs, progress: bool) -> pd.DataFrame:
-    from tqdm.auto import tqdm
-
-    from mirage.evaluate.scoring import make_sampler
-
-    todo = []
-    for name, _, problems in datasets:
-        done = runs.finished_in_parts(_parts(out_dir, name), settings.n, unit="rows (n per problem)")
-        todo += [(name, pos, row) for pos, row in enumerate(problems.itertuples()) if row.problem_id not in done]
-    started = time.time()
-    if todo:
-        own = isinstance(sampler, str)
-        if own:
-            sampler = make_sampler(sampler, model, seed=settings.seed, **(sampler_kwargs or {}))
-        manifest.update({"kind": "probe-forced", "config": settings.to_dict(), "model": str(model),
-                         "datasets": [{"name": n, "path": str(p), "n_problems": len(pr)} for n, p, pr in datasets],
-                         "sampler": sampler.describe(), "status": runs.Status.RUNNING.value,
-                         "versions": runs.library_versions("mirage", "torch", "transformers", "vllm")})
-        runs.write_json_atomic(out_dir / MANIFEST, manifest)
-        total = sum(len(p) for _, _, p in datasets)
-        bar = tqdm(total=total, initial=total - len(todo), unit="problem", desc=f"forced {runs.slug(model)}",
-                   disable=not progress, dynamic_ncols=True)
-        try:
-            for chunk in runs.dataset_chunks(todo, batch_size):
-                frame = _probe_chunk(chunk, sampler, render, settings)
-                runs.write_parquet_atomic(out_dir / "rows" / chunk[0][0] / f"part-{chunk[0][1]:06d}.parquet", frame)
-                bar.update(len(chunk))
-        finally:
-            bar.close()
-            if own and hasattr(sampler, "close"):
-                sampler.close()
-        manifest.setdefault("attempts", []).append({"started": time.strftime("%Y-%m-%dT%H:%M:%S",
-                                                                             time.localtime(started)),
-                                                    "problems": len(todo), "seconds": round(time.time() - started, 3)})
-    rows = read_rows(out_dir)
-    for name, _, problems in datasets:
-        got = rows.loc[rows["dataset"] == name, "problem_id"].nunique()
-        if got != len(problems):
-            raise RuntimeError(f"{out_dir}: {name} has rows for {got} of {len(problems)} problems")
-    summary = summarise(rows, settings.prefix_steps)
-    runs.write_parquet_atomic(out_dir / "summary.parquet", summary)
-    with runs.atomic_path(out_dir / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
-    manifest.update(status=runs.Status.FINISHED.value, finished=runs.manifest.now())
-    runs.write_json_atomic(out_dir / MANIFEST, manifest)
-    return summary
+    record = {"kind": "probe-forced", "config": settings.to_dict(),
+              "datasets": [{"name": n, "path": str(p), "n_problems": len(pr)} for n, p, pr in datasets]}
+    return run_probe(model, datasets, sampler, out_dir=out_dir, manifest_name=MANIFEST, manifest=manifest,
+                     record=record, rows_per_problem=settings.n, unit="rows (n per problem)",
+                     probe_chunk=lambda chunk, s: _probe_chunk(chunk, s, render, settings),
+                     summarise=lambda rows: summarise(rows, settings.prefix_steps), columns=list(ROW_DTYPES),
+                     batch_size=batch_size, desc="forced", progress=progress,
+                     sampler_kwargs={"seed": settings.seed, **(sampler_kwargs or {})})
 
 
 def _probe_chunk(chunk: list, sampler, render, settings: ForcedSettings) -> pd.DataFrame:
