@@ -84,3 +84,42 @@ def test_check_run_includes_the_stack_for_an_offline_node(tmp_path, monkeypatch)
     found = doctor.check_run(cfg, doctor.Facts(), count_prompts=False, data=False,
                              stack=StackFacts(env={"HF_HUB_OFFLINE": "1"}))
     assert any(f.level == "error" and "org/not-cached is neither a local folder" in f.what for f in found)
+
+
+def test_vllm_cuda_build_read_without_importing_vllm(tmp_path):
+    assert stack.vllm_cuda_build("0.24.0+cu128", []) == "12"
+    assert stack.vllm_cuda_build("0.24.0+cu130", []) == "13"
+    ext = tmp_path / "_C.abi3.so"
+    ext.write_bytes(b"\x7fELF" + b"\0" * 64 + b"libtorch.so\0libcudart.so.13\0libc.so.6\0")
+    other = tmp_path / "_moe_C.abi3.so"
+    other.write_bytes(b"\x7fELF no cuda runtime named here")
+    assert stack.vllm_cuda_build("0.24.0", [other, ext]) == "13"  # PyPI's build carries no local tag
+    assert stack.vllm_cuda_build("0.24.0", [other]) is None
+    assert stack.vllm_cuda_build(None, [tmp_path / "missing.so"]) is None
+
+
+def test_vllm_cuda_must_match_torch_and_driver():
+    """The R535/R550 trap: a CUDA 12 torch over the gpu extra's CUDA 13 vLLM passes the driver check but vLLM
+    cannot load its kernels; the doctor names the pair to install."""
+    cu13 = StackFacts(vllm_version="0.24.0", vllm_cuda="13")
+    mixed = stack.check_vllm_cuda(cu13, torch_cuda="12.8", driver_cuda="12.2")
+    assert [f.level for f in mixed] == ["error"] and "CUDA 13" in mixed[0].what and "12.8" in mixed[0].what
+    assert "cu128" in mixed[0].fix and "R535/R550" in mixed[0].fix
+    old_driver = stack.check_vllm_cuda(cu13, torch_cuda="13.0", driver_cuda="12.4")
+    assert [f.level for f in old_driver] == ["error"] and "up to 12.4" in old_driver[0].what
+    matched = StackFacts(vllm_version="0.24.0+cu128", vllm_cuda="12")
+    assert stack.check_vllm_cuda(matched, torch_cuda="12.8", driver_cuda="12.2")[0].level == "ok"
+    assert stack.check_vllm_cuda(cu13, torch_cuda="13.0", driver_cuda="13.0")[0].level == "ok"
+    assert stack.check_vllm_cuda(StackFacts(), torch_cuda="12.8", driver_cuda="12.2") == []  # no vLLM: nothing to say
+
+
+def test_check_stack_reports_the_vllm_cuda_mismatch(tmp_path):
+    from mirage.doctor.machine import Facts
+    from mirage.doctor.run import check_stack
+    from mirage.recipes import RECIPES
+
+    smi = "| NVIDIA-SMI 535.183.01   Driver Version: 535.183.01   CUDA Version: 12.2 |"
+    facts = Facts(nvidia_smi=smi, torch_version="2.11.0+cu128", torch_cuda="12.8", gpus=1)
+    found = check_stack(StackFacts(vllm_version="0.24.0", vllm_cuda="13", shm_bytes=64 << 30), facts,
+                        RECIPES["testbed"], "dial-30", tmp_path)
+    assert any(f.level == "error" and "vLLM's kernels are built for CUDA 13" in f.what for f in found)

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from mirage.doctor.base import Finding
-from mirage.doctor.machine import Facts, check_attention, check_driver, check_resources, probe
+from mirage.doctor.machine import Facts, check_attention, check_driver, check_resources, parse_nvidia_smi, probe
 from mirage.doctor.stack import (StackFacts, check_disk, check_gpu_arch, check_offline_model, check_shm,
-                                 check_tp_visible, check_vllm_install, probe_stack)
+                                 check_tp_visible, check_vllm_cuda, check_vllm_install, probe_stack)
 
 
 def model_config(model: str) -> tuple[dict | None, str]:
@@ -194,6 +194,7 @@ def check_stack(stack: StackFacts, facts: Facts, recipe, model: str, run_dir) ->
     and disk for the checkpoints the run saves."""
     config, _ = model_config(model)
     out = check_vllm_install(stack, facts.has_gpu) + check_gpu_arch(stack) + check_shm(stack, facts.has_gpu)
+    out += check_vllm_cuda(stack, facts.torch_cuda, parse_nvidia_smi(facts.nvidia_smi or "")[1])
     out += check_tp_visible(recipe.tensor_parallel_size, facts.gpus, facts.has_gpu)
     out += check_offline_model(model, stack.env, config is not None)
     saves = recipe.total_steps // recipe.save_freq if recipe.save_freq else 0

@@ -5,6 +5,7 @@ and a model an offline node must already hold. Each check is a function of ``Sta
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 class StackFacts:
     vllm_version: str | None = None
     vllm_error: str | None = None  # installed but failing to import
+    vllm_cuda: str | None = None  # the CUDA major vLLM's kernels were built for (vllm_cuda_build)
     capabilities: list[tuple[int, int]] = field(default_factory=list)  # per visible GPU
     gpu_names: list[str] = field(default_factory=list)
     shm_bytes: int | None = None  # /dev/shm's size (None: no /dev/shm)
@@ -33,10 +35,18 @@ class StackFacts:
 
 def probe_stack() -> StackFacts:
     """Read this node's stack (imports vLLM when installed: seconds)."""
+    import importlib.metadata
     import importlib.util
 
     facts = StackFacts(env=dict(os.environ))
-    if importlib.util.find_spec("vllm"):
+    spec = importlib.util.find_spec("vllm")
+    if spec:
+        try:
+            version = importlib.metadata.version("vllm")
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        folders = [Path(p) for p in spec.submodule_search_locations or ()]
+        facts.vllm_cuda = vllm_cuda_build(version, [f for d in folders for f in sorted(d.glob("*.so"))])
         try:
             import vllm
 
@@ -70,6 +80,49 @@ def check_vllm_install(facts: StackFacts, has_gpu: bool) -> list[Finding]:
         return [Finding("warn", f"vLLM {facts.vllm_version}: verl 0.9.1 pins {VLLM_PINNED}, the version mirage's "
                                 "vLLM paths were read against", f"pip install vllm=={VLLM_PINNED}")]
     return [Finding("ok", f"vLLM {facts.vllm_version}")]
+
+
+_CUDA_TAG = re.compile(r"\+cu(\d\d)(\d)\b")  # a wheel's local version: 0.24.0+cu128 -> CUDA 12.8
+_CUDART = re.compile(rb"libcudart\.so\.(\d+)")
+_ELF_HEAD_BYTES = 16 << 20  # the dynamic section's library names sit near an extension's start
+
+
+def vllm_cuda_build(version: str | None, extensions: list[Path]) -> str | None:
+    """The CUDA major vLLM's compiled kernels need, read without importing vLLM (an import is what fails on a
+    mismatch): the wheel's local tag (``0.24.0+cu128`` -> "12"), else the ``libcudart.so.N`` its extension
+    modules link; None when neither says."""
+    tag = _CUDA_TAG.search(version or "")
+    if tag:
+        return tag.group(1)
+    for path in extensions:
+        try:
+            with open(path, "rb") as f:
+                found = _CUDART.search(f.read(_ELF_HEAD_BYTES))
+        except OSError:
+            continue
+        if found:
+            return found.group(1).decode()
+    return None
+
+
+def check_vllm_cuda(stack: StackFacts, torch_cuda: str | None, driver_cuda: str | None) -> list[Finding]:
+    """vLLM's kernels, torch and the driver must agree on the CUDA major: replacing only torch with a CUDA 12
+    build for an older driver (R535/R550) leaves vLLM's CUDA 13 kernels unloadable."""
+    if stack.vllm_cuda is None:
+        return []
+    fix = ("install torch and vLLM built for one CUDA major your driver supports: the gpu extra as it resolves "
+           "(CUDA 13, driver R580+), or for an R535/R550 driver torch 2.11 from PyTorch's cu128 index with vLLM "
+           "0.24.0's CUDA 12 build (docs/cluster.md section 1)")
+    torch_major = torch_cuda.split(".")[0] if torch_cuda else None
+    if torch_major and torch_major != stack.vllm_cuda:
+        return [Finding("error", f"vLLM's kernels are built for CUDA {stack.vllm_cuda}, torch for CUDA {torch_cuda}: "
+                                 "vLLM cannot load its kernels against this torch", fix)]
+    driver_major = driver_cuda.split(".")[0] if driver_cuda else None
+    if driver_major and int(driver_major) < int(stack.vllm_cuda):
+        return [Finding("error", f"vLLM's kernels are built for CUDA {stack.vllm_cuda}, the driver supports CUDA up "
+                                 f"to {driver_cuda}", fix)]
+    return [Finding("ok", f"vLLM's kernels built for CUDA {stack.vllm_cuda}"
+                          + (f", as torch (CUDA {torch_cuda})" if torch_cuda else ""))]
 
 
 def check_gpu_arch(facts: StackFacts, dtype: str = "bfloat16") -> list[Finding]:
