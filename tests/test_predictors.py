@@ -320,7 +320,9 @@ def test_the_fraction_recovered_is_asked_only_where_ground_truth_gained_enough()
 def test_the_reading_follows_the_width_of_the_interval():
     assert pr.reading(-0.7, 0.8) == "uninformative"  # spans most of [-1, 1]: never a null
     assert pr.reading(0.1, 0.9) == "positive" and pr.reading(-0.9, -0.2) == "negative"
-    assert pr.reading(-0.3, 0.4) == "contains 0" and pr.reading(float("nan"), 0.2) == "n/a"
+    assert pr.reading(-0.3, 0.4) == "not established" and pr.reading(float("nan"), 0.2) == "n/a"
+    # a bootstrap CI that excludes 0 while the exact permutation p does not reach 0.05 (4-5 clusters): not a sign
+    assert pr.reading(0.7, 1.0, p=0.5) == "not established" and pr.reading(0.7, 1.0, p=0.0167) == "positive"
 
 
 def test_the_permutation_p_is_exact_for_small_strata_and_tells_a_perfect_ranking_from_none():
@@ -345,9 +347,11 @@ def test_the_committed_outcome_table_is_recomputed_from_the_committed_tables(tmp
     assert out.read_bytes() == (folder / "predictor_outcomes.csv").read_bytes()
     # its shape: 11 predictors x (1 ground-truth outcome + 4 techniques x 2) x (2 tasks + within-task)
     assert len(table) == 11 * 9 * 3 and set(table["cluster"]) == {"model"}
-    assert set(table["reading"]) <= {"uninformative", "positive", "negative", "contains 0", "n/a"}
+    assert set(table["reading"]) <= {"uninformative", "positive", "negative", "not established", "n/a"}
     wide = table["ci_width"] > pr.UNINFORMATIVE_WIDTH
     assert (table.loc[wide, "reading"] == "uninformative").all()
+    signed = table["reading"].isin(["positive", "negative"])
+    assert (table.loc[signed, "p_perm"] < 0.05).all() and (table.loc[signed, "ci_width"] <= pr.UNINFORMATIVE_WIDTH).all()
     with pytest.raises(FileNotFoundError, match="predictors.csv"):
         committed_outcomes(tmp_path)
 

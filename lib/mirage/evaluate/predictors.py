@@ -327,15 +327,19 @@ def permutation_p(x: Sequence[float], y: Sequence[float], strata: Sequence[Any],
     return float(np.mean(np.abs(total) / den >= observed - 1e-9))
 
 
-def reading(low: float, high: float) -> str:
+def reading(low: float, high: float, p: float = float("nan"), level: float = 0.05) -> str:
     """What a rho's CI allows saying: "uninformative" when it is wider than ``UNINFORMATIVE_WIDTH`` (it cannot
-    tell a strong predictor from none: never read as a null), else "positive" / "negative" when it excludes 0,
-    else "contains 0"; "n/a" without a CI."""
+    tell a strong predictor from none: never read as a null); "positive" / "negative" when it excludes 0 and the
+    permutation p (``permutation_p``, where given) is below ``level`` (with 4-5 clusters a percentile bootstrap
+    alone excludes 0 too easily); else "not established"; "n/a" without a CI. Uncorrected for the many rhos of
+    a table: a lead, not a finding."""
     if not (np.isfinite(low) and np.isfinite(high)):
         return "n/a"
     if high - low > UNINFORMATIVE_WIDTH:
         return "uninformative"
-    return "positive" if low > 0 else "negative" if high < 0 else "contains 0"
+    if (low > 0 or high < 0) and not (np.isfinite(p) and p >= level):
+        return "positive" if low > 0 else "negative"
+    return "not established"
 
 
 def _pair_outcome(outcome: str, gain: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -404,7 +408,7 @@ def cluster_bootstrap(x: np.ndarray, gains: Sequence[np.ndarray], bases: Sequenc
                 low, high = (float(v) for v in np.quantile(valid, [alpha / 2, 1 - alpha / 2]))
             p = permutation_p(x[i, cols], y[cols], tasks[cols]) if np.isfinite(point[i, k]) else float("nan")
             rows.append({"stratum": name, "rho": float(point[i, k]), "ci_low": low, "ci_high": high,
-                         "ci_width": high - low, "reading": reading(low, high), "p_perm": p, "n_pairs": int(cols.sum()),
+                         "ci_width": high - low, "reading": reading(low, high, p), "p_perm": p, "n_pairs": int(cols.sum()),
                          "n_models": int(len(set(models[cols]))),
                          "n_seeds": int(np.median([len(gains[p]) for p in np.flatnonzero(cols)])),
                          "n_boot_valid": int(len(valid)), "cluster": cluster})
