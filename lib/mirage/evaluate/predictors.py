@@ -36,7 +36,11 @@ The paper reads model-task alignment off pass@k. These are the other candidates,
 
 ``predictor_correlations`` ranks them against a study's gains (``mirage.study``'s gain table):
 Spearman's rho per (predictor, condition) over model-task pairs, with a percentile bootstrap CI
-that resamples pairs, and seeds within each drawn pair.
+that resamples pairs, and seeds within each drawn pair. ``predictor_outcomes`` asks it the way to
+read it: two outcomes (gain minus the baseline's; the fraction of the baseline's gain recovered),
+rho per task and from within-task ranks (``stratified_spearman``), a bootstrap that resamples
+models as clusters (``cluster_bootstrap``), an exact within-task permutation p (``permutation_p``)
+and a ``reading`` that follows the CI's width.
 """
 
 from __future__ import annotations
