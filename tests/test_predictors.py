@@ -282,6 +282,18 @@ def test_stratified_rho_ignores_a_difference_between_tasks_that_a_pooled_rho_tur
     assert (row["n_models"] == 5).all()
 
 
+def test_two_test_sets_of_one_task_are_two_strata():
+    """A task evaluated on two test sets (the contamination study's leaked and fresh sets): each set is its own
+    stratum, so pairs of different test sets are never ranked together."""
+    x = np.array([1, 2, 3, 4, 5, 11, 12, 13, 14, 15], float)
+    gains = _two_task_gains(lambda i, t: 0.5, lambda i, t: 0.5 + 0.01 * x[i + (5 if t == "b" else 0)], models=5)
+    gains = gains.assign(task="t")
+    predictors = _two_task_predictors(lambda i, t: x[i + (5 if t == "b" else 0)], 5).assign(task="t")
+    table = pr.predictor_outcomes(predictors, gains, n_boot=100)
+    strata = list(dict.fromkeys(table.loc[table.condition == "random", "stratum"]))
+    assert strata == ["t/a_test", "t/b_test", pr.STRATIFIED]
+
+
 def test_resampling_models_as_clusters_is_wider_than_resampling_pairs_when_a_model_repeats_across_tasks():
     """Each model has the same predictor and outcome on both tasks: its two pairs are one observation, not
     two. Resampling pairs treats them as independent and halves the variance of the within-task rho; resampling

@@ -386,7 +386,7 @@ def cluster_bootstrap(x: np.ndarray, gains: Sequence[np.ndarray], bases: Sequenc
         out = np.full((xs.shape[0], len(names)), np.nan)
         for k, name in enumerate(names):
             cols = np.ones(len(ts), bool) if name == STRATIFIED else ts == name
-            if cols.sum() >= 2:
+            if cols.sum() >= 3:  # a rank correlation of 2 pairs is +-1 whatever the relation
                 out[:, k] = stratified_spearman(xs[:, cols], np.broadcast_to(ys[cols], xs[:, cols].shape), ts[cols])
         return out
 
@@ -445,6 +445,7 @@ def predictor_outcomes(predictors: pd.DataFrame, gains: pd.DataFrame, names: Seq
     order = {c: i for i, c in enumerate(condition_order(g["condition"]))}
     groups = sorted(g.groupby(["condition", "regime"]).groups, key=lambda cr: (order[cr[0]], cr[1]))
     table = predictors.set_index(keys)
+    sets = g.groupby("task")["dataset"].nunique()  # a task with several test sets: a stratum per test set
     rows = []
     for k, (condition, regime) in enumerate(groups):
         o = g[(g["condition"] == condition) & (g["regime"] == regime)].sort_values(keys + ["seed"])
@@ -459,8 +460,9 @@ def predictor_outcomes(predictors: pd.DataFrame, gains: pd.DataFrame, names: Seq
             sub = pd.MultiIndex.from_tuples([by_pair[i][0] for i in keep], names=keys)
             x = table.reindex(sub)[names].astype("float64").to_numpy().T
             ok = ~np.isnan(x).any(axis=1)
+            strata = [task if sets[task] == 1 else f"{task}/{dataset}" for _, task, dataset in sub]
             result = cluster_bootstrap(x[ok], [gain[i] for i in keep], [base[i] for i in keep],
-                                       sub.get_level_values("task"), sub.get_level_values("model"), outcome,
+                                       strata, sub.get_level_values("model"), outcome,
                                        n_boot=n_boot, seed=seed * 1000 + 10 * k + j, cluster=cluster) if ok.any() else []
             strata = list(dict.fromkeys(r["stratum"] for r in result))
             it = iter(result)
