@@ -325,3 +325,23 @@ def test_procedure_shares_are_readable_medians_with_at_most_six_colours_a_panel(
     line = next(ln for ln in plots.plot_procedure_shares(skewed).axes[0].get_lines() if ln.get_label() == "u2")
     assert np.allclose(line.get_ydata(), 0.1)  # median of 0.1, 0.1, 0.9 (the mean is 0.367)
     assert drawn and "median over seeds" in fig._suptitle.get_text()
+
+
+def test_predictor_outcomes_figure_has_a_dot_and_interval_per_stratum_and_dashes_the_uninformative():
+    rows = []
+    for cond, outcomes in (("ground_truth", ["baseline_gain"]), ("random", ["gain_minus_baseline", "fraction_recovered"])):
+        for outcome in outcomes:
+            for p in ("pass_at_1", "maj_at_n"):
+                for stratum, (lo, hi) in (("a", (-0.9, 0.9)), ("b", (0.2, 0.8)), ("within-task", (-0.5, 0.4))):
+                    rows.append(dict(predictor=p, condition=cond, regime="", outcome=outcome, stratum=stratum,
+                                     rho=(lo + hi) / 2, ci_low=lo, ci_high=hi, n_pairs=5))
+    fig = plots.plot_predictor_outcomes(pd.DataFrame(rows))
+    shown = [ax for ax in fig.axes if ax.axison and ax.get_title()]
+    assert len(shown) == 3  # ground truth's own gain; random's two outcomes (the empty slot has no panel)
+    for ax in shown:
+        bars = [c for c in ax.containers if c.has_xerr]
+        styles = sorted(c.lines[2][0].get_linestyle()[0][1] is not None for c in bars)  # dashed: a dash pattern
+        assert len(bars) == 3 and styles == [False, False, True]  # only stratum a (width 1.8) is dashed
+        assert not [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 1 and ln.get_linestyle() not in ("None", "")
+                    and ln.get_xdata()[0] != ln.get_xdata()[-1]]  # no line joins strata
+    assert "bootstrap over models" in fig._suptitle.get_text()
