@@ -448,3 +448,16 @@ def test_the_study_section_draws_the_figure_and_tables_only_with_a_predictors_ta
     written = pd.read_csv(figures / "predictor_correlations.csv")
     assert set(written["condition"]) >= {"ground_truth", "random"} and (written["n_pairs"] == 4).all()
     assert (written["n_seeds"] == 2).all()
+
+
+def test_the_outcome_script_refuses_a_preset_without_its_tables_in_one_line_before_any_work(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "lib"), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, str(root / "scripts" / "predictor_outcomes.py"), "testbed-predictors",
+                        "no-such-preset", "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "PRESET 'no-such-preset': no figures/no-such-preset/results.csv" in r.stderr
+    assert len(r.stderr.strip().splitlines()[-1]) < 200 and not list(tmp_path.iterdir())  # nothing written
