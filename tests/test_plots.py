@@ -85,7 +85,10 @@ def test_a_registered_condition_and_task_are_drawn_without_touching_plots(tables
             return style.get_path().transformed(style.get_transform()).vertices.round(6).tobytes()
 
         # the absolute-gain panel has every point: its marker shapes are the registry's, one per task
-        drawn = {c.get_paths()[0].vertices.round(6).tobytes() for c in fig.axes[1].collections if len(c.get_offsets())}
+        from matplotlib.collections import PathCollection
+
+        drawn = {c.get_paths()[0].vertices.round(6).tobytes() for c in fig.axes[1].collections
+                 if isinstance(c, PathCollection) and len(c.get_offsets())}  # the scatters (not the error bars)
         assert drawn == {shape(TASKS[t].marker) for t in results["task"].unique()} and len(drawn) == 2
     finally:
         CONDITIONS.unregister("plugin_cond")
@@ -118,11 +121,16 @@ def test_dynamics_summary_and_rq_figures(tables, tmp_path):
     (left, right), (left_p1, right_p1) = fig.axes[:2], fig.axes[2:4]
     assert "alignment" in left.get_xlabel() and f"pass@{int(gains.align_k.iloc[0])}" in left.get_xlabel()
     assert "pass@1" in left_p1.get_xlabel()
-    assert "relative to" in left.get_ylabel() and "absolute gain" in right.get_ylabel()
+    assert "gain / ground_truth's gain" in left.get_ylabel() and "absolute gain" in right.get_ylabel()
+    from matplotlib.collections import PathCollection
+
+    def points(ax):  # the scatter points (error bars are LineCollections)
+        return sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
+
     for ax in (right, right_p1):  # one point per model x task x condition x seed in the absolute panels
-        assert sum(len(c.get_offsets()) for c in ax.collections) == len(gains)
+        assert points(ax) == len(gains)
     n_ratio = gains[(gains.condition != gains.baseline)]["recovered"].notna().sum()
-    assert sum(len(c.get_offsets()) for c in left.collections) == n_ratio
+    assert points(left) == n_ratio
 
     for fig, name in [(plots.plot_alignment(alignment), "alignment"),
                       (plots.plot_reward_vs_accuracy(dynamics), "reward"),
@@ -239,14 +247,101 @@ def test_mechanism_steps_procedures_and_bandit_figures():
         plots.plot_gain_vs_step(empty)
 
 
-def test_summary_joins_the_medians_over_seeds(tables):
+def test_summary_shows_intervals_and_joins_only_pairs_of_one_task(tables):
+    """Every panel: one line per condition and task (never a line across tasks), through the means over seeds of
+    that task's pairs, each mean with an error bar (the 95% t-interval over seeds)."""
+    from mirage.study.seeds import t_quantile
+
     results, _, _ = tables
     gains = study.gain_table(results)
-    assert gains["seed"].nunique() >= 2  # the fixture has several seeds
+    assert gains["seed"].nunique() >= 2 and gains["task"].nunique() == 2  # the fixture: several seeds, two tasks
     fig = plots.plot_summary(gains, study.MIN_GT_GAIN)
-    ax = fig.axes[1]  # absolute gain vs alignment: every point, and lines through the medians
-    line = next(ln for ln in ax.get_lines() if ln.get_label() == "ground_truth")
-    med = gains[gains.condition == "ground_truth"].groupby(["model", "task", "dataset"])[["alignment", "gain"]].median()
-    drawn = np.array(sorted(zip(line.get_xdata(), line.get_ydata())))
-    assert np.allclose(drawn, np.array(sorted(zip(med["alignment"], med["gain"]))))
-    assert line.get_marker() == "D" and "medians over seeds" in fig._suptitle.get_text()
+    for ax, col in zip(fig.axes[:4], ["recovered", "gain", "recovered", "gain"]):
+        lines = {ln.get_gid(): ln for ln in ax.get_lines() if ln.get_gid()}
+        shown = gains[gains[col].notna() & ((gains.condition != gains.baseline) | (col == "gain"))]
+        assert set(lines) == {f"{c}|{t}" for c, t in zip(shown["condition"], shown["task"])}
+        assert len({gid.split("|")[1] for gid in lines}) == (2 if col == "gain" else 1)  # fixture: GT gains < 0.03 on one
+        bars = [c for c in ax.containers if c.has_yerr]
+        assert len(bars) == len(lines)  # an error bar set per line
+    ax = fig.axes[1]  # absolute gain vs alignment
+    for task, t in gains[gains.condition == "ground_truth"].groupby("task"):
+        line = next(ln for ln in ax.get_lines() if ln.get_gid() == f"ground_truth|{task}")
+        per = t.groupby("model").agg(x=("alignment", "first"), m=("gain", "mean"), sd=("gain", "std"), n=("gain", "size"))
+        drawn = np.array(sorted(zip(line.get_xdata(), line.get_ydata())))
+        assert np.allclose(drawn, np.array(sorted(zip(per["x"], per["m"]))))  # this task's pairs only
+        bars = next(c for c in ax.containers if c.lines[0] is line)
+        half = t_quantile(int(per["n"].iloc[0]) - 1) * per["sd"] / np.sqrt(per["n"])
+        segs = sorted((seg[0][0], seg[1][1] - seg[0][1]) for seg in bars.lines[2][0].get_segments())
+        assert np.allclose([w for _, w in segs], 2 * half.loc[per.sort_values("x").index].to_numpy())
+    title = fig._suptitle.get_text()
+    assert "95% t-interval over seeds" in title and "one task" in title
+
+
+TITLE_CLAIMS = ("because", "erosion", "erode", "drift", "random walk", "only work", "mechanism", "?")
+
+
+def test_figure_titles_state_what_is_shown_not_a_mechanism(tables):
+    """No suptitle asks the study's question or asserts an untested cause."""
+    import matplotlib.pyplot as plt
+
+    results, dynamics, _ = tables
+    steps = pd.DataFrame([dict(model="m", task="t", condition="random", regime=r, seed=s, step=st, gain=0.01 * st)
+                          for r in ("a", "b") for s in range(2) for st in (0, 10, 20)])
+    figs = [plots.plot_summary(study.gain_table(results), study.MIN_GT_GAIN), plots.plot_gain_vs_step(steps),
+            plots.plot_gain_vs_clipfrac(_runs()), plots.plot_gain_distributions(_runs()),
+            plots.plot_procedure_shares(_procedures(["u2", "u16"]))]
+    for fig in figs:
+        title = fig._suptitle.get_text().lower()
+        plt.close(fig)
+        assert title and not [w for w in TITLE_CLAIMS if w in title], title
+
+
+def _procedures(regimes, conditions=("random",), length=4):
+    return pd.DataFrame([dict(model="m", task="t", condition=c, regime=r, seed=s, step=st, procedure=p,
+                              share=0.1 * s + (0.5 if p == "neither" else 0.2))
+                         for c in conditions for r in regimes for s in range(3) for st in range(1, length + 1)
+                         for p in ("correct", "buggy", "neither")])
+
+
+def test_procedure_shares_are_readable_medians_with_at_most_six_colours_a_panel():
+    """The suptitle sits above the column titles, the row labels are legible, the curves are the median over
+    seeds (what the docs quote), and a row with more than 6 regimes is split so no panel has more than 6 colours."""
+    regimes = [f"u{i}" for i in range(1, 9)]  # 8 regimes: two rows of at most 6
+    fig = plots.plot_procedure_shares(_procedures(regimes))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    suptitle = fig._suptitle.get_window_extent(renderer)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 2 * 3
+    for ax in panels:
+        colours = {to_hex(ln.get_color()) for ln in ax.get_lines() if ln.get_alpha() in (None, 1.0)}
+        assert 1 <= len(colours) <= 6
+        if ax.get_title():
+            assert ax.title.get_window_extent(renderer).y1 <= suptitle.y0 + 1  # the headers clear of the title
+        assert ax.yaxis.label.get_fontsize() >= 9 and ax.xaxis.label.get_fontsize() >= 9
+    drawn = {ln.get_label(): ln for ln in panels[0].get_lines() if not ln.get_label().startswith("_")}
+    # shares 0.2, 0.3, 0.4 over 3 seeds at every step: the median 0.3 (the mean would be 0.3 too: make them differ)
+    skewed = _procedures(["u2"]).assign(share=lambda d: np.where(d["seed"] == 2, 0.9, 0.1))
+    line = next(ln for ln in plots.plot_procedure_shares(skewed).axes[0].get_lines() if ln.get_label() == "u2")
+    assert np.allclose(line.get_ydata(), 0.1)  # median of 0.1, 0.1, 0.9 (the mean is 0.367)
+    assert drawn and "median over seeds" in fig._suptitle.get_text()
+
+
+def test_predictor_outcomes_figure_has_a_dot_and_interval_per_stratum_and_dashes_the_uninformative():
+    rows = []
+    for cond, outcomes in (("ground_truth", ["baseline_gain"]), ("random", ["gain_minus_baseline", "fraction_recovered"])):
+        for outcome in outcomes:
+            for p in ("pass_at_1", "maj_at_n"):
+                for stratum, (lo, hi) in (("a", (-0.9, 0.9)), ("b", (0.2, 0.8)), ("within-task", (-0.5, 0.4))):
+                    rows.append(dict(predictor=p, condition=cond, regime="", outcome=outcome, stratum=stratum,
+                                     rho=(lo + hi) / 2, ci_low=lo, ci_high=hi, n_pairs=5))
+    fig = plots.plot_predictor_outcomes(pd.DataFrame(rows))
+    shown = [ax for ax in fig.axes if ax.axison and ax.get_title()]
+    assert len(shown) == 3  # ground truth's own gain; random's two outcomes (the empty slot has no panel)
+    for ax in shown:
+        bars = [c for c in ax.containers if c.has_xerr]
+        styles = sorted(c.lines[2][0].get_linestyle()[0][1] is not None for c in bars)  # dashed: a dash pattern
+        assert len(bars) == 3 and styles == [False, False, True]  # only stratum a (width 1.8) is dashed
+        assert not [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 1 and ln.get_linestyle() not in ("None", "")
+                    and ln.get_xdata()[0] != ln.get_xdata()[-1]]  # no line joins strata
+    assert "bootstrap over models" in fig._suptitle.get_text()

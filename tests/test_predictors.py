@@ -238,6 +238,136 @@ def test_a_predictor_missing_for_some_pair_has_no_rho_and_duplicates_are_refused
         pr.predictor_correlations(pd.concat([predictors, predictors.head(1)]), _gains(lambda c, i: i))
 
 
+# --- the predictors re-asked: two outcomes, per task, models as clusters ------------------------------------------
+def _two_task_gains(gt_gain, cond_gain, models=8, seeds=(0, 1, 2), jitter=0.0):
+    """A gain table over models m0..m{models-1} x tasks a, b: ground truth gains gt_gain(model i, task) and the
+    technique "random" cond_gain(i, task), the same in every seed except a seed jitter."""
+    rows = []
+    for i in range(models):
+        for task in ("a", "b"):
+            for s in seeds:
+                gt = gt_gain(i, task) + jitter * (s - 1)
+                rows.append({"model": f"m{i}", "task": task, "dataset": f"{task}_test", "condition": "ground_truth",
+                             "regime": "", "seed": s, "baseline": "ground_truth", "gain": gt, "baseline_gain": gt})
+                rows.append({"model": f"m{i}", "task": task, "dataset": f"{task}_test", "condition": "random",
+                             "regime": "", "seed": s, "baseline": "ground_truth",
+                             "gain": cond_gain(i, task) + jitter * (1 - s) * 0.5, "baseline_gain": gt})
+    return pd.DataFrame(rows)
+
+
+def _two_task_predictors(value, models=8):
+    return pd.DataFrame([{"model": f"m{i}", "task": t, "dataset": f"{t}_test", "pass_at_1": value(i, t)}
+                         for i in range(models) for t in ("a", "b")])
+
+
+def test_stratified_rho_ignores_a_difference_between_tasks_that_a_pooled_rho_turns_into_a_correlation():
+    """Task b's pairs have a higher predictor and a higher outcome than task a's, while within each task the
+    outcome is unrelated to the predictor (rho exactly 0): pooled over the 10 pairs Spearman's rho is strong,
+    the within-task one is 0."""
+    x = np.array([1, 2, 3, 4, 5, 11, 12, 13, 14, 15], float)
+    y = np.array([2, 5, 3, 1, 4, 12, 15, 13, 11, 14], float)  # within each task: ranks 2 5 3 1 4, rho 0
+    tasks = np.array(["a"] * 5 + ["b"] * 5)
+    assert pr.spearman_rows(x[None], y[None])[0] > 0.7
+    assert pr.stratified_spearman(x[None], y[None], tasks)[0] == pytest.approx(0.0, abs=1e-12)
+    assert pr.stratified_spearman(x[None, :5], y[None, :5], tasks[:5])[0] == pytest.approx(
+        pr.spearman_rows(x[None, :5], y[None, :5])[0])  # one stratum: Spearman's rho
+    # the same through predictor_outcomes: per task 0, within-task 0, though a pooled rank would be strong
+    models = 5
+    gains = _two_task_gains(lambda i, t: 0.5, lambda i, t: 0.5 + 0.01 * y[i + (5 if t == "b" else 0)], models=models)
+    table = pr.predictor_outcomes(_two_task_predictors(lambda i, t: x[i + (5 if t == "b" else 0)], models), gains,
+                                  n_boot=200)
+    row = table[(table.condition == "random") & (table.outcome == "gain_minus_baseline")].set_index("stratum")
+    assert list(row.index) == ["a", "b", pr.STRATIFIED]
+    assert row["rho"].abs().max() < 1e-12 and (row.loc[pr.STRATIFIED, "n_pairs"], row.loc["a", "n_pairs"]) == (10, 5)
+    assert (row["n_models"] == 5).all()
+
+
+def test_two_test_sets_of_one_task_are_two_strata():
+    """A task evaluated on two test sets (the contamination study's leaked and fresh sets): each set is its own
+    stratum, so pairs of different test sets are never ranked together."""
+    x = np.array([1, 2, 3, 4, 5, 11, 12, 13, 14, 15], float)
+    gains = _two_task_gains(lambda i, t: 0.5, lambda i, t: 0.5 + 0.01 * x[i + (5 if t == "b" else 0)], models=5)
+    gains = gains.assign(task="t")
+    predictors = _two_task_predictors(lambda i, t: x[i + (5 if t == "b" else 0)], 5).assign(task="t")
+    table = pr.predictor_outcomes(predictors, gains, n_boot=100)
+    strata = list(dict.fromkeys(table.loc[table.condition == "random", "stratum"]))
+    assert strata == ["t/a_test", "t/b_test", pr.STRATIFIED]
+
+
+def test_resampling_models_as_clusters_is_wider_than_resampling_pairs_when_a_model_repeats_across_tasks():
+    """Each model has the same predictor and outcome on both tasks: its two pairs are one observation, not
+    two. Resampling pairs treats them as independent and halves the variance of the within-task rho; resampling
+    models keeps them together, so its CI is wider."""
+    rng = np.random.default_rng(3)
+    xs, ys = rng.normal(size=8), rng.normal(size=8)
+    ys = 0.6 * xs + ys
+    gains = _two_task_gains(lambda i, t: 1.0, lambda i, t: 1.0 + ys[i], jitter=0.0)
+    predictors = _two_task_predictors(lambda i, t: xs[i])
+    widths = {}
+    for cluster in ("model", "pair"):
+        t = pr.predictor_outcomes(predictors, gains, n_boot=2000, cluster=cluster)
+        t = t[(t.condition == "random") & (t.outcome == "gain_minus_baseline")].set_index("stratum")
+        assert (t["cluster"] == cluster).all()
+        assert t.loc["a", "rho"] == pytest.approx(t.loc[pr.STRATIFIED, "rho"])  # both tasks are the same
+        widths[cluster] = t.loc[pr.STRATIFIED, "ci_width"]
+    assert widths["model"] > 1.2 * widths["pair"], widths
+    with pytest.raises(ValueError, match="cluster 'seed'"):
+        pr.cluster_bootstrap(np.ones((1, 3)), [[1.0]] * 3, [[1.0]] * 3, "aaa", "xyz", "gain_minus_baseline",
+                             cluster="seed")
+
+
+def test_the_fraction_recovered_is_asked_only_where_ground_truth_gained_enough():
+    """Ground truth gains 0.01 on two of task a's pairs: those leave the fraction outcome (not the
+    difference); the fraction is mean gain / ground truth's mean gain, the difference their difference."""
+    gt = lambda i, t: 0.01 if (t == "a" and i < 2) else 0.1 + 0.05 * i  # noqa: E731
+    gains = _two_task_gains(gt, lambda i, t: 0.5 * gt(i, t) * (1 + i / 10), models=6)
+    table = pr.predictor_outcomes(_two_task_predictors(lambda i, t: i / 10, 6), gains, n_boot=200)
+    at = table[table.condition == "random"].set_index(["outcome", "stratum"])
+    assert at.loc[("fraction_recovered", "a"), "n_pairs"] == 4 and at.loc[("gain_minus_baseline", "a"), "n_pairs"] == 6
+    assert at.loc[("fraction_recovered", pr.STRATIFIED), "n_pairs"] == 10
+    assert at.loc[("fraction_recovered", "a"), "rho"] == pytest.approx(1.0)  # 0.5 (1 + i/10) grows with i
+    assert set(table.loc[table.condition == "ground_truth", "outcome"]) == {"baseline_gain"}
+
+
+def test_the_reading_follows_the_width_of_the_interval():
+    assert pr.reading(-0.7, 0.8) == "uninformative"  # spans most of [-1, 1]: never a null
+    assert pr.reading(0.1, 0.9) == "positive" and pr.reading(-0.9, -0.2) == "negative"
+    assert pr.reading(-0.3, 0.4) == "not established" and pr.reading(float("nan"), 0.2) == "n/a"
+    # a bootstrap CI that excludes 0 while the exact permutation p does not reach 0.05 (4-5 clusters): not a sign
+    assert pr.reading(0.7, 1.0, p=0.5) == "not established" and pr.reading(0.7, 1.0, p=0.0167) == "positive"
+
+
+def test_the_permutation_p_is_exact_for_small_strata_and_tells_a_perfect_ranking_from_none():
+    x = np.arange(5.0)
+    assert pr.permutation_p(x, x, ["a"] * 5) == pytest.approx(2 / 120)  # only the ranking and its reverse
+    assert pr.permutation_p(np.tile(x, 2), np.tile(x, 2), ["a"] * 5 + ["b"] * 5) == pytest.approx(2 / 14400)
+    assert pr.permutation_p(x, np.array([2, 5, 3, 1, 4.0]), ["a"] * 5) == 1.0  # rho 0: every permutation as extreme
+    big = np.arange(12.0)
+    p = pr.permutation_p(big, big, ["a"] * 12, n_random=2000)  # 12! permutations: sampled
+    assert p <= 0.002
+    assert math.isnan(pr.permutation_p(x, np.ones(5), ["a"] * 5))
+
+
+def test_the_committed_outcome_table_is_recomputed_from_the_committed_tables(tmp_path):
+    """figures/testbed-predictors/predictor_outcomes.csv is what committed_outcomes computes from the
+    results.csv and predictors.csv beside it, byte for byte (scripts/predictor_outcomes.py writes it)."""
+    from mirage.study.predictors import committed_outcomes, write_csv
+
+    folder = Path(__file__).resolve().parents[1] / "figures" / "testbed-predictors"
+    table = committed_outcomes(folder)
+    out = write_csv(table, tmp_path / "o.csv")
+    assert out.read_bytes() == (folder / "predictor_outcomes.csv").read_bytes()
+    # its shape: 11 predictors x (1 ground-truth outcome + 4 techniques x 2) x (2 tasks + within-task)
+    assert len(table) == 11 * 9 * 3 and set(table["cluster"]) == {"model"}
+    assert set(table["reading"]) <= {"uninformative", "positive", "negative", "not established", "n/a"}
+    wide = table["ci_width"] > pr.UNINFORMATIVE_WIDTH
+    assert (table.loc[wide, "reading"] == "uninformative").all()
+    signed = table["reading"].isin(["positive", "negative"])
+    assert (table.loc[signed, "p_perm"] < 0.05).all() and (table.loc[signed, "ci_width"] <= pr.UNINFORMATIVE_WIDTH).all()
+    with pytest.raises(FileNotFoundError, match="predictors.csv"):
+        committed_outcomes(tmp_path)
+
+
 # --- old evaluation folders --------------------------------------------------------------------
 class ScriptSampler(Sampler):
     """Answers every problem with its ground truth, with or without log-probs."""
@@ -306,12 +436,28 @@ def test_the_study_section_draws_the_figure_and_tables_only_with_a_predictors_ta
     predictors = pd.DataFrame([{"model": m, "task": t, "dataset": f"{t}_test", "pass_at_1": v,
                                 "majority_share": -v, "format_rate": 1.0} for (m, t), v in order.items()])
     predictors.to_parquet(study_dir / "alignment" / "predictors.parquet")
-    table, rho, fig = sp.draw(study_dir, figures)
-    assert len(table) == 4 and fig is not None
+    table, rho, outcomes, fig, outcome_fig = sp.draw(study_dir, figures)
+    assert len(table) == 4 and fig is not None and outcome_fig is not None
     assert rho.loc["pass_at_1", "ground_truth"] == 1.0 and rho.loc["majority_share", "ground_truth"] == -1.0
+    # the re-asked outcomes: per task (2 pairs each) and within-task; ground truth ranked by its own gain
+    gt = outcomes[(outcomes.condition == "ground_truth") & (outcomes.predictor == "pass_at_1")].set_index("stratum")
+    assert set(gt.index) == {"toy-math", "toy-logic", "within-task"} and gt.loc["within-task", "rho"] == 1.0
     for name in ("predictor_correlations.png", "predictor_correlations.pdf", "predictors.csv",
-                 "predictor_correlations.csv"):
+                 "predictor_correlations.csv", "predictor_outcomes.csv", "predictor_outcomes.png"):
         assert (figures / name).stat().st_size > 200, name
     written = pd.read_csv(figures / "predictor_correlations.csv")
     assert set(written["condition"]) >= {"ground_truth", "random"} and (written["n_pairs"] == 4).all()
     assert (written["n_seeds"] == 2).all()
+
+
+def test_the_outcome_script_refuses_a_preset_without_its_tables_in_one_line_before_any_work(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "lib"), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, str(root / "scripts" / "predictor_outcomes.py"), "testbed-predictors",
+                        "no-such-preset", "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "PRESET 'no-such-preset': no figures/no-such-preset/results.csv" in r.stderr
+    assert len(r.stderr.strip().splitlines()[-1]) < 200 and not list(tmp_path.iterdir())  # nothing written

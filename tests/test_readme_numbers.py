@@ -147,3 +147,60 @@ def test_the_bounds_script_refuses_bad_arguments_in_one_line_before_any_work(tmp
     r = _bounds_script("testbed-seeds", "testbed-quick", "--csv", str(tmp_path / "x.csv"))
     assert r.returncode == 2 and "--csv: several presets need '{preset}' in PATH" in r.stderr
     assert not list(tmp_path.iterdir())
+
+
+# --- the predictor paragraphs: provenance, and the right rows ------------------------------------------------
+PREDICTOR_SECTION = "### Which measure of alignment predicts a technique's gain"
+# (predictor, condition, outcome, stratum) of each "rho [low, high]" the README / docs/science.md quote
+PREDICTOR_QUOTES = {
+    "README.md": [("pass_at_half", "nsr", "fraction_recovered", "within-task"),
+                  ("pass_at_half", "majority_vote", "fraction_recovered", "within-task"),
+                  ("pass_at_half", "random", "fraction_recovered", "within-task"),
+                  ("pass_at_half", "random", "fraction_recovered", "toy-logic"),
+                  ("pass_at_n", "nsr", "fraction_recovered", "within-task")],
+    "docs/science.md": [("pass_at_half", "nsr", "fraction_recovered", "within-task"),
+                        ("pass_at_half", "majority_vote", "fraction_recovered", "within-task"),
+                        ("pass_at_half", "one_shot", "fraction_recovered", "within-task"),
+                        ("pass_at_half", "random", "fraction_recovered", "within-task"),
+                        ("pass_at_half", "random", "fraction_recovered", "toy-logic"),
+                        ("pass_at_n", "nsr", "fraction_recovered", "within-task")],
+}
+
+
+def section(text: str, heading: str) -> str:
+    start = text.find(heading)
+    assert start >= 0, f"no heading {heading!r}"
+    end = text.find("\n#", start + len(heading))
+    return text[start:end if end >= 0 else len(text)]
+
+
+def _outcomes():
+    with open(ROOT / "figures" / "testbed-predictors" / "predictor_outcomes.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _signed(v: str) -> str:
+    x = round(float(v), 3)
+    return "0.000" if x == 0 else f"{x:+.3f}"
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/science.md"])
+def test_the_predictor_paragraphs_quote_committed_numbers_from_the_right_rows(doc):
+    """Every signed or decimal number of the predictor section is in a committed CSV; each quoted rho with its
+    interval is the row it names (predictor_outcomes.csv); the counts of wide intervals are the table's."""
+    text = section((ROOT / doc).read_text(encoding="utf-8"), PREDICTOR_SECTION)
+    pool = csv_numbers(ROOT / "figures")
+    missing = sorted({n for n in quoted_numbers(text) if not found(n, pool)})
+    assert not missing, f"{doc}'s predictor section quotes numbers no figures/**/*.csv holds: {missing}"
+    rows = {(r["predictor"], r["condition"], r["outcome"], r["stratum"]): r for r in _outcomes()}
+    flat = " ".join(text.split())
+    for key in PREDICTOR_QUOTES[doc]:
+        r = rows[key]
+        quote = f"{_signed(r['rho'])} [{_signed(r['ci_low'])}, {_signed(r['ci_high'])}]"
+        assert quote in flat, f"{doc}: {key} is {quote} in predictor_outcomes.csv, not quoted so"
+    within = [r for r in rows.values() if r["stratum"] == "within-task"]
+    wide = sum(float(r["ci_width"]) > 1 for r in within)
+    assert f"{wide} of the {len(within)} within-task" in flat
+    math_rows = [r for r in rows.values() if r["stratum"] == "toy-math"]
+    assert f"{sum(float(r['ci_width']) > 1 for r in math_rows)} of {len(math_rows)}" in flat
+    assert all(r["reading"] == "uninformative" for r in rows.values() if float(r["ci_width"] or "nan") > 1)

@@ -36,7 +36,11 @@ The paper reads model-task alignment off pass@k. These are the other candidates,
 
 ``predictor_correlations`` ranks them against a study's gains (``mirage.study``'s gain table):
 Spearman's rho per (predictor, condition) over model-task pairs, with a percentile bootstrap CI
-that resamples pairs, and seeds within each drawn pair.
+that resamples pairs, and seeds within each drawn pair. ``predictor_outcomes`` asks it the way to
+read it: two outcomes (gain minus the baseline's; the fraction of the baseline's gain recovered),
+rho per task and from within-task ranks (``stratified_spearman``), a bootstrap that resamples
+models as clusters (``cluster_bootstrap``), an exact within-task permutation p (``permutation_p``)
+and a ``reading`` that follows the CI's width.
 """
 
 from __future__ import annotations
@@ -256,3 +260,217 @@ def predictor_correlations(predictors: pd.DataFrame, gains: pd.DataFrame, names:
                 continue
             rows.append({**base, **rank_correlation(x, by_pair.tolist(), n_boot=n_boot, seed=seed)})
     return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
+
+
+# --- the predictors re-asked: two outcomes, per task, models resampled as clusters ----------------------------
+# ``predictor_outcomes`` replaces the pooled ranking above for reading a result: a model appears in pairs of
+# every task, so pairs are not independent draws (resample models), and a between-task difference in both the
+# predictor and the outcome makes a pooled rho without any model ranking (rank within each task).
+MIN_BASELINE_GAIN = 0.02  # the fraction of the baseline's gain recovered is asked only where it gained this much
+UNINFORMATIVE_WIDTH = 1.0  # a CI wider than this (half of [-1, 1]) cannot tell a strong predictor from none
+OUTCOMES = {"gain_minus_baseline": "gain - baseline gain", "fraction_recovered": "gain / baseline gain",
+            "baseline_gain": "baseline gain over base"}
+STRATIFIED = "within-task"  # the stratum name of the statistic pooled over tasks from within-task ranks
+OUTCOME_COLUMNS = ["predictor", "condition", "regime", "outcome", "stratum", "rho", "ci_low", "ci_high", "ci_width",
+                   "reading", "p_perm", "n_pairs", "n_models", "n_seeds", "n_boot_valid", "cluster"]
+
+
+def centred_ranks(x: np.ndarray, strata: Sequence[Any]) -> np.ndarray:
+    """Average ranks of each row of ``x`` (rows, items) within each stratum (items with the same label in
+    ``strata``), minus that stratum's mean rank: what a within-stratum Spearman correlates."""
+    x = np.asarray(x, dtype=np.float64)
+    strata = np.asarray(strata, dtype=object)
+    out = np.zeros_like(x)
+    for label in set(strata):
+        cols = strata == label
+        r = average_ranks(x[:, cols])
+        out[:, cols] = r - r.mean(axis=1, keepdims=True)
+    return out
+
+
+def stratified_spearman(x: np.ndarray, y: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """Spearman's rho pooled over strata from within-stratum ranks (the pooled Pearson correlation of the
+    centred within-stratum ranks), per row: equal to Spearman's rho for one stratum, and blind to any difference
+    between strata. NaN for a row where either side is constant within every stratum."""
+    rx, ry = centred_ranks(x, strata), centred_ranks(y, strata)
+    den = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (rx * ry).sum(axis=1) / den, np.nan)
+
+
+def permutation_p(x: Sequence[float], y: Sequence[float], strata: Sequence[Any], max_exact: int = 1_000_000,
+                  n_random: int = 20_000, seed: int = 0) -> float:
+    """Two-sided p of ``stratified_spearman(x, y, strata)`` under no association: the share of the
+    permutations of ``y`` within each stratum whose |rho| is at least the observed one. Exact (every
+    permutation) when their number is at most ``max_exact``, else ``n_random`` random ones (seeded). It takes
+    the pair values as given (no seed noise): a check on the bootstrap CI, whose percentile interval is too
+    narrow with ~5 clusters (a perfect ranking of 5 resamples to a perfect ranking). NaN when rho is."""
+    import itertools
+    import math
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    strata = np.asarray(strata, dtype=object)
+    rx, ry = centred_ranks(x[None, :], strata)[0], centred_ranks(y[None, :], strata)[0]
+    den = math.sqrt(float((rx ** 2).sum() * (ry ** 2).sum()))
+    if den == 0:
+        return float("nan")
+    observed = abs(float((rx * ry).sum())) / den
+    groups = [np.flatnonzero(strata == label) for label in sorted(set(strata), key=str)]
+    if math.prod(math.factorial(len(g)) for g in groups) <= max_exact:
+        total = np.zeros(1)
+        for g in groups:  # numerator = sum over strata of rx . permuted ry: an outer sum over the strata
+            perms = np.array(list(itertools.permutations(range(len(g)))))
+            part = (rx[g][None, :] * ry[g][perms]).sum(axis=1)
+            total = (total[:, None] + part[None, :]).ravel()
+    else:
+        rng = np.random.default_rng(seed)
+        total = np.zeros(n_random)
+        for g in groups:
+            perms = np.argsort(rng.random((n_random, len(g))), axis=1)
+            total += (rx[g][None, :] * ry[g][perms]).sum(axis=1)
+    return float(np.mean(np.abs(total) / den >= observed - 1e-9))
+
+
+def reading(low: float, high: float, p: float = float("nan"), level: float = 0.05) -> str:
+    """What a rho's CI allows saying: "uninformative" when it is wider than ``UNINFORMATIVE_WIDTH`` (it cannot
+    tell a strong predictor from none: never read as a null); "positive" / "negative" when it excludes 0 and the
+    permutation p (``permutation_p``, where given) is below ``level`` (with 4-5 clusters a percentile bootstrap
+    alone excludes 0 too easily); else "not established"; "n/a" without a CI. Uncorrected for the many rhos of
+    a table: a lead, not a finding."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "n/a"
+    if high - low > UNINFORMATIVE_WIDTH:
+        return "uninformative"
+    if (low > 0 or high < 0) and not (np.isfinite(p) and p >= level):
+        return "positive" if low > 0 else "negative"
+    return "not established"
+
+
+def _pair_outcome(outcome: str, gain: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """An outcome from seed means (last axis: seeds) of a technique's gain and its baseline's."""
+    g, b = gain.mean(axis=-1), base.mean(axis=-1)
+    if outcome == "gain_minus_baseline":
+        return g - b
+    if outcome == "fraction_recovered":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return g / b
+    return b
+
+
+def cluster_bootstrap(x: np.ndarray, gains: Sequence[np.ndarray], bases: Sequence[np.ndarray], tasks: Sequence[str],
+                      models: Sequence[str], outcome: str, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0,
+                      cluster: str = "model") -> list[dict[str, Any]]:
+    """Spearman's rho of each predictor (rows of ``x``: (predictors, pairs)) with a pair outcome, per task and
+    pooled from within-task ranks (``STRATIFIED``), each with a percentile bootstrap CI. Per pair: its task, its
+    model, and its per-seed gains of the technique and of the baseline (paired by seed). The outcome of a pair is
+    ``_pair_outcome`` of its seed means. A draw resamples the clusters with replacement (``cluster`` "model": the
+    models, each drawn model bringing its pairs of every task; "pair": the pairs, independently), then each drawn
+    pair's seeds with replacement (technique and baseline together). Draws where a side is constant in every
+    stratum are dropped (``n_boot_valid``); the CI is NaN when fewer than half are valid. Beside it ``p_perm``,
+    the exact permutation p of the same rho (``permutation_p``). One dict per (predictor, stratum), strata in
+    order: each task (sorted), then ``STRATIFIED`` when there are several."""
+    if cluster not in ("model", "pair"):
+        raise ValueError(f"cluster_bootstrap: cluster {cluster!r}; one of 'model', 'pair'")
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    tasks, models = np.asarray(tasks, dtype=object), np.asarray(models, dtype=object)
+    n = x.shape[1]
+    if not (len(gains) == len(bases) == len(tasks) == len(models) == n) or any(
+            len(g) == 0 or len(g) != len(b) for g, b in zip(gains, bases)):
+        raise ValueError(f"cluster_bootstrap: {n} pairs of predictors, {len(gains)} of gains, {len(bases)} of "
+                         f"baseline gains, {len(tasks)} tasks, {len(models)} models (seeds paired, none empty)")
+    y = np.array([_pair_outcome(outcome, np.asarray(g, float), np.asarray(b, float)) for g, b in zip(gains, bases)])
+    strata = sorted(set(tasks))
+    names = strata + ([STRATIFIED] if len(strata) > 1 else [])
+
+    def stat(xs, ys, ts):  # rho per (predictor, stratum) of one draw
+        out = np.full((xs.shape[0], len(names)), np.nan)
+        for k, name in enumerate(names):
+            cols = np.ones(len(ts), bool) if name == STRATIFIED else ts == name
+            if cols.sum() >= 3:  # a rank correlation of 2 pairs is +-1 whatever the relation
+                out[:, k] = stratified_spearman(xs[:, cols], np.broadcast_to(ys[cols], xs[:, cols].shape), ts[cols])
+        return out
+
+    point = stat(x, y, tasks)
+    rng = np.random.default_rng(seed)
+    clusters = sorted(set(models)) if cluster == "model" else list(range(n))
+    members = [np.flatnonzero(models == c) for c in clusters] if cluster == "model" else [np.array([i]) for i in range(n)]
+    boot = np.full((n_boot, *point.shape), np.nan)
+    for b in range(n_boot):
+        drawn = np.concatenate([members[i] for i in rng.integers(0, len(clusters), size=len(clusters))])
+        ys = np.empty(len(drawn))
+        for j, p in enumerate(drawn):
+            s = rng.integers(0, len(gains[p]), size=len(gains[p]))
+            ys[j] = _pair_outcome(outcome, np.asarray(gains[p], float)[s], np.asarray(bases[p], float)[s])
+        boot[b] = stat(x[:, drawn], ys, tasks[drawn])
+    rows = []
+    for i in range(x.shape[0]):
+        for k, name in enumerate(names):
+            cols = np.ones(n, bool) if name == STRATIFIED else tasks == name
+            valid = boot[:, i, k][~np.isnan(boot[:, i, k])]
+            low = high = float("nan")
+            if np.isfinite(point[i, k]) and len(valid) >= n_boot / 2:
+                low, high = (float(v) for v in np.quantile(valid, [alpha / 2, 1 - alpha / 2]))
+            p = permutation_p(x[i, cols], y[cols], tasks[cols]) if np.isfinite(point[i, k]) else float("nan")
+            rows.append({"stratum": name, "rho": float(point[i, k]), "ci_low": low, "ci_high": high,
+                         "ci_width": high - low, "reading": reading(low, high, p), "p_perm": p, "n_pairs": int(cols.sum()),
+                         "n_models": int(len(set(models[cols]))),
+                         "n_seeds": int(np.median([len(gains[p]) for p in np.flatnonzero(cols)])),
+                         "n_boot_valid": int(len(valid)), "cluster": cluster})
+    return rows
+
+
+def predictor_outcomes(predictors: pd.DataFrame, gains: pd.DataFrame, names: Sequence[str] | None = None,
+                       n_boot: int = 2000, seed: int = 0, min_baseline_gain: float = MIN_BASELINE_GAIN,
+                       cluster: str = "model") -> pd.DataFrame:
+    """Each predictor against each technique's two outcomes, per task and within-task pooled, models resampled
+    as clusters (``cluster_bootstrap``): ``gain_minus_baseline`` (the mean gain over seeds minus the baseline's,
+    ground truth's for every shipped technique) over every pair, and ``fraction_recovered`` (mean gain / the
+    baseline's mean gain) over the pairs where the baseline's mean gain is >= ``min_baseline_gain`` (an
+    outcome with fewer than 3 such pairs is left out); the baseline itself gets ``baseline_gain`` (its own gain
+    over the base model). A predictor that is NaN for some pair, or constant within every stratum, gets rho NaN
+    ("n/a"). ``gains``: ``mirage.study.gain_table`` (columns model, task, dataset, condition, regime, seed,
+    baseline, gain, baseline_gain); ``predictors``: one row per model x task x dataset. Columns
+    ``OUTCOME_COLUMNS``, one row per (condition, regime, outcome, predictor, stratum); ``reading`` follows the
+    CI's width (``reading``)."""
+    from mirage.study.results import condition_order
+
+    names = [p for p in (names or RANKED) if p in predictors.columns]
+    keys = ["model", "task", "dataset"]
+    dup = predictors.duplicated(keys)
+    if dup.any():
+        raise ValueError(f"predictors: model x task x dataset {tuple(predictors.loc[dup.idxmax(), keys])} appears "
+                         "twice; one row per pair")
+    g = gains.assign(regime=gains["regime"].fillna("") if "regime" in gains else "")
+    g = g.dropna(subset=["gain", "baseline_gain"])
+    order = {c: i for i, c in enumerate(condition_order(g["condition"]))}
+    groups = sorted(g.groupby(["condition", "regime"]).groups, key=lambda cr: (order[cr[0]], cr[1]))
+    table = predictors.set_index(keys)
+    sets = g.groupby("task")["dataset"].nunique()  # a task with several test sets: a stratum per test set
+    rows = []
+    for k, (condition, regime) in enumerate(groups):
+        o = g[(g["condition"] == condition) & (g["regime"] == regime)].sort_values(keys + ["seed"])
+        own = bool((o["condition"] == o["baseline"]).all())
+        by_pair = list(o.groupby(keys, sort=True))
+        gain = [p["gain"].to_numpy(float) for _, p in by_pair]
+        base = [p["baseline_gain"].to_numpy(float) for _, p in by_pair]
+        for j, outcome in enumerate(["baseline_gain"] if own else ["gain_minus_baseline", "fraction_recovered"]):
+            keep = [i for i, b in enumerate(base) if outcome != "fraction_recovered" or b.mean() >= min_baseline_gain]
+            if len(keep) < 3:
+                continue
+            sub = pd.MultiIndex.from_tuples([by_pair[i][0] for i in keep], names=keys)
+            x = table.reindex(sub)[names].astype("float64").to_numpy().T
+            ok = ~np.isnan(x).any(axis=1)
+            strata = [task if sets[task] == 1 else f"{task}/{dataset}" for _, task, dataset in sub]
+            result = cluster_bootstrap(x[ok], [gain[i] for i in keep], [base[i] for i in keep],
+                                       strata, sub.get_level_values("model"), outcome,
+                                       n_boot=n_boot, seed=seed * 1000 + 10 * k + j, cluster=cluster) if ok.any() else []
+            strata = list(dict.fromkeys(r["stratum"] for r in result))
+            it = iter(result)
+            for name, has in zip(names, ok):
+                for stratum in strata:
+                    r = next(it) if has else {"stratum": stratum, "rho": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                                              "ci_width": np.nan, "reading": "n/a", "p_perm": np.nan, "n_pairs": len(keep),
+                                              "n_models": len(set(sub.get_level_values("model"))), "n_seeds": 0,
+                                              "n_boot_valid": 0, "cluster": cluster}
+                    rows.append({"predictor": name, "condition": condition, "regime": regime, "outcome": outcome, **r})
+    return pd.DataFrame(rows, columns=OUTCOME_COLUMNS)

@@ -29,7 +29,7 @@ from mirage.plots.dynamics import (DYNAMICS_METRICS, POLARITY_METRICS, dynamics_
                                    plot_example_history, plot_metric_panels, plot_reward_vs_accuracy)
 from mirage.plots.mechanism import (mechanism_figures, plot_bandit, plot_gain_distributions, plot_gain_vs_clipfrac,
                                     plot_gain_vs_step, plot_procedure_shares, regime_styles)
-from mirage.plots.predictors import plot_predictor_correlations
+from mirage.plots.predictors import plot_predictor_correlations, plot_predictor_outcomes
 from mirage.plots.summary import plot_summary
 
 __all__ = ["BASE_COLOUR", "color", "condition_order", "save", "save_all", "style", "task_marker", "task_order",
@@ -37,4 +37,4 @@ __all__ = ["BASE_COLOUR", "color", "condition_order", "save", "save_all", "style
            "plot_passk_vs_step", "step_figures", "DYNAMICS_METRICS", "POLARITY_METRICS", "dynamics_figures",
            "plot_dynamics", "plot_example_history", "plot_metric_panels", "plot_reward_vs_accuracy", "plot_summary",
            "mechanism_figures", "plot_bandit", "plot_gain_distributions", "plot_gain_vs_clipfrac", "plot_gain_vs_step",
-           "plot_procedure_shares", "regime_styles", "plot_predictor_correlations"]
+           "plot_procedure_shares", "regime_styles", "plot_predictor_correlations", "plot_predictor_outcomes"]

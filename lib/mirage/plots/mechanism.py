@@ -146,16 +146,22 @@ def plot_gain_vs_step(steps: pd.DataFrame, greedy: pd.DataFrame | None = None) -
             ax.set_xlabel("training step")
             ax.set_ylabel(GAIN_LABELS[col])
     figure_legend(fig, axes, title="regime (median; faint: seeds)")
-    fig.suptitle("Gain over training: the bias is a per-step drift, the noise a random walk")
+    fig.suptitle("Gain over the base model at each evaluated step, per regime (faint: each seed; bold: the median "
+                 "over seeds)")
     fig.tight_layout()
     return fig
 
 
 # --- (d) procedure shares -------------------------------------------------------------------------
+MAX_COLOURS = 6  # curves (regimes) per panel: more are split over several rows
+
+
 def plot_procedure_shares(procedures: pd.DataFrame) -> plt.Figure:
     """Share of training responses following the correct / buggy procedure (or neither) over steps, one
-    line per regime (mean over seeds, a moving average of ~1/12 of the run); one row per model x task x
-    condition x run length, so a 300-step axis does not squeeze the 40-step runs."""
+    line per regime (the median over seeds, as docs/science.md quotes them; a moving average of ~1/12 of the
+    run); one row per model x task x condition x run length, so a 300-step axis does not squeeze the 40-step
+    runs, and a row with more than ``MAX_COLOURS`` regimes split over several rows (at most that many colours
+    in a panel). The figure title sits above the column headers."""
     require(procedures, ["model", "task", "condition", "regime", "seed", "step", "procedure", "share"],
             "procedure table")
     if procedures.empty:
@@ -166,28 +172,36 @@ def plot_procedure_shares(procedures: pd.DataFrame) -> plt.Figure:
     rows = procedures[keys + ["length"]].drop_duplicates()
     rows = rows.assign(_c=rows["condition"].map({c: i for i, c in enumerate(condition_order(rows["condition"]))}))
     rows = rows.sort_values(["task", "model", "_c", "length"])[keys + ["length"]].values.tolist()
+    panels = []  # (model, task, condition, length, regimes, part label)
+    for model, task, cond, steps in rows:
+        sub = procedures[(procedures.model == model) & (procedures.task == task) & (procedures.condition == cond)
+                         & (procedures.length == steps)]
+        regimes = regime_order(sub["regime"])
+        chunks = [regimes[i:i + MAX_COLOURS] for i in range(0, len(regimes), MAX_COLOURS)]
+        for k, chunk in enumerate(chunks):
+            panels.append((model, task, cond, steps, chunk, f" ({k + 1}/{len(chunks)})" if len(chunks) > 1 else ""))
     kinds = [p for p in ("correct", "buggy", "neither") if p in set(procedures["procedure"])]
     styles = regime_styles(procedures["regime"])
-    fig, axes = grid(len(rows), len(kinds), w=3.2, h=2.2, sharey=True)
-    for i, (model, task, cond, steps) in enumerate(rows):
+    height = 2.3
+    fig, axes = grid(len(panels), len(kinds), w=3.3, h=height, sharey=True)
+    for i, (model, task, cond, steps, chunk, part) in enumerate(panels):
         sub = procedures[(procedures.model == model) & (procedures.task == task) & (procedures.condition == cond)
                          & (procedures.length == steps)]
         for j, kind in enumerate(kinds):
             ax = axes[i, j]
-            for regime in regime_order(sub["regime"]):
-                g = sub[(sub.regime == regime) & (sub.procedure == kind)].groupby("step")["share"].mean()
+            for regime in chunk:
+                g = sub[(sub.regime == regime) & (sub.procedure == kind)].groupby("step")["share"].median()
                 if not g.empty:
                     step_curve(ax, g, styles[regime][0], regime_label(regime), smooth_window(pd.Series(g.index)))
             if i == 0:
                 ax.set_title(f"{kind} procedure")
             if j == 0:
-                ax.set_ylabel(f"{model} | {task}\n{cond}, {steps} steps", fontsize=8)
-            if i == len(rows) - 1:
-                ax.set_xlabel("training step")
+                ax.set_ylabel(f"{model} | {task}\n{cond}, {steps} steps{part}", fontsize=9)
+            ax.set_xlabel("training step" if i == len(panels) - 1 else "", fontsize=9)
     figure_legend(fig, axes, title="regime")
-    fig.suptitle("Which procedure the sampled answers follow\n(share of training responses; mean over seeds; "
-                 "moving average over ~1/12 of the run)")
-    fig.tight_layout()
+    fig.suptitle("Share of training responses following each procedure, per regime\n(median over seeds; moving "
+                 "average over ~1/12 of the run)")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / (height * len(panels))))  # the title above the column headers
     return fig
 
 
