@@ -116,3 +116,126 @@ def test_a_checker_option_flag_is_generated_and_refuses_a_bad_value(extension, c
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "--model", "m", "--task", "t", "--grade-mode", "loose"])
     assert "--grade-mode" in capsys.readouterr().err
+
+
+# --- the contracts, one by one ----------------------------------------------------------------------
+def test_a_response_reward_scores_one_record_and_the_old_signature_is_refused():
+    from mirage.registry import RegistryError
+
+    with pytest.raises(RegistryError, match="score= must take one argument, the ResponseRecord"):
+        Reward("five_args", "response", score=lambda fmt, acc, coin, checker, rf: fmt and acc)
+    seen = []
+    register_reward(Reward("spy", "response", score=lambda record: seen.append(record) or 0.0))
+    try:
+        compute_score("toy-math", "<think>a</think> <answer> 12 </answer>", "12", {"index": 3}, variant="spy")
+    finally:
+        REWARDS.unregister("spy")
+    (record,) = seen
+    assert (record.text, record.answer, record.format_ok, record.correct, record.pred) == (
+        "<think>a</think> <answer> 12 </answer>", "12", True, True, "12")
+    assert (record.ground_truth, record.extra_info, record.data_source, record.checker.name) == (
+        "12", {"index": 3}, "toy-math", "toy")
+    assert record.verdict.procedure == "correct" and record.coin() in (True, False)
+
+
+def test_checker_options_and_columns_are_named_only_in_their_checkers_module():
+    """No module outside a checker's own file quotes its options or result columns (the scorer's result keys,
+    the evaluation CLI and settings, the probes ask the registry)."""
+    import inspect
+    from pathlib import Path
+
+    import mirage
+    from mirage.tasks import load_tasks
+
+    load_tasks()
+    root = Path(mirage.__file__).parent
+    sources = {p: p.read_text(encoding="utf-8") for p in root.rglob("*.py")}
+    leaks = []
+    for checker in CHECKERS.values():
+        home = Path(inspect.getsourcefile(checker.options)).resolve()
+        names = dict.fromkeys([f.name for f in dataclasses.fields(checker.options)] + list(checker.result_columns))
+        for path, text in sources.items():
+            if path.resolve() != home:
+                leaks += [f"{path.relative_to(root)}: {n!r} (checker {checker.name!r})" for n in names
+                          if f'"{n}"' in text or f"'{n}'" in text]
+    assert not leaks, "\n".join(leaks)
+
+
+def test_an_estimator_owns_its_config_keys_and_both_engines_read_them(tmp_path):
+    import torch
+
+    from mirage.objectives import ESTIMATORS, Estimator, compute_grpo, register_estimator
+    from mirage.registry import RegistryError
+    from mirage.train import sampling
+    from mirage.train import verl as vb
+
+    def scaled(token_level_rewards, response_mask, index, config=None, **kw):
+        adv, ret = compute_grpo(token_level_rewards, response_mask, index, config=config)
+        factor = float((config or {}).get("scaled_factor", 1.0))
+        return adv * factor, ret * factor
+
+    register_estimator(Estimator("scaled", scaled, config_keys={"factor": "scaled_factor"}))
+    register_condition(Condition("scaled", "RQ3", "ground_truth", estimator="scaled",
+                                 estimator_kwargs={"factor": 3.0}, colour="#2f4858"))
+    try:
+        with pytest.raises(RegistryError, match="estimator 'scaled' has no option 'lam'"):
+            register_condition(Condition("scaled_bad", "RQ3", "ground_truth", estimator="scaled",
+                                         estimator_kwargs={"lam": 3.0}, colour="#2f4859"))
+        # verl: the option travels under the entry's key in the algorithm config
+        _, argv = vb.build_command("Qwen/Qwen2.5-Math-7B", "math", "scaled", 0, tmp_path / "run",
+                                   data_root=tmp_path / "data")
+        assert "+algorithm.scaled_factor=3.0" in argv
+        # the local engine: the same key, through drop_mask's config
+        est, cond = ESTIMATORS["scaled"], CONDITIONS["scaled"]
+        rewards, mask = torch.tensor([[1.0], [0.0]]), torch.ones(2, 1)
+        _, adv = sampling.drop_mask("scaled", rewards, mask, [0, 0], config=est.config(cond.estimator_kwargs))
+        _, plain = sampling.drop_mask("grpo", rewards, mask, [0, 0])
+        assert torch.allclose(adv, 3.0 * plain) and plain.abs().sum() > 0
+    finally:
+        CONDITIONS.unregister("scaled")
+        ESTIMATORS.unregister("scaled")
+
+
+def test_procedure_shares_come_from_the_checker_entry(tmp_path):
+    """A task's checker that declares ``procedure`` gets the procedure predictors; no predictor names a task."""
+    from mirage.evaluate import predictors as pr
+
+    register_checker(Checker("parity_proc", lambda *a: Verdict(False, None),
+                             procedure=lambda pred, gt, info: "correct" if pred == gt else "buggy"))
+    register_task(Task("parity-task", "testbed", train="parity_train", evals=("parity_test",),
+                       sources={"parity-src": "parity_proc"}))
+    try:
+        rows = pd.DataFrame({"dataset": "d", "problem_id": ["a"] * 4, "data_source": "parity-src",
+                             "sample_index": range(4), "pred": ["1", "1", "2", "3"], "correct": [1, 1, 0, 0],
+                             "ground_truth": "1", "format": 1.0, "num_tokens": 4, "sum_neg_logprob": float("nan")})
+        problems = {"d": pd.DataFrame({"problem_id": ["a"], "extra_info": [{}]})}
+        row = pr.predictor_table(rows, problems).iloc[0]
+        assert (row["procedure_correct"], row["procedure_buggy"], row["procedure_neither"]) == (0.5, 0.5, 0.0)
+    finally:
+        TASKS.unregister("parity-task")
+        CHECKERS.unregister("parity_proc")
+
+
+def test_one_shot_history_is_a_flag_on_one_condition():
+    from mirage.conditions import history_condition
+    from mirage.registry import RegistryError
+
+    assert history_condition().name == "ground_truth" and history_condition().data == "full"
+    with pytest.raises(RegistryError, match="one_shot_history is already condition 'ground_truth'"):
+        register_condition(Condition("gt_again", "RQ1", "ground_truth", one_shot_history=True, colour="#2f485a"))
+    with pytest.raises(RegistryError, match="one_shot_history needs full-data runs"):
+        register_condition(Condition("gt_one", "RQ2", "ground_truth", data="one_shot_random", one_shot_history=True,
+                                     colour="#2f485b"))
+    assert "one_shot_history" not in CONDITIONS["ground_truth"].to_dict()  # run manifests keep their keys
+
+
+def test_the_cost_estimate_reads_a_tasks_evaluation_size_from_its_entry():
+    from mirage.study.estimate import DEFAULT_EVAL_PROBLEMS, eval_problems
+
+    register_task(Task("sized-task", "paper", train="sized_train", evals=("sized_test",), sources={"sized": "exact"},
+                       eval_problems=123))
+    try:
+        assert eval_problems("sized-task") == 123 and eval_problems("math") == 570
+        assert eval_problems("no-such-task") == DEFAULT_EVAL_PROBLEMS
+    finally:
+        TASKS.unregister("sized-task")

@@ -2,8 +2,8 @@
 
     from mirage.rewards import compute_score
     compute_score("math500", "<think>...</think> <answer>\\frac12</answer>", "0.5")
-    # {'score': 1.0, 'acc': 1.0, 'format': 1.0, 'pred': '\\frac12', 'korbench_mode': None, 'error': None,
-    #  'procedure': None}
+    # {'score': 1.0, 'acc': 1.0, 'format': 1.0, 'pred': '\\frac12', ..., 'error': None, 'procedure': None}
+    # (``result_keys()``: the checkers' own columns, e.g. KOR-Bench's scoring mode, stand at the ...)
 
 In verl 0.9.1: ``reward.custom_reward_function.path=pkg://mirage.rewards``,
 ``.name=compute_score``, variant etc. under ``.reward_kwargs``. See docs/rewards.md.
