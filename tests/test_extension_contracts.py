@@ -174,7 +174,7 @@ def test_an_estimator_owns_its_config_keys_and_both_engines_read_them(tmp_path):
         factor = float((config or {}).get("scaled_factor", 1.0))
         return adv * factor, ret * factor
 
-    register_estimator(Estimator("scaled", scaled, config_keys={"factor": "scaled_factor"}))
+    register_estimator(Estimator("scaled", scaled, drops_unselected=True, config_keys={"factor": "scaled_factor"}))
     register_condition(Condition("scaled", "RQ3", "ground_truth", estimator="scaled",
                                  estimator_kwargs={"factor": 3.0}, colour="#2f4858"))
     try:
@@ -184,7 +184,9 @@ def test_an_estimator_owns_its_config_keys_and_both_engines_read_them(tmp_path):
         # verl: the option travels under the entry's key in the algorithm config
         _, argv = vb.build_command("Qwen/Qwen2.5-Math-7B", "math", "scaled", 0, tmp_path / "run",
                                    data_root=tmp_path / "data")
-        assert "+algorithm.scaled_factor=3.0" in argv
+        assert "+algorithm.scaled_factor=3.0" in argv  # what verl's advantage computation reads
+        # and what mirage's replay buffer reads to decide which responses it drops
+        assert "+trainer.v1.sampler.sampler_kwargs.estimator_config.scaled_factor=3.0" in argv
         # the local engine: the same key, through drop_mask's config
         est, cond = ESTIMATORS["scaled"], CONDITIONS["scaled"]
         rewards, mask = torch.tensor([[1.0], [0.0]]), torch.ones(2, 1)

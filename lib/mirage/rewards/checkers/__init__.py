@@ -7,8 +7,9 @@ silently ignored; ``mirage eval``'s checker flags are generated from these datac
 (``add_option_flags``; a field's ``metadata`` may give ``help``, ``choices`` and
 ``path=True``). A checker also declares the columns it adds to every ``compute_score``
 result (``result_columns``) and the options an evaluation records even at their
-default (``recorded_options``); no code outside the checker's own file names them. Checks that may hang or run foreign code go
-through ``mirage.rewards.worker`` (roles are import strings, ``module:function``).
+default (``recorded_options``); no code outside the checker's own file names them.
+Checks that may hang or run foreign code go through ``mirage.rewards.worker`` (roles
+are import strings, ``module:function``).
 
 Data sources are routed to checkers by ``register_source``: task files declare the
 data sources their rows carry (``mirage.tasks``), so adding a task adds its routes.
@@ -103,10 +104,12 @@ def _validate(checker: Checker) -> None:
     own = {f.name for f in dataclasses.fields(checker.options)}
     bad = [o for o in checker.recorded_options if o not in own]
     if bad:
-        raise RegistryError(f"checker {checker.name!r}: recorded_options {bad} are not fields of {checker.options.__name__}")
+        raise RegistryError(f"checker {checker.name!r}: recorded_options {bad} are not fields of "
+                            f"{checker.options.__name__}")
     for column in checker.result_columns:
         if column in BASE_RESULT_KEYS + TAIL_RESULT_KEYS:
-            raise RegistryError(f"checker {checker.name!r}: result column {column!r} is one of compute_score's own keys")
+            raise RegistryError(f"checker {checker.name!r}: result column {column!r} is one of compute_score's "
+                                "own keys")
         other = next((c.name for c in CHECKERS.values() if c.name != checker.name and column in c.result_columns), None)
         if other:
             raise RegistryError(f"checker {checker.name!r}: result column {column!r} is already checker {other!r}'s")

@@ -234,7 +234,7 @@ def is_correct(category: str, response: str, answer: str, rule_id, idx, mode: st
 class KorbenchOptions:
     korbench_mode: str = field(default="published", metadata={  # what the published verdicts used | as documented
         "choices": MODES, "help": "KOR-Bench scoring: published-compatible or as documented (docs/rewards.md)"})
-    korbench_extract: str = field(default="answer", metadata={  # the <answer> block when it holds [[..]] | KOR's first [[..]]
+    korbench_extract: str = field(default="answer", metadata={  # <answer> when it holds [[..]] | KOR's first [[..]]
         "choices": EXTRACTIONS, "help": "KOR-Bench answer: the <answer> block when it holds [[...]], or KOR's first "
                                         "[[...]] of the raw response"})
 

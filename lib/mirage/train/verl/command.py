@@ -218,6 +218,9 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
     sampler = {"reward": condition.reward, "estimator": est.name, "dynamic_sampling": dynamic,
                "max_num_gen_batches": r.max_num_gen_batches, "release_faithful": release_faithful}
     overrides += [f"+trainer.v1.sampler.sampler_kwargs.{k}={hydra_value(v)}" for k, v in sampler.items()]
+    if est.drops_unselected:  # the sampler's drop decision reads the same options, under the same keys
+        overrides += [f"+trainer.v1.sampler.sampler_kwargs.estimator_config.{k}={hydra_value(v)}"
+                      for k, v in algorithm.items()]
     # a group reward re-scores with the condition's own checker options (e.g. math_checker)
     overrides += [f"+trainer.v1.sampler.sampler_kwargs.score_kwargs.{k}={hydra_value(v)}"
                   for k, v in condition.reward_kwargs.items()]
