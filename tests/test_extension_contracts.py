@@ -241,3 +241,22 @@ def test_the_cost_estimate_reads_a_tasks_evaluation_size_from_its_entry():
         assert eval_problems("no-such-task") == DEFAULT_EVAL_PROBLEMS
     finally:
         TASKS.unregister("sized-task")
+
+
+def test_result_columns_follow_the_checker_registry():
+    from mirage.rewards import result_keys
+    from mirage.registry import RegistryError
+
+    text = "<think>x</think> <answer>1</answer>"
+    assert "probe_col" not in compute_score("toy-math", text, "1") and "probe_col" not in result_keys()
+    register_checker(Checker("col_probe", _check, result_columns={"probe_col": lambda options, verdict: 7}))
+    try:
+        assert compute_score("toy-math", text, "1")["probe_col"] is None  # another checker's row: None
+        assert result_keys()[-3:] == ("probe_col", "error", "procedure")
+        with pytest.raises(RegistryError, match="result column 'probe_col' is already checker 'col_probe'"):
+            register_checker(Checker("col_probe2", _check, result_columns={"probe_col": lambda o, v: 8}))
+        with pytest.raises(RegistryError, match="result column 'acc' is one of compute_score's own keys"):
+            register_checker(Checker("col_probe3", _check, result_columns={"acc": lambda o, v: 8}))
+    finally:
+        CHECKERS.unregister("col_probe")
+    assert "probe_col" not in compute_score("toy-math", text, "1") and "probe_col" not in result_keys()

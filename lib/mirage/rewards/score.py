@@ -23,7 +23,7 @@ from multiprocessing import get_context
 from typing import Any, Iterable, Mapping
 
 from mirage.rewards.base import REWARDS, ResponseRecord
-from mirage.rewards.checkers import CHECKERS, Verdict, parse_options, result_keys, route
+from mirage.rewards.checkers import Verdict, parse_options, result_keys, result_values, route
 from mirage.rewards.response import extract_answer, format_ok
 
 # keywords verl's reward managers may add to every call; they concern reward models, not mirage
@@ -90,12 +90,9 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
                             verdict=verdict, checker=checker, data_source=data_source, ground_truth=ground_truth,
                             extra_info=extra_info, release_faithful=release_faithful, coin=coin)
     score = reward.score(record)
-    out = {"score": float(score), "acc": float(verdict.acc), "format": float(fmt), "pred": verdict.pred}
-    for name in CHECKERS:  # every checker's columns, so results stack across a batch whatever the source
-        for column, value_of in CHECKERS[name].result_columns.items():
-            out[column] = value_of(opts, verdict) if name == checker.name else None
-    out.update(error=verdict.error, procedure=verdict.procedure)
-    return out
+    # every checker's columns, so that results stack across a batch whatever the source
+    return {"score": float(score), "acc": float(verdict.acc), "format": float(fmt), "pred": verdict.pred,
+            **result_values(checker, opts, verdict), "error": verdict.error, "procedure": verdict.procedure}
 
 
 def __getattr__(name: str):

@@ -119,6 +119,7 @@ def _validate(checker: Checker) -> None:
         if owner not in (None, checker.name):
             raise RegistryError(f"checker {checker.name!r}: option {f.name!r} is already an option of checker {owner!r}")
     _parse.cache_clear()  # parsed options hold every checker's dataclass
+    _columns.cache_clear()
 
 
 def _owners() -> dict[str, str]:
@@ -214,6 +215,17 @@ def result_columns() -> tuple[str, ...]:
 
     load_tasks()
     return tuple(dict.fromkeys(c for checker in CHECKERS.values() for c in checker.result_columns))
+
+
+@functools.lru_cache(maxsize=8)
+def _columns(names: tuple[str, ...]) -> tuple[tuple[str, str, Callable[[Any, Verdict], Any]], ...]:
+    return tuple((column, name, fn) for name in names for column, fn in CHECKERS[name].result_columns.items())
+
+
+def result_values(checker: Checker, options: Any, verdict: Verdict) -> dict[str, Any]:
+    """Every registered checker's result columns for one response of ``checker`` (None for the others')."""
+    return {column: fn(options, verdict) if owner == checker.name else None
+            for column, owner, fn in _columns(tuple(CHECKERS))}
 
 
 def result_keys() -> tuple[str, ...]:
