@@ -27,6 +27,10 @@ SCOPES = ("response", "group", "logprob")
 FIELDS = ("group", "data_source", "pred", "format", "logprobs", "mask")
 
 
+def _no_coin() -> bool:
+    raise ValueError("this ResponseRecord was built without a coin (compute_score gives every record one)")
+
+
 @dataclass(frozen=True)
 class ResponseRecord:
     """Everything a response reward may read about one response (``Reward.score(record) -> float``).
@@ -46,7 +50,7 @@ class ResponseRecord:
     extra_info: Mapping | None
     release_faithful: bool = False
     # the response's seeded, independent coin with the reward's ``p`` (called only when a reward needs it)
-    coin: Callable[[], bool] = field(default=lambda: False, repr=False, compare=False)
+    coin: Callable[[], bool] = field(default=lambda: _no_coin(), repr=False, compare=False)
 
     @property
     def pred(self) -> str | None:
