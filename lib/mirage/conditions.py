@@ -45,6 +45,10 @@ class Condition:
     colour: str = ""  # '#rrggbb', required: unique among the conditions and not the base model's BASE_COLOUR
     paper: bool = False  # one of the paper's own conditions
     summary: str = ""
+    # its full-data runs are the history one-shot selection ranks examples by (the per-example accuracy of a
+    # ground-truth run); exactly one condition says so (``history_condition``). Not in ``to_dict``: where a
+    # history comes from is no property of a run.
+    one_shot_history: bool = False
 
     def __post_init__(self):
         # Freeze the mappings so a backend cannot mutate the registry by accident.
@@ -77,7 +81,7 @@ class Condition:
 
     def to_dict(self) -> dict[str, Any]:
         # not dataclasses.asdict: it deep-copies the read-only mappings, which cannot be pickled
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "one_shot_history"}
         d["reward_kwargs"] = dict(self.reward_kwargs)
         d["estimator_kwargs"] = dict(self.estimator_kwargs)
         d["reward_scope"] = self.reward_scope
@@ -101,6 +105,17 @@ def _validate(c: Condition) -> None:
     if bad:
         raise RegistryError(f"{where}: reward_kwargs {sorted(bad)} are neither options of reward {c.reward!r} "
                             f"({sorted(REWARDS[c.reward].options)}) nor checker options")
+    if c.estimator_kwargs:
+        try:
+            ESTIMATORS[c.estimator].config(c.estimator_kwargs)
+        except KeyError as e:
+            raise RegistryError(f"{where}: estimator_kwargs: {e.args[0]}") from None
+    if c.one_shot_history:
+        if c.data != "full":
+            raise RegistryError(f"{where}: one_shot_history needs full-data runs, but its data regime is {c.data!r}")
+        other = next((o.name for o in CONDITIONS.values() if o.one_shot_history and o.name != c.name), None)
+        if other:
+            raise RegistryError(f"{where}: one_shot_history is already condition {other!r}'s; only one may rank")
     # every figure draws a condition in its registry colour: checked here, not by a test of the shipped list
     if not isinstance(c.colour, str) or not _HEX_COLOUR.match(c.colour):
         raise RegistryError(f"{where}: colour must be a '#rrggbb' hex string, got {c.colour!r}")
@@ -127,13 +142,24 @@ def get_condition(name: str) -> Condition:
     return CONDITIONS[name]
 
 
+def history_condition() -> Condition:
+    """The condition whose full-data runs one-shot selection ranks (``one_shot_history=True``)."""
+    from mirage.registry import load_plugins
+
+    load_plugins()
+    for condition in CONDITIONS.values():
+        if condition.one_shot_history:
+            return condition
+    raise KeyError("no condition has one_shot_history=True: one-shot selection has no history to rank")
+
+
 def _c(*args, **kwargs) -> Condition:
     return register_condition(Condition(*args, **kwargs))
 
 
 # --- the registry: one short entry per condition --------------------------------
 # RQ1: how critical is the reward signal?
-_c("ground_truth", "RQ1", "ground_truth", colour="#000000", paper=True,
+_c("ground_truth", "RQ1", "ground_truth", colour="#000000", paper=True, one_shot_history=True,
    summary="format ok AND answer correct (standard RLVR)")
 _c("random", "RQ1", "random", reward_kwargs={"p": 0.5}, colour="#e69f00", paper=True,
    summary="format ok AND an independent coin with p=0.5 per response")

@@ -23,8 +23,9 @@ distinct names, because they differ:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -127,11 +128,14 @@ def compute_psr_pm1(token_level_rewards: Tensor, response_mask: Tensor, index: A
     return _broadcast((scores > 0).float(), response_mask)
 
 
+W_REINFORCE_LAMBDA = "w_reinforce_lambda"  # its lambda's key in verl's algorithm config (the entry's config_keys)
+
+
 def compute_w_reinforce(token_level_rewards: Tensor, response_mask: Tensor, index: Any = None, config: Any = None,
                         lam: float | None = None, **_: Any) -> tuple[Tensor, Tensor]:
     """Zhu et al. W-REINFORCE: +lambda on correct, -1 on wrong (lambda defaults to 0.1)."""
     if lam is None:
-        lam = float(_cfg_get(config, "w_reinforce_lambda", 0.1))
+        lam = float(_cfg_get(config, W_REINFORCE_LAMBDA, 0.1))
     scores = _outcome(token_level_rewards)
     adv = torch.where(scores > 0, torch.full_like(scores, float(lam)), torch.full_like(scores, -1.0))
     return _broadcast(adv, response_mask)
@@ -161,9 +165,25 @@ class Estimator:
     # The name verl knows it by. Built-in grpo stays verl's own; ours are prefixed
     # so they can never collide with a future verl estimator.
     verl_name: str = ""
+    # Its options: a condition's estimator_kwargs key -> the key of verl's algorithm config ``fn`` reads it
+    # from. Both engines pass options that way: verl's command sets ``+algorithm.<key>``, the local engine
+    # calls ``fn(config=estimator.config(kwargs))``; nothing outside this file names a key.
+    config_keys: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "config_keys", MappingProxyType(dict(self.config_keys)))
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Tensor, Tensor]:
         return self.fn(*args, **kwargs)
+
+    def config(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """{algorithm config key: value} of a condition's ``estimator_kwargs``; a KeyError naming an option
+        this estimator does not have."""
+        unknown = sorted(set(kwargs) - set(self.config_keys))
+        if unknown:
+            raise KeyError(f"estimator {self.name!r} has no option {unknown[0]!r}; its options: "
+                           f"{', '.join(self.config_keys) or '(none)'}")
+        return {self.config_keys[k]: v for k, v in kwargs.items()}
 
 
 ESTIMATORS: Registry[Estimator] = Registry("advantage estimator")
@@ -182,7 +202,7 @@ for _est in [
     Estimator("masked_psr", compute_masked_psr),
     Estimator("nsr_pm1", compute_nsr_pm1, drops_unselected=True),
     Estimator("psr_pm1", compute_psr_pm1, drops_unselected=True),
-    Estimator("w_reinforce", compute_w_reinforce),
+    Estimator("w_reinforce", compute_w_reinforce, config_keys={"lam": W_REINFORCE_LAMBDA}),
     Estimator("rloo", compute_rloo, verl_name="rloo"),
 ]:
     register_estimator(_est)

@@ -54,14 +54,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                         "microseconds; min(8, CPUs - 1) otherwise)")
     p.add_argument("--format-gated", action="store_true",
                    help="count the training reward (format AND correct) instead of plain accuracy")
-    p.add_argument("--math-checker", choices=["math_verify", "exact"], default=None,
-                   help="math answer check passed to compute_score (default: its own default)")
     p.add_argument("--release-faithful", action="store_true",
                    help="score with the released code's format regex and exact-match math (docs/rewards.md)")
-    p.add_argument("--korbench-mode", choices=["published", "documented"], default="published",
-                   help="KOR-Bench scoring: published-compatible (default) or as documented (docs/rewards.md)")
-    p.add_argument("--synlogic-path", default=None,
-                   help="SynLogic checkout for logic verifiers (default: $MIRAGE_SYNLOGIC_PATH)")
     p.add_argument("--threads", type=_flag("threads"), default=None,
                    help="hf: torch CPU threads (default: torch's; 1 is fastest on a loaded small machine)")
     p.add_argument("--tensor-parallel-size", type=_flag("tensor_parallel_size"), default=1,
@@ -78,6 +72,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                         "sharding and resuming; batched: unseeded requests in one batched sampler call per chunk, "
                         "faster at large n, reproducible only by the same run from scratch (docs/evaluation.md)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    from mirage.rewards.checkers import add_option_flags
+
+    add_option_flags(p)  # one flag per registered checker option (--math-checker, --korbench-mode, ...)
 
 
 def _eval_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -98,13 +95,11 @@ def _eval_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _score_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"korbench_mode": args.korbench_mode}
-    if args.math_checker:
-        kwargs["math_checker"] = args.math_checker
+    from mirage.rewards.checkers import options_from_args
+
+    kwargs: dict[str, Any] = options_from_args(args)  # the checker options given, by option name
     if args.release_faithful:
         kwargs["release_faithful"] = True
-    if args.synlogic_path:
-        kwargs["synlogic_path"] = str(Path(args.synlogic_path).expanduser().resolve())
     return kwargs
 
 

@@ -22,6 +22,7 @@ from mirage.evaluate.scoring import ScorePool, make_sampler, render_prompt
 from mirage.models import resolve_model
 from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, THREADS, TOKENS, TOP_P, Range, check_fields
 from mirage.recipes import RECIPES
+from mirage.rewards.checkers import recorded_options
 from mirage.sample.base import SamplingParams
 
 MANIFEST = "eval_manifest.json"
@@ -206,8 +207,8 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
     settings = EvalSettings(model=str(model), task=str(task_or_dataset), n=n, temperature=temperature,
                             top_p=top_p, max_tokens=max_tokens, seed=seed, step=step,
                             format_gated=format_gated,
-                            # recorded explicitly: KOR-Bench has two scoring modes (docs/rewards.md)
-                            score_kwargs={"korbench_mode": "published", **(score_kwargs or {})})
+                            # the options checkers ask to record even at their default (KOR-Bench's mode)
+                            score_kwargs={**recorded_options(), **(score_kwargs or {})})
     if isinstance(sampler, str):  # a backend name: the model must resolve before anything runs
         resolve_model(model)
         seeding = (sampler_kwargs or {}).get("seeding", "per-request") if sampler == "vllm" else "per-request"

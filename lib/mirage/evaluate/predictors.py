@@ -32,7 +32,7 @@ The paper reads model-task alignment off pass@k. These are the other candidates,
                                          the format rate is ~1 (every testbed model so far) it is pass@1
     procedure_correct / _buggy / _neither the testbed only: the share of samples whose answer follows the
                                          correct procedure, the buggy one, or neither
-                                         (``mirage.tasks.toy.procedure_of``); NaN on other tasks
+                                         (the checker entry's ``procedure``); NaN on other tasks
 
 ``predictor_correlations`` ranks them against a study's gains (``mirage.study``'s gain table):
 Spearman's rho per (predictor, condition) over model-task pairs, with a percentile bootstrap CI
@@ -154,15 +154,18 @@ def predictor_table(samples: pd.DataFrame, problems: Mapping[str, pd.DataFrame] 
 
 
 def _procedures(rows: pd.DataFrame, problems: pd.DataFrame | None) -> dict[str, float]:
+    """The procedure shares where every row's checker entry says which procedure an answer follows
+    (``Checker.procedure``: the testbed's), all with the same function; NaN otherwise."""
     from mirage.rewards.checkers import route
 
     nan = {f"procedure_{name}": float("nan") for name in ("correct", "buggy", "neither")}
-    if problems is None or any(route(str(s)).name != "toy" for s in rows["data_source"].unique()):
+    if problems is None:
         return nan
-    from mirage.tasks.toy import procedure_of
-
+    procedures = {route(str(s)).procedure for s in rows["data_source"].unique()}
+    if len(procedures) != 1 or None in procedures:
+        return nan
     return procedure_shares(rows, dict(zip(problems["problem_id"].astype(str), problems["extra_info"])),
-                            procedure_of)
+                            procedures.pop())
 
 
 # --- which predictor predicts what ------------------------------------------------------------

@@ -202,7 +202,7 @@ def _probe_chunk(chunk: list, sampler, settings: ProbeSettings, continuation_tok
              for (_, row, _, _), out in zip(cells, answers[:len(cells)])]
     items += [(row.data_source, out[0].text, row.ground_truth, row.extra_info)
               for (_, _, row), out in zip(chunk, answers[len(cells):])]
-    scores = score(items, False, {"korbench_mode": "published"})
+    scores = score(items, False, {})  # every checker at its default options
     full = {row.problem_id: s["acc"] for (_, _, row), s in zip(chunk, scores[len(cells):])}
     records = []
     for (dataset, row, fraction, c), cont, ans, s in zip(cells, continued, answers, scores):

@@ -221,7 +221,7 @@ def _probe_chunk(chunk: list, sampler, render, settings: ForcedSettings) -> pd.D
     """Rows of one chunk: each problem asked plainly and with the forced prefix, ``n`` samples each, scored."""
     from mirage.evaluate.scoring import score_samples
     from mirage.sample.base import RawText, SamplingParams, prompt_seed
-    from mirage.tasks.toy import procedure_of
+    from mirage.rewards.checkers import route
 
     params = SamplingParams(n=settings.n, temperature=settings.temperature, top_p=1.0,
                             max_tokens=settings.max_tokens, seed=settings.seed)
@@ -242,10 +242,11 @@ def _probe_chunk(chunk: list, sampler, render, settings: ForcedSettings) -> pd.D
             records.append((dataset, row, j, prefixes[i], unforced, forced_text))
             items += [(row.data_source, unforced, row.ground_truth, row.extra_info),
                       (row.data_source, forced_text, row.ground_truth, row.extra_info)]
-    scores = score_samples(items, False, {"korbench_mode": "published"})
+    scores = score_samples(items, False, {})  # every checker at its default options
     rows = []
     for k, (dataset, row, j, prefix, unforced, forced_text) in enumerate(records):
         u, f = scores[2 * k], scores[2 * k + 1]
+        procedure_of = route(row.data_source).procedure  # the checker entry's (the testbed's: correct/buggy/neither)
         rows.append({"dataset": dataset, "problem_id": str(row.problem_id), "data_source": row.data_source,
                      "sample_index": j, "steps_total": len(split_steps(row.extra_info["steps"])), "prefix": prefix,
                      "unforced_text": unforced, "unforced_pred": u["pred"], "unforced_acc": u["acc"],

@@ -2,8 +2,9 @@
 
 A ``Reward`` has a scope:
 
-* ``response``: a pure function of one response's verdict (format ok, answer correct,
-  a seeded coin); ``compute_score(variant=<name>)`` computes it, in either engine.
+* ``response``: a pure function of one response, given as a ``ResponseRecord`` (its text,
+  extracted answer, format flag, the checker's verdict, the row's ground truth and
+  extra_info, a seeded coin); ``compute_score(variant=<name>)`` computes it, in either engine.
 * ``group``:    needs the whole group of responses to one prompt (majority vote).
 * ``logprob``:  needs the response's own token log-probs (entropy minimisation).
 
@@ -16,6 +17,7 @@ knows which reward it is; ``needs`` says which fields of ``Responses`` to fill.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -23,6 +25,37 @@ from mirage.registry import Registry, RegistryError
 
 SCOPES = ("response", "group", "logprob")
 FIELDS = ("group", "data_source", "pred", "format", "logprobs", "mask")
+
+
+def _no_coin() -> bool:
+    raise ValueError("this ResponseRecord was built without a coin (compute_score gives every record one)")
+
+
+@dataclass(frozen=True)
+class ResponseRecord:
+    """Everything a response reward may read about one response (``Reward.score(record) -> float``).
+
+    Built once per response by ``compute_score`` (both engines score through it), in the spirit of TRL's
+    reward functions, which receive the completions and the dataset's columns.
+    """
+
+    text: str  # the whole response
+    answer: str | None  # the inside of its first ``<answer>`` block (``extract_answer``), None if absent
+    format_ok: bool  # ``<think>..</think> <answer>..</answer>`` (``format_ok``)
+    correct: bool  # the checker's verdict on the answer, format ignored (``acc``)
+    verdict: Any  # the checker's full ``Verdict`` (acc, pred, error, procedure, details)
+    checker: Any  # the row's ``Checker`` entry
+    data_source: str
+    ground_truth: Any
+    extra_info: Mapping | None
+    release_faithful: bool = False
+    # the response's seeded, independent coin with the reward's ``p`` (called only when a reward needs it)
+    coin: Callable[[], bool] = field(default=lambda: _no_coin(), repr=False, compare=False)
+
+    @property
+    def pred(self) -> str | None:
+        """The answer as the checker read it (``compute_score``'s ``pred``)."""
+        return self.verdict.pred
 
 
 @dataclass
@@ -48,9 +81,8 @@ class Responses:
 class Reward:
     name: str
     scope: str
-    # response scope: (fmt, acc, coin, checker, release_faithful) -> score; ``coin()`` draws the
-    # response's seeded coin with the reward's ``p``, ``checker`` is the row's mirage Checker
-    score: Callable[..., float] | None = None
+    # response scope: (ResponseRecord) -> score
+    score: Callable[[ResponseRecord], float] | None = None
     # group / log-prob scope: (responses, score_kwargs) -> one training score per response
     rescore: Callable[[Responses, Mapping[str, Any]], Sequence[float]] | None = None
     needs: tuple[str, ...] = ()  # the Responses fields ``rescore`` reads
@@ -63,6 +95,8 @@ class Reward:
             raise RegistryError(f"reward {self.name!r}: scope must be one of {SCOPES}, got {self.scope!r}")
         if self.scope == "response" and self.score is None:
             raise RegistryError(f"reward {self.name!r}: a response reward needs score=")
+        if self.scope == "response" and not _takes_one_argument(self.score):
+            raise RegistryError(f"reward {self.name!r}: score= must take one argument, the ResponseRecord")
         if self.scope != "response" and self.rescore is None:
             raise RegistryError(f"reward {self.name!r}: a {self.scope} reward needs rescore=")
         bad = set(self.needs) - set(FIELDS)
@@ -73,6 +107,16 @@ class Reward:
     def variant(self) -> str:
         """The ``compute_score`` variant that scores each response."""
         return self.name if self.scope == "response" else self.per_response
+
+
+def _takes_one_argument(fn: Callable) -> bool:
+    try:
+        inspect.signature(fn).bind(None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): trust it
+        return True
+    return True
 
 
 def _check_per_response(reward: Reward) -> None:

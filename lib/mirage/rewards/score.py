@@ -5,10 +5,13 @@ Use unchanged as verl 0.9.1's ``reward.custom_reward_function`` (path
 Every result has the same keys, whatever the data source, because verl stacks
 them across a batch: ``score`` (the reward of the variant), ``acc`` (answer
 correct, format ignored: the validation metric), ``format``, ``pred`` (the
-extracted answer or None), ``korbench_mode`` (None outside KOR-Bench),
-``error`` (None unless a check timed out or crashed and so scored 0) and
-``procedure`` (which procedure the answer follows where the task knows several: the
-testbed's "correct" / "buggy" / "neither"; None elsewhere).
+extracted answer or None), the columns the registered checkers declare
+(``Checker.result_columns``, e.g. KOR-Bench's ``korbench_mode``; None on other
+checkers' rows), ``error`` (None unless a check timed out or crashed and so scored 0)
+and ``procedure`` (which procedure the answer follows where the task knows several: the
+testbed's "correct" / "buggy" / "neither"; None elsewhere). ``result_keys()`` lists them.
+
+The reward itself is the variant's ``Reward.score(record)``, given one ``ResponseRecord``.
 """
 
 from __future__ import annotations
@@ -19,11 +22,10 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any, Iterable, Mapping
 
-from mirage.rewards.base import REWARDS
-from mirage.rewards.checkers import Verdict, parse_options, route
+from mirage.rewards.base import REWARDS, ResponseRecord
+from mirage.rewards.checkers import Verdict, parse_options, result_keys, result_values, route
 from mirage.rewards.response import extract_answer, format_ok
 
-RESULT_KEYS = ("score", "acc", "format", "pred", "korbench_mode", "error", "procedure")
 # keywords verl's reward managers may add to every call; they concern reward models, not mirage
 VERL_PASSTHROUGH = ("reward_router_address", "reward_model_tokenizer", "return_dict")
 
@@ -54,10 +56,9 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     """Reward of one response. See the module docstring and docs/rewards.md.
 
     ``variant``: a response-scope reward of ``mirage.rewards.REWARDS``. ``options`` are the
-    checkers' typed options (``math_checker``, ``math_timeout``, ``korbench_mode``,
-    ``korbench_extract``, ``synlogic_path``, ``synlogic_timeout``, ``code_timeout``,
-    ``code_memory_mb``, ``code_isolation``, ``code_extract``, and those of checkers
-    registered by plugins); an unknown keyword is a ValueError naming it.
+    registered checkers' typed options (``mirage.rewards.checkers.option_names()``: math_checker,
+    synlogic_path, ..., and those of checkers registered by plugins); an unknown keyword is a
+    ValueError naming it.
     """
     reward = REWARDS.get(variant)
     if reward is None or reward.scope != "response":
@@ -81,14 +82,23 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     answer = extract_answer(solution_str, release_faithful)
     verdict = Verdict(*checker.check(data_source, solution_str, answer, ground_truth, extra_info, opts,
                                      release_faithful))
-    acc, pred, error, procedure = verdict.acc, verdict.pred, verdict.error, verdict.procedure
 
     def coin() -> bool:
         return random_coin(p, seed, data_source, solution_str, ground_truth, extra_info, step, sample_index)
 
-    score = reward.score(fmt, acc, coin, checker, release_faithful)
-    return {"score": float(score), "acc": float(acc), "format": float(fmt), "pred": pred,
-            "korbench_mode": getattr(opts, "korbench_mode", None), "error": error, "procedure": procedure}
+    record = ResponseRecord(text=solution_str, answer=answer, format_ok=fmt, correct=bool(verdict.acc),
+                            verdict=verdict, checker=checker, data_source=data_source, ground_truth=ground_truth,
+                            extra_info=extra_info, release_faithful=release_faithful, coin=coin)
+    score = reward.score(record)
+    # every checker's columns, so that results stack across a batch whatever the source
+    return {"score": float(score), "acc": float(verdict.acc), "format": float(fmt), "pred": verdict.pred,
+            **result_values(checker, opts, verdict), "error": verdict.error, "procedure": verdict.procedure}
+
+
+def __getattr__(name: str):
+    if name == "RESULT_KEYS":  # the keys as registered now (a plugin's checker may add columns)
+        return result_keys()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- many at once --------------------------------------------------------------------------

@@ -1,29 +1,32 @@
-"""Response-scope rewards: a pure function of one response's verdict (scored by ``compute_score``).
+"""Response-scope rewards: a pure function of one response (scored by ``compute_score``).
 
-``fmt``: the response has the ``<think>..</think> <answer>..</answer>`` format; ``acc``: its
-answer is correct (format ignored); ``coin()``: its seeded, independent coin (P = ``p``).
+Each ``score`` takes one ``ResponseRecord``: ``record.format_ok`` (the response has the
+``<think>..</think> <answer>..</answer>`` format), ``record.correct`` (its answer is correct,
+format ignored), ``record.coin()`` (its seeded, independent coin, P = ``p``), ``record.text``,
+``record.answer``, ``record.verdict``, ``record.ground_truth``, ``record.extra_info``, ...
+A new response reward is one more entry here (or a ``register_reward`` call in a plugin).
 """
 
 from __future__ import annotations
 
-from mirage.rewards.base import Reward, register_reward
+from mirage.rewards.base import ResponseRecord, Reward, register_reward
 
 
-def _incorrect(fmt, acc, coin, checker, release_faithful):
+def _incorrect(r: ResponseRecord) -> bool:
     # Release defect: for families whose released "incorrect" reward won the name clash,
     # it rewarded CORRECT answers (reproduced only with release_faithful).
-    wrong = acc if release_faithful and checker.release_incorrect_is_ground_truth else not acc
-    return fmt and wrong
+    wrong = r.correct if r.release_faithful and r.checker.release_incorrect_is_ground_truth else not r.correct
+    return r.format_ok and wrong
 
 
 for _reward in [
-    Reward("ground_truth", "response", score=lambda fmt, acc, coin, checker, rf: fmt and acc,
+    Reward("ground_truth", "response", score=lambda r: r.format_ok and r.correct,
            summary="format ok AND answer correct"),
-    Reward("random", "response", score=lambda fmt, acc, coin, checker, rf: fmt and coin(), options={"p": 0.5},
+    Reward("random", "response", score=lambda r: r.format_ok and r.coin(), options={"p": 0.5},
            summary="format ok AND an independent seeded coin (the seed repo's random_score_with_format)"),
-    Reward("random_ungated", "response", score=lambda fmt, acc, coin, checker, rf: coin(), options={"p": 0.5},
+    Reward("random_ungated", "response", score=lambda r: r.coin(), options={"p": 0.5},
            summary="an independent seeded coin, no format gate (Spurious Rewards' plain Bernoulli reward)"),
     Reward("incorrect", "response", score=_incorrect, summary="format ok AND answer NOT correct"),
-    Reward("format", "response", score=lambda fmt, acc, coin, checker, rf: fmt, summary="format ok"),
+    Reward("format", "response", score=lambda r: r.format_ok, summary="format ok"),
 ]:
     register_reward(_reward)

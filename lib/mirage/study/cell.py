@@ -148,7 +148,8 @@ def train(model: str, task: str, condition: str, seed: int, run_dir: str | os.Pa
 def ensure_history(model: str, task: str, run_dir: str | os.PathLike, *, recipe: str = "testbed",
                    recipe_overrides: Mapping[str, Any] | None = None, pool: int = 64, epochs: int = 6,
                    seed: int = 0, progress: bool = True) -> Path:
-    """The run one-shot selection ranks: ground truth on the first ``pool`` training examples, ``epochs`` passes.
+    """The run one-shot selection ranks: ``history_condition()`` (ground truth) on the first ``pool`` training
+    examples, ``epochs`` passes.
 
     Dynamic sampling is off here so every example is visited exactly once per epoch;
     the trainer logs each visit's accuracy (``logs/example_acc.jsonl``). The pool is
@@ -156,6 +157,7 @@ def ensure_history(model: str, task: str, run_dir: str | os.PathLike, *, recipe:
     """
     import pyarrow.parquet as pq
 
+    from mirage.conditions import history_condition  # (imports torch, through the estimators)
     from mirage.data.rows import load_rows
     from mirage.recipes import RECIPES
     from mirage.runs import RunConfig, atomic_path
@@ -183,7 +185,8 @@ def ensure_history(model: str, task: str, run_dir: str | os.PathLike, *, recipe:
     steps = epochs * pool // r.train_batch_size
     overrides = {**dict(recipe_overrides or {}), "total_steps": steps, "save_freq": steps, "val_freq": 0,
                  "dynamic_sampling": False}
-    return train_run(RunConfig(model=model, task=task, condition="ground_truth", seed=seed, recipe=RECIPES[recipe],
+    return train_run(RunConfig(model=model, task=task, condition=history_condition().name, seed=seed,
+                               recipe=RECIPES[recipe],
                                overrides=overrides, run_dir=str(run_dir), data_root=str(root), progress=progress,
                                validate_before=False))
 

@@ -31,9 +31,8 @@ TOKENS_PER_S_PER_GPU = 3_000  # any other TP: tp x this
 SECONDS_PER_STEP = 360  # docs/cluster.md section 6: 5-7 min per step on one 8 x H100 node
 REFERENCE_GPUS, REFERENCE_RESPONSES, REFERENCE_CAP = 8, 128 * 16, 8192  # the node and step SECONDS_PER_STEP is for
 PROMPT_TOKENS = 256  # average prompt of the evaluation sets (chat template included)
-# evaluation problems per task (math: MATH-500 + AIME24 + AMC23; logic: SynLogic-easy val + KOR-Bench), used
-# where the prepared datasets are not on this machine to count
-EVAL_PROBLEMS = {"math": 570, "logic": 1520}
+# evaluation problems of a task whose prepared datasets are not on this machine to count and whose registry
+# entry states none (``Task.eval_problems``)
 DEFAULT_EVAL_PROBLEMS = 1000
 
 
@@ -58,18 +57,21 @@ def n_checkpoints(recipe: Any, which: str) -> int:
 
 
 def eval_problems(task: str) -> int:
-    """Rows of the task's evaluation sets where they are prepared here, else ``EVAL_PROBLEMS``."""
+    """Rows of the task's evaluation sets where they are prepared here, else its entry's ``eval_problems``."""
+    stated = DEFAULT_EVAL_PROBLEMS
     try:
         import pyarrow.parquet as pq
 
         from mirage.tasks import dataset_path, get_task
 
-        paths = [dataset_path(name) for name in get_task(task).evals]
+        entry = get_task(task)
+        stated = entry.eval_problems or DEFAULT_EVAL_PROBLEMS
+        paths = [dataset_path(name) for name in entry.evals]
         if paths and all(p.exists() for p in paths):
             return sum(pq.read_metadata(p).num_rows for p in paths)
     except Exception:  # noqa: BLE001 - an unknown task or unreadable file: the stated default
         pass
-    return EVAL_PROBLEMS.get(task, DEFAULT_EVAL_PROBLEMS)
+    return stated
 
 
 def eval_hours(n: int, problems: int, max_tokens: int, checkpoints: int, engines: int, tp: int = 1) -> float:

@@ -185,11 +185,12 @@ def _check_training(step, identity: dict) -> tuple[dict, list[Damage]]:
 
 
 def _check_history(step) -> list[Damage]:
+    from mirage.conditions import history_condition  # (imports torch, through the estimators)
     from mirage.runs import read_jsonl
 
     p = step.params
-    _, damage = _check_training(step, {"model": p["model"], "task": p["task"], "condition": "ground_truth",
-                                       "seed": p["seed"]})
+    _, damage = _check_training(step, {"model": p["model"], "task": p["task"],
+                                       "condition": history_condition().name, "seed": p["seed"]})
     if damage:
         return damage
     log = step.dir / "logs" / "example_acc.jsonl"  # mirage.train.loop.accuracy_history reads it

@@ -54,6 +54,8 @@ class Task:
     # how to make a prepared dataset that is missing: a command template ({dataset}, {root}) or a function
     prepare_help: str | Callable[[str, Path], str] = "mirage data prepare --dataset {dataset} --source <file>|hub"
     options: Mapping[str, Any] = field(default_factory=dict)  # for families built from a name (rg:<dataset>)
+    # problems in its evaluation sets, for cost estimates where they are not prepared here (0: unknown)
+    eval_problems: int = 0
 
     def __post_init__(self):
         if not _NAME.match(self.name) or ".." in self.name or "/" in self.name:

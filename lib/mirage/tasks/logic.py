@@ -36,7 +36,7 @@ register_task(Task(
     sources={**{f"korbench/{c}": "korbench" for c in CATEGORIES}, is_synlogic_source: "synlogic"},
     description="SynLogic-Easy -> SynLogic validation and KOR-Bench", colour="#a8431b", marker="s",
     one_shot={"one_shot_selected": f"{TRAIN}_one_shot_pi1", "one_shot_random": f"{TRAIN}_one_shot_random_seed0"},
-    prepare_help=_prepare_help,
+    prepare_help=_prepare_help, eval_problems=1520,  # SynLogic-easy validation + KOR-Bench
 ))
 
 

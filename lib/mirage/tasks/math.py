@@ -36,7 +36,7 @@ register_task(Task(
     sources={**{name: "math" for name in ("deepscaler", *EVALS)}, is_math_source: "math"},
     description="DeepScaleR-Preview -> MATH500, AIME24, AMC23", colour="#1b6ca8", marker="o",
     one_shot={"one_shot_selected": "one_shot_pi1", "one_shot_random": "one_shot_random_seed0"},
-    prepare_help=_prepare_help,
+    prepare_help=_prepare_help, eval_problems=570,  # MATH-500 + AIME24 + AMC23
 ))
 
 

@@ -349,8 +349,9 @@ def _register() -> None:
     from mirage.rewards.checkers import Checker, register_checker
     from mirage.tasks import Task, register_task
 
-    register_checker(Checker("toy", _check, lenient_answer=lenient_answer, summary="the testbed: exact answer (up to whitespace), and which "
-                                                    "procedure it follows (correct / buggy / neither)"))
+    register_checker(Checker("toy", _check, lenient_answer=lenient_answer, procedure=procedure_of,
+                             summary="the testbed: exact answer (up to whitespace), and which "
+                                     "procedure it follows (correct / buggy / neither)"))
 
     looks = {"toy-math": ("#1b6ca8", "o", "arithmetic with a precedence trap"),
              "toy-logic": ("#a8431b", "s", "a Caesar shift with a direction trap")}

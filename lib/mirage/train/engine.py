@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from mirage.conditions import Condition
-from mirage.objectives import policy_loss
+from mirage.objectives import get_estimator, policy_loss
 from mirage.recipes import Recipe
 from mirage.sample.base import apply_chat_template, prompt_seed
 from mirage.sample.hf import left_pad, positions_from_mask, sample_tokens, stop_token_ids
@@ -337,9 +337,11 @@ def train_step(policy: Policy, optimizer: torch.optim.Optimizer, stream: Any, tr
         mask = batch.mask
         token_rewards = torch.zeros_like(mask)
         token_rewards[torch.arange(len(batch.lengths)), batch.lengths - 1] = batch.score  # outcome on the last token
-        keep, advantages = sampling.drop_mask(recipe.estimator_for(cond), token_rewards, mask, batch.group.numpy(),
+        estimator = get_estimator(recipe.estimator_for(cond))
+        # the condition's estimator options reach it as verl's do: under the entry's algorithm config keys
+        keep, advantages = sampling.drop_mask(estimator.name, token_rewards, mask, batch.group.numpy(),
                                               norm_adv_by_std_in_grpo=recipe.norm_adv_by_std_in_grpo,
-                                              **cond.estimator_kwargs)
+                                              config=estimator.config(cond.estimator_kwargs))
         metrics["train/kept_responses"] = float(keep.float().mean())
         scored = batch  # score metrics describe the responses the rewards were given to
         if not bool(keep.any()):  # e.g. +-1 NSR on a batch without a wrong answer

@@ -95,15 +95,18 @@ def select_one_shot(condition: Condition, rows: list[dict], seed: int, run_dir: 
     elif condition.data == "one_shot_random":
         choice = {"index": one_shot.select_random(ids, seed), "criterion": f"random(seed={seed})"}
     else:
+        from mirage.conditions import history_condition
+
         given = bool(history_run)
-        history_run = Path(history_run) if given else run_dir.parent.parent / "ground_truth" / run_dir.name
+        ranked = history_condition().name  # the condition whose full-data runs one-shot selection ranks
+        history_run = Path(history_run) if given else run_dir.parent.parent / ranked / run_dir.name
         if not (history_run / "logs" / EXAMPLE_ACC).is_file():
             raise FileNotFoundError(
                 f"{history_run / 'logs' / EXAMPLE_ACC}: no per-example accuracy record, which the "
                 f"{condition.name} condition ranks to pick its example; "
-                + ("--history-run must name a finished full-data ground_truth run of this model and task"
-                   if given else "name a finished full-data ground_truth run of this model and task with "
-                                 "--history-run DIR (the default is the ground_truth sibling of the run folder), "
+                + (f"--history-run must name a finished full-data {ranked} run of this model and task"
+                   if given else f"name a finished full-data {ranked} run of this model and task with "
+                                 f"--history-run DIR (the default is the {ranked} sibling of the run folder), "
                                  "or train that run first"))
         history = accuracy_history(history_run)
         per = "epoch"

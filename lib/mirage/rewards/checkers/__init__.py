@@ -2,9 +2,14 @@
 
 A ``Checker`` decides whether one response's answer is correct. It has a typed
 options dataclass whose fields are ``compute_score`` keywords (``math_checker``,
-``korbench_mode``, ``synlogic_path``, ...): an option no checker knows is an error
-naming it, never silently ignored. Checks that may hang or run foreign code go
-through ``mirage.rewards.worker`` (roles are import strings, ``module:function``).
+``synlogic_path``, ...): an option no checker knows is an error naming it, never
+silently ignored; ``mirage eval``'s checker flags are generated from these dataclasses
+(``add_option_flags``; a field's ``metadata`` may give ``help``, ``choices`` and
+``path=True``). A checker also declares the columns it adds to every ``compute_score``
+result (``result_columns``) and the options an evaluation records even at their
+default (``recorded_options``); no code outside the checker's own file names them.
+Checks that may hang or run foreign code go through ``mirage.rewards.worker`` (roles
+are import strings, ``module:function``).
 
 Data sources are routed to checkers by ``register_source``: task files declare the
 data sources their rows carry (``mirage.tasks``), so adding a task adds its routes.
@@ -13,13 +18,16 @@ data sources their rows carry (``mirage.tasks``), so adding a task adds its rout
     register_source(match, checker)   match: a data_source string, or a predicate
     route(data_source)       -> Checker (a ``val/`` prefix is ignored)
     parse_options(options)   -> {checker name: options dataclass}, validated once
+    result_columns()         -> the columns the registered checkers add to compute_score's result
+    recorded_options()       -> {option: default} an evaluation records in its settings
+    add_option_flags(parser) / options_from_args(args): the CLI flags of every checker option
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from mirage.registry import Registry, RegistryError
@@ -63,6 +71,12 @@ class Checker:
     response whatever its format (e.g. the last number), passed to ``check`` as ``answer`` to score
     format-free accuracy (``mirage.rewards.lenient``); None: this family defines no lenient reading
     (its format-free accuracy is NaN on a response that breaks the format).
+    ``result_columns``: column name -> ``fn(options, verdict)``, added to every ``compute_score``
+    result (None on rows of other checkers: verl stacks results across a batch).
+    ``recorded_options``: options an evaluation records in its settings even at their default
+    (KOR-Bench's scoring mode: two modes, so every evaluation says which it used).
+    ``procedure(pred, ground_truth, extra_info) -> str``: which procedure an answer follows, where
+    the family knows several (the testbed: one of ``PROCEDURES``); None elsewhere.
     """
 
     name: str
@@ -74,20 +88,45 @@ class Checker:
     release_incorrect_is_ground_truth: bool = False
     summary: str = ""
     lenient_answer: Callable[[str, str, Any], str | None] | None = None
+    result_columns: Mapping[str, Callable[[Any, Verdict], Any]] = field(default_factory=dict)
+    recorded_options: tuple[str, ...] = ()
+    procedure: Callable[[Any, Any, Any], str] | None = None
+
+
+# the keys every compute_score result has, whatever the checker; checkers' own columns go between them
+BASE_RESULT_KEYS = ("score", "acc", "format", "pred")
+TAIL_RESULT_KEYS = ("error", "procedure")
 
 
 def _validate(checker: Checker) -> None:
     if not dataclasses.is_dataclass(checker.options):
         raise RegistryError(f"checker {checker.name!r}: options must be a dataclass, got {checker.options!r}")
+    own = {f.name for f in dataclasses.fields(checker.options)}
+    bad = [o for o in checker.recorded_options if o not in own]
+    if bad:
+        raise RegistryError(f"checker {checker.name!r}: recorded_options {bad} are not fields of "
+                            f"{checker.options.__name__}")
+    for column in checker.result_columns:
+        if column in BASE_RESULT_KEYS + TAIL_RESULT_KEYS:
+            raise RegistryError(f"checker {checker.name!r}: result column {column!r} is one of compute_score's "
+                                "own keys")
+        other = next((c.name for c in CHECKERS.values() if c.name != checker.name and column in c.result_columns), None)
+        if other:
+            raise RegistryError(f"checker {checker.name!r}: result column {column!r} is already checker {other!r}'s")
+    owners = _owners()
     for f in dataclasses.fields(checker.options):
-        owner = _OPTION_OWNER.get(f.name)
+        owner = owners.get(f.name)
         if owner not in (None, checker.name):
             raise RegistryError(f"checker {checker.name!r}: option {f.name!r} is already an option of checker {owner!r}")
-    for f in dataclasses.fields(checker.options):
-        _OPTION_OWNER[f.name] = checker.name
+    _parse.cache_clear()  # parsed options hold every checker's dataclass
+    _columns.cache_clear()
 
 
-_OPTION_OWNER: dict[str, str] = {}  # option name -> the checker it belongs to
+def _owners() -> dict[str, str]:
+    """option name -> the registered checker it belongs to."""
+    return {f.name: c.name for c in CHECKERS.values() for f in dataclasses.fields(c.options)}
+
+
 CHECKERS: Registry[Checker] = Registry("checker", validate=_validate)
 _ROUTES: list[tuple[Any, str]] = []  # (data_source or predicate, checker name), in registration order
 
@@ -137,7 +176,7 @@ def option_names() -> dict[str, str]:
     from mirage.tasks import load_tasks
 
     load_tasks()
-    return dict(_OPTION_OWNER)
+    return _owners()
 
 
 @functools.lru_cache(maxsize=256)
@@ -168,6 +207,99 @@ def parse_options(options: Mapping[str, Any]) -> Mapping[str, Any]:
     except TypeError:  # an unhashable value (a list): parse without the cache
         return _parse.__wrapped__(tuple(sorted(options.items())))
     return _parse(items)
+
+
+def result_columns() -> tuple[str, ...]:
+    """The columns the registered checkers add to ``compute_score``'s result, in registration order."""
+    from mirage.tasks import load_tasks
+
+    load_tasks()
+    return tuple(dict.fromkeys(c for checker in CHECKERS.values() for c in checker.result_columns))
+
+
+@functools.lru_cache(maxsize=8)
+def _columns(names: tuple[str, ...]) -> tuple[tuple[str, str, Callable[[Any, Verdict], Any]], ...]:
+    return tuple((column, name, fn) for name in names for column, fn in CHECKERS[name].result_columns.items())
+
+
+def result_values(checker: Checker, options: Any, verdict: Verdict) -> dict[str, Any]:
+    """Every registered checker's result columns for one response of ``checker`` (None for the others')."""
+    return {column: fn(options, verdict) if owner == checker.name else None
+            for column, owner, fn in _columns(tuple(CHECKERS))}
+
+
+def result_keys() -> tuple[str, ...]:
+    """Every key of a ``compute_score`` result: its own, with the checkers' columns before error / procedure."""
+    return BASE_RESULT_KEYS + result_columns() + TAIL_RESULT_KEYS
+
+
+def recorded_options() -> dict[str, Any]:
+    """{option: its default} of every option a checker asks an evaluation to record even when not given."""
+    from mirage.tasks import load_tasks
+
+    load_tasks()
+    out = {}
+    for checker in CHECKERS.values():
+        defaults = {f.name: f.default for f in dataclasses.fields(checker.options)}
+        out.update({name: defaults[name] for name in checker.recorded_options})
+    return out
+
+
+# --- the command line: one flag per checker option, generated from the options dataclasses ------
+def _flag_type(name: str, hint: Any, meta: Mapping[str, Any]) -> Callable[[str], Any]:
+    import typing
+
+    args = [a for a in (typing.get_args(hint) or (hint,)) if a is not type(None)]
+    base = args[0] if len(args) == 1 else str
+    if meta.get("path"):
+        def parse(text: str) -> str:
+            from pathlib import Path
+
+            return str(Path(text).expanduser().resolve())
+    elif base is bool:
+        def parse(text: str) -> bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1")
+    elif base in (int, float):
+        def parse(text: str) -> Any:
+            return base(text)
+    else:
+        def parse(text: str) -> str:
+            return text
+    parse.__name__ = name  # argparse names the option in its error
+    return parse
+
+
+def option_fields() -> list[tuple[Checker, Any, Any]]:
+    """(checker, dataclass field, type hint) of every checker option, checkers in registration order."""
+    import typing
+
+    from mirage.tasks import load_tasks
+
+    load_tasks()
+    out = []
+    for checker in CHECKERS.values():
+        hints = typing.get_type_hints(checker.options)
+        out += [(checker, f, hints.get(f.name, str)) for f in dataclasses.fields(checker.options)]
+    return out
+
+
+def add_option_flags(parser: Any) -> None:
+    """Add ``--<option>`` for every checker option (underscores as dashes), in an argument group."""
+    group = parser.add_argument_group("checker options (passed to compute_score; default: the checker's own)")
+    for checker, f, hint in option_fields():
+        meta = dict(f.metadata)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        helptext = meta.get("help") or f"{checker.name} checker option {f.name}"
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                           type=_flag_type(f.name, hint, meta), choices=meta.get("choices"),
+                           help=f"{helptext} (checker {checker.name!r}; default {default!r})")
+
+
+def options_from_args(args: Any) -> dict[str, Any]:
+    """The checker options given on the command line (``add_option_flags``), by option name."""
+    return {f.name: getattr(args, f.name) for _, f, _ in option_fields() if getattr(args, f.name, None) is not None}
 
 
 def default_cluster(answers: Sequence[str], data_source: str, options: Any, release_faithful: bool) -> list[int]:

@@ -32,7 +32,7 @@ import json
 import math
 import re
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mirage.rewards import sandbox
@@ -273,10 +273,13 @@ def score_program(program: str | None, tests: Tests, limits: sandbox.Limits = sa
 # --- the checker ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CodeOptions:
-    code_timeout: float = 2.0  # CPU seconds per test (wall: 2 * timeout + 1)
-    code_memory_mb: int = 512  # address space per test
-    code_isolation: str = "namespaces"  # "namespaces" (required) | "any" (rlimits-only where no namespaces)
-    code_extract: str = "answer"  # "answer" | "last_block"
+    code_timeout: float = field(default=2.0, metadata={  # wall: 2 * timeout + 1
+        "help": "code: CPU seconds per test"})
+    code_memory_mb: int = field(default=512, metadata={"help": "code: address space per test, MiB"})
+    code_isolation: str = field(default="namespaces", metadata={  # "any": rlimits-only where no namespaces
+        "choices": ("namespaces", "any"), "help": "code: sandbox isolation required"})
+    code_extract: str = field(default="answer", metadata={
+        "choices": EXTRACT, "help": "code: the program is the <answer> block or the last fenced block"})
 
     def __post_init__(self):
         if not (isinstance(self.code_timeout, (int, float)) and 0 < self.code_timeout <= 600):

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mirage.rewards import safe_arith, worker
 from mirage.rewards.checkers import Checker, Verdict, register_checker
@@ -232,8 +232,11 @@ def is_correct(category: str, response: str, answer: str, rule_id, idx, mode: st
 # --- the checker ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class KorbenchOptions:
-    korbench_mode: str = "published"  # "published" (what the published verdicts used) | "documented"
-    korbench_extract: str = "answer"  # "answer": the <answer> block when it holds [[..]]; "raw": KOR's first [[..]]
+    korbench_mode: str = field(default="published", metadata={  # what the published verdicts used | as documented
+        "choices": MODES, "help": "KOR-Bench scoring: published-compatible or as documented (docs/rewards.md)"})
+    korbench_extract: str = field(default="answer", metadata={  # <answer> when it holds [[..]] | KOR's first [[..]]
+        "choices": EXTRACTIONS, "help": "KOR-Bench answer: the <answer> block when it holds [[...]], or KOR's first "
+                                        "[[...]] of the raw response"})
 
     def __post_init__(self):
         if self.korbench_mode not in MODES:
@@ -263,6 +266,9 @@ def check(data_source, text, answer, ground_truth, extra_info, options: Korbench
 
 
 register_checker(Checker("korbench", check, KorbenchOptions, lenient_answer=korbench_lenient,
+                         # two scoring modes: every result and every evaluation's settings say which was used
+                         result_columns={"korbench_mode": lambda options, verdict: options.korbench_mode},
+                         recorded_options=("korbench_mode",),
                          summary="KOR-Bench's per-category rules (first [[...]], cleaned), reimplemented"))
 
 

@@ -18,7 +18,7 @@ Options (``compute_score`` keywords): ``math_checker`` (default ``math_verify``;
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from mirage.rewards import worker
@@ -127,7 +127,8 @@ def cluster(answers: list[str], checker: str = "math_verify", timeout: float = T
 # --- the checker ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MathOptions:
-    math_checker: str | None = None  # "math_verify" | "exact"; None: math_verify (release_faithful: release)
+    math_checker: str | None = field(default=None, metadata={  # None: math_verify (release_faithful: release)
+        "choices": CHECKERS[:2], "help": "math answer check (default: math_verify; release-faithful: the release's)"})
     math_timeout: float = TIMEOUT_S
 
     def __post_init__(self):

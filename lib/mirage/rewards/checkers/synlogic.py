@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -133,7 +133,8 @@ def _tasks_in(root: str, timeout: float) -> frozenset:
 # --- the checker ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SynlogicOptions:
-    synlogic_path: str | None = None  # a SynLogic checkout; None: $MIRAGE_SYNLOGIC_PATH
+    synlogic_path: str | None = field(default=None, metadata={  # a SynLogic checkout; None: $MIRAGE_SYNLOGIC_PATH
+        "path": True, "help": "SynLogic checkout for logic verifiers (default: $MIRAGE_SYNLOGIC_PATH)"})
     synlogic_timeout: float = TIMEOUT_S
 
     def __post_init__(self):

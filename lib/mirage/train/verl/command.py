@@ -41,8 +41,6 @@ PLUGIN = "mirage.train.verl.plugin"
 REWARD_FN = ("pkg://mirage.rewards", "compute_score")
 REWARD_MANAGER = ("pkg://mirage.train.verl.reward", "MirageRewardManager")
 SAMPLER = ("pkg://mirage.train.verl.sampler", "MirageReplayBuffer")
-# Estimator keyword -> the algorithm config key the mirage function reads (verl passes only config).
-ESTIMATOR_CONFIG_KEYS = {("w_reinforce", "lam"): "w_reinforce_lambda"}
 # Reward-scoring actors: reward.num_workers loop workers, each with as many 1-CPU scoring actors.
 REWARD_WORKERS = 4
 
@@ -212,13 +210,17 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
     overrides += attention_overrides(attention)
     for k, v in reward_kwargs(condition, seed, release_faithful).items():
         overrides.append(f"+reward.custom_reward_function.reward_kwargs.{k}={hydra_value(v)}")
-    for k, v in condition.estimator_kwargs.items():
-        if (est.name, k) not in ESTIMATOR_CONFIG_KEYS:
-            raise KeyError(f"condition {condition.name!r}: estimator kwarg {k!r} has no verl config key")
-        overrides.append(f"+algorithm.{ESTIMATOR_CONFIG_KEYS[est.name, k]}={hydra_value(v)}")
+    try:
+        algorithm = est.config(condition.estimator_kwargs)  # the entry's own config keys
+    except KeyError as e:
+        raise KeyError(f"condition {condition.name!r}: {e.args[0]}") from None
+    overrides += [f"+algorithm.{k}={hydra_value(v)}" for k, v in algorithm.items()]
     sampler = {"reward": condition.reward, "estimator": est.name, "dynamic_sampling": dynamic,
                "max_num_gen_batches": r.max_num_gen_batches, "release_faithful": release_faithful}
     overrides += [f"+trainer.v1.sampler.sampler_kwargs.{k}={hydra_value(v)}" for k, v in sampler.items()]
+    if est.drops_unselected:  # the sampler's drop decision reads the same options, under the same keys
+        overrides += [f"+trainer.v1.sampler.sampler_kwargs.estimator_config.{k}={hydra_value(v)}"
+                      for k, v in algorithm.items()]
     # a group reward re-scores with the condition's own checker options (e.g. math_checker)
     overrides += [f"+trainer.v1.sampler.sampler_kwargs.score_kwargs.{k}={hydra_value(v)}"
                   for k, v in condition.reward_kwargs.items()]

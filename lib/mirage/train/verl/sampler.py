@@ -74,12 +74,15 @@ class SamplerOptions:
     release_faithful: bool = False
     # the condition's reward_kwargs (checker options such as math_checker), for a group re-score
     score_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # a dropping estimator's options under its config keys (``Estimator.config``), for the drop decision
+    estimator_config: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.reward not in REWARDS:
             raise ValueError(f"sampler_kwargs.reward: unknown reward {self.reward!r}; known: {', '.join(REWARDS)}")
         get_estimator(self.estimator)  # raises naming the known ones
         object.__setattr__(self, "score_kwargs", dict(self.score_kwargs or {}))
+        object.__setattr__(self, "estimator_config", dict(self.estimator_config or {}))
 
     @property
     def rescores(self) -> bool:
@@ -142,10 +145,11 @@ def uniform_groups(uids: np.ndarray, scores: np.ndarray) -> set[str]:
     return set(groups) - set(sampling.informative(groups))
 
 
-def kept_mask(data: DataProto, estimator: str) -> np.ndarray:
-    """Which responses stay in the batch: the estimator's own advantages decide (``sampling.drop_mask``)."""
+def kept_mask(data: DataProto, estimator: str, config: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Which responses stay in the batch: the estimator's own advantages decide (``sampling.drop_mask``;
+    ``config``: its options under its config keys, as the local engine passes them)."""
     keep, _ = sampling.drop_mask(estimator, data.batch["rm_scores"], data.batch["response_mask"],
-                                 data.non_tensor_batch["uid"])
+                                 data.non_tensor_batch["uid"], config=dict(config or {}) or None)
     return keep.cpu().numpy()
 
 
@@ -313,7 +317,7 @@ class MirageReplayBuffer(ReplayBuffer):
         got = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
                               select_fields=["rm_scores", "response_mask"])
         data = self._as_dataproto(batch.keys, got)
-        keep = kept_mask(data, self.options.estimator)
+        keep = kept_mask(data, self.options.estimator, self.options.estimator_config)
         if not keep.any():
             keep[0] = True  # verl needs one sample; its advantage is 0, so the update is a no-op
         dropped = [k for k, kept in zip(batch.keys, keep) if not kept]
