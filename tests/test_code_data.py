@@ -15,7 +15,7 @@ import pytest
 from mirage.data.code_data import (DataError, assert_test, convert_deepcoder, convert_humaneval, humaneval_tests)
 from mirage.data.prepare import datasets, prepare
 from mirage.rewards import compute_score
-from mirage.rewards.checkers import route
+from mirage.rewards.routing import route
 from mirage.rewards.checkers.code import parse_tests
 from mirage.tasks import get_task
 

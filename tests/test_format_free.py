@@ -14,7 +14,8 @@ from mirage import evaluate as ev
 from mirage.evaluate import predictors as pr
 from mirage.evaluate.scoring import score_samples
 from mirage.rewards import compute_score
-from mirage.rewards.lenient import format_free_acc, last_boxed
+from mirage.rewards.format_free import format_free_acc
+from mirage.rewards.lenient import last_boxed
 from mirage.sample.base import Completion, Sampler
 from mirage.tasks import toy
 
@@ -60,7 +61,7 @@ def test_math_reads_the_last_box_or_the_last_number():
 
 
 def test_a_family_without_a_lenient_reading_gives_nan_on_a_broken_format():
-    from mirage.rewards.checkers import route
+    from mirage.rewards.routing import route
 
     assert route("rg/leg_counting").lenient_answer is None
     assert math.isnan(format_free_acc("rg/leg_counting", "the answer is 4", "4"))

@@ -12,7 +12,8 @@ from mirage import registry, runs
 from mirage.conditions import CONDITIONS, Condition, register_condition
 from mirage.objectives import ESTIMATORS
 from mirage.rewards import REWARDS, Responses, Reward, compute_score, register_reward
-from mirage.rewards.checkers import CHECKERS, Checker, Verdict, register_checker, route
+from mirage.rewards.checkers import CHECKERS, Checker, Verdict, register_checker
+from mirage.rewards.routing import route
 from mirage.tasks import TASKS, Task, get_task, load_tasks, register_task
 
 

@@ -28,7 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "study": ("mirage.study:configure_cli", "run a preset grid of conditions through papermill"),
     "probe": ("mirage.probe.cli:configure", "probes: contamination (does the model complete a problem's statement?), "
                                             "forced procedure (accurate when started on the correct one?)"),
-    "doctor": ("mirage.doctor:configure", "preflight of a GPU run: driver, flash-attn, CPUs/GPUs, context, data"),
+    "doctor": ("mirage.doctor.cli:configure", "preflight of a GPU run: driver, flash-attn, CPUs/GPUs, context, data"),
     "smoke": ("mirage.smoke:configure", "the first GPU run: vLLM eval + 2 verl steps of 3 conditions (--dry-run: CPU)"),
 }
 

@@ -21,11 +21,12 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from mirage.registry import Registry, RegistryError
 
 DATA_REGIMES = ("full", "one_shot_selected", "one_shot_random")
+BASE = "base"  # the pseudo-condition of the untrained model (step 0) in every table and figure
 BASE_COLOUR = "#7f7f7f"  # the base model in every figure: no condition may take it
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -87,7 +88,7 @@ class Condition:
 def _validate(c: Condition) -> None:
     from mirage.objectives import ESTIMATORS
     from mirage.rewards import REWARDS
-    from mirage.rewards.checkers import option_names
+    from mirage.rewards.routing import option_names
 
     where = f"condition {c.name!r}"
     if c.reward not in REWARDS:
@@ -166,3 +167,10 @@ _c("w_reinforce", "RQ3", "ground_truth", estimator="w_reinforce", estimator_kwar
 
 # The conditions of the paper itself (the rest are extensions offered for comparison).
 PAPER_CONDITIONS = tuple(name for name in CONDITIONS if CONDITIONS[name].paper)
+
+
+def condition_order(conditions: Iterable[str]) -> list[str]:
+    """Conditions in registry order ("base" first), names the registry does not know last."""
+    names = list(dict.fromkeys(conditions))
+    known = [c for c in (BASE, *CONDITIONS) if c in names]
+    return known + sorted(c for c in names if c not in known)

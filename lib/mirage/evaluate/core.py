@@ -221,7 +221,7 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
             else "per-request")
     settings = dataclasses.replace(settings, vllm_seeding=seeding)
     if score_kwargs:  # a misspelt scoring option fails here, not after sampling
-        from mirage.rewards.checkers import parse_options
+        from mirage.rewards.routing import parse_options
 
         parse_options({k: v for k, v in score_kwargs.items() if k != "release_faithful"})
     datasets = [(name, path, load_problems(name, path)) for name, path in eval_datasets(task_or_dataset)]

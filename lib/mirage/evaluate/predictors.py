@@ -150,7 +150,7 @@ def predictor_table(samples: pd.DataFrame, problems: Mapping[str, pd.DataFrame] 
 
 
 def _procedures(rows: pd.DataFrame, problems: pd.DataFrame | None) -> dict[str, float]:
-    from mirage.rewards.checkers import route
+    from mirage.rewards.routing import route
 
     nan = {f"procedure_{name}": float("nan") for name in ("correct", "buggy", "neither")}
     if problems is None or any(route(str(s)).name != "toy" for s in rows["data_source"].unique()):
@@ -231,7 +231,7 @@ def predictor_correlations(predictors: pd.DataFrame, gains: pd.DataFrame, names:
     model x task x dataset (the alignment step's predictors table); ``names``: default ``RANKED``. A
     predictor that is NaN for some pair, or constant over the pairs, gets rho NaN. One row per (predictor,
     condition, regime)."""
-    from mirage.study.results import condition_order
+    from mirage.conditions import condition_order
 
     names = [p for p in (names or RANKED) if p in predictors.columns]
     dup = predictors.duplicated(["model", "task", "dataset"])

@@ -68,7 +68,7 @@ def render_prompt(sampler, messages) -> str | None:
 def score_samples(items: Sequence[tuple], format_gated: bool, score_kwargs: dict) -> list[dict]:
     """Score (data_source, text, ground_truth, extra_info) items with mirage.rewards.compute_score."""
     from mirage.rewards import compute_score
-    from mirage.rewards.lenient import format_free_acc
+    from mirage.rewards.format_free import format_free_acc
 
     out = []
     for data_source, text, ground_truth, extra_info in items:

@@ -24,7 +24,8 @@ def cluster_answers(preds: Sequence[str | None], data_source: str, release_faith
     math-verify, so ``0.5``, ``\\frac12`` and ``1/2`` share a label); by default,
     stripped strings. ``options`` are checker options (``math_checker``, ...).
     """
-    from mirage.rewards.checkers import default_cluster, parse_options, route
+    from mirage.rewards.checkers import default_cluster
+    from mirage.rewards.routing import parse_options, route
 
     checker = route(data_source)
     opts = parse_options({k: v for k, v in options.items() if k not in _REWARD_KEYS})[checker.name]

@@ -20,7 +20,8 @@ from multiprocessing import get_context
 from typing import Any, Iterable, Mapping
 
 from mirage.rewards.base import REWARDS
-from mirage.rewards.checkers import Verdict, parse_options, route
+from mirage.rewards.checkers import Verdict
+from mirage.rewards.routing import parse_options, route
 from mirage.rewards.response import extract_answer, format_ok
 
 RESULT_KEYS = ("score", "acc", "format", "pred", "korbench_mode", "error", "procedure")

@@ -23,6 +23,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from mirage.study.resources import resources_for
+
 # vLLM generated tokens/s of ONE engine serving a 7-8 B model with long outputs on H100s, by tensor
 # parallelism. TP 4: docs/cluster.md section 6 (10-15 k tokens/s per TP-4 engine; the middle). TP 1: the same
 # per-GPU rate as TP 4 plus a little for no all-reduce (assumed, not measured).
@@ -121,7 +123,6 @@ def cell_problems(recipe: Any, estimate: CellEstimate) -> list[str]:
 
 def dry_run_cell(preset: Any, step: Any, ev: dict[str, Any], log: Any) -> list[str]:
     """The dry-run's per-cell layout and estimate line (verl cells); returns the cell's problems."""
-    from mirage.study.executors import resources_for
     from mirage.train.verl.attention import attention_implementation
 
     recipe = preset.recipe_obj(step.cell.regime)

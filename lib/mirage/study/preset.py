@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from mirage.study.resources import check_resources
 from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, TOP_P, Range, check_fields
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
@@ -211,8 +212,6 @@ class Preset:
         self.one_shot.check(where)
         for seed in dict.fromkeys([*self.seeds, *(s for g in grids for s in g.seeds)]):
             _check_ranges({"seeds": seed}, PRESET_RANGES, where)
-        from mirage.study.executors import check_resources
-
         try:
             object.__setattr__(self, "resources", check_resources(self.resources, where))
         except ValueError as e:

@@ -18,8 +18,11 @@ name no condition, and order them as the registry does.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
+
+from mirage.conditions import BASE, condition_order  # noqa: F401  (the tables' names)
 
 RESULT_COLUMNS = ["preset", "backend", "model", "task", "condition", "rq", "regime", "seed", "step", "dataset",
                   "eval_tag", "k", "pass_at_k", "ci_low", "ci_high", "n_problems", "n", "temperature", "top_p",
@@ -33,16 +36,10 @@ RUN_KEYS = ["model", "task", "condition", "regime", "seed"]  # one training run
 # below this pass@1 gain (about the noise of one testbed evaluation) the ratio is left undefined
 # (NaN) rather than exploding.
 MIN_GT_GAIN = 0.03
-BASE = "base"  # the pseudo-condition of the untrained model (step 0)
-
-
-def condition_order(conditions: Iterable[str]) -> list[str]:
-    """Conditions in registry order ("base" first), names the registry does not know last."""
-    from mirage.conditions import CONDITIONS
-
-    names = list(dict.fromkeys(conditions))
-    known = [c for c in (BASE, *CONDITIONS) if c in names]
-    return known + sorted(c for c in names if c not in known)
+def natural_key(text: str) -> tuple:
+    """Sort key that orders "u2" < "u8" < "u16" < "u16_hi" (numbers compared as numbers)."""
+    parts = [p for p in re.split(r"(\d+)", str(text)) if p]
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
 
 
 def with_defaults(table):
@@ -259,8 +256,6 @@ def summary_table(results):
 
 
 def _column_key(columns, column: str, order: dict) -> tuple:
-    from mirage.study.seeds import natural_key
-
     row = columns[columns["column"] == column].iloc[0]
     return order[row["condition"]], natural_key(row["regime"])
 

@@ -34,20 +34,12 @@ from typing import Any, Callable, Mapping, Sequence
 from mirage.registry import PLUGINS_ENV
 from mirage.runs import FolderLock, Status, end_attempt, start_attempt, update_manifest
 from mirage.runs import write_json_atomic
+from mirage.study.folders import check_study_file, default_dirs, results_digest
 from mirage.study.plan import STAGES, STEP_RECORD, Step, plan, stage_steps
 from mirage.study.preset import NOT_IDENTITY, Preset
 from mirage.study.verify import Damage, StudyDamaged, check_step, check_tables, move_aside
 
 Log = Callable[[str], None]
-
-
-def default_dirs(preset: Preset, out: str | os.PathLike | None = None,
-                 figures_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """(study dir, figures dir): study/<preset> under the current directory (or --out), and its
-    figures/ inside it. Never the checkout's committed figures/<preset> unless named (--figures):
-    the study compares its tables with those instead (``mirage.study.reference``)."""
-    out = Path("study") / preset.name if out is None else Path(out)
-    return out.resolve(), Path(figures_dir or out / "figures").resolve()
 
 
 def fmt_s(seconds: float) -> str:
@@ -91,31 +83,6 @@ def _check_no_study_runner(out: Path) -> None:
         raise FolderBusy(f"{out}: this study folder is locked by another mirage study runner ({who}), which runs "
                          "every step and the analysis itself; wait for it to finish, or stop it") from None
     probe.release()
-
-
-def _check_study_file(out: Path, preset: Preset, write: bool = True) -> None:
-    """A study directory belongs to one preset: refuse to mix two grids' results in one table."""
-    from mirage.runs import config_diff
-
-    path = out / "study.json"
-    if path.exists():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))["preset"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}: unreadable ({type(e).__name__}: {e}); use another --out") from None
-        diff = config_diff({k: v for k, v in stored.items() if k not in NOT_IDENTITY}, preset.identity())
-        if diff:
-            shown = "; ".join(f"{k}: {_short(a)} there, {_short(b)} here" for k, (a, b) in diff.items())
-            raise ValueError(f"{out} holds a study of another preset ({stored.get('name')!r}; {shown}): "
-                             f"give this one another --out, or move {out} aside to start over")
-        return
-    if write:
-        write_json_atomic(path, {"preset": preset.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-
-
-def _short(value: Any, width: int = 60) -> str:
-    text = json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def step_env(threads: int, plugins: Sequence[str] = ()) -> dict[str, str]:
@@ -283,10 +250,10 @@ def verify_study(preset: Preset, out: str | os.PathLike | None = None, only: Map
     out, figures_dir = default_dirs(preset, out, figures_dir)
     if not (out / "study.json").is_file():
         raise FileNotFoundError(f"{out}: no study here (no study.json); give the study's folder with --out")
-    _check_study_file(out, preset, write=False)
+    check_study_file(out, preset, write=False)
     steps = plan(preset, out, only, figures_dir)
     for analysis in (s for s in steps if s.kind == "analysis"):
-        analysis.params["results_digest"] = _digest(steps)
+        analysis.params["results_digest"] = results_digest(steps)
     finished = [s for s in steps if s.finished]
     damage = [d for s in finished for d in check_step(s)]
     if (out / "results.parquet").exists() or any(s.kind == "analysis" for s in finished):
@@ -305,15 +272,6 @@ def verify_study(preset: Preset, out: str | os.PathLike | None = None, only: Map
     return 1 if damage else 0
 
 
-def _digest(steps: Sequence[Step]) -> str:
-    """Identity of the stored results: which steps finished, and when."""
-    h = hashlib.sha256()
-    for s in steps:
-        if s.kind != "analysis" and s.finished:
-            h.update(f"{s.id}\0{s.record().get('finished')}\n".encode())
-    return h.hexdigest()[:16]
-
-
 def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | None = None,
               only: Mapping[str, set[str]] | None = None, stage: str = "all", force_analysis: bool = False,
               figures_dir: str | os.PathLike | None = None, log: Log = print) -> int:
@@ -326,7 +284,7 @@ def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | 
     jobs = jobs or preset.jobs
     t0 = time.time()
     with _lock(out, stage, only):
-        _check_study_file(out, preset)
+        check_study_file(out, preset)
         steps = plan(preset, out, only, figures_dir)
         n_cells = sum(s.kind == "cell" for s in steps)
         log(f"[study] preset {preset.cli_name}: {n_cells} cells ({preset.describe_grid()}"
@@ -352,7 +310,7 @@ def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | 
             else:
                 results, _ = collect(out, every, preset)
                 for analysis in analyses:  # the preset's analysis notebooks, in order
-                    analysis.params["results_digest"] = _digest(every)
+                    analysis.params["results_digest"] = results_digest(every)
                     if force_analysis:
                         analysis.record_path.unlink(missing_ok=True)
                     if run_steps([analysis], jobs=1, log=log, plugins=preset.plugins)[analysis.id] != "finished":

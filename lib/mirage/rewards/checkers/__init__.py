@@ -11,8 +11,11 @@ data sources their rows carry (``mirage.tasks``), so adding a task adds its rout
 
     CHECKERS                 the registry (name -> Checker)
     register_source(match, checker)   match: a data_source string, or a predicate
-    route(data_source)       -> Checker (a ``val/`` prefix is ignored)
-    parse_options(options)   -> {checker name: options dataclass}, validated once
+    routed(data_source)      -> the checker name routed so far (``mirage.rewards.routing.route``
+                                loads the tasks first and returns the Checker)
+
+The shipped checkers (code, exact, korbench, math, synlogic) register themselves when their
+modules are imported, which ``mirage.tasks`` does.
 """
 
 from __future__ import annotations
@@ -116,69 +119,23 @@ def _route_cached(data_source: str) -> str | None:
     return None
 
 
-def route(data_source: str) -> Checker:
-    """The checker that scores ``data_source``; an error naming the known sources otherwise."""
-    from mirage.tasks import load_tasks
-
-    load_tasks()  # task files declare the routes
-    name = _route_cached(str(data_source))
-    if name is None:
-        known = sorted({m for m, _ in _ROUTES if isinstance(m, str)})
-        patterns = sorted({getattr(m, "__doc__", None) or getattr(m, "__name__", "?") for m, _ in _ROUTES
-                           if not isinstance(m, str)})
-        raise KeyError(f"unknown data_source {data_source!r}: no task declares it; known: {known}"
-                       + (f", and {'; '.join(p.strip().splitlines()[0] for p in patterns)}" if patterns else ""))
-    return CHECKERS[name]
+def routed(data_source: str) -> str | None:
+    """The name of the checker routed to ``data_source`` among the routes registered so far (no task
+    is loaded: ``mirage.rewards.routing.route`` loads them and names the known sources when none)."""
+    return _route_cached(str(data_source))
 
 
-# --- options -------------------------------------------------------------------------------
-def option_names() -> dict[str, str]:
-    """Every checker option -> the checker it belongs to."""
-    from mirage.tasks import load_tasks
+def routes() -> list[Any]:
+    """Every registered route's match (a data_source string or a predicate), in registration order."""
+    return [m for m, _ in _ROUTES]
 
-    load_tasks()
+
+def option_owners() -> dict[str, str]:
+    """Every option of the checkers registered so far -> the checker it belongs to."""
     return dict(_OPTION_OWNER)
-
-
-@functools.lru_cache(maxsize=256)
-def _parse(items: tuple) -> Mapping[str, Any]:
-    owners = option_names()
-    per: dict[str, dict[str, Any]] = {}
-    for key, value in items:
-        if key not in owners:
-            raise ValueError(f"unknown reward option {key!r}; checker options: "
-                            + "; ".join(f"{c}: {', '.join(sorted(k for k, o in owners.items() if o == c))}"
-                                        for c in sorted(set(owners.values()))))
-        per.setdefault(owners[key], {})[key] = value
-    out = {}
-    for name in CHECKERS:
-        checker = CHECKERS[name]
-        try:
-            out[name] = checker.options(**per.get(name, {}))
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"checker {name!r} options {per.get(name, {})}: {e}") from None
-    return out
-
-
-def parse_options(options: Mapping[str, Any]) -> Mapping[str, Any]:
-    """{checker name: its options dataclass}; an unknown option is a ValueError naming it."""
-    try:
-        items = tuple(sorted(options.items()))
-        hash(items)
-    except TypeError:  # an unhashable value (a list): parse without the cache
-        return _parse.__wrapped__(tuple(sorted(options.items())))
-    return _parse(items)
 
 
 def default_cluster(answers: Sequence[str], data_source: str, options: Any, release_faithful: bool) -> list[int]:
     """Equal after stripping: each answer's label is the index of its first equal."""
     first: dict[str, int] = {}
     return [first.setdefault(a.strip(), i) for i, a in enumerate(answers)]
-
-
-def _register_builtin() -> None:
-    # the families shipped with mirage; each module registers its checker on import
-    from mirage.rewards.checkers import code, exact, korbench, math, synlogic  # noqa: F401
-
-
-_register_builtin()

@@ -246,7 +246,8 @@ def job_env(metrics_path: Path, task: Task) -> dict[str, str]:
 
 def setup_problems(task: Task, condition: Condition, release_faithful: bool = False) -> list[str]:
     """Why the task's checkers cannot score here (a missing checkout), one line each."""
-    from mirage.rewards.checkers import CHECKERS, parse_options
+    from mirage.rewards.checkers import CHECKERS
+    from mirage.rewards.routing import parse_options
 
     own = condition.reward_spec.options  # the reward's own keywords (random: p) are not checker options
     options = parse_options({k: v for k, v in condition.reward_kwargs.items() if k not in own})
