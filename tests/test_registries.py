@@ -148,7 +148,7 @@ def plugin(tmp_path, monkeypatch):
 
 def test_a_plugin_task_and_group_reward_train_and_evaluate(plugin, tmp_path, monkeypatch):
     from mirage.evaluate import evaluate
-    from mirage.train import run
+    from mirage.train.dispatch import run
 
     monkeypatch.setenv("MIRAGE_DATA", str(tmp_path / "data"))
     task = get_task("pair-sum")

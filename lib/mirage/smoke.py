@@ -190,7 +190,7 @@ def gpu_run(out: Path, log: Log = print) -> int:
     from mirage.cli import main as cli
     from mirage.evaluate import evaluate
     from mirage.runs import read_manifest
-    from mirage.train.verl import launch
+    from mirage.train.verl.launcher import launch
 
     t0 = time.time()
     model, checks = build_model(out / "model")
@@ -225,7 +225,7 @@ def gpu_run(out: Path, log: Log = print) -> int:
 
 def dry_run(out: Path, log: Log = print) -> int:
     """Everything short of launching (CPU): the model, the three verl commands composed, validated, doctored."""
-    from mirage.train.verl import launch
+    from mirage.train.verl.launcher import launch
 
     t0 = time.time()
     model, checks = build_model(out / "model")

@@ -55,7 +55,7 @@ def evaluate_run(run_dir: str | os.PathLike, n: int | None = None, *, backend: s
                                     f"with verl's model merger, `{merge}`, then rerun")
         raise FileNotFoundError(f"{bad[0]}: not a checkpoint (no actor/huggingface/config.json with *.safetensors "
                                 f"weights{more}): delete it (a save that never finished) or write its HF weights "
-                                "(verl's model merger: mirage.train.verl.merge_checkpoint), then rerun")
+                                "(verl's model merger: mirage.train.verl.command.merge_checkpoint), then rerun")
     targets = ([(0, str(model))] if include_base else []) + [(s, str(p)) for s, p in list_checkpoints(run_dir)]
     if steps is not None:
         targets = [(s, p) for s, p in targets if s in set(steps)]

@@ -2,7 +2,7 @@
 
     cfg = RunConfig(model="dial-90", task="toy-math", condition="nsr", seed=0)
     cfg = cfg.resolved()          # recipe and run_dir filled in, every name checked
-    mirage.train.run(cfg)         # -> the local engine or verl, by cfg.backend
+    mirage.train.dispatch.run(cfg)  # -> the local engine or verl, by cfg.backend
 
 ``resolved()`` checks everything a run needs before any work starts (the condition,
 the task, the recipe and its overrides, the seed, the names that become folders) and

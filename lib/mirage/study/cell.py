@@ -123,7 +123,7 @@ def base_curves(alignment_table: str | os.PathLike, model: str, task: str):
 def train(model: str, task: str, condition: str, seed: int, run_dir: str | os.PathLike, *, backend: str = "local",
           recipe: str = "testbed", recipe_overrides: Mapping[str, Any] | None = None,
           history_run: str | os.PathLike = "", progress: bool = True) -> Path:
-    """Train one cell through ``mirage.train.run``, or return its finished run (an interrupted one resumes).
+    """Train one cell through ``mirage.train.dispatch.run``, or return its finished run (an interrupted one resumes).
 
     A testbed ``one_shot`` run needs a history run: without ``history_run`` one is trained
     next to the run (``<run_dir>/../../one_shot_history``) with the default pool.
@@ -131,7 +131,7 @@ def train(model: str, task: str, condition: str, seed: int, run_dir: str | os.Pa
     from mirage.conditions import get_condition
     from mirage.recipes import RECIPES
     from mirage.runs import RunConfig, is_finished, read_manifest
-    from mirage.train import run as train_run
+    from mirage.train.dispatch import run as train_run
 
     run_dir = Path(run_dir)
     if backend == "verl" and is_finished(read_manifest(run_dir)):
@@ -160,7 +160,7 @@ def ensure_history(model: str, task: str, run_dir: str | os.PathLike, *, recipe:
     from mirage.recipes import RECIPES
     from mirage.runs import RunConfig, atomic_path
     from mirage.tasks import dataset_file, dataset_path, get_task
-    from mirage.train import run as train_run
+    from mirage.train.dispatch import run as train_run
 
     run_dir = Path(run_dir)
     task_obj = get_task(task)

@@ -432,7 +432,7 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
             log(f"\n## [{state}] cell {s.id} ({c.rq}, notebook {c.notebook})")
             log(_shell(base + ["--stage", "cells", "--only", only_arg(c)], env))
             if preset.backend == "verl":
-                from mirage.train.verl import build_command
+                from mirage.train.verl.command import build_command
 
                 venv, argv = build_command(c.model, c.task, c.condition, c.seed, s.dir, preset.recipe_obj(c.regime))
                 log("#   trains: " + _shell(argv, {**env, **venv}))

@@ -2,7 +2,7 @@
 
 The flags become one ``RunConfig``; the backend is the only thing that differs:
 ``local`` is the CPU testbed's GRPO loop (``mirage.train.loop``), ``verl`` builds and
-launches a verl 0.9.1 run (``mirage.train.verl.launch``). Both read the same
+launches a verl 0.9.1 run (``mirage.train.verl.launcher.launch``). Both read the same
 condition, task and recipe registries.
 """
 
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     if cfg.backend == "verl":
-        from mirage.train.verl import launch
+        from mirage.train.verl.launcher import launch
 
         return launch(cfg, dry_run=args.dry_run, no_launch=args.no_launch, doctor=not args.skip_preflight)
     if args.dry_run:
