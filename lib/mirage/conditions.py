@@ -24,6 +24,10 @@ from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 from mirage.registry import Registry, RegistryError
+from mirage.objectives import ESTIMATORS
+from mirage.registry import load_plugins
+from mirage.rewards import REWARDS, get_reward
+from mirage.rewards.routing import option_names
 
 DATA_REGIMES = ("full", "one_shot_selected", "one_shot_random")
 BASE = "base"  # the pseudo-condition of the untrained model (step 0) in every table and figure
@@ -54,8 +58,6 @@ class Condition:
 
     @property
     def reward_spec(self):
-        from mirage.rewards import get_reward
-
         return get_reward(self.reward)
 
     @property
@@ -86,10 +88,6 @@ class Condition:
 
 
 def _validate(c: Condition) -> None:
-    from mirage.objectives import ESTIMATORS
-    from mirage.rewards import REWARDS
-    from mirage.rewards.routing import option_names
-
     where = f"condition {c.name!r}"
     if c.reward not in REWARDS:
         raise RegistryError(f"{where}: unknown reward {c.reward!r}; known: {', '.join(REWARDS)}")
@@ -97,8 +95,9 @@ def _validate(c: Condition) -> None:
         raise RegistryError(f"{where}: unknown estimator {c.estimator!r}; known: {', '.join(ESTIMATORS)}")
     if c.data not in DATA_REGIMES:
         raise RegistryError(f"{where}: unknown data regime {c.data!r}; known: {DATA_REGIMES}")
-    allowed = set(REWARDS[c.reward].options) | set(option_names())
-    bad = set(c.reward_kwargs) - allowed
+    # the checkers' options only when a kwarg is not the reward's own (they load every task: not at import)
+    bad = set(c.reward_kwargs) - set(REWARDS[c.reward].options)
+    bad = bad - set(option_names()) if bad else bad
     if bad:
         raise RegistryError(f"{where}: reward_kwargs {sorted(bad)} are neither options of reward {c.reward!r} "
                             f"({sorted(REWARDS[c.reward].options)}) nor checker options")
@@ -121,8 +120,6 @@ def register_condition(condition: Condition, replace: bool = False) -> Condition
 
 
 def get_condition(name: str) -> Condition:
-    from mirage.registry import load_plugins
-
     if name not in CONDITIONS:
         load_plugins()
     return CONDITIONS[name]

@@ -22,8 +22,6 @@ printed; ``--dry-run`` prints every finding as a comment line.
 
 from __future__ import annotations
 
-import argparse
-
 from mirage.doctor.base import LEVELS, Finding, PreflightError, errors
 from mirage.doctor.machine import (MIN_DRIVER, VERL_CPUS_PER_GPU, Facts, check_attention, check_driver,
                                    check_resources, cpus_needed, parse_nvidia_smi, probe, slurm_cpus)

@@ -9,6 +9,9 @@ from typing import Any
 
 from mirage.ranges import SAMPLE_TEMPERATURE, SEED_MAX, flag_type
 from mirage.recipes import RECIPES
+from mirage import runs
+from mirage.evaluate import align, evaluate, evaluate_run
+from mirage.evaluate.core import EVAL_RANGES
 
 
 # --- CLI ----------------------------------------------------------------------------------
@@ -16,8 +19,6 @@ def _flag(key: str):
     """A numeric flag parsed with its evaluation setting's range (mirage.evaluate.core.EVAL_RANGES, imported
     only when the flag is given: building the parser stays light)."""
     def parse(text: str):
-        from mirage.evaluate.core import EVAL_RANGES
-
         return flag_type(EVAL_RANGES[key])(text)
 
     parse.__name__ = key
@@ -129,7 +130,6 @@ def configure_eval_cli(parser: argparse.ArgumentParser) -> None:
 def _eval_main(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from mirage.evaluate import evaluate, evaluate_run
 
     kwargs = {**_eval_kwargs(args), "restart": args.restart}
     if args.run_dir:
@@ -142,7 +142,6 @@ def _eval_main(args: argparse.Namespace) -> int:
     with pd.option_context("display.max_rows", 200, "display.width", 160):
         print(table.to_string(index=False))
         if not args.run_dir:  # beside pass@1: the format rate and the format-free accuracy
-            from mirage import runs
 
             formats = (Path(args.out) if args.out else runs.eval_dir(args.model, args.task)) / "format.csv"
             if formats.is_file():
@@ -163,8 +162,6 @@ def configure_align_cli(parser: argparse.ArgumentParser) -> None:
 
 
 def _align_main(args: argparse.Namespace) -> int:
-    from mirage.evaluate import align
-
     kwargs = _eval_kwargs(args)
     table = align(args.models, args.tasks, args.n, args.out, backend=args.backend,
                   **{k: v for k, v in kwargs.items() if k not in ("temperature", "top_p", "max_tokens", "seed")},

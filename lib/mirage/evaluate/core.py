@@ -23,6 +23,10 @@ from mirage.models import resolve_model
 from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, THREADS, TOKENS, TOP_P, Range, check_fields
 from mirage.recipes import RECIPES
 from mirage.sample.base import SamplingParams
+from mirage.passk import bootstrap_ci, counts_from_samples, default_ks
+from mirage.rewards.routing import parse_options
+from mirage.sample.base import prompt_seed, prompt_token_ids
+from mirage.sample.vllm import BATCH_INVARIANCE, SEEDING
 
 MANIFEST = "eval_manifest.json"
 SAMPLE_COLUMNS = ["dataset", "problem_id", "data_source", "sample_index", "text", "finish_reason",
@@ -111,8 +115,6 @@ def _with_optional(frame: pd.DataFrame) -> pd.DataFrame:
 
 def passk_table(samples: pd.DataFrame, n: int, seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:
     """pass@k (k = 1, 2, 4, ..., n) with bootstrap CIs, one block per dataset."""
-    from mirage.passk import bootstrap_ci, counts_from_samples, default_ks
-
     tables = []
     for dataset, rows in samples.groupby("dataset", sort=True):
         counts = counts_from_samples(rows, by="problem_id", correct="correct")
@@ -211,7 +213,6 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
     if isinstance(sampler, str):  # a backend name: the model must resolve before anything runs
         resolve_model(model)
         seeding = (sampler_kwargs or {}).get("seeding", "per-request") if sampler == "vllm" else "per-request"
-        from mirage.sample.vllm import SEEDING
 
         if seeding not in SEEDING:
             raise ValueError(f"--vllm-seeding: one of {', '.join(SEEDING)}, got {seeding!r}")
@@ -221,7 +222,6 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
             else "per-request")
     settings = dataclasses.replace(settings, vllm_seeding=seeding)
     if score_kwargs:  # a misspelt scoring option fails here, not after sampling
-        from mirage.rewards.routing import parse_options
 
         parse_options({k: v for k, v in score_kwargs.items() if k != "release_faithful"})
     datasets = [(name, path, load_problems(name, path)) for name, path in eval_datasets(task_or_dataset)]
@@ -260,7 +260,6 @@ def check_prompt_lengths(model: str, prompts: list, sampler: Any,
             return
         from transformers import AutoTokenizer
 
-        from mirage.sample.base import prompt_token_ids
 
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         tokenizer.model_max_length = int(1e12)  # counted here, not truncated: no "longer than" warning
@@ -310,7 +309,6 @@ def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettin
               score_processes, sampler_kwargs, n_boot, progress, restart) -> pd.DataFrame:
     from tqdm.auto import tqdm
 
-    from mirage.sample.base import prompt_seed
 
     manifest = _check_settings(out_dir, settings, restart)
     manifest_path = out_dir / MANIFEST
@@ -347,7 +345,6 @@ def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettin
             "hardware": runs.hardware(), "status": runs.Status.RUNNING.value,
         })
         if manifest["sampler"].get("backend") == "vllm":  # what rows may differ by on a rerun (docs/evaluation.md)
-            from mirage.sample.vllm import BATCH_INVARIANCE
 
             manifest["vllm"] = {"version": manifest["sampler"].get("vllm_version"), "seeding": settings.vllm_seeding,
                                 "batch_invariance": BATCH_INVARIANCE}

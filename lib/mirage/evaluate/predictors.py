@@ -46,6 +46,12 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from mirage.conditions import condition_order
+from mirage.passk import counts_from_samples, default_ks, pass_at_k
+from mirage.rewards import cluster_answers
+from mirage.rewards.routing import route
+from mirage.tasks.toy import procedure_of
+
 SATURATION_GAP = 0.01  # pass@n - pass@(n // 2) below this: the pass@k curve is saturated at n
 PREDICTORS = ["pass_at_1", "pass_at_half", "pass_at_n", "saturation_gap", "k_knee", "majority_share", "maj_at_n",
               "mean_token_entropy", "format_rate", "format_free_accuracy", "procedure_correct", "procedure_buggy",
@@ -62,8 +68,6 @@ PREDICTOR_COLUMNS = ["dataset", "n", "n_problems", *PREDICTORS[:4], "saturated",
 # --- the predictors of one evaluation -----------------------------------------------------
 def passk_predictors(counts: pd.DataFrame) -> dict[str, Any]:
     """pass@1, pass@(n // 2), pass@n, the saturation gap and flag, and k_knee, from per-problem n and c."""
-    from mirage.passk import default_ks, pass_at_k
-
     n_values = counts["n"].unique()
     if len(n_values) != 1:
         raise ValueError(f"passk_predictors: every problem needs the same n, got {sorted(n_values)}")
@@ -79,8 +83,6 @@ def passk_predictors(counts: pd.DataFrame) -> dict[str, Any]:
 def majority(preds: Sequence[Any], correct: Sequence[bool], data_source: str) -> tuple[float, float]:
     """(share of the largest answer cluster among all samples, its correctness; ties: the tied clusters'
     mean correctness) of one problem's samples. No answer at all: (0, 0)."""
-    from mirage.rewards import cluster_answers
-
     labels = cluster_answers(list(preds), data_source)
     sizes: dict[int, int] = {}
     right: dict[int, bool] = {}
@@ -126,8 +128,6 @@ def predictor_table(samples: pd.DataFrame, problems: Mapping[str, pd.DataFrame] 
     ``problems`` ({dataset: ``load_problems`` frame}) gives the testbed's procedure shares (the buggy
     answer is in each problem's extra_info); without it, or on another task, they are NaN.
     """
-    from mirage.passk import counts_from_samples
-
     if samples.empty:
         raise ValueError("predictor_table: no samples")
     out = []
@@ -150,12 +150,9 @@ def predictor_table(samples: pd.DataFrame, problems: Mapping[str, pd.DataFrame] 
 
 
 def _procedures(rows: pd.DataFrame, problems: pd.DataFrame | None) -> dict[str, float]:
-    from mirage.rewards.routing import route
-
     nan = {f"procedure_{name}": float("nan") for name in ("correct", "buggy", "neither")}
     if problems is None or any(route(str(s)).name != "toy" for s in rows["data_source"].unique()):
         return nan
-    from mirage.tasks.toy import procedure_of
 
     return procedure_shares(rows, dict(zip(problems["problem_id"].astype(str), problems["extra_info"])),
                             procedure_of)
@@ -231,8 +228,6 @@ def predictor_correlations(predictors: pd.DataFrame, gains: pd.DataFrame, names:
     model x task x dataset (the alignment step's predictors table); ``names``: default ``RANKED``. A
     predictor that is NaN for some pair, or constant over the pairs, gets rho NaN. One row per (predictor,
     condition, regime)."""
-    from mirage.conditions import condition_order
-
     names = [p for p in (names or RANKED) if p in predictors.columns]
     dup = predictors.duplicated(["model", "task", "dataset"])
     if dup.any():

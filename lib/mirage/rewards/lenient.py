@@ -26,7 +26,7 @@ Pass@1, the format rate and this accuracy together split a gain into "learned th
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any
 
 from mirage.rewards.response import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer
 

@@ -21,6 +21,14 @@ from typing import Any, Mapping, Sequence
 
 from mirage.runs import run_dir as run_folder
 from mirage.runs import slug
+from mirage.conditions import get_condition
+from mirage.data.rows import load_rows
+from mirage.ranges import check_parameters
+from mirage.recipes import RECIPES
+from mirage.runs import (RunConfig, atomic_path, is_finished, list_checkpoints, load_metrics, read_manifest,
+                         write_parquet_atomic)
+from mirage.tasks import dataset_file, dataset_path, get_task
+from mirage.train.dispatch import run as train_run
 
 NOTEBOOK_RUNS = Path("runs") / "notebooks"
 # the types the notebooks' parameter cells promise (a papermill -p value arrives as text: refused, showing -y)
@@ -72,7 +80,7 @@ def greedy_pair_dir(out_dir: str | os.PathLike, model: str, task: str) -> Path:
 def measure_pair(model: str, task: str, out_dir: str | os.PathLike, eval: Mapping[str, Any], backend: str = "local"):
     """Base pass@k of one model on one task (``mirage.evaluate.align``, cached in ``pair_dir``); with
     ``eval["greedy"]`` also its greedy accuracy (T = 0, n = 1) in ``greedy_pair_dir``."""
-    from mirage.evaluate import align
+    from mirage.evaluate import align  # why: pandas, which importing mirage.study.cell does not need
 
     kw = {"backend": sampler_backend(backend), "top_p": eval["top_p"], "max_tokens": eval["max_tokens"],
           "seed": eval["seed"]}
@@ -92,9 +100,7 @@ def measure_alignment(models: Sequence[str], tasks: Sequence[str], out_dir: str 
     """
     import pandas as pd
 
-    from mirage.evaluate.alignment import write_predictors
-    from mirage.ranges import check_parameters
-    from mirage.runs import atomic_path, write_parquet_atomic
+    from mirage.evaluate.alignment import write_predictors  # why: pandas, which importing mirage.study.cell does not need
 
     check_parameters(dict(models=models, tasks=tasks, eval=eval, backend=backend, pairs=pairs), NOTEBOOK_PARAMETERS)
     out_dir = resolve(out_dir)
@@ -128,11 +134,6 @@ def train(model: str, task: str, condition: str, seed: int, run_dir: str | os.Pa
     A testbed ``one_shot`` run needs a history run: without ``history_run`` one is trained
     next to the run (``<run_dir>/../../one_shot_history``) with the default pool.
     """
-    from mirage.conditions import get_condition
-    from mirage.recipes import RECIPES
-    from mirage.runs import RunConfig, is_finished, read_manifest
-    from mirage.train.dispatch import run as train_run
-
     run_dir = Path(run_dir)
     if backend == "verl" and is_finished(read_manifest(run_dir)):
         return run_dir  # launching verl only to find the last checkpoint costs a Ray start-up
@@ -156,11 +157,6 @@ def ensure_history(model: str, task: str, run_dir: str | os.PathLike, *, recipe:
     """
     import pyarrow.parquet as pq
 
-    from mirage.data.rows import load_rows
-    from mirage.recipes import RECIPES
-    from mirage.runs import RunConfig, atomic_path
-    from mirage.tasks import dataset_file, dataset_path, get_task
-    from mirage.train.dispatch import run as train_run
 
     run_dir = Path(run_dir)
     task_obj = get_task(task)
@@ -190,17 +186,13 @@ def ensure_history(model: str, task: str, run_dir: str | os.PathLike, *, recipe:
 
 def accuracy_history(run_dir: str | os.PathLike) -> dict[str, list[float]]:
     """{example index: [training accuracy per epoch]} of a history run."""
-    from mirage.train.loop import accuracy_history as history
+    from mirage.train.loop import accuracy_history as history  # why: torch, which importing mirage.study.cell does not need
 
     return history(run_dir)
 
 
 def one_shot_choice(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Which example a one-shot run trained on (as the trainer recorded it), with its dataset row."""
-    from mirage.data.rows import load_rows
-    from mirage.runs import read_manifest
-    from mirage.tasks import get_task
-
     manifest = read_manifest(run_dir)
     if manifest.get("backend") == "verl":  # trained on a prepared one-shot parquet: its rows are the example
         train_file = manifest["data"]["train"]
@@ -218,8 +210,6 @@ def one_shot_choice(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 def run_dynamics(run_dir: str | os.PathLike, **identity: Any):
     """A run's training metrics (``mirage.runs.load_metrics``), identity columns set from the caller."""
-    from mirage.runs import load_metrics
-
     dyn = load_metrics(run_dir)
     if dyn.empty:
         raise ValueError(f"{run_dir}: no training metrics under logs/metrics-*.jsonl")
@@ -235,8 +225,7 @@ def evaluate(run_dir: str | os.PathLike, eval: Mapping[str, Any], backend: str =
     ``gpus``: the GPUs the cell holds (verl cells: the recipe's n_gpus_per_node), one vLLM engine on each
     (tensor parallel 1: a 7-8 B model fits one GPU), taken within CUDA_VISIBLE_DEVICES; 0: one engine.
     """
-    from mirage.evaluate import evaluate_run
-    from mirage.runs import list_checkpoints
+    from mirage.evaluate import evaluate_run  # why: pandas, which importing mirage.study.cell does not need
 
     ckpts = [s for s, _ in list_checkpoints(run_dir)]
     if not ckpts:
@@ -254,7 +243,6 @@ def cell_gpus(backend: str, recipe: str, recipe_overrides: Mapping[str, Any] | N
     """The GPUs a cell holds on its first node: the recipe's n_gpus_per_node for verl cells, none for the testbed."""
     if backend != "verl":
         return 0
-    from mirage.recipes import RECIPES
 
     return RECIPES[recipe].with_overrides(recipe_overrides).n_gpus_per_node
 
@@ -301,8 +289,6 @@ def run(model: str, task: str, condition: str, seed: int = 0, *, regime: str = "
     """
     import pandas as pd
 
-    from mirage.conditions import get_condition
-    from mirage.ranges import check_parameters
 
     check_parameters(dict(model=model, task=task, condition=condition, seed=seed, regime=regime, backend=backend,
                           recipe=recipe, recipe_overrides=recipe_overrides or {}, eval=eval or {}), NOTEBOOK_PARAMETERS)

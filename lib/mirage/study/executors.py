@@ -44,6 +44,7 @@ from mirage.study.resources import (DEFAULT_RESOURCES, KINDS, RESOURCE_OF, check
                                     resources_for)
 from mirage.study.runner import run_steps, run_study
 from mirage.study.verify import check_step
+from mirage.runs.files import MAX_AGE_ENV
 
 Log = Callable[[str], None]
 GENERIC = ("name", "timeout_min", "mem_gb", "nodes", "cpus_per_task", "gpus_per_node", "tasks_per_node",
@@ -111,8 +112,6 @@ class StepJob:
         if rank != 0:
             return f"task {rank}: the step runs on task 0"
         if self.timeout_min:
-            from mirage.runs.files import MAX_AGE_ENV
-
             os.environ.setdefault(MAX_AGE_ENV, f"{self.timeout_min / 60:g}")
         return run_step_job(preset_name, out, step_id, figures_dir)
 

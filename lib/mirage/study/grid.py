@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 
 from mirage.conditions import get_condition
 from mirage.runs import run_dir
+from mirage.conditions import CONDITIONS
 
 GRID_KEYS = ("models", "tasks", "pairs", "conditions", "regimes", "seeds")
 NO_REGIME = ""  # the regime of every cell of a preset that defines none
@@ -159,7 +160,6 @@ def resolve_grids(top: Mapping[str, Any], grids: Sequence[Mapping[str, Any]]) ->
         combos = combos or top_combos
         conditions = spec.get("conditions") or top.get("conditions")
         if conditions == "all":  # every registered condition (mirage.study.preset.ALL_CONDITIONS)
-            from mirage.conditions import CONDITIONS
 
             conditions = tuple(CONDITIONS)
         missing = [k for k, v in (("models/tasks or pairs", combos), ("conditions", conditions)) if not v]

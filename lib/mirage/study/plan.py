@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mirage.runs import Status, read_manifest, run_dir, slug
+from mirage.runs import Status, read_manifest, slug
 from mirage.study.grid import RQ_NOTEBOOKS, Cell  # noqa: F401  (the plan's names)
 from mirage.study.preset import Preset
+from mirage.conditions import get_condition
+from mirage.study.cell import checkout, pair_dir
 
 ALIGNMENT_NOTEBOOK = "00_alignment.ipynb"
 FIGURES_NOTEBOOK = "90_figures.ipynb"
@@ -89,8 +91,6 @@ def _portable(params: Any) -> Any:
 
 def notebooks_dir() -> Path:
     """The checkout's ``notebooks/`` folder ($MIRAGE_NOTEBOOKS; the notebooks are not in the installed package)."""
-    from mirage.study.cell import checkout
-
     d = Path(os.environ.get("MIRAGE_NOTEBOOKS") or (checkout() or Path.cwd()) / "notebooks")
     if not (d / ALIGNMENT_NOTEBOOK).exists():
         raise FileNotFoundError(f"notebooks not found in {d}: run from a mirage checkout or set MIRAGE_NOTEBOOKS")
@@ -153,9 +153,6 @@ def eval_params(preset: Preset) -> tuple[dict, dict]:
 def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | None = None,
          figures_dir: str | os.PathLike | None = None) -> list[Step]:
     """The steps of a study, in launch order, with their dependencies."""
-    from mirage.conditions import get_condition
-    from mirage.study.cell import pair_dir
-
     out = Path(out).resolve()
     nb = notebooks_dir()
     only = only or {}

@@ -13,6 +13,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mirage.runs import atomic_path
+from mirage.study.results import gain_table, load_results
+
 PREDICTORS_FILE = Path("alignment") / "predictors.parquet"
 N_BOOT = 2000
 
@@ -29,8 +32,7 @@ def load_predictors(study_dir: str | os.PathLike):
 def correlations(study_dir: str | os.PathLike, results=None, n_boot: int = N_BOOT, seed: int = 0):
     """Spearman's rho of every predictor with every condition's outcome (``predictor_correlations``), or None
     without a predictors table. ``results``: the study's results table (read from ``study_dir`` when None)."""
-    from mirage.evaluate.predictors import predictor_correlations
-    from mirage.study.results import gain_table, load_results
+    from mirage.evaluate.predictors import predictor_correlations  # why: pandas, which importing mirage.study.predictors does not need
 
     predictors = load_predictors(study_dir)
     if predictors is None:
@@ -42,8 +44,6 @@ def correlations(study_dir: str | os.PathLike, results=None, n_boot: int = N_BOO
 def publish_predictors(study_dir: str | os.PathLike, figures_dir: str | os.PathLike, table=None) -> list[Path]:
     """Write predictors.csv and predictor_correlations.csv (``table``, else computed) beside the figures;
     nothing without a predictors table."""
-    from mirage.runs import atomic_path
-
     predictors = load_predictors(study_dir)
     if predictors is None:
         return []
@@ -61,7 +61,7 @@ def draw(study_dir: str | os.PathLike, figures_dir: str | os.PathLike, results=N
     """The analysis notebook's predictor section: [predictors table, rho per predictor x condition, the
     figure], the figure saved as ``predictor_correlations`` (PNG + PDF) and both CSVs written beside it
     (``publish_predictors``); or [a line saying why there is nothing to draw]."""
-    from mirage import plots
+    from mirage import plots  # why: matplotlib, pandas, seaborn, which importing mirage.study.predictors does not need
 
     table = correlations(study_dir, results)
     if table is None or table.empty:

@@ -44,6 +44,11 @@ from typing import Any, Mapping
 
 from mirage.study.resources import check_resources
 from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, TOP_P, Range, check_fields
+from mirage.conditions import CONDITIONS
+from mirage.recipes import RECIPES
+from mirage.registry import load_plugins
+from mirage.study.grid import GridError, check_list, check_pairs, check_regimes, resolve_grids, unique_cells
+from mirage.tasks import load_tasks
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 DEFAULT_ANALYSIS = ("90_figures.ipynb",)
@@ -141,7 +146,6 @@ class Preset:
 
     def __post_init__(self):
         if self.conditions == ALL_CONDITIONS:  # every registered condition, a plugin's included
-            from mirage.conditions import CONDITIONS
 
             load_plugin_modules(tuple(self.plugins), self.where)
             object.__setattr__(self, "conditions", tuple(CONDITIONS))
@@ -160,11 +164,6 @@ class Preset:
         return self.source or self.name
 
     def check(self) -> None:
-        from mirage.conditions import CONDITIONS
-        from mirage.recipes import RECIPES
-        from mirage.study.grid import GridError, check_list, check_pairs, check_regimes, resolve_grids
-        from mirage.tasks import load_tasks
-
         where = self.where
         if not isinstance(self.name, str) or not _FOLDER_NAME.fullmatch(self.name):
             raise PresetError(f"{where}: name must be one folder name (letters, digits and . _ = , @ + -, not "
@@ -235,15 +234,11 @@ class Preset:
 
     def grid(self) -> list:
         """The resolved sub-grids (``mirage.study.grid.Grid``; one when the preset has no ``grids``)."""
-        from mirage.study.grid import resolve_grids
-
         return resolve_grids({"models": self.models, "tasks": self.tasks, "pairs": self.pairs,
                               "conditions": self.conditions, "regimes": self.regimes, "seeds": self.seeds}, self.grids)
 
     def cells(self) -> list:
         """Every cell (model x task x condition x regime x seed) once, in grid order."""
-        from mirage.study.grid import unique_cells
-
         return unique_cells(self.grid())
 
     def describe_grid(self) -> str:
@@ -264,8 +259,6 @@ class Preset:
         return {**self.overrides, **(self.regimes.get(regime) or {})}
 
     def recipe_obj(self, regime: str = ""):
-        from mirage.recipes import RECIPES
-
         return RECIPES[self.recipe].with_overrides(self.cell_overrides(regime))
 
     def recipe_dict(self, regime: str = "") -> dict[str, Any]:
@@ -331,8 +324,6 @@ class Preset:
 
 def load_plugin_modules(modules: tuple[str, ...], where: str) -> None:
     """Import a preset's plugin modules (what ``$MIRAGE_PLUGINS`` does for a process) before its names are checked."""
-    from mirage.registry import load_plugins
-
     load_plugins()
     for module in modules:
         try:

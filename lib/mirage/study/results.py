@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Sequence
 
 from mirage.conditions import BASE, condition_order  # noqa: F401  (the tables' names)
+from mirage.conditions import get_condition
+from mirage.runs import atomic_path, load_metrics, write_parquet_atomic
+from mirage.study.cell import greedy_pair_dir
 
 RESULT_COLUMNS = ["preset", "backend", "model", "task", "condition", "rq", "regime", "seed", "step", "dataset",
                   "eval_tag", "k", "pass_at_k", "ci_low", "ci_high", "n_problems", "n", "temperature", "top_p",
@@ -68,9 +71,7 @@ def collect(out: str | os.PathLike, steps: Sequence, preset):
     atomically. Returns (results, dynamics)."""
     import pandas as pd
 
-    from mirage.conditions import get_condition
-    from mirage.evaluate import load_eval
-    from mirage.runs import atomic_path, load_metrics, write_parquet_atomic
+    from mirage.evaluate import load_eval  # why: pandas, which importing mirage.study.results does not need
 
     out = Path(out)
     align_path = out / "alignment" / "alignment.parquet"
@@ -114,7 +115,6 @@ def base_tables(out: Path, alignment):
     measured it (eval greedy), each pair's greedy accuracy; condition "base", step 0."""
     import pandas as pd
 
-    from mirage.study.cell import greedy_pair_dir
 
     frames = [alignment.assign(eval_tag="")]
     for model, task in alignment[["model", "task"]].drop_duplicates().itertuples(index=False):
@@ -130,8 +130,8 @@ def problem_counts(evals, identity: dict, out: Path):
     read from its samples (``mirage.evaluate.read_samples``), labelled with ``identity``."""
     import pandas as pd
 
-    from mirage.evaluate import read_samples
-    from mirage.passk import counts_from_samples
+    from mirage.evaluate import read_samples  # why: pandas, which importing mirage.study.results does not need
+    from mirage.passk import counts_from_samples  # why: pandas, which importing mirage.study.results does not need
 
     frames = []
     keys = ["model", "task", "eval_dir", "step", "eval_tag"]
@@ -205,7 +205,6 @@ def gain_table(results, min_gt_gain: float = MIN_GT_GAIN, eval_tag: str = ""):
     import numpy as np
     import pandas as pd
 
-    from mirage.conditions import get_condition
 
     r1 = eval_rows(results, eval_tag)
     r1 = r1[r1["k"] == 1]

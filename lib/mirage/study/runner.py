@@ -36,8 +36,16 @@ from mirage.runs import FolderLock, Status, end_attempt, start_attempt, update_m
 from mirage.runs import write_json_atomic
 from mirage.study.folders import check_study_file, default_dirs, results_digest
 from mirage.study.plan import STAGES, STEP_RECORD, Step, plan, stage_steps
-from mirage.study.preset import NOT_IDENTITY, Preset
+from mirage.study.preset import Preset
 from mirage.study.verify import Damage, StudyDamaged, check_step, check_tables, move_aside
+from mirage.runs import FolderBusy
+from mirage.study.cell import sampler_backend
+from mirage.study.estimate import dry_run_cell
+from mirage.study.plan import only_arg
+from mirage.study.reference import log_comparison
+from mirage.study.results import MIN_GT_GAIN, collect, gain_table, load_problems, recovered_table, summary_table
+from mirage.study.seeds import ci_tables, seeds_per_run
+from mirage.train.verl.command import build_command
 
 Log = Callable[[str], None]
 
@@ -67,8 +75,6 @@ def _lock(out: Path, stage: str, only: Mapping[str, set[str]] | None) -> FolderL
 def _check_no_study_runner(out: Path) -> None:
     """A runner of one stage or some cells shares the folder with others of its kind, not with a runner of
     the whole study (which runs every step and the analysis itself): refuse while one holds the folder."""
-    from mirage.runs import FolderBusy
-
     if not (out / ".lock").exists():
         return
     probe = FolderLock(out, "study")
@@ -276,8 +282,6 @@ def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | 
               only: Mapping[str, set[str]] | None = None, stage: str = "all", force_analysis: bool = False,
               figures_dir: str | os.PathLike | None = None, log: Log = print) -> int:
     """Run (or resume) a study. Returns 0 when every step finished, 1 otherwise."""
-    from mirage.study.results import collect
-
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     out, figures_dir = default_dirs(preset, out, figures_dir)
@@ -317,7 +321,6 @@ def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | 
                         failed.append(analysis)
         print_summary(out, preset, steps, failed, results, time.time() - t0, log)
         if results is not None and not any(s.kind == "analysis" for s in failed):  # issue 22.3: checkout untouched
-            from mirage.study.reference import log_comparison
 
             log_comparison(preset.name, figures_dir, log)
         return 1 if failed else 0
@@ -326,8 +329,6 @@ def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | 
 
 def print_summary(out: Path, preset: Preset, steps: list[Step], failed: list[Step], results, seconds: float,
                   log: Log = print) -> None:
-    from mirage.study.results import MIN_GT_GAIN, gain_table, recovered_table, summary_table
-
     cells = [s for s in steps if s.kind == "cell"]
     log("")
     log(f"[study] {preset.cli_name}: {sum(s.finished for s in cells)}/{len(cells)} cells finished, {len(failed)} "
@@ -335,7 +336,6 @@ def print_summary(out: Path, preset: Preset, steps: list[Step], failed: list[Ste
     if results is not None:
         import pandas as pd
 
-        from mirage.study.seeds import seeds_per_run
 
         with pd.option_context("display.width", 250, "display.max_columns", 40, "display.precision", 3):
             ks = sorted({int(k) for k in results["align_k"].dropna()})
@@ -371,9 +371,6 @@ def print_summary(out: Path, preset: Preset, steps: list[Step], failed: list[Ste
 def log_seed_cis(out: Path, log: Log = print) -> None:
     """The mean over seeds with its 95% CI over seeds and problems (``mirage.study.seeds``), of
     pass@1 and of the gain over the base model, for each evaluation the study made."""
-    from mirage.study.results import load_problems
-    from mirage.study.seeds import ci_tables
-
     log("mean over seeds [95% CI over seeds and problems, mirage.study.seeds]; * the gain survives Holm over its family:")
     log(ci_tables(load_problems(out)).to_string())
 
@@ -389,9 +386,6 @@ def _shell(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
 def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[str, set[str]] | None = None,
             figures_dir: str | os.PathLike | None = None, log: Log = print) -> list[Step]:
     """Print every step (with its done/pending state) and, per cell, the commands it runs. Writes nothing."""
-    from mirage.study.cell import sampler_backend
-    from mirage.study.plan import only_arg
-
     out, figures_dir = default_dirs(preset, out, figures_dir)
     steps = plan(preset, out, only, figures_dir)
     base = ["mirage", "study", "--preset", preset.cli_name, "--out", str(out)]
@@ -432,8 +426,6 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
             log(f"\n## [{state}] cell {s.id} ({c.rq}, notebook {c.notebook})")
             log(_shell(base + ["--stage", "cells", "--only", only_arg(c)], env))
             if preset.backend == "verl":
-                from mirage.train.verl.command import build_command
-
                 venv, argv = build_command(c.model, c.task, c.condition, c.seed, s.dir, preset.recipe_obj(c.regime))
                 log("#   trains: " + _shell(argv, {**env, **venv}))
             else:
@@ -449,7 +441,6 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
                 log(f"#   and greedily: the same checkpoints at temperature 0, n 1 -> {s.dir / 'eval' / 'greedy'} "
                     "(mirage.study.cell.evaluate(..., greedy=True), run by the cell's notebook)")
             if preset.backend == "verl":  # GPUs, attention, rollout TP, estimated hours vs the time limit
-                from mirage.study.estimate import dry_run_cell
 
                 refused += dry_run_cell(preset, s, ev, log)
         elif s.id == next(x.id for x in steps if x.kind == "analysis"):

@@ -42,12 +42,13 @@ drift shows in the median); it is not the interval's quantity. Nothing in the t-
 from __future__ import annotations
 
 import functools
-import re
 
 import numpy as np
 
 from mirage.study.results import (BASE, RUN_KEYS, column_label, condition_order, load_problems, load_results,
                                   natural_key, with_defaults)
+
+from mirage.runs import atomic_path
 
 N_BOOT = 1000
 ALPHA = 0.05
@@ -408,7 +409,6 @@ def publish(study_dir, figures_dir, n_boot: int = N_BOOT) -> list:
     condition x regime x seed x step x dataset x k) and seed_summary.csv (``seed_summaries``)."""
     from pathlib import Path
 
-    from mirage.runs import atomic_path
 
     figures_dir = Path(figures_dir)
     results = load_results(study_dir)[0]

@@ -13,6 +13,7 @@ from pathlib import Path
 from mirage.data.hub import snapshot_source
 from mirage.data.prepare import Dataset, register_dataset
 from mirage.tasks import Task, register_task
+from mirage.data.code_data import convert_deepcoder, convert_humaneval
 
 TRAIN, EVALS = "deepcoder", ("humaneval",)
 DEEPCODER_REPO = "agentica-org/DeepCoder-Preview-Dataset"
@@ -52,14 +53,10 @@ def humaneval_file() -> Path:
 
 
 def _humaneval(src: Path, skip: bool):
-    from mirage.data.code_data import convert_humaneval
-
     return convert_humaneval(src)
 
 
 def _deepcoder(src: Path, skip: bool):
-    from mirage.data.code_data import convert_deepcoder
-
     return convert_deepcoder(src)
 
 

@@ -14,6 +14,8 @@ from mirage.data.prepare import Dataset, register_dataset
 from mirage.rewards.checkers.korbench import CATEGORIES
 from mirage.rewards.checkers.synlogic import task_name
 from mirage.tasks import Task, register_task
+from mirage.data.korbench import convert_korbench
+from mirage.data.synlogic import convert_synlogic
 
 TRAIN = "synlogic_easy_train"
 
@@ -43,8 +45,6 @@ register_task(Task(
 # --- its prepared datasets: converters (mirage.data.korbench, .synlogic), local layout, download source ---
 def _korbench(category: str):
     def convert(src: Path, skip: bool):
-        from mirage.data.korbench import convert_korbench
-
         return convert_korbench(src, category)
 
     return convert
@@ -52,8 +52,6 @@ def _korbench(category: str):
 
 def _synlogic(split: str):
     def convert(src: Path, skip: bool):
-        from mirage.data.synlogic import convert_synlogic
-
         return convert_synlogic(src, split)
 
     return convert

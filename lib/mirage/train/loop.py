@@ -36,6 +36,8 @@ from mirage.tasks import get_task
 from mirage.runs.metrics import VAL_ACC
 from mirage.sample.base import prompt_seed
 from mirage.train.engine import Policy, row_index, train_step
+from mirage.models import resolve_model
+from mirage.rewards import compute_score
 
 TRAINER_STATE = "trainer_state.pt"  # optimizer + loader state, next to actor/huggingface
 EXAMPLE_ACC = "example_acc.jsonl"
@@ -87,7 +89,7 @@ def accuracy_history(run_dir: Any, per: str = "epoch") -> dict[str, list[float]]
 def select_one_shot(condition: Condition, rows: list[dict], seed: int, run_dir: Path,
                     history_run: Any = None, index: Any = None) -> dict[str, Any]:
     """Which training example a one-shot condition uses, and why (recorded in the manifest)."""
-    from mirage.data import one_shot
+    from mirage.data import one_shot  # why: pandas, which importing mirage.train.loop does not need
 
     ids = [str(row_index(r, i)) for i, r in enumerate(rows)]
     if index is not None:
@@ -123,8 +125,6 @@ def select_one_shot(condition: Condition, rows: list[dict], seed: int, run_dir: 
 def validate(policy: Policy, val_sets: dict[str, list[dict]], recipe: Recipe, seed: int,
              batch_size: int = 256) -> dict[str, float]:
     """``val-core/<data_source>/acc/mean@<val_n>``: accuracy without the format gate, as verl's validation."""
-    from mirage.rewards import compute_score
-
     sums: dict[str, list[float]] = {}
     for name, rows in val_sets.items():
         for start in range(0, len(rows), batch_size):
@@ -277,7 +277,6 @@ def train(cfg: RunConfig) -> Path:
 def _run(cfg: RunConfig, run_dir: Path, manifest: dict) -> None:
     from tqdm.auto import tqdm
 
-    from mirage.models import resolve_model
 
     cond, task, recipe, seed = get_condition(cfg.condition), get_task(cfg.task), cfg.recipe, cfg.seed
     threads = int(cfg.threads or manifest.get("threads") or runs.default_threads())  # floats depend on it

@@ -30,6 +30,8 @@ from mirage.train.verl.command import (ENTRY, PLUGIN, REWARD_FN, REWARD_MANAGER,
                                        compose_config, data_files, format_command, model_path, overrides_of,
                                        setup_problems, validate)
 
+from mirage import doctor as preflight_checks
+
 
 def versions() -> dict[str, str | None]:
     return runs.library_versions("mirage", "verl", "vllm", "torch", "transformers", "ray", "math-verify")
@@ -111,8 +113,6 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False, do
     checkers, then ``mirage.doctor`` (driver, flash-attn, GPUs and CPUs, context length, vLLM's
     limits, over-long prompts), whose errors stop the launch unless ``doctor`` is False.
     """
-    from mirage import doctor as preflight_checks
-
     cfg = cfg.resolved()
     task, condition, recipe = get_task(cfg.task), get_condition(cfg.condition), cfg.recipe
     run_dir = Path(cfg.run_dir)
