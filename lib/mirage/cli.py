@@ -51,7 +51,6 @@ def configure_conditions(parser: argparse.ArgumentParser) -> None:
 def _list_conditions(args: argparse.Namespace) -> int:
     import json
 
-
     if args.json:
         print(json.dumps({"conditions": {k: c.to_dict() for k, c in CONDITIONS.items()},
                           "rewards": {k: {"scope": r.scope, "summary": r.summary} for k, r in REWARDS.items()},
@@ -72,7 +71,6 @@ def configure_tasks(parser: argparse.ArgumentParser) -> None:
 
 def _list_tasks(args: argparse.Namespace) -> int:
     import json
-
 
     tasks = load_tasks()
     if args.json:
@@ -118,7 +116,6 @@ def system_error(error: BaseException) -> str | None:
     """One line for a full disk or a symlink loop met outside mirage's own writers and path checks (a library
     writing a file, pathlib resolving a link); None for anything else (a bug: it keeps its traceback)."""
     import errno
-
 
     where = getattr(error, "filename", None)
     if is_disk_full(error):

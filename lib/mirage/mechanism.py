@@ -80,7 +80,6 @@ def simulate_bandit(settings: BanditSettings, record_every: int = 10) -> dict:
 def _simulate(settings: BanditSettings, record_every: int) -> dict:
     import torch
 
-
     s = settings
     S, G = s.seeds, s.group
     gen = torch.Generator().manual_seed(s.seed)

@@ -111,7 +111,6 @@ def build_model(out: Path, source: str = SOURCE_MODEL) -> tuple[Path, list[Check
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-
     src = Path(resolve_model(source))
     old = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).eval()
     config = old.config.__class__.from_dict(old.config.to_dict())
@@ -172,7 +171,6 @@ def check_nsr(run_dir: Path) -> Check:
 def check_majority_vote(run_dir: Path) -> Check:
     """Every dumped training score equals the majority vote recomputed from the dumped outputs."""
     from collections import defaultdict
-
 
     rows = [json.loads(line) for p in sorted((run_dir / "rollouts").glob("*.jsonl"))
             for line in p.read_text().splitlines() if line.strip()]

@@ -50,7 +50,6 @@ def read_records(path: str | Path) -> list[tuple[str, dict]]:
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
-
         out = []
         for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
             out += [(f"{path} row {len(out) + i}", rec) for i, rec in enumerate(batch.to_pylist())]

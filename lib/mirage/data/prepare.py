@@ -49,7 +49,6 @@ def datasets() -> Registry[Dataset]:
 def write_dataset(name: str, conv: Conversion, root: str | Path | None = None) -> Path:
     import pandas as pd
 
-
     if not conv.rows:
         raise ValueError(f"{name}: the conversion of {conv.source} produced no rows")
     path = dataset_path(name, root)

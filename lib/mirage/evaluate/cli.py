@@ -130,7 +130,6 @@ def configure_eval_cli(parser: argparse.ArgumentParser) -> None:
 def _eval_main(args: argparse.Namespace) -> int:
     import pandas as pd
 
-
     kwargs = {**_eval_kwargs(args), "restart": args.restart}
     if args.run_dir:
         table = evaluate_run(args.run_dir, args.n, backend=args.backend, include_base=not args.no_base,

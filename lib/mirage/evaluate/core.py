@@ -49,10 +49,11 @@ class EvalSettings:
     model: str
     task: str  # task name, dataset name or parquet path, as given
     n: int
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 1024
-    seed: int = 0
+    # the sampling defaults are SamplingParams'
+    temperature: float = SamplingParams.temperature
+    top_p: float = SamplingParams.top_p
+    max_tokens: int = SamplingParams.max_tokens
+    seed: int = SamplingParams.seed
     step: int | None = None  # checkpoint step (0 = base model), when part of a run
     format_gated: bool = False  # count the training reward (format AND correct) instead of acc
     score_kwargs: dict = field(default_factory=dict)  # extra mirage.rewards.compute_score kwargs
@@ -184,8 +185,8 @@ def _same_path(a: Any, b: Any) -> bool:
 
 
 def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: Any = "hf", *,
-             temperature: float = 1.0, top_p: float = 1.0, max_tokens: int | None = None, seed: int = 0,
-             out_dir: str | os.PathLike | None = None, format_gated: bool = False, batch_size: int | None = None,
+             temperature: float = SamplingParams.temperature, top_p: float = SamplingParams.top_p,
+             max_tokens: int | None = None, seed: int = SamplingParams.seed, out_dir: str | os.PathLike | None = None, format_gated: bool = False, batch_size: int | None = None,
              score_processes: int | None = None, score_kwargs: dict | None = None, step: int | None = None,
              sampler_kwargs: dict | None = None, n_boot: int = 1000, progress: bool = True,
              restart: bool = False) -> pd.DataFrame:
@@ -260,7 +261,6 @@ def check_prompt_lengths(model: str, prompts: list, sampler: Any,
             return
         from transformers import AutoTokenizer
 
-
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         tokenizer.model_max_length = int(1e12)  # counted here, not truncated: no "longer than" warning
 
@@ -308,7 +308,6 @@ def vllm_context(longest_prompt: int, max_tokens: int, positions: int) -> int:
 def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettings, out_dir: Path, kind, batch_size,
               score_processes, sampler_kwargs, n_boot, progress, restart) -> pd.DataFrame:
     from tqdm.auto import tqdm
-
 
     manifest = _check_settings(out_dir, settings, restart)
     manifest_path = out_dir / MANIFEST

@@ -43,7 +43,6 @@ def run_probe(model: str, datasets: list, sampler: Any, *, out_dir: Path, manife
     """
     from tqdm.auto import tqdm
 
-
     todo = []
     for name, _, problems in datasets:
         done = runs.finished_in_parts(parts(out_dir, name), rows_per_problem, unit=unit)

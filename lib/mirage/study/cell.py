@@ -24,6 +24,7 @@ from mirage.runs import slug
 from mirage.conditions import get_condition
 from mirage.data.rows import load_rows
 from mirage.ranges import check_parameters
+from mirage.study.preset import StudyEval
 from mirage.recipes import RECIPES
 from mirage.runs import (RunConfig, atomic_path, is_finished, list_checkpoints, load_metrics, read_manifest,
                          write_parquet_atomic)
@@ -103,6 +104,7 @@ def measure_alignment(models: Sequence[str], tasks: Sequence[str], out_dir: str 
     from mirage.evaluate.alignment import write_predictors  # why: pandas, which importing mirage.study.cell does not need
 
     check_parameters(dict(models=models, tasks=tasks, eval=eval, backend=backend, pairs=pairs), NOTEBOOK_PARAMETERS)
+    eval = {**ALIGNMENT_EVAL, **dict(eval)}  # a key left out: the notebook's default
     out_dir = resolve(out_dir)
     pairs = [tuple(p) for p in pairs] or [(m, t) for m in models for t in tasks]
     table = pd.concat([measure_pair(m, t, out_dir, eval, backend) for m, t in pairs], ignore_index=True)
@@ -156,7 +158,6 @@ def ensure_history(model: str, task: str, run_dir: str | os.PathLike, *, recipe:
     written as the run's own data root, so the trainer reads it like any dataset.
     """
     import pyarrow.parquet as pq
-
 
     run_dir = Path(run_dir)
     task_obj = get_task(task)
@@ -248,8 +249,14 @@ def cell_gpus(backend: str, recipe: str, recipe_overrides: Mapping[str, Any] | N
 
 
 # --- one call per RQ notebook ------------------------------------------------------------------
-DEFAULT_EVAL = {"n": 16, "temperature": 1.0, "top_p": 1.0, "max_tokens": None, "seed": 0, "checkpoints": "all",
-                "greedy": False}
+# An RQ notebook's evaluation: the study's (StudyEval), except that an interactive cell evaluates every saved
+# checkpoint (a study: the last, unless its preset says "all"). The notebooks' parameter cells state these
+# values (tests/test_settings.py holds them equal).
+DEFAULT_EVAL = {"n": StudyEval.n, "temperature": StudyEval.temperature, "top_p": StudyEval.top_p,
+                "max_tokens": StudyEval.max_tokens, "seed": StudyEval.seed, "checkpoints": "all", "greedy": StudyEval.greedy}
+# The alignment notebook's: the study's, with fewer samples and an explicit k for a quick interactive table.
+ALIGNMENT_EVAL = {"align_n": 32, "alignment_k": 16, "temperature": StudyEval.temperature, "top_p": StudyEval.top_p,
+                  "max_tokens": StudyEval.max_tokens, "seed": StudyEval.seed}
 
 
 @dataclass
@@ -288,7 +295,6 @@ def run(model: str, task: str, condition: str, seed: int = 0, *, regime: str = "
     notebook only (they say which study ran it).
     """
     import pandas as pd
-
 
     check_parameters(dict(model=model, task=task, condition=condition, seed=seed, regime=regime, backend=backend,
                           recipe=recipe, recipe_overrides=recipe_overrides or {}, eval=eval or {}), NOTEBOOK_PARAMETERS)

@@ -47,6 +47,7 @@ from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, TOP_P, Range, check
 from mirage.conditions import CONDITIONS
 from mirage.recipes import RECIPES
 from mirage.registry import load_plugins
+from mirage.sample.base import SamplingParams
 from mirage.study.grid import GridError, check_list, check_pairs, check_regimes, resolve_grids, unique_cells
 from mirage.tasks import load_tasks
 
@@ -74,10 +75,10 @@ class StudyEval:
 
     n: int = 16  # samples per problem for trained checkpoints (k = 1, 2, 4, ..., n)
     align_n: int = 64  # samples per problem for the base models (alignment reads large k)
-    temperature: float = 1.0
-    top_p: float = 1.0
+    temperature: float = SamplingParams.temperature
+    top_p: float = SamplingParams.top_p
     max_tokens: int | None = None  # None: the recipe's max_response_length (what training sampled)
-    seed: int = 0
+    seed: int = SamplingParams.seed
     checkpoints: str = "last"  # "last": the final checkpoint; "all": every saved checkpoint
     # the k at which the base model's pass@k is read as its alignment (None: the largest k measured)
     alignment_k: int | None = None

@@ -120,7 +120,6 @@ def bandit_runs(settings: Mapping[str, Any] | None, variants: Mapping[str, Mappi
     defaults; empty = the defaults) with each variant's overrides on top. -> {variant: result}."""
     import dataclasses
 
-
     check_parameters({"bandit": settings or {}, "bandit_variants": variants}, {"bandit": dict, "bandit_variants": dict})
     known = {f.name for f in dataclasses.fields(BanditSettings)}
     out = {}
@@ -137,7 +136,6 @@ def bandit_table(runs: Mapping[str, dict]):
     """One row per variant: ``mirage.mechanism.summarise`` (start, median, mean, quartiles, median shift,
     clip fraction) and the settings that differ between variants."""
     import pandas as pd
-
 
     table = pd.DataFrame({name: summarise(r) for name, r in runs.items()}).T
     settings = pd.DataFrame({name: r["settings"] for name, r in runs.items()}).T

@@ -115,7 +115,6 @@ def base_tables(out: Path, alignment):
     measured it (eval greedy), each pair's greedy accuracy; condition "base", step 0."""
     import pandas as pd
 
-
     frames = [alignment.assign(eval_tag="")]
     for model, task in alignment[["model", "task"]].drop_duplicates().itertuples(index=False):
         path = greedy_pair_dir(out / "alignment", model, task) / "alignment.parquet"
@@ -204,7 +203,6 @@ def gain_table(results, min_gt_gain: float = MIN_GT_GAIN, eval_tag: str = ""):
     """
     import numpy as np
     import pandas as pd
-
 
     r1 = eval_rows(results, eval_tag)
     r1 = r1[r1["k"] == 1]

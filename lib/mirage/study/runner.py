@@ -336,7 +336,6 @@ def print_summary(out: Path, preset: Preset, steps: list[Step], failed: list[Ste
     if results is not None:
         import pandas as pd
 
-
         with pd.option_context("display.width", 250, "display.max_columns", 40, "display.precision", 3):
             ks = sorted({int(k) for k in results["align_k"].dropna()})
             seeds = seeds_per_run(results)

@@ -295,7 +295,6 @@ def seed_summary(problems, gain: bool = False, eval_tag: str = "", per_step: boo
     """
     import pandas as pd
 
-
     p = with_defaults(problems)
     p = p[p["eval_tag"].fillna("") == eval_tag].assign(score=lambda d: d["c"] / d["n"])
     keys = ["model", "task", "dataset"]
@@ -369,7 +368,6 @@ def ci_tables(problems, digits: int = 3, n_boot: int = N_BOOT):
     [95% CI over seeds and problems]", ``*``: the gain survives Holm over its statistic's family."""
     import pandas as pd
 
-
     frames = {}
     for tag in sorted(set(with_defaults(problems)["eval_tag"].fillna(""))):
         what = "greedy accuracy (T = 0)" if tag else "pass@1"
@@ -389,7 +387,6 @@ def seed_summaries(problems, n_boot: int = N_BOOT):
     statistic is one Holm family (every condition x model x task x dataset x regime of the study)."""
     import pandas as pd
 
-
     frames = []
     for tag in sorted(set(with_defaults(problems)["eval_tag"].fillna(""))):
         what = "greedy" if tag else "pass@1"
@@ -408,7 +405,6 @@ def publish(study_dir, figures_dir, n_boot: int = N_BOOT) -> list:
     """Write the study's small tables beside its figures: results.csv (one row per model x task x
     condition x regime x seed x step x dataset x k) and seed_summary.csv (``seed_summaries``)."""
     from pathlib import Path
-
 
     figures_dir = Path(figures_dir)
     results = load_results(study_dir)[0]

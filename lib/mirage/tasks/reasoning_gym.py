@@ -256,7 +256,6 @@ def ensure_dataset(name: str, dataset_name: str, root: Any = None) -> Path:
 
     import pandas as pd
 
-
     train, test = dataset_names(name)
     if dataset_name not in (train, test):
         raise KeyError(f"{dataset_name!r} is not a dataset of task {name!r} ({train}, {test})")

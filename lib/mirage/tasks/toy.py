@@ -277,7 +277,6 @@ def ensure_dataset(name: str, root: str | os.PathLike | None = None, n: int | No
     """
     import json
 
-
     task, split = parse_dataset_name(name)
     path = dataset_path(name, root)
     meta = path.with_suffix(".meta.json")

@@ -61,7 +61,6 @@ def _data(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     import json
 
-
     models = list_models()
     if args.json:
         print(json.dumps(models, indent=2))

@@ -263,7 +263,6 @@ def train(config: PretrainConfig, progress: bool = True):
     import torch
     from tqdm.auto import tqdm
 
-
     tokenizer = make_tokenizer()
     sequences = encode_corpus(config, tokenizer)
     raw = [form == "raw" for *_, form in build_corpus(config)]  # a leak's plain-text documents
@@ -359,7 +358,6 @@ def pretrain_family(names: list[str], out: str | os.PathLike | None = None, forc
     import multiprocessing
 
     import torch
-
 
     out = Path(out) if out else CHECKOUT_MODELS
     configs = {**FAMILY, **LEAKED}  # looked up now: a test may add a model to either

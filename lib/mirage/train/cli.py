@@ -125,7 +125,6 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import json
 
-
     cfg = config_from_args(args)
     if cfg.backend == "verl":
         return launch(cfg, dry_run=args.dry_run, no_launch=args.no_launch, doctor=not args.skip_preflight)

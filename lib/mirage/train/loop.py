@@ -277,7 +277,6 @@ def train(cfg: RunConfig) -> Path:
 def _run(cfg: RunConfig, run_dir: Path, manifest: dict) -> None:
     from tqdm.auto import tqdm
 
-
     cond, task, recipe, seed = get_condition(cfg.condition), get_task(cfg.task), cfg.recipe, cfg.seed
     threads = int(cfg.threads or manifest.get("threads") or runs.default_threads())  # floats depend on it
     torch.set_num_threads(threads)

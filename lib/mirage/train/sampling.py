@@ -50,7 +50,6 @@ def group_normalised(estimator: str) -> bool:
     """True when an all-equal group gets zero advantage, i.e. dynamic sampling loses nothing."""
     import torch
 
-
     est = get_estimator(estimator)
     for value in (0.0, 1.0):
         adv, _ = est.fn(token_level_rewards=torch.full((2, 1), value), response_mask=torch.ones(2, 1), index=[0, 0])
