@@ -23,8 +23,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.fast
-
 LIB = Path(__file__).resolve().parents[1] / "lib"
 PACKAGE = "mirage"
 

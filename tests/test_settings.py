@@ -19,8 +19,6 @@ from mirage.sample.base import SamplingParams
 from mirage.study import cell
 from mirage.study.preset import StudyEval
 
-pytestmark = pytest.mark.fast
-
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 RQ_NOTEBOOKS = ("10_rq1_reward_signal.ipynb", "20_rq2_one_shot.ipynb", "30_rq3_sample_polarity.ipynb")
 SAMPLING = ("temperature", "top_p", "seed")
