@@ -16,9 +16,10 @@ SHARED_DATA = Path(os.environ.get("MIRAGE_SHARED_DATA", Path(__file__).resolve()
 # checkers, estimators, pass@k, the run / evaluation / study configurations and the CLIs' input checks.
 # When the marker expression selects `fast`, the other modules are not even imported (collection stays cheap).
 FAST_MODULES = frozenset({
-    "test_import_graph", "test_settings", "test_registries", "test_rewards", "test_rewards_korbench",
+    "test_import_graph", "test_settings", "test_registries", "test_rewards", "test_rewards_fuzz", "test_rewards_korbench",
     "test_rewards_synlogic", "test_objectives", "test_passk", "test_runs", "test_format_free", "test_study_estimate",
-    "test_study_executors", "test_doctor", "test_doctor_stack", "test_gpu_layout", "test_predictors",
+    "test_study_executors", "test_study", "test_doctor", "test_doctor_stack", "test_gpu_layout", "test_predictors",
+    "test_cli_fuzz", "test_hostile_inputs", "test_inputs", "test_data_one_shot",
 })
 
 

@@ -21,8 +21,6 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 LIB = Path(__file__).resolve().parents[1] / "lib"
 PACKAGE = "mirage"
 

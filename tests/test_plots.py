@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pathlib import Path
 
 import matplotlib
 import numpy as np
-import pandas as pd
 import pytest
-from matplotlib.colors import to_hex
+
+if TYPE_CHECKING:  # annotations only: the tests import it where they use it
+    import pandas as pd
 
 matplotlib.use("Agg")
 
-from mirage import plots, study  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "study"
 
 
 @pytest.fixture(scope="module")
 def tables():
+    from mirage import study
+
     return study.load_results(FIXTURE)
 
 
 def _line_colours(fig) -> dict[str, str]:
     """{legend label: hex colour} of every labelled line in a figure."""
+    from matplotlib.colors import to_hex
+
     out = {}
     for ax in fig.axes:
         for line in ax.get_lines():
@@ -34,6 +40,8 @@ def _line_colours(fig) -> dict[str, str]:
 
 
 def test_fixture_is_a_real_multi_model_study(tables):
+    from mirage import study
+
     results, dynamics, alignment = tables
     assert results["model"].nunique() >= 2 and results["task"].nunique() == 2
     assert {"base", "ground_truth"} <= set(results["condition"])
@@ -45,6 +53,10 @@ def test_fixture_is_a_real_multi_model_study(tables):
 
 
 def test_colours_come_from_the_condition_registry_and_are_the_same_in_every_figure(tables):
+    from matplotlib.colors import to_hex
+
+    from mirage import plots
+
     from mirage.conditions import CONDITIONS
 
     results, dynamics, _ = tables
@@ -65,6 +77,10 @@ def test_colours_come_from_the_condition_registry_and_are_the_same_in_every_figu
 
 def test_a_registered_condition_and_task_are_drawn_without_touching_plots(tables):
     """A plugin's condition gets its registry colour and order; a task its registry marker."""
+    import pandas as pd
+
+    from mirage import plots, study
+
     from mirage.conditions import CONDITIONS, Condition, register_condition
     from mirage.tasks import TASKS
 
@@ -93,6 +109,8 @@ def test_a_registered_condition_and_task_are_drawn_without_touching_plots(tables
 
 
 def test_passk_curves_have_a_panel_per_model_and_task_with_log_k_axis(tables):
+    from mirage import plots
+
     results, _, _ = tables
     fig = plots.plot_passk_curves(results)
     visible = [ax for ax in fig.axes if ax.get_visible()]
@@ -105,6 +123,8 @@ def test_passk_curves_have_a_panel_per_model_and_task_with_log_k_axis(tables):
 
 
 def test_dynamics_summary_and_rq_figures(tables, tmp_path):
+    from mirage import plots, study
+
     results, dynamics, alignment = tables
     task = sorted(dynamics["task"].unique())[0]
     fig = plots.plot_dynamics(dynamics, task)
@@ -139,6 +159,10 @@ def test_dynamics_summary_and_rq_figures(tables, tmp_path):
 
 
 def test_example_history_highlights_the_chosen_example(tmp_path):
+    from matplotlib.colors import to_hex
+
+    from mirage import plots
+
     history = {"a": [0.0, 0.5, 1.0], "b": [0.5, 0.5, 0.5], "c": [0.0, 0.0, 0.0]}
     fig = plots.plot_example_history(history, chosen="a", top=2, colour="#123456")
     chosen = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("chosen")]
@@ -149,6 +173,10 @@ def test_example_history_highlights_the_chosen_example(tmp_path):
 
 
 def test_missing_columns_are_named(tables):
+    import pandas as pd
+
+    from mirage import plots
+
     results, _, _ = tables
     with pytest.raises(KeyError, match="ci_low"):
         plots.plot_passk_curves(results.drop(columns=["ci_low"]))
@@ -158,6 +186,8 @@ def test_missing_columns_are_named(tables):
 
 def test_saved_figures_are_byte_identical_on_rerun(tables, tmp_path, monkeypatch):
     """Regenerating the figures from the same results leaves a checkout's figures/ unchanged."""
+    from mirage import plots
+
     _, _, alignment = tables
     saved = []
     for i, when in enumerate(("0", "1700000000")):  # matplotlib stamps the PDF with this time
@@ -168,6 +198,8 @@ def test_saved_figures_are_byte_identical_on_rerun(tables, tmp_path, monkeypatch
 
 # --- the clipping-bias figures (mirage.plots.mechanism) on hand-made tables -------------------------------
 def _runs() -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     for cond, regimes in (("random", ["u2", "u16", "u16_noclip"]), ("ground_truth", ["u2"])):
         for regime in regimes:
@@ -179,6 +211,8 @@ def _runs() -> pd.DataFrame:
 
 
 def test_mechanism_figures_draw_a_point_per_seed_and_mark_each_median():
+    from mirage import plots
+
     runs = _runs()
     fig = plots.plot_gain_vs_clipfrac(runs)
     assert len(fig.axes) == 2  # T = 1 and greedy gains, one model x task
@@ -197,6 +231,8 @@ def test_mechanism_figures_draw_a_point_per_seed_and_mark_each_median():
 
 def test_gain_distributions_jitter_is_the_same_whatever_ran_before():
     """The strip's jitter does not depend on numpy's global RNG state, and leaves that state alone."""
+    from mirage import plots
+
     import numpy as np
 
     runs = _runs().drop(columns="greedy_gain")
@@ -213,6 +249,10 @@ def test_gain_distributions_jitter_is_the_same_whatever_ran_before():
 
 
 def test_mechanism_steps_procedures_and_bandit_figures():
+    import pandas as pd
+
+    from mirage import plots
+
     steps = pd.DataFrame([dict(model="m", task="t", condition="random", regime=r, seed=s, step=st, gain=g)
                           for r in ("steps300_clip", "steps300_noclip") for s in range(2)
                           for st, g in ((0, 0.0), (50, 0.01 * s), (100, 0.02 * s))])
@@ -240,6 +280,8 @@ def test_mechanism_steps_procedures_and_bandit_figures():
 
 
 def test_summary_joins_the_medians_over_seeds(tables):
+    from mirage import plots, study
+
     results, _, _ = tables
     gains = study.gain_table(results)
     assert gains["seed"].nunique() >= 2  # the fixture has several seeds

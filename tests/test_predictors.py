@@ -4,23 +4,27 @@ sum_neg_logprob column) that still load and resume."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from mirage import evaluate as ev
-from mirage.evaluate import predictors as pr
 from mirage.sample.base import Completion, Sampler
 from mirage.tasks import toy
+
+if TYPE_CHECKING:  # annotations only: the tests import it where they use it
+    import pandas as pd
 
 
 def samples(preds_by_problem: dict[str, list], gt: dict[str, str] | None = None, source: str = "toy-math",
             fmt: float = 1.0, nlp=None, tokens: int = 4) -> pd.DataFrame:
     """Sample rows of one dataset: problem -> its samples' preds (None: no answer)."""
+    import pandas as pd
+
     rows = []
     for pid, preds in preds_by_problem.items():
         truth = (gt or {}).get(pid, "1")
@@ -32,6 +36,8 @@ def samples(preds_by_problem: dict[str, list], gt: dict[str, str] | None = None,
 
 
 def one(frame: pd.DataFrame, problems=None) -> pd.Series:
+    from mirage.evaluate import predictors as pr
+
     table = pr.predictor_table(frame, problems)
     assert len(table) == 1 and list(table.columns) == pr.PREDICTOR_COLUMNS
     return table.iloc[0]
@@ -64,11 +70,15 @@ def test_a_tie_counts_the_share_of_tied_clusters_that_are_right():
 
 def test_answers_are_clustered_by_the_tasks_checker():
     # the testbed compares stripped strings: " 7" and "7" are one answer
+    from mirage.evaluate import predictors as pr
+
     share, right = pr.majority([" 7", "7", "8"], [True, True, False], "toy-math")
     assert (share, right) == (pytest.approx(2 / 3), 1.0)
 
 
 def test_n_of_one_has_no_saturation_gap():
+    import pandas as pd
+
     row = one(samples({"a": ["1"], "b": ["2"]}))
     assert row["n"] == 1 and row["pass_at_1"] == row["pass_at_n"] == row["pass_at_half"] == 0.5
     assert math.isnan(row["saturation_gap"]) and pd.isna(row["saturated"]) and row["k_knee"] == 1
@@ -77,6 +87,10 @@ def test_n_of_one_has_no_saturation_gap():
 
 def test_saturation_flag_and_knee_on_known_curves():
     # every problem solved once in 8: pass@k = k / 8, far from flat at n
+    import pandas as pd
+
+    from mirage.evaluate import predictors as pr
+
     rising = one(samples({p: ["1"] + ["0"] * 7 for p in "abcd"}))
     assert rising["pass_at_half"] == pytest.approx(0.5) and rising["pass_at_n"] == 1.0
     assert rising["saturation_gap"] == pytest.approx(0.5) and not rising["saturated"] and rising["k_knee"] == 8
@@ -94,6 +108,10 @@ def test_saturation_flag_and_knee_on_known_curves():
 
 
 def test_passk_predictors_refuse_mixed_n():
+    import pandas as pd
+
+    from mirage.evaluate import predictors as pr
+
     with pytest.raises(ValueError, match="same n"):
         pr.passk_predictors(pd.DataFrame({"n": [4, 8], "c": [1, 1]}))
 
@@ -155,16 +173,25 @@ def test_procedure_shares_on_the_testbed_and_nan_elsewhere():
 
 
 def test_an_empty_sample_frame_is_an_error():
+    import pandas as pd
+
+    from mirage import evaluate as ev
+    from mirage.evaluate import predictors as pr
+
     with pytest.raises(ValueError, match="no samples"):
         pr.predictor_table(pd.DataFrame(columns=ev.core.SAMPLE_COLUMNS))
 
 
 # --- rank correlation -------------------------------------------------------------------------
 def test_average_ranks_share_ties():
+    from mirage.evaluate import predictors as pr
+
     assert pr.average_ranks(np.array([[3.0, 1.0, 3.0, 2.0]])).tolist() == [[3.5, 1.0, 3.5, 2.0]]
 
 
 def test_spearman_is_one_for_a_monotone_relation_and_minus_one_reversed():
+    from mirage.evaluate import predictors as pr
+
     x = np.array([[0.1, 0.5, 0.2, 0.9, 0.3]])
     assert pr.spearman_rows(x, x ** 3)[0] == pytest.approx(1.0)
     assert pr.spearman_rows(x, -np.exp(x))[0] == pytest.approx(-1.0)
@@ -172,6 +199,8 @@ def test_spearman_is_one_for_a_monotone_relation_and_minus_one_reversed():
 
 
 def test_bootstrap_ci_is_tight_for_a_clean_relation_and_spans_zero_for_noise():
+    from mirage.evaluate import predictors as pr
+
     x = np.linspace(0, 1, 10)
     clean = pr.rank_correlation(x, [[2 * v + e for e in (-0.01, 0.0, 0.01)] for v in x], n_boot=500)
     assert clean["rho"] == pytest.approx(1.0) and clean["ci_low"] > 0.8 and clean["n_pairs"] == 10
@@ -185,6 +214,8 @@ def test_bootstrap_ci_is_tight_for_a_clean_relation_and_spans_zero_for_noise():
 
 
 def test_rank_correlation_is_deterministic_for_a_seed():
+    from mirage.evaluate import predictors as pr
+
     x = [0.1, 0.4, 0.2, 0.8]
     ys = [[0.0, 0.1], [0.3, 0.2], [0.1, 0.1], [0.5, 0.9]]
     assert pr.rank_correlation(x, ys, n_boot=200, seed=5) == pr.rank_correlation(x, ys, n_boot=200, seed=5)
@@ -193,6 +224,8 @@ def test_rank_correlation_is_deterministic_for_a_seed():
 
 def _gains(outcome_of, conditions=("ground_truth", "random"), seeds=(0, 1, 2)):
     """A made-up gain table: pair i's gain for a condition is outcome_of(condition, i) (+ seed jitter)."""
+    import pandas as pd
+
     rows = []
     for i in range(8):
         for c in conditions:
@@ -208,6 +241,10 @@ def _gains(outcome_of, conditions=("ground_truth", "random"), seeds=(0, 1, 2)):
 def test_correlations_find_the_predictor_that_made_the_outcome():
     """random's gain beyond ground truth grows with the majority share and does not depend on entropy;
     ground truth's own gain falls with pass@1."""
+    import pandas as pd
+
+    from mirage.evaluate import predictors as pr
+
     rng = np.random.default_rng(0)
     predictors = pd.DataFrame({"model": [f"m{i}" for i in range(8)], "task": "t", "dataset": "d",
                                "pass_at_1": np.linspace(0.1, 0.9, 8), "majority_share": rng.permutation(8) / 8,
@@ -230,6 +267,10 @@ def test_correlations_find_the_predictor_that_made_the_outcome():
 
 
 def test_a_predictor_missing_for_some_pair_has_no_rho_and_duplicates_are_refused():
+    import pandas as pd
+
+    from mirage.evaluate import predictors as pr
+
     predictors = pd.DataFrame({"model": [f"m{i}" for i in range(8)], "task": "t", "dataset": "d",
                                "pass_at_1": np.linspace(0, 1, 8), "mean_token_entropy": [np.nan] + [1.0] * 7})
     table = pr.predictor_correlations(predictors, _gains(lambda c, i: i), n_boot=50)
@@ -257,6 +298,11 @@ class ScriptSampler(Sampler):
 
 
 def test_an_old_folder_without_the_logprob_column_loads_resumes_and_gives_nan_entropy(tmp_path):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+    from mirage.evaluate import predictors as pr
+
     path = tmp_path / "toy.parquet"
     frame = toy.problems_frame("toy-math", "test", 6, seed=2)
     frame.to_parquet(path)
@@ -293,6 +339,8 @@ def test_an_old_folder_without_the_logprob_column_loads_resumes_and_gives_nan_en
 def test_the_study_section_draws_the_figure_and_tables_only_with_a_predictors_table(tmp_path):
     """On the stored study fixture (4 pairs x 2 seeds): a predictor ranked like ground truth's gain gets
     rho 1 for it; the figure (PNG + PDF) and both CSVs are written; without a table, one line and nothing."""
+    import pandas as pd
+
     from mirage.study import predictors as sp
 
     fixture = Path(__file__).parent / "fixtures" / "study"

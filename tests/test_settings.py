@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from mirage.cli import build_parser
-from mirage.evaluate.core import EvalSettings
 from mirage.runs import RunConfig
 from mirage.sample.base import SamplingParams
 from mirage.study import cell
@@ -37,6 +36,8 @@ def parameters(notebook: str) -> dict:
 
 
 def test_the_sampling_defaults_are_stated_once():
+    from mirage.evaluate.core import EvalSettings
+
     sampling = defaults(SamplingParams)
     for cls in (EvalSettings, StudyEval):
         mine = defaults(cls)
@@ -47,6 +48,8 @@ def test_the_sampling_defaults_are_stated_once():
 
 
 def test_the_eval_cli_flags_default_to_the_evaluation_settings():
+    from mirage.evaluate.core import EvalSettings
+
     args = build_parser().parse_args(["eval", "--model", "m", "--task", "t"])
     sampling = defaults(SamplingParams)
     assert {k: getattr(args, k) for k in SAMPLING} == {k: sampling[k] for k in SAMPLING}

@@ -116,10 +116,17 @@ def load_builtins() -> None:
             importlib.import_module(module)
 
 
+_ALL_LOADED = False
+
+
 def load_all() -> None:
-    """Every registry entry of this process: the shipped modules, then the plugins."""
-    load_builtins()
-    load_plugins()
+    """Every registry entry of this process: the shipped modules, then the plugins (once: the scorer asks
+    for every response)."""
+    global _ALL_LOADED
+    if not _ALL_LOADED:
+        _ALL_LOADED = True  # first: a module calls back (mirage.tasks.load_tasks) while importing
+        load_builtins()
+        load_plugins()
 
 
 def plugin_modules() -> list[str]:
