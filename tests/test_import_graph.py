@@ -31,7 +31,7 @@ class Import:
     target: str
     line: int
     in_function: bool
-    text: str  # the source line of the import statement's first line
+    text: str  # the import statement's source lines, joined
 
 
 def modules(root: Path = LIB / PACKAGE) -> dict[str, Path]:
@@ -82,7 +82,7 @@ def imports(known: dict[str, Path]) -> list[Import]:
                     target = _resolve(name, known)
                     if target and target != module:
                         out.append(Import(module, target, child.lineno, in_function,
-                                          lines[child.lineno - 1].strip()))
+                                          " ".join(s.strip() for s in lines[child.lineno - 1:child.end_lineno])))
                 visit(child, inside)
 
         visit(tree, False)

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
-from mirage.registry import Registry, RegistryError
 from mirage.objectives import ESTIMATORS
-from mirage.registry import load_plugins
+from mirage.registry import Registry, RegistryError, load_plugins
 from mirage.rewards import REWARDS, get_reward
 from mirage.rewards.routing import option_names
 

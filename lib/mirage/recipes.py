@@ -11,9 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from mirage.ranges import TOP_P, Range
 from mirage.objectives import ESTIMATORS, POLICY_LOSSES
-from mirage.ranges import check_fields
+from mirage.ranges import TOP_P, Range, check_fields
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from mirage.ranges import SEED, count_flag, flag_type
 from mirage.data.common import DataError
 from mirage.data.prepare import datasets, list_datasets, prepare
+from mirage.ranges import SEED, count_flag, flag_type
 from mirage.runs import write_parquet_atomic
 from mirage.tasks import data_root
 

@@ -16,8 +16,8 @@ from typing import Callable
 
 from mirage.data.common import Conversion
 from mirage.registry import Registry
-from mirage.tasks import data_root, dataset_path, load_tasks
 from mirage.runs import write_json_atomic, write_parquet_atomic
+from mirage.tasks import data_root, dataset_path, load_tasks
 
 
 @dataclass(frozen=True)

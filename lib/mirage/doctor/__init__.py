@@ -23,12 +23,12 @@ printed; ``--dry-run`` prints every finding as a comment line.
 from __future__ import annotations
 
 from mirage.doctor.base import LEVELS, Finding, PreflightError, errors
-from mirage.doctor.machine import (MIN_DRIVER, VERL_CPUS_PER_GPU, Facts, check_attention, check_driver,
-                                   check_resources, cpus_needed, parse_nvidia_smi, probe, slurm_cpus)
-from mirage.doctor.stack import (StackFacts, check_disk, check_gpu_arch, check_offline_model, check_shm,
-                                 check_tp_visible, check_vllm_install, probe_stack)
+from mirage.doctor.machine import (MIN_DRIVER, VERL_CPUS_PER_GPU, Facts, check_attention, check_driver, check_resources,
+                                   cpus_needed, parse_nvidia_smi, probe, slurm_cpus)
 from mirage.doctor.run import (check_context, check_data, check_prompts, check_run, check_vllm, load_tokenizer,
                                max_positions, model_config, prompt_lengths)
+from mirage.doctor.stack import (StackFacts, check_disk, check_gpu_arch, check_offline_model, check_shm,
+                                 check_tp_visible, check_vllm_install, probe_stack)
 
 __all__ = ["LEVELS", "Finding", "PreflightError", "errors", "MIN_DRIVER", "VERL_CPUS_PER_GPU", "Facts",
            "check_attention", "check_driver", "check_resources", "cpus_needed", "parse_nvidia_smi", "probe",

@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from mirage.conditions import get_condition
 from mirage.doctor.base import Finding
 from mirage.doctor.machine import Facts, check_attention, check_driver, check_resources, probe
 from mirage.doctor.stack import (StackFacts, check_disk, check_gpu_arch, check_offline_model, check_shm,
                                  check_tp_visible, check_vllm_install, probe_stack)
-
-from mirage.conditions import get_condition
 from mirage.models import resolve_model
 from mirage.tasks import get_task
 from mirage.train.verl.command import (attention_implementation, build_command, compose_config, data_files,

@@ -16,10 +16,9 @@ import pandas as pd
 
 from mirage.evaluate.core import evaluate, read_samples
 from mirage.evaluate.datasets import default_max_tokens, default_n, eval_datasets, load_problems, task_kind
-from mirage.evaluate.predictors import predictor_table
+from mirage.evaluate.predictors import PREDICTOR_COLUMNS, predictor_table
 from mirage.evaluate.sweep import load_eval
 from mirage.runs import atomic_path, eval_dir, write_parquet_atomic
-from mirage.evaluate.predictors import PREDICTOR_COLUMNS
 
 
 def align(models: Sequence[str], tasks: Sequence[str], n: int | None = None, out: str | os.PathLike = "runs/alignment",

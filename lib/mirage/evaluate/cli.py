@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mirage.ranges import SAMPLE_TEMPERATURE, SEED_MAX, flag_type
-from mirage.recipes import RECIPES
 from mirage import runs
 from mirage.evaluate import align, evaluate, evaluate_run
 from mirage.evaluate.core import EVAL_RANGES
+from mirage.ranges import SAMPLE_TEMPERATURE, SEED_MAX, flag_type
+from mirage.recipes import RECIPES
 
 
 # --- CLI ----------------------------------------------------------------------------------

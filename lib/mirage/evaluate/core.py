@@ -20,12 +20,11 @@ from mirage import runs
 from mirage.evaluate.datasets import DEFAULT_N, eval_datasets, load_problems, task_kind
 from mirage.evaluate.scoring import ScorePool, make_sampler, render_prompt
 from mirage.models import resolve_model
+from mirage.passk import bootstrap_ci, counts_from_samples, default_ks
 from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, THREADS, TOKENS, TOP_P, Range, check_fields
 from mirage.recipes import RECIPES
-from mirage.sample.base import SamplingParams
-from mirage.passk import bootstrap_ci, counts_from_samples, default_ks
 from mirage.rewards.routing import parse_options
-from mirage.sample.base import prompt_seed, prompt_token_ids
+from mirage.sample.base import SamplingParams, prompt_seed, prompt_token_ids
 from mirage.sample.vllm import BATCH_INVARIANCE, SEEDING
 
 MANIFEST = "eval_manifest.json"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from mirage.data.rows import load_rows, resolve_dataset
 from mirage.recipes import RECIPES
 from mirage.tasks import get_task, load_tasks, task_of_dataset, task_of_source
-from mirage.data.rows import load_rows, resolve_dataset
 
 DEFAULT_N = {"testbed": 64, "paper": 256}  # n large enough for the k the curves report
 

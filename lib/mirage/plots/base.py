@@ -12,9 +12,9 @@ import seaborn as sns
 
 # The untrained model is no condition of the registry; it keeps one grey in every figure (the registry
 # owns the colour, so a condition registered with it is refused there).
+from mirage.conditions import get_condition
 from mirage.conditions import BASE_COLOUR  # noqa: F401 - part of plots' API
 from mirage.conditions import BASE, condition_order  # noqa: F401 - condition_order is part of plots' API
-from mirage.conditions import get_condition
 from mirage.tasks import TASKS, load_tasks
 
 

@@ -30,12 +30,11 @@ from typing import Any
 import pandas as pd
 
 from mirage import runs
-from mirage.probe import runner as probe_runner
-from mirage.probe import text as P
-from mirage.probe.runner import run_probe
 from mirage.evaluate.datasets import default_max_tokens, eval_datasets, load_problems
 from mirage.evaluate.scoring import score_samples
 from mirage.models import resolve_model
+from mirage.probe import runner as probe_runner, text as P
+from mirage.probe.runner import run_probe
 from mirage.ranges import check_parameters
 from mirage.sample.base import RawText, SamplingParams, prompt_seed
 

@@ -38,13 +38,13 @@ from typing import Any
 import pandas as pd
 
 from mirage import runs
-from mirage.probe import runner as probe_runner
-from mirage.probe.runner import run_probe
-from mirage.rewards.response import THINK_OPEN
 from mirage.evaluate.datasets import default_max_tokens, eval_datasets, load_problems
 from mirage.evaluate.scoring import score_samples
+from mirage.probe import runner as probe_runner
 from mirage.probe.contamination import load_tokenizer
-from mirage.ranges import Range, SAMPLES, SAMPLE_TEMPERATURE, SEED, TOKENS, check_fields
+from mirage.probe.runner import run_probe
+from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, TOKENS, Range, check_fields
+from mirage.rewards.response import THINK_OPEN
 from mirage.sample.base import (RawText, SamplingParams, apply_chat_template, prompt_seed, prompt_token_ids,
                                 raw_token_ids)
 from mirage.tasks.toy import procedure_of

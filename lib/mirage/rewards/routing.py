@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 from typing import Any, Mapping
 
-from mirage.rewards.checkers import CHECKERS, Checker, option_owners, routed, routes
 from mirage.registry import load_all
+from mirage.rewards.checkers import CHECKERS, Checker, option_owners, routed, routes
 
 
 def route(data_source: str) -> Checker:

@@ -21,8 +21,8 @@ from typing import Any, Iterable, Mapping
 
 from mirage.rewards.base import REWARDS
 from mirage.rewards.checkers import Verdict
-from mirage.rewards.routing import parse_options, route
 from mirage.rewards.response import extract_answer, format_ok
+from mirage.rewards.routing import parse_options, route
 
 RESULT_KEYS = ("score", "acc", "format", "pred", "korbench_mode", "error", "procedure")
 # keywords verl's reward managers may add to every call; they concern reward models, not mirage

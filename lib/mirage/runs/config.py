@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from mirage.conditions import get_condition
 from mirage.ranges import SEED, THREADS, Range, check_fields
 from mirage.recipes import PAPER_RECIPE, TESTBED_RECIPE, Recipe
-from mirage.runs.layout import run_dir as default_run_dir
-from mirage.conditions import get_condition
 from mirage.runs.files import resolve
+from mirage.runs.layout import run_dir as default_run_dir
 from mirage.tasks import get_task
 
 BACKENDS = ("local", "verl")

@@ -19,15 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mirage.runs import run_dir as run_folder
-from mirage.runs import slug
 from mirage.conditions import get_condition
 from mirage.data.rows import load_rows
 from mirage.ranges import check_parameters
-from mirage.study.preset import StudyEval
 from mirage.recipes import RECIPES
 from mirage.runs import (RunConfig, atomic_path, is_finished, list_checkpoints, load_metrics, read_manifest,
-                         write_parquet_atomic)
+                         run_dir as run_folder, slug, write_parquet_atomic)
+from mirage.study.preset import StudyEval
 from mirage.tasks import dataset_file, dataset_path, get_task
 from mirage.train.dispatch import run as train_run
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from mirage.study.plan import STAGES
 from mirage.ranges import flag_type
 from mirage.study import executors
-from mirage.study.plan import parse_only
+from mirage.study.plan import STAGES, parse_only
 from mirage.study.preset import PRESET_RANGES, list_presets, load_preset
 from mirage.study.runner import dry_run, run_study, verify_study
 

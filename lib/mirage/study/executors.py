@@ -37,14 +37,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from mirage.runs import FolderLock, Status, write_json_atomic
+from mirage.runs.files import MAX_AGE_ENV
 from mirage.study.folders import check_study_file, default_dirs, results_digest
 from mirage.study.plan import plan
 from mirage.study.preset import load_preset
-from mirage.study.resources import (DEFAULT_RESOURCES, KINDS, RESOURCE_OF, check_resources, parse_slurm,  # noqa: F401
-                                    resources_for)
+from mirage.study.resources import DEFAULT_RESOURCES, KINDS, RESOURCE_OF, check_resources, parse_slurm, resources_for
 from mirage.study.runner import run_steps, run_study
 from mirage.study.verify import check_step
-from mirage.runs.files import MAX_AGE_ENV
 
 Log = Callable[[str], None]
 GENERIC = ("name", "timeout_min", "mem_gb", "nodes", "cpus_per_task", "gpus_per_node", "tasks_per_node",

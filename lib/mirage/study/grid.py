@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mirage.conditions import get_condition
+from mirage.conditions import CONDITIONS, get_condition
 from mirage.runs import run_dir
-from mirage.conditions import CONDITIONS
 
 GRID_KEYS = ("models", "tasks", "pairs", "conditions", "regimes", "seeds")
 NO_REGIME = ""  # the regime of every cell of a preset that defines none

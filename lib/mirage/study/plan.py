@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mirage.conditions import get_condition
 from mirage.runs import Status, read_manifest, slug
+from mirage.study.cell import checkout, pair_dir
 from mirage.study.grid import RQ_NOTEBOOKS, Cell  # noqa: F401  (the plan's names)
 from mirage.study.preset import Preset
-from mirage.conditions import get_condition
-from mirage.study.cell import checkout, pair_dir
 
 ALIGNMENT_NOTEBOOK = "00_alignment.ipynb"
 FIGURES_NOTEBOOK = "90_figures.ipynb"

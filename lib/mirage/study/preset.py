@@ -42,13 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from mirage.study.resources import check_resources
-from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, TOP_P, Range, check_fields
 from mirage.conditions import CONDITIONS
+from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, TOP_P, Range, check_fields
 from mirage.recipes import RECIPES
 from mirage.registry import load_plugins
 from mirage.sample.base import SamplingParams
 from mirage.study.grid import GridError, check_list, check_pairs, check_regimes, resolve_grids, unique_cells
+from mirage.study.resources import check_resources
 from mirage.tasks import load_tasks
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"

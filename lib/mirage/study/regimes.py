@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from mirage.study.results import BASE, RUN_KEYS, eval_rows, gain_table, with_defaults
 from mirage.mechanism import BanditSettings, simulate_bandit, summarise
 from mirage.ranges import check_parameters
-from mirage.study.results import condition_order
+from mirage.study.results import BASE, RUN_KEYS, condition_order, eval_rows, gain_table, with_defaults
 from mirage.study.seeds import natural_key
 
 # the training metrics a run is summarised by (their mean over the run's steps)

@@ -22,8 +22,8 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from mirage.conditions import BASE, condition_order  # noqa: F401  (the tables' names)
 from mirage.conditions import get_condition
+from mirage.conditions import BASE, condition_order  # noqa: F401  (the tables' names)
 from mirage.runs import atomic_path, load_metrics, write_parquet_atomic
 from mirage.study.cell import greedy_pair_dir
 

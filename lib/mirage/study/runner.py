@@ -32,19 +32,16 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from mirage.registry import PLUGINS_ENV
-from mirage.runs import FolderLock, Status, end_attempt, start_attempt, update_manifest
-from mirage.runs import write_json_atomic
-from mirage.study.folders import check_study_file, default_dirs, results_digest
-from mirage.study.plan import STAGES, STEP_RECORD, Step, plan, stage_steps
-from mirage.study.preset import Preset
-from mirage.study.verify import Damage, StudyDamaged, check_step, check_tables, move_aside
-from mirage.runs import FolderBusy
+from mirage.runs import FolderBusy, FolderLock, Status, end_attempt, start_attempt, update_manifest, write_json_atomic
 from mirage.study.cell import sampler_backend
 from mirage.study.estimate import dry_run_cell
-from mirage.study.plan import only_arg
+from mirage.study.folders import check_study_file, default_dirs, results_digest
+from mirage.study.plan import STAGES, STEP_RECORD, Step, only_arg, plan, stage_steps
+from mirage.study.preset import Preset
 from mirage.study.reference import log_comparison
 from mirage.study.results import MIN_GT_GAIN, collect, gain_table, load_problems, recovered_table, summary_table
 from mirage.study.seeds import ci_tables, seeds_per_run
+from mirage.study.verify import Damage, StudyDamaged, check_step, check_tables, move_aside
 from mirage.train.verl.command import build_command
 
 Log = Callable[[str], None]

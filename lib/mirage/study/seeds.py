@@ -45,10 +45,9 @@ import functools
 
 import numpy as np
 
+from mirage.runs import atomic_path
 from mirage.study.results import (BASE, RUN_KEYS, column_label, condition_order, load_problems, load_results,
                                   natural_key, with_defaults)
-
-from mirage.runs import atomic_path
 
 N_BOOT = 1000
 ALPHA = 0.05

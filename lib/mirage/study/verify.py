@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from mirage.runs import Status, check_parts, checkpoint_eval_dir, list_checkpoints, read_manifest
 from mirage.recipes import RECIPES
-from mirage.runs import load_metrics, read_jsonl
+from mirage.runs import (Status, check_parts, checkpoint_eval_dir, list_checkpoints, load_metrics, read_jsonl,
+                         read_manifest)
 from mirage.study.cell import GREEDY
 from mirage.study.results import RUN_KEYS, local_dir, with_defaults
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mirage.data.code_data import convert_deepcoder, convert_humaneval
 from mirage.data.hub import snapshot_source
 from mirage.data.prepare import Dataset, register_dataset
 from mirage.tasks import Task, register_task
-from mirage.data.code_data import convert_deepcoder, convert_humaneval
 
 TRAIN, EVALS = "deepcoder", ("humaneval",)
 DEEPCODER_REPO = "agentica-org/DeepCoder-Preview-Dataset"

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from mirage.data.hub import hub_source, korbench_source
+from mirage.data.korbench import convert_korbench
 from mirage.data.prepare import Dataset, register_dataset
+from mirage.data.synlogic import convert_synlogic
 from mirage.rewards.checkers.korbench import CATEGORIES
 from mirage.rewards.checkers.synlogic import task_name
 from mirage.tasks import Task, register_task
-from mirage.data.korbench import convert_korbench
-from mirage.data.synlogic import convert_synlogic
 
 TRAIN = "synlogic_easy_train"
 

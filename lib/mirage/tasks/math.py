@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from mirage.data.hub import hub_source
-from mirage.data.prepare import Dataset, register_dataset
-from mirage.tasks import Task, register_task
 from mirage.data.math_data import convert_deepscaler, convert_math_eval
-from mirage.data.prepare import write_one_shot
+from mirage.data.prepare import Dataset, register_dataset, write_one_shot
+from mirage.tasks import Task, register_task
 
 EVALS = ("math500", "aime24", "amc23")
 # Other spellings of the same sets, as verl-style sources name them ("simplerl/math500", "HuggingFaceH4/MATH-500").

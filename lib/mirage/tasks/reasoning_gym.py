@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mirage.data.math_data import math_prompt
 from mirage.registry import RegistryError
 from mirage.rewards import worker
 from mirage.rewards.checkers import Checker, Verdict, register_checker, register_source
-from mirage.tasks import TASKS, Task
-from mirage.data.math_data import math_prompt
 from mirage.runs import write_json_atomic, write_parquet_atomic
-from mirage.tasks import dataset_path
+from mirage.tasks import TASKS, Task, dataset_path
 
 PREFIX = "rg:"
 SOURCE_PREFIX = "rg/"

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from mirage.ranges import THREADS, count_flag, flag_type
 from mirage.models import list_models
+from mirage.ranges import THREADS, count_flag, flag_type
 from mirage.tasks.toy import DEFAULT_SIZES, TASK_NAMES, ensure_dataset
 from mirage.testbed.pretrain import SHIPPED, pretrain_family
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from mirage.rewards import extract_answer, format_ok
-from mirage.tasks import toy as T
 from mirage.sample.base import apply_chat_template, prompt_seed
+from mirage.tasks import toy as T
 
 
 def eval_problems(task: str, n: int = T.DEFAULT_SIZES["test"]) -> list[T.Problem]:

@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mirage.tasks import toy as T
 from mirage.models import CHECKOUT_MODELS, read_card
 from mirage.runs import atomic_dir
 from mirage.sample.base import apply_chat_template
+from mirage.tasks import toy as T
 from mirage.testbed.card import write_card
 from mirage.testbed.measure import measure_alignment
 from mirage.testbed.models import count_parameters, make_model

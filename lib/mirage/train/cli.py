@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 
 from mirage import runs
-from mirage.ranges import SEED, SEED_MAX, flag_type
 from mirage.conditions import get_condition
+from mirage.ranges import SEED, SEED_MAX, flag_type
 from mirage.recipes import RANGES as RECIPE_RANGES
 from mirage.runs import RunConfig
-from mirage.runs.config import LOGGERS
-from mirage.runs.config import RANGES as RUN_RANGES
+from mirage.runs.config import LOGGERS, RANGES as RUN_RANGES
 from mirage.runs.files import resolve
 from mirage.train.verl.launcher import launch
 

@@ -37,10 +37,10 @@ import torch
 from mirage.conditions import Condition
 from mirage.objectives import policy_loss
 from mirage.recipes import Recipe
+from mirage.rewards import Responses, compute_score
 from mirage.sample.base import apply_chat_template, prompt_seed
 from mirage.sample.hf import left_pad, positions_from_mask, sample_tokens, stop_token_ids
 from mirage.train import sampling
-from mirage.rewards import Responses, compute_score
 
 
 def row_index(row: dict, fallback: int) -> Any:

@@ -30,14 +30,14 @@ import torch
 from mirage import runs
 from mirage.conditions import Condition, get_condition
 from mirage.data.rows import load_rows
+from mirage.models import resolve_model
 from mirage.recipes import Recipe
+from mirage.rewards import compute_score
 from mirage.runs import RunConfig, Status
-from mirage.tasks import get_task
 from mirage.runs.metrics import VAL_ACC
 from mirage.sample.base import prompt_seed
+from mirage.tasks import get_task
 from mirage.train.engine import Policy, row_index, train_step
-from mirage.models import resolve_model
-from mirage.rewards import compute_score
 
 TRAINER_STATE = "trainer_state.pt"  # optimizer + loader state, next to actor/huggingface
 EXAMPLE_ACC = "example_acc.jsonl"

@@ -20,17 +20,14 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from mirage import runs
+from mirage import doctor as preflight_checks, runs
 from mirage.conditions import Condition, get_condition
 from mirage.objectives import POLICY_LOSSES, get_estimator
 from mirage.runs import RunConfig, Status, write_json_atomic, write_text_atomic
 from mirage.tasks import get_task
 from mirage.train.verl.attention import attention_implementation, attention_overrides, explain
-from mirage.train.verl.command import (ENTRY, PLUGIN, REWARD_FN, REWARD_MANAGER, SAMPLER, build_command,
-                                       compose_config, data_files, format_command, model_path, overrides_of,
-                                       setup_problems, validate)
-
-from mirage import doctor as preflight_checks
+from mirage.train.verl.command import (ENTRY, PLUGIN, REWARD_FN, REWARD_MANAGER, SAMPLER, build_command, compose_config,
+                                       data_files, format_command, model_path, overrides_of, setup_problems, validate)
 
 
 def versions() -> dict[str, str | None]:
