@@ -78,7 +78,7 @@ def toy_items(count: int) -> list[tuple]:
 
 
 def rate(label: str, items: list[tuple], processes: int) -> float:
-    from mirage.rewards.checkers import recorded_options
+    from mirage.rewards.routing import recorded_options
 
     kwargs = recorded_options()  # what an evaluation passes when no checker option is given
     if processes == 0:

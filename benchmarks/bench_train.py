@@ -205,7 +205,7 @@ def science(args) -> None:
     from mirage.tasks import get_task
     from mirage.runs import RunConfig
     from mirage.tasks.toy import ensure_dataset
-    from mirage.train import run as train_run
+    from mirage.train.dispatch import run as train_run
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mirage.evaluate import evaluate, read_samples, resolve_model
+from mirage.evaluate import evaluate, read_samples
 from mirage.sample.base import SamplingParams, prompt_seed
-from mirage.models import list_models
+from mirage.models import list_models, resolve_model
 from mirage.tasks.toy import INSTRUCTION, problems_frame
 
 failures: list[str] = []

@@ -1,6 +1,7 @@
 """Suite-wide fixtures."""
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -10,8 +11,36 @@ import pytest
 SHARED_DATA = Path(os.environ.get("MIRAGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+# The fast tier (`make test-fast`: `pytest -m "fast and not slow"`, < 2 min on 2 cores): every test of these
+# modules is marked `fast` (a slow one stays out through `not slow`). They cover the registries, rewards and
+# checkers, estimators, pass@k, the run / evaluation / study configurations and the CLIs' input checks.
+# When the marker expression selects `fast`, the other modules are not even imported (collection stays cheap).
+FAST_MODULES = frozenset({
+    "test_import_graph", "test_settings", "test_registries", "test_rewards", "test_rewards_fuzz", "test_rewards_korbench",
+    "test_rewards_synlogic", "test_objectives", "test_passk", "test_runs", "test_format_free", "test_study_estimate",
+    "test_study_executors", "test_study", "test_doctor", "test_doctor_stack", "test_gpu_layout", "test_predictors",
+    "test_cli_fuzz", "test_hostile_inputs", "test_inputs", "test_data_one_shot",
+})
+
+
+def _fast_only(config) -> bool:
+    expr = config.getoption("markexpr", "") or ""
+    return re.search(r"(?<!not )\bfast\b", expr) is not None
+
+
+def pytest_ignore_collect(collection_path, config):
+    if (_fast_only(config) and collection_path.suffix == ".py" and collection_path.name.startswith("test_")
+            and collection_path.stem not in FAST_MODULES):
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked shared_data are skipped, with the reason, where the shared data is absent."""
+    """Tests of FAST_MODULES are marked fast; tests marked shared_data are skipped, with the reason, where the
+    shared data is absent."""
+    for item in items:
+        if item.path.stem in FAST_MODULES:
+            item.add_marker(pytest.mark.fast)
     if SHARED_DATA.is_dir():
         return
     skip = pytest.mark.skip(reason=f"shared data not at {SHARED_DATA} (set MIRAGE_SHARED_DATA)")

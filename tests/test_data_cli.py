@@ -4,7 +4,6 @@ import argparse
 import hashlib
 from pathlib import Path
 
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -13,7 +12,6 @@ from mirage.data.common import Conversion
 from mirage.data.prepare import datasets, list_datasets, write_dataset
 from mirage.tasks import dataset_path
 from conftest import SHARED_DATA as SHARED
-
 
 
 def run(*argv):
@@ -89,6 +87,8 @@ def test_download_dry_run_and_offline_error(tmp_path, capsys, monkeypatch):
 
 
 def test_write_is_atomic_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+    import pandas as pd
+
     rows = [{"data_source": "x", "prompt": [{"role": "user", "content": "q"}], "ability": "math",
              "reward_model": {"style": "rule", "ground_truth": "1"}, "extra_info": {"index": 0, "split": "test"}}]
     path = write_dataset("math500", Conversion(rows=rows, source="a", read=1), tmp_path)

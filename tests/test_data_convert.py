@@ -4,7 +4,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -251,6 +250,8 @@ def test_synlogic_builds_game_data_str_and_rejects_bad_rows(tmp_path):
 
 
 def test_converted_rows_are_valid_parquet_in_the_shared_schema(tmp_path):
+    import pandas as pd
+
     conv = convert_korbench(SHARED / "korbench/cipher", "cipher")
     pd.DataFrame(conv.rows).to_parquet(tmp_path / "k.parquet", index=False)
     back = pq.read_table(tmp_path / "k.parquet").to_pylist()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
@@ -151,6 +150,8 @@ def test_shrunk_recipe_breaks_vllms_batching_limit():
 
 
 def test_overlong_prompts_counted_with_the_models_tokenizer(tmp_path):
+    import pandas as pd
+
     tokenizer = doctor.load_tokenizer("dial-90")
     assert tokenizer is not None
     rows = pd.DataFrame({"prompt": [[{"role": "user", "content": "1+1"}], [{"role": "user", "content": "9" * 80}]]})

@@ -3,9 +3,7 @@ each against a faked node."""
 
 from __future__ import annotations
 
-import json
 
-import pytest
 
 from mirage.doctor import stack
 from mirage.doctor.stack import StackFacts

@@ -8,6 +8,8 @@ unbiased estimator.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import os
 import shutil
@@ -19,13 +21,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from mirage import evaluate as ev
-from mirage.passk import bootstrap_ci, default_ks, pass_at_k
 from mirage.sample.base import Completion, Sampler
 from mirage.tasks import toy as toy
+
+if TYPE_CHECKING:  # annotations only: the tests import it where they use it
+    import pandas as pd
 
 N_PROBLEMS = 6
 
@@ -92,17 +94,26 @@ HF = dict(n=8, max_tokens=48, seed=3, progress=False, sampler_kwargs={"threads":
 @pytest.fixture(scope="module")
 def reference(model_dir, dataset, tmp_path_factory) -> Path:
     """One uninterrupted HF evaluation (chunks of 4 problems, scored in a process pool)."""
+    from mirage import evaluate as ev
+
     out = tmp_path_factory.mktemp("ref")
     ev.evaluate(model_dir, str(dataset), sampler="hf", out_dir=out, batch_size=4, score_processes=1, **HF)
     return out
 
 
 def rows(out: Path) -> pd.DataFrame:
+    from mirage import evaluate as ev
+
     return ev.read_samples(out).sort_values(["problem_id", "sample_index"]).reset_index(drop=True)
 
 
 # --- curves -------------------------------------------------------------------------------
 def test_passk_curve_matches_unbiased_estimator(dataset, tmp_path):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+    from mirage.passk import bootstrap_ci, default_ks, pass_at_k
+
     frame = pd.read_parquet(dataset)
     correct = [0, 1, 2, 4, 7, 8]
     table = ev.evaluate("fake", str(dataset), 8, sampler=FakeSampler(frame, correct), out_dir=tmp_path,
@@ -127,6 +138,10 @@ def test_passk_curve_matches_unbiased_estimator(dataset, tmp_path):
 
 
 def test_format_gated_counts_the_training_reward(dataset, tmp_path):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+
     frame = pd.read_parquet(dataset)
     plain = ev.evaluate("fake", str(dataset), 8, sampler=FakeSampler(frame, [8] * 6, unformatted_odd=True),
                         out_dir=tmp_path / "acc", score_processes=0, progress=False)
@@ -139,6 +154,10 @@ def test_format_gated_counts_the_training_reward(dataset, tmp_path):
 
 # --- HF backend end to end ------------------------------------------------------------
 def test_hf_end_to_end_records_everything(reference, model_dir):
+    import pandas as pd
+
+    from mirage.passk import pass_at_k
+
     samples = rows(reference)
     assert len(samples) == N_PROBLEMS * 8
     assert not samples.duplicated(["problem_id", "sample_index"]).any()
@@ -159,6 +178,10 @@ def test_hf_end_to_end_records_everything(reference, model_dir):
 
 
 def test_hf_deterministic_whatever_the_chunking(reference, model_dir, dataset, tmp_path):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+
     ev.evaluate(model_dir, str(dataset), sampler="hf", out_dir=tmp_path, batch_size=5, score_processes=0, **HF)
     pd.testing.assert_frame_equal(rows(tmp_path), rows(reference))
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "passk.parquet"),
@@ -184,6 +207,10 @@ if __name__ == "__main__":
 
 
 def test_resume_after_kill_completes_without_duplicates(reference, model_dir, dataset, tmp_path):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(KILLED_RUN))
     out = tmp_path / "out"
@@ -209,11 +236,17 @@ def test_resume_after_kill_completes_without_duplicates(reference, model_dir, da
 
 
 def test_rerun_with_other_settings_is_refused(reference, model_dir, dataset):
+    from mirage import evaluate as ev
+
     with pytest.raises(ValueError, match="temperature"):
         ev.evaluate(model_dir, str(dataset), sampler="hf", out_dir=reference, **HF, temperature=0.5)
 
 
 def test_finished_evaluation_reruns_without_a_sampler(reference, model_dir, dataset, monkeypatch):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+
     monkeypatch.setattr(ev.core, "make_sampler", lambda *a, **k: pytest.fail("a finished evaluation built a sampler"))
     before = rows(reference)
     ev.evaluate(model_dir, str(dataset), sampler="hf", out_dir=reference, batch_size=4, **HF)
@@ -222,6 +255,10 @@ def test_finished_evaluation_reruns_without_a_sampler(reference, model_dir, data
 
 # --- sweeps and the tidy frame --------------------------------------------------------
 def test_evaluate_run_sweeps_base_and_checkpoints(model_dir, dataset, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+
     run = tmp_path / "run"
     for step in (10, 20):
         shutil.copytree(model_dir, run / "checkpoints" / f"global_step_{step}" / "actor" / "huggingface")
@@ -245,6 +282,11 @@ def test_evaluate_run_sweeps_base_and_checkpoints(model_dir, dataset, tmp_path, 
 
 
 def test_alignment_table_and_cache(dataset, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+    from mirage.passk import pass_at_k
+
     frame = pd.read_parquet(dataset)
     correct = {"weak": [0, 0, 0, 1, 0, 2], "strong": [3, 8, 5, 8, 6, 7]}
     built = []
@@ -282,6 +324,10 @@ def test_alignment_table_and_cache(dataset, tmp_path, monkeypatch):
 
 # --- inputs ---------------------------------------------------------------------------------
 def test_bad_datasets_fail_clearly(dataset, tmp_path):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+
     frame = pd.read_parquet(dataset)
     frame.drop(columns=["reward_model"]).to_parquet(tmp_path / "noreward.parquet")
     with pytest.raises(ValueError, match=r"noreward\.parquet row 0: no 'reward_model'"):
@@ -295,6 +341,8 @@ def test_bad_datasets_fail_clearly(dataset, tmp_path):
 
 
 def test_task_defaults():
+    from mirage import evaluate as ev
+
     assert ev.default_n("toy-math") == 64 and ev.default_n("math") == 256
     # evaluation allows the response length training allowed
     from mirage.recipes import PAPER_RECIPE, TESTBED_RECIPE
@@ -315,6 +363,10 @@ def test_default_out_dir_names(tmp_path):
 
 
 def test_defaults_of_a_parquet_follow_its_data_sources(dataset, tmp_path):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+
     assert ev.task_kind(str(dataset)) == "testbed"
     from mirage.recipes import TESTBED_RECIPE
 
@@ -328,6 +380,8 @@ def test_defaults_of_a_parquet_follow_its_data_sources(dataset, tmp_path):
 def test_sweep_with_a_tag_and_a_damaged_checkpoint(model_dir, dataset, tmp_path):
     """A second, tagged evaluation of the same checkpoints (greedy) sits beside the first; a checkpoint
     whose weights are damaged is recorded as failed, the others are evaluated, the error names it."""
+    from mirage import evaluate as ev
+
     import shutil
 
     from mirage.runs import update_manifest

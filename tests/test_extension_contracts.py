@@ -65,7 +65,7 @@ def extension(tmp_path, monkeypatch):
 
 def test_a_text_reward_and_a_checker_option_reach_training_and_evaluation(extension, tmp_path):
     from mirage.cli import main
-    from mirage.train import run
+    from mirage.train.dispatch import run
 
     # the scorer: the reward sees the answer, the option reaches the checker, the checker's column is in results
     text = "<think>x</think> <answer>12</answer>"

@@ -7,19 +7,18 @@ from __future__ import annotations
 import json
 import math
 
-import pandas as pd
 import pytest
 
-from mirage import evaluate as ev
-from mirage.evaluate import predictors as pr
-from mirage.evaluate.scoring import score_samples
 from mirage.rewards import compute_score
-from mirage.rewards.lenient import format_free_acc, last_boxed
+from mirage.rewards.format_free import format_free_acc
+from mirage.rewards.lenient import last_boxed
 from mirage.sample.base import Completion, Sampler
 from mirage.tasks import toy
 
 
 def scored(source, text, truth, extra=None):
+    from mirage.evaluate.scoring import score_samples
+
     return score_samples([(source, text, truth, extra)], False, {})[0]
 
 
@@ -60,7 +59,7 @@ def test_math_reads_the_last_box_or_the_last_number():
 
 
 def test_a_family_without_a_lenient_reading_gives_nan_on_a_broken_format():
-    from mirage.rewards.checkers import route
+    from mirage.rewards.routing import route
 
     assert route("rg/leg_counting").lenient_answer is None
     assert math.isnan(format_free_acc("rg/leg_counting", "the answer is 4", "4"))
@@ -95,6 +94,11 @@ def problems(tmp_path):
 
 
 def test_an_evaluation_reports_format_rate_and_format_free_accuracy_beside_pass(problems, tmp_path):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+    from mirage.evaluate import predictors as pr
+
     path, answers = problems
     out = tmp_path / "eval"
     table = ev.evaluate("fake", str(path), 4, sampler=TaglessSampler(answers, broken=3), out_dir=out,
@@ -114,6 +118,11 @@ def test_an_evaluation_reports_format_rate_and_format_free_accuracy_beside_pass(
 
 
 def test_an_old_folder_without_the_column_loads_and_resumes_with_nan(problems, tmp_path):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+    from mirage.evaluate import predictors as pr
+
     path, answers = problems
     out = tmp_path / "eval"
     kw = dict(out_dir=out, batch_size=2, score_processes=0, progress=False)
@@ -135,6 +144,8 @@ def test_an_old_folder_without_the_column_loads_and_resumes_with_nan(problems, t
 
 
 def test_the_gain_split_reads_two_evaluation_folders(problems, tmp_path):
+    from mirage import evaluate as ev
+
     from mirage.study.format_split import format_split
 
     path, answers = problems

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 
-import pandas as pd
 import pytest
 
-from mirage.study.format_split import SPLIT_COLUMNS, format_split, split_gain
+if TYPE_CHECKING:  # annotations only: the tests import it where they use it
+    import pandas as pd
 
 
 def rows(correct_fmt: list[tuple[int, int, int]], dataset: str = "d") -> pd.DataFrame:
     """Sample rows: one problem per tuple (format ok, answer right whatever the format, n)."""
+    import pandas as pd
+
     out = []
     for pid, (fmt_ok, right, n) in enumerate(correct_fmt):
         for i in range(n):
@@ -24,6 +28,8 @@ def rows(correct_fmt: list[tuple[int, int, int]], dataset: str = "d") -> pd.Data
 
 def test_pure_format_learning_is_all_learned_format():
     # the base model is right 3 times in 4 but formats only 1; the final one formats all 4
+    from mirage.study.format_split import SPLIT_COLUMNS, format_split
+
     base, final = rows([(1, 3, 4)] * 5), rows([(4, 3, 4)] * 5)
     s = format_split(base, final).iloc[0]
     assert list(format_split(base, final).columns) == SPLIT_COLUMNS
@@ -32,6 +38,8 @@ def test_pure_format_learning_is_all_learned_format():
 
 
 def test_pure_reasoning_gain_is_all_answers_better():
+    from mirage.study.format_split import format_split
+
     base, final = rows([(4, 1, 4)] * 5), rows([(4, 3, 4)] * 5)
     s = format_split(base, final).iloc[0]
     assert s["gain"] == pytest.approx(0.5) and s["answers_better"] == pytest.approx(0.5)
@@ -39,6 +47,8 @@ def test_pure_reasoning_gain_is_all_answers_better():
 
 
 def test_a_mix_adds_up_and_a_format_rate_rise_without_gain_is_not_counted():
+    from mirage.study.format_split import format_split
+
     base, final = rows([(1, 1, 4), (2, 2, 4)]), rows([(4, 2, 4), (4, 3, 4)])
     s = format_split(base, final).iloc[0]
     # pass@1 and format-free accuracy both go (1+2)/8 -> (2+3)/8: every right answer is formatted
@@ -49,6 +59,10 @@ def test_a_mix_adds_up_and_a_format_rate_rise_without_gain_is_not_counted():
 
 
 def test_scalars_and_nan_and_bad_input():
+    import pandas as pd
+
+    from mirage.study.format_split import format_split, split_gain
+
     s = split_gain({"pass_at_1": 0.2, "format_rate": 0.3, "format_free_accuracy": 0.6},
                    {"pass_at_1": 0.5, "format_rate": 0.9, "format_free_accuracy": 0.6})
     assert s["learned_format"] == pytest.approx(0.3) and s["answers_better"] == pytest.approx(0.0)

@@ -15,10 +15,8 @@ import re
 import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from mirage import evaluate as ev
 from mirage import runs
 from mirage.cli import main
 from mirage.tasks import toy
@@ -63,6 +61,8 @@ def train(tmp_path, data_root, *args: str) -> int:
 
 # --- 1. prompts longer than the context; datasets read in batches ------------------------------------------
 def test_eval_refuses_a_prompt_longer_than_the_model_context(dataset, tmp_path, capsys):
+    import pandas as pd
+
     frame = pd.read_parquet(dataset)
     frame.at[1, "prompt"] = [{"role": "user", "content": "1+2*3=? " * 100}]  # 800 characters > 160 positions
     path = tmp_path / "long.parquet"
@@ -120,6 +120,8 @@ def test_atomic_file_on_a_full_disk_names_the_path_and_keeps_the_old_file(tmp_pa
 
 
 def test_parquet_and_jsonl_on_a_full_disk(tmp_path, monkeypatch):
+    import pandas as pd
+
     def full(self, path, *a, **k):
         Path(path).write_bytes(b"PAR1 half")
         raise OSError("[errno 28] Error writing bytes to file. Detail: [errno 28] No space left on device")
@@ -174,6 +176,8 @@ def test_train_on_a_full_disk_is_one_line_and_a_rerun_is_identical(tmp_path, dat
 
 
 def test_eval_on_a_full_disk_is_one_line(dataset, tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
     def full(self, path, *a, **k):
         raise OSError("[errno 28] Error writing bytes to file. Detail: [errno 28] No space left on device")
 
@@ -210,6 +214,10 @@ def test_a_symlink_loop_is_one_line_naming_it(tmp_path, data_root, capsys, monke
 
 # --- 4. one run, named relative then absolute -----------------------------------------------------------------
 def test_a_run_named_relative_then_absolute_is_the_same_run(dataset, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+
     from mirage.models import resolve_model
 
     run = tmp_path / "run"
@@ -295,6 +303,8 @@ def test_every_fix_doctor_suggests_is_a_valid_recipe(recipe_overrides):
 
 # --- 8. an empty checkpoint folder is named ----------------------------------------------------------------
 def test_a_sweep_names_an_empty_checkpoint_folder(dataset, tmp_path, monkeypatch):
+    from mirage import evaluate as ev
+
     from mirage.models import resolve_model
 
     run = tmp_path / "run"
@@ -310,6 +320,8 @@ def test_a_sweep_names_an_empty_checkpoint_folder(dataset, tmp_path, monkeypatch
 def test_a_sweep_names_the_model_merger_for_fsdp_shards_without_hf_weights(dataset, tmp_path, monkeypatch):
     """A checkpoint saved without hf_model (LoRA, another save_contents) holds FSDP shards only: the sweep prints
     the exact merger command instead of skipping it or saying only 'delete it'."""
+    from mirage import evaluate as ev
+
     from mirage.models import resolve_model
 
     run = tmp_path / "run"

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from mirage import runs
@@ -64,6 +63,8 @@ def train_state(run_dir: Path) -> dict:
 
 
 def eval_state(out: Path) -> dict:
+    import pandas as pd
+
     samples = pd.concat(pd.read_parquet(p) for p in sorted((out / "samples").rglob("part-*.parquet")))
     samples = samples.sort_values(["problem_id", "sample_index"]).reset_index(drop=True)
     return {"samples": samples.to_json(), "passk": sha(out / "passk.parquet"), "format": sha(out / "format.parquet")}

@@ -10,13 +10,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from mirage import runs
 from mirage.conditions import CONDITIONS
 from mirage.data.rows import load_rows
 from mirage.runs import RunConfig
-from mirage.train import engine, loop
 
 MODEL = "dial-60"  # shipped testbed model: solves toy-math about half the time (mixed groups)
 TINY = dict(total_steps=2, train_batch_size=4, rollout_n=4, ppo_mini_batch_size=4, max_response_length=40,
@@ -42,6 +40,8 @@ def _config(run_dir, condition, data_root, seed=0, **kw):
 
 
 def _train(run_dir, condition, data_root, seed=0, **kw):
+    from mirage.train import loop
+
     return loop.train(_config(run_dir, condition, data_root, seed, **kw))
 
 
@@ -82,6 +82,8 @@ def _groups(recs):
 
 @pytest.mark.parametrize("name", list(CONDITIONS))
 def test_every_condition_runs_and_logs_verl_schema(condition_runs, name):
+    import torch
+
     run_dir = condition_runs[name]
     manifest = runs.read_manifest(run_dir)
     assert manifest["status"] == "finished" and manifest["condition"] == name
@@ -216,6 +218,8 @@ def test_dynamic_sampling_keeps_varied_groups_and_draws_more(condition_runs):
 
 
 def test_one_shot_duplicates_one_example(condition_runs, gt_run, data_root):
+    from mirage.train import loop
+
     history = loop.accuracy_history(gt_run)
     records = runs.read_jsonl(gt_run / "logs" / "example_acc.jsonl")
     assert len(records) == sum(int(m["train/num_gen_batches"]) * 4 for s, m in _metrics(gt_run).items() if s)
@@ -234,6 +238,8 @@ def test_one_shot_duplicates_one_example(condition_runs, gt_run, data_root):
 
 
 def test_accuracy_history_per_epoch_and_per_sample(tmp_path):
+    from mirage.train import loop
+
     logs = tmp_path / "logs"
     runs.append_jsonl(logs / "example_acc.jsonl", [
         {"step": 1, "epoch": 0, "index": 3, "acc": 0.25, "n": 4}, {"step": 5, "epoch": 1, "index": 3, "acc": 1.0, "n": 4},
@@ -245,6 +251,8 @@ def test_accuracy_history_per_epoch_and_per_sample(tmp_path):
 
 
 def test_same_seed_same_metrics_and_resume_matches(tmp_path, data_root):
+    from mirage.train import loop
+
     steps = dict(total_steps=3, ppo_mini_batch_size=2, save_freq=2)  # two PPO mini-batches per step
     a = _train(tmp_path / "a", "ground_truth", data_root, seed=1, overrides=steps)
     b = _train(tmp_path / "b", "ground_truth", data_root, seed=1, overrides=steps)
@@ -326,6 +334,8 @@ def test_bad_recipe_overrides_are_clear_errors(tmp_path, data_root):
 
 
 def test_bad_dataset_rows_name_the_file_and_row(tmp_path):
+    from mirage.train import loop
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -383,6 +393,10 @@ def test_cli_dry_run_and_verl_only_flags(tmp_path, capsys):
 def test_old_logprobs_are_the_policy_before_any_update(monkeypatch, micro_batch_size):
     """Every mini-batch, micro-batch and epoch is given the log-probs of the policy as it was
     before the first optimizer step (the first mini-batch takes them from its own forward)."""
+    import torch
+
+    from mirage.train import engine
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from mirage.conditions import get_condition
@@ -439,6 +453,8 @@ def test_a_second_writer_is_refused_at_once(tmp_path, data_root):
 
 
 def test_damaged_checkpoints_are_errors_naming_them(tmp_path, data_root):
+    from mirage.train import loop
+
     steps = dict(total_steps=2, save_freq=1, val_freq=0)
     run_dir = _train(tmp_path / "r", "ground_truth", data_root, overrides=steps, stop_after=1)
     state = run_dir / "checkpoints" / "global_step_1" / "actor" / loop.TRAINER_STATE

@@ -9,16 +9,19 @@ every figure from the stored fixture, and the alignment notebook runs from ``not
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import ast
 import inspect
 import shutil
 from pathlib import Path
 
-import nbformat
-import pandas as pd
 import pytest
 
 from mirage import study
+
+if TYPE_CHECKING:  # annotations only: the tests import it where they use it
+    import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -30,6 +33,8 @@ IMPORTABLE = ("mirage", "IPython.display")
 
 
 def _read(path: Path) -> nbformat.NotebookNode:
+    import nbformat
+
     return nbformat.read(path, as_version=4)
 
 
@@ -51,6 +56,8 @@ def test_the_study_notebooks_exist_and_nothing_generates_them():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_stored_clean_with_one_parameters_cell(path):
+    import nbformat
+
     nb = _read(path)
     nbformat.validate(nb)
     tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -128,6 +135,8 @@ def test_each_notebook_declares_the_parameters_the_study_passes(tmp_path):
 
 def test_analysis_notebook_regenerates_every_figure_from_stored_results(tmp_path):
     """90_figures on the stored fixture (a real tiny study): every figure, nothing trained or sampled."""
+    import pandas as pd
+
     import papermill
 
     study_dir = tmp_path / "study"
@@ -152,6 +161,8 @@ def test_analysis_notebook_regenerates_every_figure_from_stored_results(tmp_path
 
 def test_a_notebook_run_from_its_own_folder_writes_under_home(tmp_path, monkeypatch):
     """`jupyter lab` started in notebooks/: relative paths still resolve from $MIRAGE_HOME (else the checkout)."""
+    import pandas as pd
+
     import papermill
 
     monkeypatch.setenv("MIRAGE_HOME", str(tmp_path / "home"))

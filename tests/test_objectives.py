@@ -5,17 +5,21 @@ verl is always installed by `make test`; these tests must run, never skip.
 
 import numpy as np
 import pytest
-import torch
 
 from mirage.objectives import ESTIMATORS, get_estimator, kept_responses, policy_loss
 
 pytestmark = pytest.mark.verl
 
-core_algos = pytest.importorskip("verl.trainer.ppo.core_algos", reason="verl 0.9.1 must be installed (make test)")
+
+def _verl():
+    """verl's core_algos, imported by the tests that compare with it (not at collection: verl takes seconds)."""
+    return pytest.importorskip("verl.trainer.ppo.core_algos", reason="verl 0.9.1 must be installed (make test)")
 
 
 def _batch(seed, groups=(4, 4, 1, 3, 4), length=7, binary=True):
     """Random outcome rewards on the last valid token, verl's uid index, ragged masks."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     bsz = sum(groups)
     mask = torch.ones(bsz, length)
@@ -29,13 +33,15 @@ def _batch(seed, groups=(4, 4, 1, 3, 4), length=7, binary=True):
 
 
 def _verl_grpo(rewards, mask, index, norm=True):
-    return core_algos.compute_grpo_outcome_advantage(rewards.clone(), mask, index, norm_adv_by_std_in_grpo=norm)
+    return _verl().compute_grpo_outcome_advantage(rewards.clone(), mask, index, norm_adv_by_std_in_grpo=norm)
 
 
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("norm", [True, False])
 @pytest.mark.parametrize("binary", [True, False])
 def test_grpo_equals_verl(seed, norm, binary):
+    import torch
+
     rewards, mask, index, _ = _batch(seed, binary=binary)
     want, want_ret = _verl_grpo(rewards, mask, index, norm)
     got, got_ret = get_estimator("grpo")(rewards, mask, index, norm_adv_by_std_in_grpo=norm)
@@ -45,6 +51,8 @@ def test_grpo_equals_verl(seed, norm, binary):
 
 
 def test_grpo_reads_norm_flag_from_verl_config():
+    import torch
+
     rewards, mask, index, _ = _batch(11, binary=False)
     want, _ = _verl_grpo(rewards, mask, index, norm=False)
     got, _ = get_estimator("grpo")(rewards, mask, index, config={"norm_adv_by_std_in_grpo": False})
@@ -52,6 +60,8 @@ def test_grpo_reads_norm_flag_from_verl_config():
 
 
 def test_group_of_one_gets_its_raw_score():
+    import torch
+
     rewards, mask, index, scores = _batch(3, groups=(1, 1, 1, 1))
     got, _ = get_estimator("grpo")(rewards, mask, index)
     want, _ = _verl_grpo(rewards, mask, index)
@@ -63,6 +73,8 @@ def test_group_of_one_gets_its_raw_score():
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("name,keep", [("masked_nsr", lambda s: s < 1), ("masked_psr", lambda s: s > 0)])
 def test_masked_nsr_psr_equal_verl_grpo_times_mask(seed, name, keep):
+    import torch
+
     rewards, mask, index, scores = _batch(seed, groups=(8, 8, 8, 4))
     want, _ = _verl_grpo(rewards, mask, index)
     want = want * keep(scores).float()[:, None]
@@ -74,6 +86,8 @@ def test_masked_nsr_psr_equal_verl_grpo_times_mask(seed, name, keep):
 
 
 def test_pm1_estimators_and_dropping():
+    import torch
+
     rewards, mask, index, scores = _batch(7, groups=(6, 6, 6))
     correct = scores > 0
     nsr, _ = get_estimator("nsr_pm1")(rewards, mask, index)
@@ -100,6 +114,8 @@ def _actor_config(clip_low=0.2, clip_high=0.28, clip_c=10.0, batch_num_tokens=No
 
 
 def _loss_inputs(seed, bsz=12, length=9, spread=2.5):
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     old = -torch.rand(bsz, length, generator=g) * 3
     new = old + spread * torch.randn(bsz, length, generator=g)  # wide ratios: both clips fire
@@ -111,9 +127,11 @@ def _loss_inputs(seed, bsz=12, length=9, spread=2.5):
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("clips", [(0.2, 0.28, 10.0), (0.2, 0.2, 3.0), (0.1, 0.5, 1.5)])
 def test_policy_loss_equals_verl_vanilla(seed, clips):
+    import torch
+
     low, high, c = clips
     old, new, adv, mask = _loss_inputs(seed)
-    want, want_m = core_algos.compute_policy_loss_vanilla(old, new, adv, mask, "token-mean", _actor_config(low, high, c))
+    want, want_m = _verl().compute_policy_loss_vanilla(old, new, adv, mask, "token-mean", _actor_config(low, high, c))
     got, got_m = policy_loss(old, new, adv, mask, clip_ratio_low=low, clip_ratio_high=high, clip_ratio_c=c)
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
     for key in ("actor/pg_clipfrac", "actor/ppo_kl", "actor/pg_clipfrac_lower"):
@@ -124,11 +142,13 @@ def test_policy_loss_equals_verl_vanilla(seed, clips):
 
 def test_asymmetric_clip_is_active():
     # Ratio 1.25 with positive advantage: clipped under symmetric 0.2, not under high=0.28.
+    import torch
+
     old = torch.zeros(1, 4)
     new = torch.full((1, 4), float(np.log(1.25)))
     adv, mask = torch.ones(1, 4), torch.ones(1, 4)
     for low, high in [(0.2, 0.28), (0.2, 0.2)]:
-        want, want_m = core_algos.compute_policy_loss_vanilla(old, new, adv, mask, "token-mean", _actor_config(low, high))
+        want, want_m = _verl().compute_policy_loss_vanilla(old, new, adv, mask, "token-mean", _actor_config(low, high))
         got, got_m = policy_loss(old, new, adv, mask, clip_ratio_low=low, clip_ratio_high=high)
         torch.testing.assert_close(got, want)
         assert got_m["actor/pg_clipfrac"] == want_m["actor/pg_clipfrac"]
@@ -137,24 +157,28 @@ def test_asymmetric_clip_is_active():
 
 
 def test_dual_clip_bounds_negative_advantage_loss():
+    import torch
+
     old = torch.zeros(1, 3)
     new = torch.full((1, 3), float(np.log(50.0)))  # ratio 50 > c = 10
     adv, mask = -torch.ones(1, 3), torch.ones(1, 3)
     got, m = policy_loss(old, new, adv, mask, clip_ratio_c=10.0)
-    want, wm = core_algos.compute_policy_loss_vanilla(old, new, adv, mask, "token-mean", _actor_config())
+    want, wm = _verl().compute_policy_loss_vanilla(old, new, adv, mask, "token-mean", _actor_config())
     torch.testing.assert_close(got, want)
     assert float(got) == pytest.approx(10.0) and m["actor/pg_clipfrac_lower"] == 1.0 == wm["actor/pg_clipfrac_lower"]
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_token_mean_over_micro_batches_uses_global_token_count(seed):
+    import torch
+
     old, new, adv, mask = _loss_inputs(seed, bsz=10)
     total_tokens = mask.sum()
     whole, _ = policy_loss(old, new, adv, mask)
     parts = []
     for sl in (slice(0, 3), slice(3, 10)):
         cfg = _actor_config(batch_num_tokens=total_tokens)
-        want, _ = core_algos.compute_policy_loss_vanilla(old[sl], new[sl], adv[sl], mask[sl], "token-mean", cfg)
+        want, _ = _verl().compute_policy_loss_vanilla(old[sl], new[sl], adv[sl], mask[sl], "token-mean", cfg)
         got, _ = policy_loss(old[sl], new[sl], adv[sl], mask[sl], batch_num_tokens=total_tokens)
         torch.testing.assert_close(got, want)
         parts.append(got)
@@ -167,15 +191,19 @@ def test_token_mean_over_micro_batches_uses_global_token_count(seed):
 
 @pytest.mark.parametrize("mode", ["seq-mean-token-mean", "seq-mean-token-sum"])
 def test_other_aggregations_equal_verl_agg_loss(mode):
+    import torch
+
     old, new, adv, mask = _loss_inputs(5)
     mask[2] = 0  # a fully masked sequence is excluded from the sequence mean
-    want, _ = core_algos.compute_policy_loss_vanilla(old, new, adv, mask, mode, _actor_config())
+    want, _ = _verl().compute_policy_loss_vanilla(old, new, adv, mask, mode, _actor_config())
     got, _ = policy_loss(old, new, adv, mask, loss_agg_mode=mode)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
 # --- the clipping metrics on hand-made ratios ------------------------------------------------------
 def _terms(ratios, advantages, low=0.2, high=0.28, clip=True):
+    import torch
+
     from mirage.objectives import loss_terms
 
     old = torch.zeros(1, len(ratios), dtype=torch.float64)

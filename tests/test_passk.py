@@ -2,10 +2,7 @@ import math
 from fractions import Fraction
 
 import numpy as np
-import pandas as pd
 import pytest
-
-from mirage.passk import bootstrap_ci, counts_from_samples, default_ks, pass_at_k, pass_at_k_curve
 
 
 def exact(n, c, k):
@@ -13,6 +10,8 @@ def exact(n, c, k):
 
 
 def test_matches_math_comb_on_random_cases():
+    from mirage.passk import pass_at_k
+
     rng = np.random.default_rng(0)
     n = rng.integers(1, 300, 3000)
     c = (rng.random(3000) * (n + 1)).astype(int)
@@ -23,6 +22,8 @@ def test_matches_math_comb_on_random_cases():
 
 
 def test_matches_math_comb_at_n_1024_every_default_k():
+    from mirage.passk import default_ks, pass_at_k
+
     rng = np.random.default_rng(1)
     c = rng.integers(0, 1025, 200)
     for k in default_ks(1024):
@@ -35,6 +36,8 @@ def test_every_value_is_correctly_rounded_so_the_same_bits_on_every_machine():
     # a floating-point form (log1p / expm1) is off by an ulp depending on the CPU's vector
     # instructions: numpy's AVX-512 path gave pass@1 0.5987499999999999 for 479/800, AVX2 0.59875,
     # and the study's 4-decimal tables printed .5987 on one machine, .5988 on the other
+    from mirage.passk import pass_at_k, pass_at_k_curve
+
     for n in (1, 2, 3, 16, 17, 64, 100, 256):
         c = np.arange(n + 1)
         for k in sorted({k for k in (1, 2, 4, n // 2, n) if 1 <= k <= n}):
@@ -48,11 +51,15 @@ def test_every_value_is_correctly_rounded_so_the_same_bits_on_every_machine():
 
 def test_small_values_keep_relative_precision():
     # pass@1 with 1 correct of 1000 is 1e-3 exactly; a naive 1 - prod loses digits here
+    from mirage.passk import pass_at_k
+
     assert pass_at_k(1000, 1, 1) == pytest.approx(1e-3, rel=1e-12)
     assert pass_at_k(1000, 1, 2) == pytest.approx(exact(1000, 1, 2), rel=1e-12)
 
 
 def test_edge_cases():
+    from mirage.passk import pass_at_k
+
     assert pass_at_k(16, 0, 1) == 0.0
     assert pass_at_k(16, 0, 16) == 0.0
     assert pass_at_k(16, 16, 1) == 1.0
@@ -72,16 +79,22 @@ def test_edge_cases():
     (4.5, 1, 1, "whole numbers"),
 ])
 def test_errors(n, c, k, match):
+    from mirage.passk import pass_at_k
+
     with pytest.raises(ValueError, match=match):
         pass_at_k(n, c, k)
 
 
 def test_error_names_the_offending_problem():
+    from mirage.passk import pass_at_k
+
     with pytest.raises(ValueError, match="element 2: n=3, c=0, k=4"):
         pass_at_k([8, 8, 3], [1, 2, 0], 4)
 
 
 def test_default_ks():
+    from mirage.passk import default_ks
+
     assert default_ks(1) == [1]
     assert default_ks(16) == [1, 2, 4, 8, 16]
     assert default_ks(100) == [1, 2, 4, 8, 16, 32, 64, 100]
@@ -91,6 +104,8 @@ def test_default_ks():
 
 
 def test_curve_shape_and_monotone():
+    from mirage.passk import default_ks, pass_at_k_curve
+
     rng = np.random.default_rng(2)
     n = np.full(50, 64)
     c = rng.integers(0, 65, 50)
@@ -103,6 +118,8 @@ def test_curve_shape_and_monotone():
 
 
 def test_curve_unequal_n_uses_problems_with_enough_samples():
+    from mirage.passk import pass_at_k_curve
+
     curve = pass_at_k_curve([4, 16], [1, 2]).set_index("k")
     assert curve.loc[4, "n_problems"] == 2 and curve.loc[8, "n_problems"] == 1
     assert curve.loc[4, "pass_at_k"] == pytest.approx((1.0 + exact(16, 2, 4)) / 2)
@@ -112,6 +129,10 @@ def test_curve_unequal_n_uses_problems_with_enough_samples():
 
 
 def test_bootstrap_ci():
+    import pandas as pd
+
+    from mirage.passk import bootstrap_ci
+
     rng = np.random.default_rng(3)
     n = np.full(200, 32)
     c = rng.integers(0, 33, 200)
@@ -128,6 +149,8 @@ def test_bootstrap_ci():
 
 
 def test_bootstrap_ci_unequal_n_and_memory_chunks():
+    from mirage.passk import bootstrap_ci
+
     ci = bootstrap_ci([4, 16, 16], [1, 0, 8], n_boot=2000, seed=0)
     assert ci.set_index("k").loc[16, "n_problems"] == 2
     big = bootstrap_ci(np.full(5000, 4), np.arange(5000) % 5, n_boot=1000, seed=0)  # chunked replicates
@@ -135,6 +158,10 @@ def test_bootstrap_ci_unequal_n_and_memory_chunks():
 
 
 def test_counts_from_samples_merges_seeds_by_concatenation():
+    import pandas as pd
+
+    from mirage.passk import counts_from_samples, pass_at_k_curve
+
     seed0 = pd.DataFrame({"problem_id": ["a", "a", "b", "b"], "acc": [1, 0, 0, 0]})
     seed1 = pd.DataFrame({"problem_id": ["a", "b", "b"], "acc": [True, True, False]})
     counts = counts_from_samples(pd.concat([seed0, seed1], ignore_index=True))
@@ -144,6 +171,10 @@ def test_counts_from_samples_merges_seeds_by_concatenation():
 
 
 def test_counts_from_samples_errors():
+    import pandas as pd
+
+    from mirage.passk import counts_from_samples
+
     with pytest.raises(ValueError, match="row 1 has 0.5"):
         counts_from_samples(pd.DataFrame({"problem_id": [1, 1], "acc": [1, 0.5]}))
     with pytest.raises(KeyError, match="'correct'"):

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pathlib import Path
 
 import matplotlib
 import numpy as np
-import pandas as pd
 import pytest
-from matplotlib.colors import to_hex
+
+if TYPE_CHECKING:  # annotations only: the tests import it where they use it
+    import pandas as pd
 
 matplotlib.use("Agg")
 
-from mirage import plots, study  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "study"
 
 
 @pytest.fixture(scope="module")
 def tables():
+    from mirage import study
+
     return study.load_results(FIXTURE)
 
 
 def _line_colours(fig) -> dict[str, str]:
     """{legend label: hex colour} of every labelled line in a figure."""
+    from matplotlib.colors import to_hex
+
     out = {}
     for ax in fig.axes:
         for line in ax.get_lines():
@@ -34,6 +40,8 @@ def _line_colours(fig) -> dict[str, str]:
 
 
 def test_fixture_is_a_real_multi_model_study(tables):
+    from mirage import study
+
     results, dynamics, alignment = tables
     assert results["model"].nunique() >= 2 and results["task"].nunique() == 2
     assert {"base", "ground_truth"} <= set(results["condition"])
@@ -45,6 +53,10 @@ def test_fixture_is_a_real_multi_model_study(tables):
 
 
 def test_colours_come_from_the_condition_registry_and_are_the_same_in_every_figure(tables):
+    from matplotlib.colors import to_hex
+
+    from mirage import plots
+
     from mirage.conditions import CONDITIONS
 
     results, dynamics, _ = tables
@@ -65,6 +77,10 @@ def test_colours_come_from_the_condition_registry_and_are_the_same_in_every_figu
 
 def test_a_registered_condition_and_task_are_drawn_without_touching_plots(tables):
     """A plugin's condition gets its registry colour and order; a task its registry marker."""
+    import pandas as pd
+
+    from mirage import plots, study
+
     from mirage.conditions import CONDITIONS, Condition, register_condition
     from mirage.tasks import TASKS
 
@@ -96,6 +112,8 @@ def test_a_registered_condition_and_task_are_drawn_without_touching_plots(tables
 
 
 def test_passk_curves_have_a_panel_per_model_and_task_with_log_k_axis(tables):
+    from mirage import plots
+
     results, _, _ = tables
     fig = plots.plot_passk_curves(results)
     visible = [ax for ax in fig.axes if ax.get_visible()]
@@ -108,6 +126,8 @@ def test_passk_curves_have_a_panel_per_model_and_task_with_log_k_axis(tables):
 
 
 def test_dynamics_summary_and_rq_figures(tables, tmp_path):
+    from mirage import plots, study
+
     results, dynamics, alignment = tables
     task = sorted(dynamics["task"].unique())[0]
     fig = plots.plot_dynamics(dynamics, task)
@@ -147,6 +167,10 @@ def test_dynamics_summary_and_rq_figures(tables, tmp_path):
 
 
 def test_example_history_highlights_the_chosen_example(tmp_path):
+    from matplotlib.colors import to_hex
+
+    from mirage import plots
+
     history = {"a": [0.0, 0.5, 1.0], "b": [0.5, 0.5, 0.5], "c": [0.0, 0.0, 0.0]}
     fig = plots.plot_example_history(history, chosen="a", top=2, colour="#123456")
     chosen = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("chosen")]
@@ -157,6 +181,10 @@ def test_example_history_highlights_the_chosen_example(tmp_path):
 
 
 def test_missing_columns_are_named(tables):
+    import pandas as pd
+
+    from mirage import plots
+
     results, _, _ = tables
     with pytest.raises(KeyError, match="ci_low"):
         plots.plot_passk_curves(results.drop(columns=["ci_low"]))
@@ -166,6 +194,8 @@ def test_missing_columns_are_named(tables):
 
 def test_saved_figures_are_byte_identical_on_rerun(tables, tmp_path, monkeypatch):
     """Regenerating the figures from the same results leaves a checkout's figures/ unchanged."""
+    from mirage import plots
+
     _, _, alignment = tables
     saved = []
     for i, when in enumerate(("0", "1700000000")):  # matplotlib stamps the PDF with this time
@@ -176,6 +206,8 @@ def test_saved_figures_are_byte_identical_on_rerun(tables, tmp_path, monkeypatch
 
 # --- the clipping-bias figures (mirage.plots.mechanism) on hand-made tables -------------------------------
 def _runs() -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     for cond, regimes in (("random", ["u2", "u16", "u16_noclip"]), ("ground_truth", ["u2"])):
         for regime in regimes:
@@ -187,6 +219,8 @@ def _runs() -> pd.DataFrame:
 
 
 def test_mechanism_figures_draw_a_point_per_seed_and_mark_each_median():
+    from mirage import plots
+
     runs = _runs()
     fig = plots.plot_gain_vs_clipfrac(runs)
     assert len(fig.axes) == 2  # T = 1 and greedy gains, one model x task
@@ -205,6 +239,8 @@ def test_mechanism_figures_draw_a_point_per_seed_and_mark_each_median():
 
 def test_gain_distributions_jitter_is_the_same_whatever_ran_before():
     """The strip's jitter does not depend on numpy's global RNG state, and leaves that state alone."""
+    from mirage import plots
+
     import numpy as np
 
     runs = _runs().drop(columns="greedy_gain")
@@ -221,6 +257,10 @@ def test_gain_distributions_jitter_is_the_same_whatever_ran_before():
 
 
 def test_mechanism_steps_procedures_and_bandit_figures():
+    import pandas as pd
+
+    from mirage import plots
+
     steps = pd.DataFrame([dict(model="m", task="t", condition="random", regime=r, seed=s, step=st, gain=g)
                           for r in ("steps300_clip", "steps300_noclip") for s in range(2)
                           for st, g in ((0, 0.0), (50, 0.01 * s), (100, 0.02 * s))])
@@ -250,6 +290,7 @@ def test_mechanism_steps_procedures_and_bandit_figures():
 def test_summary_shows_intervals_and_joins_only_pairs_of_one_task(tables):
     """Every panel: one line per condition and task (never a line across tasks), through the means over seeds of
     that task's pairs, each mean with an error bar (the 95% t-interval over seeds)."""
+    from mirage import plots, study
     from mirage.study.seeds import t_quantile
 
     results, _, _ = tables
@@ -282,6 +323,8 @@ TITLE_CLAIMS = ("because", "erosion", "erode", "drift", "random walk", "only wor
 
 def test_figure_titles_state_what_is_shown_not_a_mechanism(tables):
     """No suptitle asks the study's question or asserts an untested cause."""
+    import pandas as pd
+    from mirage import plots, study
     import matplotlib.pyplot as plt
 
     results, dynamics, _ = tables
@@ -297,6 +340,7 @@ def test_figure_titles_state_what_is_shown_not_a_mechanism(tables):
 
 
 def _procedures(regimes, conditions=("random",), length=4):
+    import pandas as pd
     return pd.DataFrame([dict(model="m", task="t", condition=c, regime=r, seed=s, step=st, procedure=p,
                               share=0.1 * s + (0.5 if p == "neither" else 0.2))
                          for c in conditions for r in regimes for s in range(3) for st in range(1, length + 1)
@@ -306,6 +350,7 @@ def _procedures(regimes, conditions=("random",), length=4):
 def test_procedure_shares_are_readable_medians_with_at_most_six_colours_a_panel():
     """The suptitle sits above the column titles, the row labels are legible, the curves are the median over
     seeds (what the docs quote), and a row with more than 6 regimes is split so no panel has more than 6 colours."""
+    from mirage import plots
     regimes = [f"u{i}" for i in range(1, 9)]  # 8 regimes: two rows of at most 6
     fig = plots.plot_procedure_shares(_procedures(regimes))
     fig.canvas.draw()
@@ -313,6 +358,8 @@ def test_procedure_shares_are_readable_medians_with_at_most_six_colours_a_panel(
     suptitle = fig._suptitle.get_window_extent(renderer)
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == 2 * 3
+    from matplotlib.colors import to_hex
+
     for ax in panels:
         colours = {to_hex(ln.get_color()) for ln in ax.get_lines() if ln.get_alpha() in (None, 1.0)}
         assert 1 <= len(colours) <= 6
@@ -328,6 +375,8 @@ def test_procedure_shares_are_readable_medians_with_at_most_six_colours_a_panel(
 
 
 def test_predictor_outcomes_figure_has_a_dot_and_interval_per_stratum_and_dashes_the_uninformative():
+    import pandas as pd
+    from mirage import plots
     rows = []
     for cond, outcomes in (("ground_truth", ["baseline_gain"]), ("random", ["gain_minus_baseline", "fraction_recovered"])):
         for outcome in outcomes:

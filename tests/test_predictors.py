@@ -4,23 +4,27 @@ sum_neg_logprob column) that still load and resume."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from mirage import evaluate as ev
-from mirage.evaluate import predictors as pr
 from mirage.sample.base import Completion, Sampler
 from mirage.tasks import toy
+
+if TYPE_CHECKING:  # annotations only: the tests import it where they use it
+    import pandas as pd
 
 
 def samples(preds_by_problem: dict[str, list], gt: dict[str, str] | None = None, source: str = "toy-math",
             fmt: float = 1.0, nlp=None, tokens: int = 4) -> pd.DataFrame:
     """Sample rows of one dataset: problem -> its samples' preds (None: no answer)."""
+    import pandas as pd
+
     rows = []
     for pid, preds in preds_by_problem.items():
         truth = (gt or {}).get(pid, "1")
@@ -32,6 +36,8 @@ def samples(preds_by_problem: dict[str, list], gt: dict[str, str] | None = None,
 
 
 def one(frame: pd.DataFrame, problems=None) -> pd.Series:
+    from mirage.evaluate import predictors as pr
+
     table = pr.predictor_table(frame, problems)
     assert len(table) == 1 and list(table.columns) == pr.PREDICTOR_COLUMNS
     return table.iloc[0]
@@ -64,11 +70,15 @@ def test_a_tie_counts_the_share_of_tied_clusters_that_are_right():
 
 def test_answers_are_clustered_by_the_tasks_checker():
     # the testbed compares stripped strings: " 7" and "7" are one answer
+    from mirage.evaluate import predictors as pr
+
     share, right = pr.majority([" 7", "7", "8"], [True, True, False], "toy-math")
     assert (share, right) == (pytest.approx(2 / 3), 1.0)
 
 
 def test_n_of_one_has_no_saturation_gap():
+    import pandas as pd
+
     row = one(samples({"a": ["1"], "b": ["2"]}))
     assert row["n"] == 1 and row["pass_at_1"] == row["pass_at_n"] == row["pass_at_half"] == 0.5
     assert math.isnan(row["saturation_gap"]) and pd.isna(row["saturated"]) and row["k_knee"] == 1
@@ -77,6 +87,10 @@ def test_n_of_one_has_no_saturation_gap():
 
 def test_saturation_flag_and_knee_on_known_curves():
     # every problem solved once in 8: pass@k = k / 8, far from flat at n
+    import pandas as pd
+
+    from mirage.evaluate import predictors as pr
+
     rising = one(samples({p: ["1"] + ["0"] * 7 for p in "abcd"}))
     assert rising["pass_at_half"] == pytest.approx(0.5) and rising["pass_at_n"] == 1.0
     assert rising["saturation_gap"] == pytest.approx(0.5) and not rising["saturated"] and rising["k_knee"] == 8
@@ -94,6 +108,10 @@ def test_saturation_flag_and_knee_on_known_curves():
 
 
 def test_passk_predictors_refuse_mixed_n():
+    import pandas as pd
+
+    from mirage.evaluate import predictors as pr
+
     with pytest.raises(ValueError, match="same n"):
         pr.passk_predictors(pd.DataFrame({"n": [4, 8], "c": [1, 1]}))
 
@@ -155,16 +173,25 @@ def test_procedure_shares_on_the_testbed_and_nan_elsewhere():
 
 
 def test_an_empty_sample_frame_is_an_error():
+    import pandas as pd
+
+    from mirage import evaluate as ev
+    from mirage.evaluate import predictors as pr
+
     with pytest.raises(ValueError, match="no samples"):
         pr.predictor_table(pd.DataFrame(columns=ev.core.SAMPLE_COLUMNS))
 
 
 # --- rank correlation -------------------------------------------------------------------------
 def test_average_ranks_share_ties():
+    from mirage.evaluate import predictors as pr
+
     assert pr.average_ranks(np.array([[3.0, 1.0, 3.0, 2.0]])).tolist() == [[3.5, 1.0, 3.5, 2.0]]
 
 
 def test_spearman_is_one_for_a_monotone_relation_and_minus_one_reversed():
+    from mirage.evaluate import predictors as pr
+
     x = np.array([[0.1, 0.5, 0.2, 0.9, 0.3]])
     assert pr.spearman_rows(x, x ** 3)[0] == pytest.approx(1.0)
     assert pr.spearman_rows(x, -np.exp(x))[0] == pytest.approx(-1.0)
@@ -172,6 +199,8 @@ def test_spearman_is_one_for_a_monotone_relation_and_minus_one_reversed():
 
 
 def test_bootstrap_ci_is_tight_for_a_clean_relation_and_spans_zero_for_noise():
+    from mirage.evaluate import predictors as pr
+
     x = np.linspace(0, 1, 10)
     clean = pr.rank_correlation(x, [[2 * v + e for e in (-0.01, 0.0, 0.01)] for v in x], n_boot=500)
     assert clean["rho"] == pytest.approx(1.0) and clean["ci_low"] > 0.8 and clean["n_pairs"] == 10
@@ -185,6 +214,8 @@ def test_bootstrap_ci_is_tight_for_a_clean_relation_and_spans_zero_for_noise():
 
 
 def test_rank_correlation_is_deterministic_for_a_seed():
+    from mirage.evaluate import predictors as pr
+
     x = [0.1, 0.4, 0.2, 0.8]
     ys = [[0.0, 0.1], [0.3, 0.2], [0.1, 0.1], [0.5, 0.9]]
     assert pr.rank_correlation(x, ys, n_boot=200, seed=5) == pr.rank_correlation(x, ys, n_boot=200, seed=5)
@@ -193,6 +224,8 @@ def test_rank_correlation_is_deterministic_for_a_seed():
 
 def _gains(outcome_of, conditions=("ground_truth", "random"), seeds=(0, 1, 2)):
     """A made-up gain table: pair i's gain for a condition is outcome_of(condition, i) (+ seed jitter)."""
+    import pandas as pd
+
     rows = []
     for i in range(8):
         for c in conditions:
@@ -208,6 +241,10 @@ def _gains(outcome_of, conditions=("ground_truth", "random"), seeds=(0, 1, 2)):
 def test_correlations_find_the_predictor_that_made_the_outcome():
     """random's gain beyond ground truth grows with the majority share and does not depend on entropy;
     ground truth's own gain falls with pass@1."""
+    import pandas as pd
+
+    from mirage.evaluate import predictors as pr
+
     rng = np.random.default_rng(0)
     predictors = pd.DataFrame({"model": [f"m{i}" for i in range(8)], "task": "t", "dataset": "d",
                                "pass_at_1": np.linspace(0.1, 0.9, 8), "majority_share": rng.permutation(8) / 8,
@@ -230,6 +267,10 @@ def test_correlations_find_the_predictor_that_made_the_outcome():
 
 
 def test_a_predictor_missing_for_some_pair_has_no_rho_and_duplicates_are_refused():
+    import pandas as pd
+
+    from mirage.evaluate import predictors as pr
+
     predictors = pd.DataFrame({"model": [f"m{i}" for i in range(8)], "task": "t", "dataset": "d",
                                "pass_at_1": np.linspace(0, 1, 8), "mean_token_entropy": [np.nan] + [1.0] * 7})
     table = pr.predictor_correlations(predictors, _gains(lambda c, i: i), n_boot=50)
@@ -242,6 +283,7 @@ def test_a_predictor_missing_for_some_pair_has_no_rho_and_duplicates_are_refused
 def _two_task_gains(gt_gain, cond_gain, models=8, seeds=(0, 1, 2), jitter=0.0):
     """A gain table over models m0..m{models-1} x tasks a, b: ground truth gains gt_gain(model i, task) and the
     technique "random" cond_gain(i, task), the same in every seed except a seed jitter."""
+    import pandas as pd
     rows = []
     for i in range(models):
         for task in ("a", "b"):
@@ -256,6 +298,7 @@ def _two_task_gains(gt_gain, cond_gain, models=8, seeds=(0, 1, 2), jitter=0.0):
 
 
 def _two_task_predictors(value, models=8):
+    import pandas as pd
     return pd.DataFrame([{"model": f"m{i}", "task": t, "dataset": f"{t}_test", "pass_at_1": value(i, t)}
                          for i in range(models) for t in ("a", "b")])
 
@@ -264,6 +307,7 @@ def test_stratified_rho_ignores_a_difference_between_tasks_that_a_pooled_rho_tur
     """Task b's pairs have a higher predictor and a higher outcome than task a's, while within each task the
     outcome is unrelated to the predictor (rho exactly 0): pooled over the 10 pairs Spearman's rho is strong,
     the within-task one is 0."""
+    from mirage.evaluate import predictors as pr
     x = np.array([1, 2, 3, 4, 5, 11, 12, 13, 14, 15], float)
     y = np.array([2, 5, 3, 1, 4, 12, 15, 13, 11, 14], float)  # within each task: ranks 2 5 3 1 4, rho 0
     tasks = np.array(["a"] * 5 + ["b"] * 5)
@@ -285,6 +329,7 @@ def test_stratified_rho_ignores_a_difference_between_tasks_that_a_pooled_rho_tur
 def test_two_test_sets_of_one_task_are_two_strata():
     """A task evaluated on two test sets (the contamination study's leaked and fresh sets): each set is its own
     stratum, so pairs of different test sets are never ranked together."""
+    from mirage.evaluate import predictors as pr
     x = np.array([1, 2, 3, 4, 5, 11, 12, 13, 14, 15], float)
     gains = _two_task_gains(lambda i, t: 0.5, lambda i, t: 0.5 + 0.01 * x[i + (5 if t == "b" else 0)], models=5)
     gains = gains.assign(task="t")
@@ -298,6 +343,7 @@ def test_resampling_models_as_clusters_is_wider_than_resampling_pairs_when_a_mod
     """Each model has the same predictor and outcome on both tasks: its two pairs are one observation, not
     two. Resampling pairs treats them as independent and halves the variance of the within-task rho; resampling
     models keeps them together, so its CI is wider."""
+    from mirage.evaluate import predictors as pr
     rng = np.random.default_rng(3)
     xs, ys = rng.normal(size=8), rng.normal(size=8)
     ys = 0.6 * xs + ys
@@ -319,6 +365,7 @@ def test_resampling_models_as_clusters_is_wider_than_resampling_pairs_when_a_mod
 def test_the_fraction_recovered_is_asked_only_where_ground_truth_gained_enough():
     """Ground truth gains 0.01 on two of task a's pairs: those leave the fraction outcome (not the
     difference); the fraction is mean gain / ground truth's mean gain, the difference their difference."""
+    from mirage.evaluate import predictors as pr
     gt = lambda i, t: 0.01 if (t == "a" and i < 2) else 0.1 + 0.05 * i  # noqa: E731
     gains = _two_task_gains(gt, lambda i, t: 0.5 * gt(i, t) * (1 + i / 10), models=6)
     table = pr.predictor_outcomes(_two_task_predictors(lambda i, t: i / 10, 6), gains, n_boot=200)
@@ -330,6 +377,7 @@ def test_the_fraction_recovered_is_asked_only_where_ground_truth_gained_enough()
 
 
 def test_the_reading_follows_the_width_of_the_interval():
+    from mirage.evaluate import predictors as pr
     assert pr.reading(-0.7, 0.8) == "uninformative"  # spans most of [-1, 1]: never a null
     assert pr.reading(0.1, 0.9) == "positive" and pr.reading(-0.9, -0.2) == "negative"
     assert pr.reading(-0.3, 0.4) == "not established" and pr.reading(float("nan"), 0.2) == "n/a"
@@ -338,6 +386,7 @@ def test_the_reading_follows_the_width_of_the_interval():
 
 
 def test_the_permutation_p_is_exact_for_small_strata_and_tells_a_perfect_ranking_from_none():
+    from mirage.evaluate import predictors as pr
     x = np.arange(5.0)
     assert pr.permutation_p(x, x, ["a"] * 5) == pytest.approx(2 / 120)  # only the ranking and its reverse
     assert pr.permutation_p(np.tile(x, 2), np.tile(x, 2), ["a"] * 5 + ["b"] * 5) == pytest.approx(2 / 14400)
@@ -351,6 +400,7 @@ def test_the_permutation_p_is_exact_for_small_strata_and_tells_a_perfect_ranking
 def test_the_committed_outcome_table_is_recomputed_from_the_committed_tables(tmp_path):
     """figures/testbed-predictors/predictor_outcomes.csv is what committed_outcomes computes from the
     results.csv and predictors.csv beside it, byte for byte (scripts/predictor_outcomes.py writes it)."""
+    from mirage.evaluate import predictors as pr
     from mirage.study.predictors import committed_outcomes, write_csv
 
     folder = Path(__file__).resolve().parents[1] / "figures" / "testbed-predictors"
@@ -387,6 +437,11 @@ class ScriptSampler(Sampler):
 
 
 def test_an_old_folder_without_the_logprob_column_loads_resumes_and_gives_nan_entropy(tmp_path):
+    import pandas as pd
+
+    from mirage import evaluate as ev
+    from mirage.evaluate import predictors as pr
+
     path = tmp_path / "toy.parquet"
     frame = toy.problems_frame("toy-math", "test", 6, seed=2)
     frame.to_parquet(path)
@@ -423,6 +478,8 @@ def test_an_old_folder_without_the_logprob_column_loads_resumes_and_gives_nan_en
 def test_the_study_section_draws_the_figure_and_tables_only_with_a_predictors_table(tmp_path):
     """On the stored study fixture (4 pairs x 2 seeds): a predictor ranked like ground truth's gain gets
     rho 1 for it; the figure (PNG + PDF) and both CSVs are written; without a table, one line and nothing."""
+    import pandas as pd
+
     from mirage.study import predictors as sp
 
     fixture = Path(__file__).parent / "fixtures" / "study"

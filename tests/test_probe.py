@@ -6,17 +6,16 @@ import sys
 import types
 from dataclasses import dataclass
 
-import pandas as pd
 import pytest
 
-from mirage.probe import text as P
-from mirage.probe.contamination import probe_contamination, read_rows
 from mirage.sample.base import RawText, prompt_token_ids, raw_token_ids
 from mirage.tasks import toy as T
 
 
 # --- text: statement, cut, matching, ROUGE-L ----------------------------------------------
 def test_cut_on_characters_with_trailing_space_moved_to_the_remainder():
+    from mirage.probe import text as P
+
     assert P.cut("Caesar +3: cab", 0.4) == P.Cut("Caesa", "r +3: cab")  # floor(0.4 * 14) = 5
     assert P.cut("Caesar +3: cab", 0.5) == P.Cut("Caesar", " +3: cab")  # the space goes with the remainder
     assert P.cut("5+3*4-2", 0.8) == P.Cut("5+3*4", "-2")
@@ -29,16 +28,22 @@ def test_cut_on_characters_with_trailing_space_moved_to_the_remainder():
 
 @pytest.mark.parametrize("fraction", [0, 1, -0.2, 1.5])
 def test_cut_refuses_a_fraction_outside_the_open_interval(fraction):
+    from mirage.probe import text as P
+
     with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\)"):
         P.cut("5+3*4", fraction)
 
 
 def test_cut_refuses_a_statement_too_short_to_split():
+    from mirage.probe import text as P
+
     with pytest.raises(ValueError, match="cannot be cut"):
         P.cut("x", 0.5)
 
 
 def test_exact_match_up_to_whitespace_and_judging_only_the_remainder():
+    from mirage.probe import text as P
+
     assert P.exact_match("*4-2\n<think>3*4=12", "*4-2")
     assert P.exact_match("  r +3:\tcab", " r +3: cab")  # whitespace runs and the leading space
     assert not P.exact_match("*4-3", "*4-2") and not P.exact_match("*4", "*4-2")
@@ -47,6 +52,8 @@ def test_exact_match_up_to_whitespace_and_judging_only_the_remainder():
 
 
 def test_rouge_l_on_known_strings():
+    from mirage.probe import text as P
+
     assert P.tokens("3*4-2") == ["3", "*", "4", "-", "2"]
     assert P.tokens("∫₀¹ x² dx, ℝ") == ["∫", "₀¹", "x²", "dx", ",", "ℝ"]  # \w is Unicode-aware
     # ref [the cat on the mat], hyp [the cat sat on]: LCS 3, P 3/4, R 3/5
@@ -59,6 +66,8 @@ def test_rouge_l_on_known_strings():
 
 
 def test_problem_statement_drops_the_instruction():
+    from mirage.probe import text as P
+
     from mirage.data.math_data import math_prompt
 
     toy = T.generate("toy-math", "test", 1, seed=1)[0]
@@ -77,6 +86,10 @@ def test_statement_of_every_paper_eval_set_is_its_problem_not_the_instruction(tm
     """On the real rows (prepared from the mirror): the probe cuts the problem text itself: MATH500 /
     AIME24 / AMC23 without the math instruction, KOR-Bench its question without template or rule,
     SynLogic the whole question (it has no instruction around it)."""
+    import pandas as pd
+
+    from mirage.probe import text as P
+
     from conftest import SHARED_DATA
     from mirage.data.math_data import INSTRUCTION
 
@@ -102,6 +115,8 @@ def test_statement_of_every_paper_eval_set_is_its_problem_not_the_instruction(tm
 
 
 def test_parse_fractions():
+    from mirage.probe import text as P
+
     assert P.parse_fractions("0.8,0.4, 0.6") == (0.4, 0.6, 0.8)
     for bad in ("0.4,1", "0", "", "a,b", "0.4,0.4", "-0.1"):
         with pytest.raises(ValueError, match="--fractions"):
@@ -120,6 +135,8 @@ def test_raw_prompt_starts_a_document_with_one_bos():
 
 # --- the probe on a testbed model ---------------------------------------------------------------
 def _toy_parquet(path, questions, source="toy-math"):
+    import pandas as pd
+
     rows = []
     for i, q in enumerate(questions):
         p = T.Problem(source, q, "7", "", "8", "", 3)
@@ -129,6 +146,8 @@ def _toy_parquet(path, questions, source="toy-math"):
 
 
 def test_memoriser_ceiling_counts_statements_sharing_a_prefix():
+    import pandas as pd
+
     from mirage.probe.contamination import summarise
 
     rows = pd.DataFrame({"dataset": "d", "fraction": 0.5, "problem_id": ["0", "1", "2", "3"],
@@ -139,6 +158,11 @@ def test_memoriser_ceiling_counts_statements_sharing_a_prefix():
 
 
 def test_probe_rows_summary_and_resume(tmp_path):
+    import pandas as pd
+
+    from mirage.probe import text as P
+    from mirage.probe.contamination import probe_contamination, read_rows
+
     data = _toy_parquet(tmp_path / "hand.parquet", ["5+3*4-2", "Compute ∫₀¹ x² dx", "9-2*3", "1+1*1"])
     out = tmp_path / "probe"
     summary = probe_contamination("dial-90", data, fractions="0.5,0.8", out_dir=out, batch_size=2, progress=False,
@@ -182,6 +206,8 @@ class _Memoriser:
 
 def test_probe_through_the_vllm_sampler(tmp_path, monkeypatch):
     """--backend vllm: raw prefixes reach the engine as token ids with one BOS (a fake vLLM that memorised)."""
+    from mirage.probe.contamination import probe_contamination
+
     from mirage.models import resolve_model
     from mirage.sample import parallel as par
     from mirage.sample import vllm as vs
@@ -266,6 +292,8 @@ def test_cli_refuses_a_model_without_a_tokenizer(tmp_path):
 
 # --- the fresh split: never-leaked problems ---------------------------------------------------------
 def test_fresh_split_is_test_bucket_problems_outside_the_test_set(tmp_path):
+    import pandas as pd
+
     from mirage.tasks import get_task
 
     fresh = T.fresh_problems("toy-math", 200)
@@ -282,6 +310,8 @@ def test_fresh_split_is_test_bucket_problems_outside_the_test_set(tmp_path):
 
 def test_contamination_notebook_draws_both_figures(tmp_path):
     """50_contamination on the stored fixture study: the probe figure (2 problems) and the RQ1 gain figure."""
+    import pandas as pd
+
     import shutil
     from pathlib import Path
 
@@ -321,6 +351,8 @@ def test_probe_tells_the_leaked_model_from_a_clean_one(tmp_path):
     statement given, the leaked model reproduces the rest of far more leaked problems than fresh ones, and far
     more than the clean model (full sets: 0.56 vs 0.09 vs 0.015; a memoriser's ceiling is ~0.81, the prefixes
     of a few leaked problems being alike)."""
+    from mirage.probe.contamination import probe_contamination
+
     em = {}
     for model in ("dial-10-leaked", "dial-60"):
         summary = probe_contamination(model, "toy-math+fresh", fractions="0.8", limit=40, out_dir=tmp_path / model,

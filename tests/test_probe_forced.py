@@ -4,15 +4,18 @@ fail); bad input is refused before any work; the folder resumes; a shipped testb
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from mirage.probe.forced import forced_prefix, probe_forced, read_rows, split_steps
 from mirage.sample.base import Completion, RawText, Sampler
 from mirage.tasks import toy
+
+if TYPE_CHECKING:  # annotations only: the tests import it where they use it
+    import pandas as pd
 
 
 class HabitSampler(Sampler):
@@ -31,6 +34,8 @@ class HabitSampler(Sampler):
         return f"<|user|>{messages[-1]['content']}<|assistant|>"
 
     def generate(self, prompts, params, seeds):
+        from mirage.probe.forced import split_steps
+
         out = []
         for prompt in prompts:
             if isinstance(prompt, RawText):
@@ -61,6 +66,8 @@ def dataset(tmp_path):
 
 
 def test_a_buggy_habit_model_that_can_continue_is_scored_capable_when_forced(dataset, tmp_path):
+    from mirage.probe.forced import forced_prefix, probe_forced, read_rows, split_steps
+
     path, frame = dataset
     sampler = HabitSampler(frame, capable=True)
     summary = probe_forced("fake", str(path), sampler=sampler, out_dir=tmp_path / "p", progress=False).iloc[0]
@@ -75,6 +82,8 @@ def test_a_buggy_habit_model_that_can_continue_is_scored_capable_when_forced(dat
 
 
 def test_a_model_that_cannot_continue_is_scored_incapable(dataset, tmp_path):
+    from mirage.probe.forced import probe_forced
+
     path, frame = dataset
     summary = probe_forced("fake", str(path), sampler=HabitSampler(frame, capable=False), out_dir=tmp_path / "p",
                            progress=False).iloc[0]
@@ -82,6 +91,8 @@ def test_a_model_that_cannot_continue_is_scored_incapable(dataset, tmp_path):
 
 
 def test_more_prefix_steps_and_resume_and_other_settings_refused(dataset, tmp_path):
+    from mirage.probe.forced import probe_forced
+
     path, frame = dataset
     out = tmp_path / "p"
     first = probe_forced("fake", str(path), prefix_steps=2, sampler=HabitSampler(frame, True), out_dir=out,
@@ -99,6 +110,8 @@ def test_more_prefix_steps_and_resume_and_other_settings_refused(dataset, tmp_pa
 
 
 def test_bad_input_is_refused_before_any_work(dataset, tmp_path):
+    from mirage.probe.forced import probe_forced
+
     path, frame = dataset
     sampler = HabitSampler(frame, True)
     with pytest.raises(ValueError, match=r"--prefix-steps 4: .* has \d step"):
@@ -111,6 +124,10 @@ def test_bad_input_is_refused_before_any_work(dataset, tmp_path):
 
 
 def test_a_task_without_worked_solutions_is_refused(tmp_path):
+    import pandas as pd
+
+    from mirage.probe.forced import probe_forced
+
     path = tmp_path / "m.parquet"
     pd.DataFrame([{"data_source": "math500", "prompt": [{"role": "user", "content": "1+1?"}], "ability": "math",
                    "reward_model": {"style": "rule", "ground_truth": "2"},
@@ -121,6 +138,8 @@ def test_a_task_without_worked_solutions_is_refused(tmp_path):
 
 
 def test_a_shipped_testbed_model_runs_through_the_probe(tmp_path):
+    from mirage.probe.forced import probe_forced, read_rows
+
     from mirage.models import resolve_model
 
     model = Path(resolve_model("dial-90"))

@@ -2,7 +2,6 @@
 
 import json
 
-import pandas as pd
 import pytest
 
 from mirage.rewards import compute_score
@@ -29,6 +28,8 @@ def test_names_parse_and_bad_ones_are_clear_errors():
 
 
 def test_splits_are_generated_disjoint_and_regenerated_when_the_spec_changes(tmp_path):
+    import pandas as pd
+
     name = "rg:basic_arithmetic@train_size=40,test_size=10,seed=3"
     task = get_task(name)
     train = pd.read_parquet(task.dataset_file(task.train, tmp_path))
@@ -50,6 +51,8 @@ def test_splits_are_generated_disjoint_and_regenerated_when_the_spec_changes(tmp
 
 
 def test_scored_by_reasoning_gyms_own_function_behind_the_worker(tmp_path):
+    import pandas as pd
+
     task = get_task("rg:basic_arithmetic@train_size=20,test_size=5")
     row = pd.read_parquet(task.dataset_file(task.evals[0], tmp_path)).iloc[0]
     gold, info = row["reward_model"]["ground_truth"], row["extra_info"]
@@ -70,6 +73,8 @@ def test_scored_by_reasoning_gyms_own_function_behind_the_worker(tmp_path):
 def test_eval_cli_on_a_testbed_model(tmp_path, monkeypatch, capsys):
     """`mirage eval --backend hf --task rg:...` runs on CPU with a small model whose context holds the prompts
     (an untrained one: it scores ~0); the shipped testbed models' 160 positions do not, which is one line."""
+    import pandas as pd
+
     from mirage.cli import main
     from mirage.testbed.models import make_model
     from mirage.testbed.tokenizer import make_tokenizer

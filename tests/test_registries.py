@@ -12,7 +12,8 @@ from mirage import registry, runs
 from mirage.conditions import CONDITIONS, Condition, register_condition
 from mirage.objectives import ESTIMATORS
 from mirage.rewards import REWARDS, Responses, Reward, compute_score, register_reward
-from mirage.rewards.checkers import CHECKERS, Checker, Verdict, register_checker, route
+from mirage.rewards.checkers import CHECKERS, Checker, Verdict, register_checker
+from mirage.rewards.routing import route
 from mirage.tasks import TASKS, Task, get_task, load_tasks, register_task
 
 
@@ -147,7 +148,7 @@ def plugin(tmp_path, monkeypatch):
 
 def test_a_plugin_task_and_group_reward_train_and_evaluate(plugin, tmp_path, monkeypatch):
     from mirage.evaluate import evaluate
-    from mirage.train import run
+    from mirage.train.dispatch import run
 
     monkeypatch.setenv("MIRAGE_DATA", str(tmp_path / "data"))
     task = get_task("pair-sum")

@@ -5,14 +5,12 @@ import random
 import re
 import threading
 
-import pandas as pd
 import pytest
 
 from mirage.rewards import (RESULT_KEYS, compute_score, compute_scores, extract_answer, format_ok,
                             majority_vote_rewards, mean_token_logprob, random_coin)
 from mirage.rewards.group import cluster_answers
 from conftest import SHARED_DATA as DATA
-
 
 
 def wrap(answer, think="reasoning"):
@@ -121,6 +119,8 @@ def test_amc_float_answers():
 
 @pytest.mark.shared_data
 def test_aime_and_deepscaler_answers():
+    import pandas as pd
+
     for r in _jsonl(DATA / "aime24" / "test.jsonl")[:10]:
         assert compute_score("aime24", wrap(f"x = {r['answer']}"), r["answer"])["acc"] == 1.0
         assert compute_score("aime24", wrap(str(int(r["answer"]) + 1)), r["answer"])["acc"] == 0.0

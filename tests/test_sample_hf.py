@@ -1,10 +1,8 @@
 """mirage.sample.hf: the KV-cache decode loop and the HFSampler."""
 
 import pytest
-import torch
 
 from mirage.sample.base import SamplingParams, prompt_seed
-from mirage.sample.hf import HFSampler, sample_tokens
 from mirage.testbed.models import make_model
 from mirage.testbed.tokenizer import make_tokenizer
 
@@ -13,6 +11,8 @@ PROMPTS = ["3+4*2", "Caesar +3: cab", "9", "1+2+3+4-5*6"]
 
 @pytest.fixture(scope="module")
 def tiny():
+    import torch
+
     torch.set_num_threads(1)
     tok = make_tokenizer()
     model = make_model(tok, hidden=64, layers=2, heads=4, seed=0).eval()
@@ -28,6 +28,8 @@ def _encode(tok, texts):
 
 
 def _run(model, tok, prompts, seeds, **kw):
+    from mirage.sample.hf import sample_tokens
+
     kw.setdefault("max_tokens", 24)
     return sample_tokens(model, _encode(tok, prompts), seeds, stop_token_ids=tok.eos_token_id,
                          pad_token_id=tok.pad_token_id, **kw)
@@ -39,6 +41,8 @@ def _rows(batch, i, n):
 
 
 def test_same_seed_same_samples_other_seed_differs(tiny):
+    import torch
+
     model, tok = tiny
     a = _run(model, tok, PROMPTS, [1, 2, 3, 4], n=4)
     b = _run(model, tok, PROMPTS, [1, 2, 3, 4], n=4)
@@ -50,6 +54,8 @@ def test_same_seed_same_samples_other_seed_differs(tiny):
 
 
 def test_samples_do_not_depend_on_batch_composition(tiny):
+    import torch
+
     model, tok = tiny
     seeds = [prompt_seed(0, p) for p in PROMPTS]
     together = _run(model, tok, PROMPTS, seeds, n=3)
@@ -64,6 +70,8 @@ def test_samples_do_not_depend_on_batch_composition(tiny):
 
 
 def test_sample_j_does_not_depend_on_n(tiny):
+    import torch
+
     model, tok = tiny
     two = _run(model, tok, PROMPTS[:2], [11, 12], n=2)
     five = _run(model, tok, PROMPTS[:2], [11, 12], n=5)
@@ -73,6 +81,8 @@ def test_sample_j_does_not_depend_on_n(tiny):
 
 
 def test_logprobs_equal_a_full_forward_without_cache(tiny):
+    import torch
+
     model, tok = tiny
     prompts = _encode(tok, PROMPTS)
     batch = _run(model, tok, PROMPTS, [3, 1, 4, 1], n=2, temperature=0.7)
@@ -86,6 +96,10 @@ def test_logprobs_equal_a_full_forward_without_cache(tiny):
 
 
 def test_finish_reasons_stop_and_length(tiny):
+    import torch
+
+    from mirage.sample.hf import sample_tokens
+
     model, tok = tiny
     prompts = _encode(tok, PROMPTS)
     every = list(range(len(tok)))  # every token stops: one token each, finish "stop"
@@ -107,6 +121,10 @@ def test_finish_reasons_stop_and_length(tiny):
 
 
 def test_greedy_equals_hf_generate(tiny):
+    import torch
+
+    from mirage.sample.hf import sample_tokens
+
     model, tok = tiny
     prompts = _encode(tok, PROMPTS)
     batch = sample_tokens(model, prompts, [0] * 4, n=1, temperature=0, max_tokens=12,
@@ -119,6 +137,8 @@ def test_greedy_equals_hf_generate(tiny):
 
 
 def test_top_p_samples_only_inside_the_nucleus(tiny):
+    import torch
+
     model, tok = tiny
     prompts = _encode(tok, PROMPTS)
 
@@ -145,6 +165,8 @@ def test_top_p_samples_only_inside_the_nucleus(tiny):
 
 
 def test_hf_sampler_interface(tiny, tmp_path):
+    from mirage.sample.hf import HFSampler
+
     model, tok = tiny
     model.save_pretrained(tmp_path / "m")
     tok.save_pretrained(tmp_path / "m")

@@ -17,7 +17,6 @@ import sys
 import types
 from dataclasses import dataclass
 
-import pandas as pd
 import pytest
 
 from mirage.sample import parallel as par
@@ -300,6 +299,8 @@ def _rows(out):
 
 
 def test_evaluate_with_vllm_resumes_and_shards_identically(toy_dataset, tmp_path, monkeypatch):
+    import pandas as pd
+
     from mirage.evaluate import evaluate
 
     kwargs = dict(n=4, max_tokens=10, seed=1, batch_size=2, score_processes=0, progress=False)

@@ -7,7 +7,6 @@ and the t quantiles against known values."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from mirage.study import seeds
@@ -83,6 +82,8 @@ def test_holm_step_down():
 
 def test_seed_summary_gains_carry_p_and_holm_over_the_summary_as_one_family():
     """Two conditions, 3 seeds, 100 problems: a clear gain survives, a tiny one does not; levels carry no p."""
+    import pandas as pd
+
     rng = np.random.default_rng(5)
     base = rng.integers(0, 9, size=100)
     rows = [dict(model="m", task="t", condition="base", regime="", seed=pd.NA, step=0, dataset="d", eval_tag="",

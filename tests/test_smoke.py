@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from mirage import smoke
 
 
 def test_widen_heads_is_exact_and_refuses_what_it_cannot_widen():
+    import torch
+
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)

@@ -10,7 +10,6 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from conftest import wait_for_exit
@@ -331,6 +330,8 @@ def test_a_stage_run_waits_on_nothing_outside_it(tmp_path):
 
 
 def _gain_rows():
+    import pandas as pd
+
     rows = []
 
     def add(model, cond, step, p1, seed=0):
@@ -348,6 +349,8 @@ def _gain_rows():
 
 
 def test_gain_table_guards_tiny_baseline_gains():
+    import pandas as pd
+
     rows, _ = _gain_rows()
     g = study.gain_table(pd.DataFrame(rows)).set_index(["model", "condition"])
     assert g.loc[("strong", "random"), "baseline"] == CONDITIONS["random"].baseline == "ground_truth"
@@ -359,6 +362,8 @@ def test_gain_table_guards_tiny_baseline_gains():
 
 def test_gain_table_uses_each_conditions_own_baseline():
     """A condition registered with another baseline is compared with that one, not with ground truth."""
+    import pandas as pd
+
     from mirage.conditions import Condition, register_condition
 
     register_condition(Condition("vs_random", "RQ1", "ground_truth", baseline="random", colour="#010203"))

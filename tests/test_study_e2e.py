@@ -20,12 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from conftest import wait_for_exit
 from mirage import study
-from mirage.evaluate import read_samples
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +56,10 @@ def _wait_for(record: Path, proc: subprocess.Popen, timeout: float = 400) -> Non
 
 
 def test_study_survives_kill_and_failure_and_completes(tmp_path):
+    import pandas as pd
+
+    from mirage.evaluate import read_samples
+
     out = tmp_path / "study"
     preset = study.load_preset(PRESET)
     cells = preset.cells()

@@ -4,21 +4,26 @@ notebook, and a tiny mechanism-like study end to end (2 regimes x 2 seeds, greed
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import subprocess
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from mirage import study
-from mirage.passk import bootstrap_ci
+
+if TYPE_CHECKING:  # annotations only: the tests import it where they use it
+    import pandas as pd
 
 
 # --- the two-level bootstrap ---------------------------------------------------------------------
 def _problems(scores: dict[int, np.ndarray], base: np.ndarray, n: int = 4, step: int = 20, condition: str = "random",
               regime: str = "", eval_tag: str = "") -> pd.DataFrame:
     """A per-problem table (the problems.parquet schema) from per-seed correct counts and the base model's."""
+    import pandas as pd
+
     rows = []
     for pid, c in enumerate(base):
         rows.append(dict(model="m", task="t", condition="base", regime="", seed=pd.NA, step=0, dataset="d",
@@ -36,6 +41,10 @@ SEED0 = RNG.integers(0, 5, size=60)
 
 
 def test_one_seed_gives_exactly_the_problem_only_bootstrap_and_a_t_interval_over_problems():
+    import pandas as pd
+
+    from mirage.passk import bootstrap_ci
+
     n = np.full(60, 4)
     ref = bootstrap_ci(n, SEED0, ks=[1], n_boot=1000, seed=3).iloc[0]
     for resample in ("per_seed", "shared"):
@@ -77,6 +86,8 @@ def test_the_gain_is_measured_on_the_same_problems_as_the_base():
 
 
 def test_seed_summary_uses_each_seeds_last_checkpoint_and_refuses_unequal_problem_sets():
+    import pandas as pd
+
     early = _problems({0: np.zeros(60), 1: np.zeros(60)}, BASE, step=10)
     late = _problems({0: SEED0, 1: np.full(60, 4)}, BASE, step=20)
     table = pd.concat([early, late[late.condition != "base"]], ignore_index=True)
@@ -98,6 +109,8 @@ def test_seed_summary_uses_each_seeds_last_checkpoint_and_refuses_unequal_proble
 
 # --- the regime tables ------------------------------------------------------------------------------
 def _results_and_dynamics():
+    import pandas as pd
+
     rows, dyn = [], []
 
     def add(cond, regime, seed, step, p1, tag=""):
@@ -179,6 +192,8 @@ jobs: 2
 
 @pytest.mark.slow
 def test_a_mechanism_study_runs_its_regimes_seeds_greedy_evaluation_and_notebook(tmp_path):
+    import pandas as pd
+
     from mirage.evaluate import read_samples
 
     preset_file = tmp_path / "mech-tiny.yaml"
@@ -231,6 +246,8 @@ def test_a_mechanism_study_runs_its_regimes_seeds_greedy_evaluation_and_notebook
 
 def test_tables_written_before_regimes_and_greedy_are_read_with_both_empty(tmp_path):
     """A study directory from before (no regime / eval_tag columns) still loads, and its gains compute."""
+    import pandas as pd
+
     results, dynamics = _results_and_dynamics()
     old = results[results.eval_tag == ""].drop(columns=["regime", "eval_tag"])
     (tmp_path / "alignment").mkdir()

@@ -20,7 +20,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from mirage import study
@@ -33,6 +32,8 @@ PRESET = "testbed-ci"
 
 # --- fast ------------------------------------------------------------------------------------------------
 def _part(path: Path, ids: list[str], rows: int) -> Path:
+    import pandas as pd
+
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"problem_id": [i for i in ids for _ in range(rows)]}).to_parquet(path)
     return path

@@ -6,7 +6,6 @@ import random
 import re
 import string
 
-import pandas as pd
 import pytest
 
 from mirage.rewards import extract_answer, format_ok
@@ -126,6 +125,8 @@ def test_prompt_and_response_lengths(task, tokenizer):
 
 # --- rows and files ---------------------------------------------------------------
 def test_ensure_dataset_writes_verl_rows(tmp_path):
+    import pandas as pd
+
     path = T.ensure_dataset("toy-logic_test", root=tmp_path, n=40, seed=2)
     assert path == tmp_path / "verl" / "toy-logic_test.parquet"
     df = pd.read_parquet(path)
@@ -145,6 +146,8 @@ def test_ensure_dataset_writes_verl_rows(tmp_path):
 
 
 def test_ensure_dataset_regenerates_a_file_made_otherwise(tmp_path, monkeypatch):
+    import pandas as pd
+
     path = T.ensure_dataset("toy-math_test", root=tmp_path, n=30, seed=1)
     rows = pd.read_parquet(path)
     # other arguments: regenerated, not reused
@@ -165,6 +168,8 @@ def test_ensure_dataset_regenerates_a_file_made_otherwise(tmp_path, monkeypatch)
 
 def test_datasets_in_use_are_regenerated_after_a_generator_change(tmp_path, monkeypatch):
     """The trainer and the evaluator never reuse an older generator's rows, and keep a custom size."""
+    import pandas as pd
+
     from mirage.data.rows import load_rows
 
     path = T.ensure_dataset("toy-logic_train", root=tmp_path, n=24, seed=5)
@@ -188,6 +193,8 @@ def test_datasets_in_use_are_regenerated_after_a_generator_change(tmp_path, monk
 
 
 def test_default_dataset_sizes(tmp_path):
+    import pandas as pd
+
     for task in T.TASK_NAMES:
         train = pd.read_parquet(T.ensure_dataset(f"{task}_train", root=tmp_path))
         test = pd.read_parquet(T.ensure_dataset(f"{task}_test", root=tmp_path))

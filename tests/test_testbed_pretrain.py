@@ -4,7 +4,6 @@ import dataclasses
 import json
 
 import pytest
-import torch
 
 from mirage.rewards import format_ok
 from mirage.tasks import toy as T
@@ -18,6 +17,8 @@ TINY = dict(corpus_size=400, steps=40, batch_size=16, lr=3e-3, warmup_steps=5, h
 
 @pytest.fixture(autouse=True)
 def one_thread():
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # determinism and a fair share of a 2-core CI machine
     yield
@@ -61,6 +62,8 @@ def test_leaked_corpus_holds_the_test_set_at_the_stated_rate():
 
 
 def test_mixed_loss_is_the_token_weighted_loss_of_both_kinds():
+    import torch
+
     from mirage.testbed.models import make_model
     from mirage.testbed.pretrain import whole_loss
 
@@ -90,6 +93,8 @@ def test_config_rejects_bad_mixtures():
 
 
 def test_shared_prefix_loss_equals_plain_loss():
+    import torch
+
     from mirage.testbed.models import make_model
 
     tokenizer = make_tokenizer()
@@ -120,6 +125,8 @@ def test_shared_prefix_loss_equals_plain_loss():
 
 
 def test_tiny_pretraining_learns_and_is_deterministic():
+    import torch
+
     config = PretrainConfig("tiny", {"toy-math": 0.5, "toy-logic": 0.5}, **TINY)
     model, _, stats = train(config, progress=False)
     losses = stats["losses"]
@@ -190,6 +197,8 @@ def test_the_whole_family_is_shipped():
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_model_loads_offline_and_has_its_card(name):
+    import torch
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from mirage.sample.base import apply_chat_template

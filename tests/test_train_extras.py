@@ -9,7 +9,6 @@ import pytest
 
 from mirage.recipes import PAPER_RECIPE
 from mirage.runs import RunConfig
-from mirage.train import loop
 
 MODEL = "dial-60"
 TINY = dict(total_steps=3, train_batch_size=4, rollout_n=4, ppo_mini_batch_size=4, max_response_length=24,
@@ -68,12 +67,16 @@ def test_train_flags_are_checked_before_any_work(tmp_path):
 
 
 def test_tensorboard_absent_is_one_line_naming_the_flag(monkeypatch):
+    from mirage.train import loop
+
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as without the package
     with pytest.raises(ValueError, match=r"--logger tensorboard: the tensorboard package is not installed; install"):
         loop.tensorboard_writer()
 
 
 def test_local_engine_writes_tensorboard_with_verl_names_and_keeps_n_checkpoints(tmp_path, data_root):
+    from mirage.train import loop
+
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

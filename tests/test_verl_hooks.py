@@ -17,7 +17,6 @@ import uuid
 
 import numpy as np
 import pytest
-import torch
 
 pytestmark = pytest.mark.verl
 
@@ -31,6 +30,8 @@ def _dataproto(tensors, non_tensors):
 
 # --- the logic on hand-built DataProto batches -----------------------------------------
 def test_majority_vote_over_each_group():
+    import torch
+
     from mirage.train.verl.sampler import training_scores
 
     data = _dataproto({"response_mask": torch.ones(8, 3)}, {
@@ -45,6 +46,8 @@ def test_majority_vote_over_each_group():
 
 
 def test_entropy_reward_is_the_mean_rollout_logprob():
+    import torch
+
     from mirage.train.verl.sampler import training_scores
 
     logprobs = torch.tensor([[-1.0, -3.0, -7.0], [-0.5, -0.5, -0.5], [-2.0, float("-inf"), 0.0]])
@@ -58,6 +61,8 @@ def test_entropy_reward_is_the_mean_rollout_logprob():
 
 
 def test_uniform_groups_and_pm1_dropping():
+    import torch
+
     from mirage.train.verl.sampler import kept_mask, uniform_groups
 
     uids = np.array(["a"] * 4 + ["b"] * 3 + ["c"], dtype=object)
@@ -220,6 +225,8 @@ def test_sampler_refuses_what_it_cannot_do(tq):
 
 
 def test_reward_manager_scores_in_verls_scoring_actors_with_sample_identity(cluster):
+    import torch
+
     from verl import DataProto
     from verl.trainer.ppo.reward import load_reward_manager
 

@@ -11,7 +11,6 @@ import importlib.util
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from mirage.runs import METRICS, append_jsonl, load_metrics, write_json_atomic
@@ -65,6 +64,8 @@ def test_every_documented_metric_is_in_a_verl_log():
 
 
 def test_same_schema_as_a_testbed_run(tmp_path):
+    import pandas as pd
+
     write_json_atomic(tmp_path / "manifest.json", {"backend": "local", "model": "toy", "task": "toy-math",
                                                    "condition": "random", "seed": 1})
     append_jsonl(tmp_path / "logs" / "metrics-000.jsonl",

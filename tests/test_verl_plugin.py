@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mirage.objectives import ESTIMATORS
 
@@ -79,6 +78,8 @@ EXPECTED = {
 
 
 def _batch():
+    import torch
+
     from verl import DataProto
 
     lengths = torch.tensor([3, 5, 2, 4, 1, 5, 3, 2])
@@ -100,6 +101,8 @@ def algorithm_cfg():
 
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_estimators_through_verls_compute_advantage(name, algorithm_cfg):
+    import torch
+
     from verl.trainer.ppo.ray_trainer import compute_advantage
     from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
 
@@ -118,6 +121,8 @@ def test_estimators_through_verls_compute_advantage(name, algorithm_cfg):
 
 
 def test_w_reinforce_lambda_comes_from_verls_algorithm_config(algorithm_cfg):
+    import torch
+
     from omegaconf import OmegaConf
     from verl.trainer.ppo.ray_trainer import compute_advantage
 
@@ -143,6 +148,8 @@ def _actor_config(low=0.2, high=0.28, c=10.0, mode="vanilla"):
 def test_policy_losses_equal_verls_and_each_other(seed):
     """mirage_vanilla == verl's vanilla (loss and verl's metrics); mirage_no_clip == the unclipped surrogate;
     both through verl's own get_policy_loss_fn, equal to mirage.objectives.policy_loss (the local engine)."""
+    import torch
+
     import mirage.train.verl.plugin  # noqa: F401
     from verl.trainer.ppo.core_algos import get_policy_loss_fn
 
@@ -172,6 +179,8 @@ def test_policy_losses_equal_verls_and_each_other(seed):
 
 
 def test_rloo_equals_verls_rloo():
+    import torch
+
     from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
     rewards = torch.zeros(9, 4)

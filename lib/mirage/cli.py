@@ -16,6 +16,16 @@ import importlib
 import os
 import sys
 
+from mirage import __version__
+from mirage.conditions import CONDITIONS
+from mirage.data.common import DataError
+from mirage.objectives import ESTIMATORS
+from mirage.registry import RegistryError
+from mirage.rewards import REWARDS
+from mirage.runs.files import DiskFull, FolderBusy, disk_full, is_disk_full
+from mirage.tasks import load_tasks
+from mirage.tasks.reasoning_gym import generators
+
 # name -> ("module:function that configures the subparser", one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "conditions": ("mirage.cli:configure_conditions", "list the study's conditions, rewards and estimators"),
@@ -28,7 +38,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "study": ("mirage.study:configure_cli", "run a preset grid of conditions through papermill"),
     "probe": ("mirage.probe.cli:configure", "probes: contamination (does the model complete a problem's statement?), "
                                             "forced procedure (accurate when started on the correct one?)"),
-    "doctor": ("mirage.doctor:configure", "preflight of a GPU run: driver, flash-attn, CPUs/GPUs, context, data"),
+    "doctor": ("mirage.doctor.cli:configure", "preflight of a GPU run: driver, flash-attn, CPUs/GPUs, context, data"),
     "smoke": ("mirage.smoke:configure", "the first GPU run: vLLM eval + 2 verl steps of 3 conditions (--dry-run: CPU)"),
 }
 
@@ -40,10 +50,6 @@ def configure_conditions(parser: argparse.ArgumentParser) -> None:
 
 def _list_conditions(args: argparse.Namespace) -> int:
     import json
-
-    from mirage.conditions import CONDITIONS
-    from mirage.objectives import ESTIMATORS
-    from mirage.rewards import REWARDS
 
     if args.json:
         print(json.dumps({"conditions": {k: c.to_dict() for k, c in CONDITIONS.items()},
@@ -66,8 +72,6 @@ def configure_tasks(parser: argparse.ArgumentParser) -> None:
 def _list_tasks(args: argparse.Namespace) -> int:
     import json
 
-    from mirage.tasks import load_tasks
-
     tasks = load_tasks()
     if args.json:
         print(json.dumps({name: tasks[name].to_dict() for name in tasks}, indent=2, default=str))
@@ -78,8 +82,6 @@ def _list_tasks(args: argparse.Namespace) -> int:
             print(f"{name:<12} {t.kind:<8} {t.train:<22} {','.join(t.checkers):<18} {', '.join(t.evals)}")
         print("rg:<dataset>[@key=value,...]  any reasoning-gym generator (mirage tasks --rg lists them)")
     if args.rg:
-        from mirage.tasks.reasoning_gym import generators
-
         print(" ".join(generators()))
     return 0
 
@@ -93,7 +95,6 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="mirage", description=__doc__.splitlines()[0])
-    from mirage import __version__
 
     parser.add_argument("--version", action="version", version=f"mirage {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also MIRAGE_DEBUG=1)")
@@ -107,10 +108,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that report a user's mistake (bad input, missing file, busy folder), not a bug."""
-    from mirage.data.common import DataError
-    from mirage.registry import RegistryError
-    from mirage.runs.files import DiskFull, FolderBusy
-
     return (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, FolderBusy,
             RegistryError, DataError, ImportError, DiskFull)
 
@@ -119,8 +116,6 @@ def system_error(error: BaseException) -> str | None:
     """One line for a full disk or a symlink loop met outside mirage's own writers and path checks (a library
     writing a file, pathlib resolving a link); None for anything else (a bug: it keeps its traceback)."""
     import errno
-
-    from mirage.runs.files import disk_full, is_disk_full
 
     where = getattr(error, "filename", None)
     if is_disk_full(error):

@@ -21,11 +21,15 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-from mirage.registry import Registry, RegistryError
+from mirage.objectives import ESTIMATORS
+from mirage.registry import Registry, RegistryError, load_plugins
+from mirage.rewards import REWARDS, get_reward
+from mirage.rewards.routing import option_names
 
 DATA_REGIMES = ("full", "one_shot_selected", "one_shot_random")
+BASE = "base"  # the pseudo-condition of the untrained model (step 0) in every table and figure
 BASE_COLOUR = "#7f7f7f"  # the base model in every figure: no condition may take it
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -57,8 +61,6 @@ class Condition:
 
     @property
     def reward_spec(self):
-        from mirage.rewards import get_reward
-
         return get_reward(self.reward)
 
     @property
@@ -89,10 +91,6 @@ class Condition:
 
 
 def _validate(c: Condition) -> None:
-    from mirage.objectives import ESTIMATORS
-    from mirage.rewards import REWARDS
-    from mirage.rewards.checkers import option_names
-
     where = f"condition {c.name!r}"
     if c.reward not in REWARDS:
         raise RegistryError(f"{where}: unknown reward {c.reward!r}; known: {', '.join(REWARDS)}")
@@ -100,8 +98,9 @@ def _validate(c: Condition) -> None:
         raise RegistryError(f"{where}: unknown estimator {c.estimator!r}; known: {', '.join(ESTIMATORS)}")
     if c.data not in DATA_REGIMES:
         raise RegistryError(f"{where}: unknown data regime {c.data!r}; known: {DATA_REGIMES}")
-    allowed = set(REWARDS[c.reward].options) | set(option_names())
-    bad = set(c.reward_kwargs) - allowed
+    # the checkers' options only when a kwarg is not the reward's own (they load every task: not at import)
+    bad = set(c.reward_kwargs) - set(REWARDS[c.reward].options)
+    bad = bad - set(option_names()) if bad else bad
     if bad:
         raise RegistryError(f"{where}: reward_kwargs {sorted(bad)} are neither options of reward {c.reward!r} "
                             f"({sorted(REWARDS[c.reward].options)}) nor checker options")
@@ -135,8 +134,6 @@ def register_condition(condition: Condition, replace: bool = False) -> Condition
 
 
 def get_condition(name: str) -> Condition:
-    from mirage.registry import load_plugins
-
     if name not in CONDITIONS:
         load_plugins()
     return CONDITIONS[name]
@@ -144,8 +141,6 @@ def get_condition(name: str) -> Condition:
 
 def history_condition() -> Condition:
     """The condition whose full-data runs one-shot selection ranks (``one_shot_history=True``)."""
-    from mirage.registry import load_plugins
-
     load_plugins()
     for condition in CONDITIONS.values():
         if condition.one_shot_history:
@@ -192,3 +187,10 @@ _c("w_reinforce", "RQ3", "ground_truth", estimator="w_reinforce", estimator_kwar
 
 # The conditions of the paper itself (the rest are extensions offered for comparison).
 PAPER_CONDITIONS = tuple(name for name in CONDITIONS if CONDITIONS[name].paper)
+
+
+def condition_order(conditions: Iterable[str]) -> list[str]:
+    """Conditions in registry order ("base" first), names the registry does not know last."""
+    names = list(dict.fromkeys(conditions))
+    known = [c for c in (BASE, *CONDITIONS) if c in names]
+    return known + sorted(c for c in names if c not in known)

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from mirage.objectives import POLICY_LOSSES, get_estimator, loss_terms
+
 
 @dataclass(frozen=True)
 class BanditSettings:
@@ -77,8 +79,6 @@ def simulate_bandit(settings: BanditSettings, record_every: int = 10) -> dict:
 
 def _simulate(settings: BanditSettings, record_every: int) -> dict:
     import torch
-
-    from mirage.objectives import POLICY_LOSSES, get_estimator, loss_terms
 
     s = settings
     S, G = s.seeds, s.group

@@ -13,13 +13,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mirage.tasks import data_root
+
 CHECKOUT_MODELS = Path(__file__).resolve().parents[2] / "data" / "models"
 
 
 def models_dirs() -> list[Path]:
     """Where model names are looked up: $MIRAGE_MODELS, <data root>/models, the checkout's data/models."""
-    from mirage.tasks import data_root
-
     dirs = [Path(os.environ["MIRAGE_MODELS"]).expanduser()] if os.environ.get("MIRAGE_MODELS") else []
     dirs += [data_root() / "models", CHECKOUT_MODELS]
     unique: list[Path] = []

@@ -25,14 +25,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
-import torch
 
 from mirage.registry import Registry
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:  # torch is imported where it computes: the registries (conditions, recipes) stay light
+    from torch import Tensor
 
 
 def _cfg_get(config: Any, key: str, default: Any) -> Any:
@@ -63,6 +63,8 @@ def grpo_scores(scores: Tensor, index: Any, epsilon: float = 1e-6, norm_by_std: 
     Per group: (score - mean) / (std + epsilon) with the unbiased std; a group of one
     gets mean 0 and std 1.
     """
+    import torch
+
     scores = scores.detach().to(torch.float32)
     gid = torch.as_tensor(_group_ids(index), dtype=torch.long)
     n_groups = int(gid.max().item()) + 1 if gid.numel() else 0
@@ -84,6 +86,8 @@ def _outcome(token_level_rewards: Tensor) -> Tensor:
 
 
 def _broadcast(per_response: Tensor, response_mask: Tensor) -> tuple[Tensor, Tensor]:
+    import torch
+
     adv = per_response.unsqueeze(-1).to(response_mask.dtype if response_mask.is_floating_point() else torch.float32)
     adv = adv * response_mask
     return adv, adv
@@ -134,6 +138,8 @@ W_REINFORCE_LAMBDA = "w_reinforce_lambda"  # its lambda's key in verl's algorith
 def compute_w_reinforce(token_level_rewards: Tensor, response_mask: Tensor, index: Any = None, config: Any = None,
                         lam: float | None = None, **_: Any) -> tuple[Tensor, Tensor]:
     """Zhu et al. W-REINFORCE: +lambda on correct, -1 on wrong (lambda defaults to 0.1)."""
+    import torch
+
     if lam is None:
         lam = float(_cfg_get(config, W_REINFORCE_LAMBDA, 0.1))
     scores = _outcome(token_level_rewards)
@@ -145,6 +151,8 @@ def compute_rloo(token_level_rewards: Tensor, response_mask: Tensor, index: Any,
                  **_: Any) -> tuple[Tensor, Tensor]:
     """RLOO (Ahmadian et al. 2024), as verl's ``rloo``: each score minus the mean of the other
     responses to its prompt, no std normalisation (a group of one keeps its score)."""
+    import torch
+
     scores = _outcome(token_level_rewards).detach().to(torch.float32)
     gid = torch.as_tensor(_group_ids(index), dtype=torch.long)
     n_groups = int(gid.max().item()) + 1 if gid.numel() else 0
@@ -219,6 +227,8 @@ def kept_responses(estimator: str, advantages: Tensor) -> Tensor:
     ``drops_unselected`` drop anything: a masked (paper) NSR/PSR response keeps its
     tokens in the normaliser even though its advantage is zero.
     """
+    import torch
+
     if not get_estimator(estimator).drops_unselected:
         return torch.ones(advantages.shape[0], dtype=torch.bool)
     per_response = advantages if advantages.dim() == 1 else advantages.abs().sum(dim=-1)
@@ -242,6 +252,8 @@ def loss_terms(old_log_prob: Tensor, log_prob: Tensor, advantages: Tensor, respo
     clip acted: verl's); plus ``actor/ppo_kl`` (mean old - new log-prob, verl's) and
     ``actor/abs_log_ratio`` (mean |new - old log-prob|). A ratio exactly at a bound is not clipped.
     """
+    import torch
+
     if clip_ratio_c <= 1.0:
         raise ValueError(f"clip_ratio_c must be > 1 (dual clip), got {clip_ratio_c}")
     mask = response_mask.to(log_prob.dtype)

@@ -11,7 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from mirage.ranges import TOP_P, Range
+from mirage.objectives import ESTIMATORS, POLICY_LOSSES
+from mirage.ranges import TOP_P, Range, check_fields
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,6 @@ class Recipe:
     def check(self) -> "Recipe":
         """Values a run cannot use are an error naming the key, before any work starts: every number
         finite and inside its range (``RANGES``), every flag a boolean, then the keys that depend on each other."""
-        from mirage.ranges import check_fields
-
         for f in dataclasses.fields(self):
             kind, value = _FIELD_TYPES[f.type], getattr(self, f.name)
             if kind in (bool, str) and not isinstance(value, kind):
@@ -93,7 +92,6 @@ class Recipe:
                              f"({self.max_prompt_length}), or be 0 (prompt + response)")
         if self.loss_agg_mode not in LOSS_AGG_MODES:
             raise ValueError(f"recipe key 'loss_agg_mode': one of {LOSS_AGG_MODES}, got {self.loss_agg_mode!r}")
-        from mirage.objectives import ESTIMATORS, POLICY_LOSSES
 
         if self.policy_loss not in POLICY_LOSSES:
             raise ValueError(f"recipe key 'policy_loss': one of {', '.join(POLICY_LOSSES)}, got {self.policy_loss!r}")

@@ -101,6 +101,32 @@ class Registry(Mapping[str, T], Generic[T]):
 
 
 _LOADED: set[str] = set()
+# The modules that register mirage's shipped tasks (their data sources' routes, and the checkers that live
+# beside them). Imported by name, as plugins are, by whatever needs every entry: ``mirage.tasks.load_tasks``
+# and the scorer's routing (``mirage.rewards.routing``), which sits below the tasks it routes to.
+BUILTIN_MODULES = ("mirage.tasks.toy", "mirage.tasks.math", "mirage.tasks.logic", "mirage.tasks.reasoning_gym",
+                   "mirage.tasks.code")
+
+
+def load_builtins() -> None:
+    """Import the shipped task modules once."""
+    for module in BUILTIN_MODULES:
+        if module not in _LOADED:
+            _LOADED.add(module)  # first: a task module calls back into mirage.tasks while importing
+            importlib.import_module(module)
+
+
+_ALL_LOADED = False
+
+
+def load_all() -> None:
+    """Every registry entry of this process: the shipped modules, then the plugins (once: the scorer asks
+    for every response)."""
+    global _ALL_LOADED
+    if not _ALL_LOADED:
+        _ALL_LOADED = True  # first: a module calls back (mirage.tasks.load_tasks) while importing
+        load_builtins()
+        load_plugins()
 
 
 def plugin_modules() -> list[str]:

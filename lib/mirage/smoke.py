@@ -26,6 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from mirage.cli import main as cli
+from mirage.models import resolve_model
+from mirage.rewards import compute_score
+from mirage.rewards.group import majority_vote_rewards
+from mirage.runs import RunConfig, read_manifest
+from mirage.train.verl.launcher import launch
+
 SOURCE_MODEL = "dial-90"
 HEAD_DIM = 32
 TASK = "toy-math"
@@ -104,8 +111,6 @@ def build_model(out: Path, source: str = SOURCE_MODEL) -> tuple[Path, list[Check
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mirage.models import resolve_model
-
     src = Path(resolve_model(source))
     old = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).eval()
     config = old.config.__class__.from_dict(old.config.to_dict())
@@ -140,8 +145,6 @@ def build_model(out: Path, source: str = SOURCE_MODEL) -> tuple[Path, list[Check
 
 # --- the runs -------------------------------------------------------------------------------------------
 def run_configs(model: Path, out: Path):
-    from mirage.runs import RunConfig
-
     return [RunConfig(model=str(model), task=TASK, condition=c, backend="verl", run_dir=str(out / "runs" / c),
                       overrides={**RECIPE, "save_freq": 2 if c == "ground_truth" else 0}, extra=EXTRA)
             for c in CONDITIONS]
@@ -169,9 +172,6 @@ def check_majority_vote(run_dir: Path) -> Check:
     """Every dumped training score equals the majority vote recomputed from the dumped outputs."""
     from collections import defaultdict
 
-    from mirage.rewards import compute_score
-    from mirage.rewards.group import majority_vote_rewards
-
     rows = [json.loads(line) for p in sorted((run_dir / "rollouts").glob("*.jsonl"))
             for line in p.read_text().splitlines() if line.strip()]
     groups = defaultdict(list)
@@ -187,10 +187,7 @@ def check_majority_vote(run_dir: Path) -> Check:
 
 
 def gpu_run(out: Path, log: Log = print) -> int:
-    from mirage.cli import main as cli
-    from mirage.evaluate import evaluate
-    from mirage.runs import read_manifest
-    from mirage.train.verl import launch
+    from mirage.evaluate import evaluate  # why: pandas, which importing mirage.smoke does not need
 
     t0 = time.time()
     model, checks = build_model(out / "model")
@@ -225,8 +222,6 @@ def gpu_run(out: Path, log: Log = print) -> int:
 
 def dry_run(out: Path, log: Log = print) -> int:
     """Everything short of launching (CPU): the model, the three verl commands composed, validated, doctored."""
-    from mirage.train.verl import launch
-
     t0 = time.time()
     model, checks = build_model(out / "model")
     for cfg in run_configs(model, out):

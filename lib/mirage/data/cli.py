@@ -6,7 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from mirage.data.common import DataError
+from mirage.data.prepare import datasets, list_datasets, prepare
 from mirage.ranges import SEED, count_flag, flag_type
+from mirage.runs import write_parquet_atomic
+from mirage.tasks import data_root
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,15 +67,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _root(args) -> Path:
-    from mirage.tasks import data_root
-
     return Path(args.root).resolve() if args.root else data_root()
 
 
 def _prepare(args) -> int:
-    from mirage.data.common import DataError
-    from mirage.data.prepare import datasets, prepare
-
     root = _root(args)
     if args.dataset:
         if not args.source:
@@ -108,8 +107,7 @@ def _prepare(args) -> int:
 
 
 def _one_shot(args) -> int:
-    from mirage.data.one_shot import load_history, one_shot_set
-    from mirage.runs import write_parquet_atomic
+    from mirage.data.one_shot import load_history, one_shot_set  # why: pandas, which importing mirage.data.cli does not need
 
     if args.history:
         rows, example = one_shot_set(args.source, args.batch_size, history=load_history(args.history),
@@ -122,8 +120,6 @@ def _one_shot(args) -> int:
 
 
 def _download(args) -> int:
-    from mirage.data.prepare import datasets, prepare
-
     root = _root(args)
     for name, spec in datasets().items():
         if spec.fetch is None:
@@ -139,8 +135,6 @@ def _download(args) -> int:
 
 
 def _list(args) -> int:
-    from mirage.data.prepare import list_datasets
-
     root = _root(args)
     print(f"data root: {root}")
     for d in list_datasets(root):

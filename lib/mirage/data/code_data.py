@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mirage.data.common import Conversion, DataError, get_field, read_records, verl_row
+from mirage.rewards.checkers.code import parse_tests
 
 INSTRUCTION = (
     "Solve the following programming problem. First, think about the reasoning process in the mind "
@@ -335,8 +336,6 @@ def convert_deepcoder(path: str | Path) -> Conversion:
     A row whose tests do not parse for the code checker is an error naming it; a row whose tests are
     empty is dropped and reported. ``extra_info.reference_solution`` is the row's first ``solutions``
     entry (or ``solution``) where the source has one, else null (DeepCoder-Preview ships none)."""
-    from mirage.rewards.checkers.code import parse_tests
-
     conv = Conversion(rows=[], source=str(path))
     for subset, file in deepcoder_files(path):
         records = read_records(file)

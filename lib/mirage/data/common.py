@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mirage.data.rows import BATCH_ROWS
+
 
 class DataError(ValueError):
     """Bad input data. The message names the file, the row and the field at fault."""
@@ -47,8 +49,6 @@ def read_records(path: str | Path) -> list[tuple[str, dict]]:
         out = [(f"{path} row {i}", rec) for i, rec in enumerate(data)]
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
-
-        from mirage.data.rows import BATCH_ROWS  # batch by batch: no whole-file table beside its Python rows
 
         out = []
         for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):

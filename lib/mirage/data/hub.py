@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mirage.data.korbench import KORBENCH_COMMIT, KORBENCH_REPO
+
 def raw_path(repo: str, filename: str, root: str | Path) -> Path:
     return Path(root) / "raw" / repo / filename
 
@@ -44,8 +46,6 @@ def korbench_checkout(root: str | Path) -> Path:
 
 
 def korbench_commands(root: str | Path) -> list[list[str]]:
-    from mirage.data.korbench import KORBENCH_COMMIT, KORBENCH_REPO
-
     dest = korbench_checkout(root)
     return [["git", "clone", "--quiet", KORBENCH_REPO, str(dest)],
             ["git", "-C", str(dest), "checkout", "--quiet", KORBENCH_COMMIT]]

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from mirage.data.common import Conversion, DataError, get_field, read_records, verl_row
+from mirage.tasks import data_root
 
 CATEGORIES = ("operation", "logic", "cipher", "puzzle", "counterfactual")
 # Category-specific question fields the scorers or analyses need.
@@ -28,8 +29,6 @@ KORBENCH_COMMIT = "bb8194dff8e51e2e2247cf62aa9932c3d57d53d7"  # the snapshot the
 
 def template_path() -> Path:
     """``$MIRAGE_KORBENCH_TEMPLATE``, else the template of the checkout under the data root."""
-    from mirage.tasks import data_root
-
     env = os.environ.get("MIRAGE_KORBENCH_TEMPLATE")
     return Path(env) if env else data_root() / "raw" / "KOR-Bench" / "config" / "prompt" / "zero-shot.yaml"
 

@@ -16,6 +16,7 @@ from typing import Callable
 
 from mirage.data.common import Conversion
 from mirage.registry import Registry
+from mirage.runs import write_json_atomic, write_parquet_atomic
 from mirage.tasks import data_root, dataset_path, load_tasks
 
 
@@ -48,8 +49,6 @@ def datasets() -> Registry[Dataset]:
 def write_dataset(name: str, conv: Conversion, root: str | Path | None = None) -> Path:
     import pandas as pd
 
-    from mirage.runs import write_json_atomic, write_parquet_atomic
-
     if not conv.rows:
         raise ValueError(f"{name}: the conversion of {conv.source} produced no rows")
     path = dataset_path(name, root)
@@ -74,7 +73,7 @@ def prepare(name: str, source: str | Path, root: str | Path | None = None,
 def write_one_shot(name: str, source: str | Path, root: str | Path | None = None, *, batch_size: int = 128,
                    history: dict | None = None, rank: int = 1, seed: int | None = None) -> tuple[Path, str]:
     """A one-shot set from a verl parquet (see mirage.data.one_shot), written as dataset ``name``."""
-    from mirage.data.one_shot import one_shot_set
+    from mirage.data.one_shot import one_shot_set  # why: pandas, which importing mirage.data.prepare does not need
 
     rows, example_id = one_shot_set(source, batch_size, history=history, rank=rank, seed=seed)
     how = f"historical-variance rank {rank}" if history is not None else f"random, seed {seed}"

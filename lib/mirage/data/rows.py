@@ -13,6 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mirage.runs.files import resolve
+from mirage.tasks import dataset_file
+
 REQUIRED = ("data_source", "prompt", "reward_model")
 COLUMNS = (*REQUIRED, "extra_info")  # what is read: a file's other columns never enter memory
 BATCH_ROWS = 1024  # rows converted to Python at a time (pyarrow iter_batches): memory stays bounded by the batch
@@ -20,12 +23,8 @@ BATCH_ROWS = 1024  # rows converted to Python at a time (pyarrow iter_batches): 
 
 def resolve_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> tuple[str, Path]:
     """(dataset name, parquet path): a registered dataset name (generated on demand) or a parquet path."""
-    from mirage.tasks import dataset_file
-
     text = str(name_or_path)
     if text.endswith(".parquet") or os.sep in text:
-        from mirage.runs.files import resolve
-
         path = resolve(text)
         if not path.is_file():
             raise FileNotFoundError(f"dataset file {path} does not exist")

@@ -22,55 +22,16 @@ printed; ``--dry-run`` prints every finding as a comment line.
 
 from __future__ import annotations
 
-import argparse
-
 from mirage.doctor.base import LEVELS, Finding, PreflightError, errors
-from mirage.doctor.machine import (MIN_DRIVER, VERL_CPUS_PER_GPU, Facts, check_attention, check_driver,
-                                   check_resources, cpus_needed, parse_nvidia_smi, probe, slurm_cpus)
-from mirage.doctor.stack import (StackFacts, check_disk, check_gpu_arch, check_offline_model, check_shm,
-                                 check_tp_visible, check_vllm_install, probe_stack)
+from mirage.doctor.machine import (MIN_DRIVER, VERL_CPUS_PER_GPU, Facts, check_attention, check_driver, check_resources,
+                                   cpus_needed, parse_nvidia_smi, probe, slurm_cpus)
 from mirage.doctor.run import (check_context, check_data, check_prompts, check_run, check_vllm, load_tokenizer,
                                max_positions, model_config, prompt_lengths)
+from mirage.doctor.stack import (StackFacts, check_disk, check_gpu_arch, check_offline_model, check_shm,
+                                 check_tp_visible, check_vllm_install, probe_stack)
 
 __all__ = ["LEVELS", "Finding", "PreflightError", "errors", "MIN_DRIVER", "VERL_CPUS_PER_GPU", "Facts",
            "check_attention", "check_driver", "check_resources", "cpus_needed", "parse_nvidia_smi", "probe",
            "slurm_cpus", "check_context", "check_data", "check_prompts", "check_run", "check_vllm", "load_tokenizer",
-           "max_positions", "model_config", "prompt_lengths", "configure", "main", "StackFacts", "check_disk",
+           "max_positions", "model_config", "prompt_lengths", "StackFacts", "check_disk",
            "check_gpu_arch", "check_offline_model", "check_shm", "check_tp_visible", "check_vllm_install", "probe_stack"]
-
-
-# --- CLI ---------------------------------------------------------------------------------------------
-def configure(parser: argparse.ArgumentParser) -> None:
-    from mirage.train.cli import add_run_arguments
-
-    add_run_arguments(parser, required=False)
-    parser.add_argument("--no-prompts", action="store_true",
-                        help="skip counting over-long prompts (tokenises every dataset: seconds to a minute)")
-    parser.set_defaults(func=main)
-
-
-def main(args: argparse.Namespace) -> int:
-    """Machine checks, and with --model/--task/--condition the run's; exit 2 when a finding is an error."""
-    facts = probe()
-    if args.model and args.task and args.condition:
-        from mirage.train.cli import config_from_args
-
-        args.backend = "verl"
-        findings = check_run(config_from_args(args), facts, count_prompts=not args.no_prompts)
-    elif args.model or args.task or args.condition:
-        raise ValueError("--model, --task and --condition go together (or none: machine checks only)")
-    else:
-        from mirage.recipes import PAPER_RECIPE
-        from mirage.train.verl.command import attention_implementation
-
-        n_gpus = args.n_gpus_per_node or PAPER_RECIPE.n_gpus_per_node
-        stack = probe_stack()
-        findings = (check_driver(facts) + check_attention(facts, attention_implementation())
-                    + check_resources(facts, n_gpus, args.nnodes or 1)
-                    + check_vllm_install(stack, facts.has_gpu) + check_gpu_arch(stack) + check_shm(stack, facts.has_gpu)
-                    + check_tp_visible(PAPER_RECIPE.tensor_parallel_size, facts.gpus, facts.has_gpu))
-    for f in findings:
-        print(f)
-    bad = errors(findings)
-    print(f"{len(findings)} checks: {len(bad)} error(s), {sum(f.level == 'warn' for f in findings)} warning(s)")
-    return 2 if bad else 0

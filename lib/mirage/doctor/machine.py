@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from mirage.doctor.base import Finding
+from mirage.train.verl.command import REWARD_WORKERS
 
 # verl 0.9.1: every GPU worker's placement-group bundle reserves ResourcePoolManager.max_colocate_count CPUs
 VERL_CPUS_PER_GPU = 3
@@ -159,8 +160,6 @@ def cpus_needed(n_gpus_per_node: int, reward_workers: int | None = None) -> int:
     starts reward.num_workers loop workers with as many 1-CPU scoring actors each; one more for
     the TaskRunner and the loop workers, which need a CPU free to be scheduled.
     """
-    from mirage.train.verl.command import REWARD_WORKERS
-
     workers = REWARD_WORKERS if reward_workers is None else reward_workers
     return VERL_CPUS_PER_GPU * n_gpus_per_node + workers * workers + 1
 

@@ -7,17 +7,20 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from mirage.conditions import get_condition
 from mirage.doctor.base import Finding
 from mirage.doctor.machine import Facts, check_attention, check_driver, check_resources, parse_nvidia_smi, probe
 from mirage.doctor.stack import (StackFacts, check_disk, check_gpu_arch, check_offline_model, check_shm,
                                  check_tp_visible, check_vllm_cuda, check_vllm_install, probe_stack)
+from mirage.models import resolve_model
+from mirage.tasks import get_task
+from mirage.train.verl.command import (attention_implementation, build_command, compose_config, data_files,
+                                       overrides_of, setup_problems)
 
 
 def model_config(model: str) -> tuple[dict | None, str]:
     """(the model's config.json, where it came from): a local folder or shipped model, or a hub id already
     in the local Hugging Face cache (never the network); (None, why) otherwise."""
-    from mirage.models import resolve_model
-
     path = Path(resolve_model(model, strict=False))
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -111,8 +114,6 @@ def check_data(paths: Iterable[Path], how_to_make: Callable[[Path], str], genera
 
 def load_tokenizer(model: str):
     """The model's tokenizer from a local folder or the local HF cache (never the network); None when absent."""
-    from mirage.models import resolve_model
-
     try:
         from transformers import AutoTokenizer
 
@@ -161,11 +162,6 @@ def check_run(cfg, facts: Facts | None = None, config=None, count_prompts: bool 
               data: bool = True, stack: StackFacts | None = None) -> list[Finding]:
     """Every finding for one verl run (a ``RunConfig``); ``config``: its composed verl config (composed here if None).
     ``data=False``: leave the data files and checkers out (the launcher reports those itself)."""
-    from mirage.conditions import get_condition
-    from mirage.tasks import get_task
-    from mirage.train.verl.command import (attention_implementation, build_command, compose_config, data_files,
-                                           overrides_of, setup_problems)
-
     cfg = cfg.resolved()
     facts = facts if facts is not None else probe()
     task, condition, recipe = get_task(cfg.task), get_condition(cfg.condition), cfg.recipe

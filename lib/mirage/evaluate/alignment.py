@@ -16,7 +16,7 @@ import pandas as pd
 
 from mirage.evaluate.core import evaluate, read_samples
 from mirage.evaluate.datasets import default_max_tokens, default_n, eval_datasets, load_problems, task_kind
-from mirage.evaluate.predictors import predictor_table
+from mirage.evaluate.predictors import PREDICTOR_COLUMNS, predictor_table
 from mirage.evaluate.sweep import load_eval
 from mirage.runs import atomic_path, eval_dir, write_parquet_atomic
 
@@ -73,8 +73,6 @@ def eval_predictors(folder: str | os.PathLike, task: str) -> pd.DataFrame:
 
 def write_predictors(out: str | os.PathLike, table: pd.DataFrame) -> pd.DataFrame:
     """``<out>/predictors.parquet`` and ``.csv``: model, task, then the predictor columns."""
-    from mirage.evaluate.predictors import PREDICTOR_COLUMNS
-
     table = table[["model", "task", *PREDICTOR_COLUMNS]]
     write_parquet_atomic(Path(out) / "predictors.parquet", table)
     with atomic_path(Path(out) / "predictors.csv") as tmp:

@@ -7,8 +7,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mirage import runs
+from mirage.evaluate import align, evaluate, evaluate_run
+from mirage.evaluate.core import EVAL_RANGES
 from mirage.ranges import SAMPLE_TEMPERATURE, SEED_MAX, flag_type
 from mirage.recipes import RECIPES
+from mirage.rewards.routing import add_option_flags, options_from_args
 
 
 # --- CLI ----------------------------------------------------------------------------------
@@ -16,8 +20,6 @@ def _flag(key: str):
     """A numeric flag parsed with its evaluation setting's range (mirage.evaluate.core.EVAL_RANGES, imported
     only when the flag is given: building the parser stays light)."""
     def parse(text: str):
-        from mirage.evaluate.core import EVAL_RANGES
-
         return flag_type(EVAL_RANGES[key])(text)
 
     parse.__name__ = key
@@ -72,8 +74,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                         "sharding and resuming; batched: unseeded requests in one batched sampler call per chunk, "
                         "faster at large n, reproducible only by the same run from scratch (docs/evaluation.md)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    from mirage.rewards.checkers import add_option_flags
-
     add_option_flags(p)  # one flag per registered checker option (--math-checker, --korbench-mode, ...)
 
 
@@ -95,8 +95,6 @@ def _eval_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _score_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    from mirage.rewards.checkers import options_from_args
-
     kwargs: dict[str, Any] = options_from_args(args)  # the checker options given, by option name
     if args.release_faithful:
         kwargs["release_faithful"] = True
@@ -124,8 +122,6 @@ def configure_eval_cli(parser: argparse.ArgumentParser) -> None:
 def _eval_main(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from mirage.evaluate import evaluate, evaluate_run
-
     kwargs = {**_eval_kwargs(args), "restart": args.restart}
     if args.run_dir:
         table = evaluate_run(args.run_dir, args.n, backend=args.backend, include_base=not args.no_base,
@@ -137,7 +133,6 @@ def _eval_main(args: argparse.Namespace) -> int:
     with pd.option_context("display.max_rows", 200, "display.width", 160):
         print(table.to_string(index=False))
         if not args.run_dir:  # beside pass@1: the format rate and the format-free accuracy
-            from mirage import runs
 
             formats = (Path(args.out) if args.out else runs.eval_dir(args.model, args.task)) / "format.csv"
             if formats.is_file():
@@ -158,8 +153,6 @@ def configure_align_cli(parser: argparse.ArgumentParser) -> None:
 
 
 def _align_main(args: argparse.Namespace) -> int:
-    from mirage.evaluate import align
-
     kwargs = _eval_kwargs(args)
     table = align(args.models, args.tasks, args.n, args.out, backend=args.backend,
                   **{k: v for k, v in kwargs.items() if k not in ("temperature", "top_p", "max_tokens", "seed")},

@@ -20,10 +20,12 @@ from mirage import runs
 from mirage.evaluate.datasets import DEFAULT_N, eval_datasets, load_problems, task_kind
 from mirage.evaluate.scoring import ScorePool, make_sampler, render_prompt
 from mirage.models import resolve_model
+from mirage.passk import bootstrap_ci, counts_from_samples, default_ks
 from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, THREADS, TOKENS, TOP_P, Range, check_fields
 from mirage.recipes import RECIPES
-from mirage.rewards.checkers import recorded_options
-from mirage.sample.base import SamplingParams
+from mirage.rewards.routing import parse_options, recorded_options
+from mirage.sample.base import SamplingParams, prompt_seed, prompt_token_ids
+from mirage.sample.vllm import BATCH_INVARIANCE, SEEDING
 
 MANIFEST = "eval_manifest.json"
 SAMPLE_COLUMNS = ["dataset", "problem_id", "data_source", "sample_index", "text", "finish_reason",
@@ -46,10 +48,11 @@ class EvalSettings:
     model: str
     task: str  # task name, dataset name or parquet path, as given
     n: int
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 1024
-    seed: int = 0
+    # the sampling defaults are SamplingParams'
+    temperature: float = SamplingParams.temperature
+    top_p: float = SamplingParams.top_p
+    max_tokens: int = SamplingParams.max_tokens
+    seed: int = SamplingParams.seed
     step: int | None = None  # checkpoint step (0 = base model), when part of a run
     format_gated: bool = False  # count the training reward (format AND correct) instead of acc
     score_kwargs: dict = field(default_factory=dict)  # extra mirage.rewards.compute_score kwargs
@@ -112,8 +115,6 @@ def _with_optional(frame: pd.DataFrame) -> pd.DataFrame:
 
 def passk_table(samples: pd.DataFrame, n: int, seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:
     """pass@k (k = 1, 2, 4, ..., n) with bootstrap CIs, one block per dataset."""
-    from mirage.passk import bootstrap_ci, counts_from_samples, default_ks
-
     tables = []
     for dataset, rows in samples.groupby("dataset", sort=True):
         counts = counts_from_samples(rows, by="problem_id", correct="correct")
@@ -183,8 +184,8 @@ def _same_path(a: Any, b: Any) -> bool:
 
 
 def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: Any = "hf", *,
-             temperature: float = 1.0, top_p: float = 1.0, max_tokens: int | None = None, seed: int = 0,
-             out_dir: str | os.PathLike | None = None, format_gated: bool = False, batch_size: int | None = None,
+             temperature: float = SamplingParams.temperature, top_p: float = SamplingParams.top_p,
+             max_tokens: int | None = None, seed: int = SamplingParams.seed, out_dir: str | os.PathLike | None = None, format_gated: bool = False, batch_size: int | None = None,
              score_processes: int | None = None, score_kwargs: dict | None = None, step: int | None = None,
              sampler_kwargs: dict | None = None, n_boot: int = 1000, progress: bool = True,
              restart: bool = False) -> pd.DataFrame:
@@ -212,7 +213,6 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
     if isinstance(sampler, str):  # a backend name: the model must resolve before anything runs
         resolve_model(model)
         seeding = (sampler_kwargs or {}).get("seeding", "per-request") if sampler == "vllm" else "per-request"
-        from mirage.sample.vllm import SEEDING
 
         if seeding not in SEEDING:
             raise ValueError(f"--vllm-seeding: one of {', '.join(SEEDING)}, got {seeding!r}")
@@ -222,7 +222,6 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
             else "per-request")
     settings = dataclasses.replace(settings, vllm_seeding=seeding)
     if score_kwargs:  # a misspelt scoring option fails here, not after sampling
-        from mirage.rewards.checkers import parse_options
 
         parse_options({k: v for k, v in score_kwargs.items() if k != "release_faithful"})
     datasets = [(name, path, load_problems(name, path)) for name, path in eval_datasets(task_or_dataset)]
@@ -260,8 +259,6 @@ def check_prompt_lengths(model: str, prompts: list, sampler: Any,
         if not positions:
             return
         from transformers import AutoTokenizer
-
-        from mirage.sample.base import prompt_token_ids
 
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         tokenizer.model_max_length = int(1e12)  # counted here, not truncated: no "longer than" warning
@@ -311,8 +308,6 @@ def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettin
               score_processes, sampler_kwargs, n_boot, progress, restart) -> pd.DataFrame:
     from tqdm.auto import tqdm
 
-    from mirage.sample.base import prompt_seed
-
     manifest = _check_settings(out_dir, settings, restart)
     manifest_path = out_dir / MANIFEST
     seed, step = settings.seed, settings.step
@@ -348,7 +343,6 @@ def _evaluate(model, task_or_dataset, datasets, n, sampler, settings: EvalSettin
             "hardware": runs.hardware(), "status": runs.Status.RUNNING.value,
         })
         if manifest["sampler"].get("backend") == "vllm":  # what rows may differ by on a rerun (docs/evaluation.md)
-            from mirage.sample.vllm import BATCH_INVARIANCE
 
             manifest["vllm"] = {"version": manifest["sampler"].get("vllm_version"), "seeding": settings.vllm_seeding,
                                 "batch_invariance": BATCH_INVARIANCE}

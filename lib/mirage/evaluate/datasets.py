@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mirage.data.rows import load_rows, resolve_dataset
 from mirage.recipes import RECIPES
 from mirage.tasks import get_task, load_tasks, task_of_dataset, task_of_source
 
@@ -51,8 +52,6 @@ def default_max_tokens(task_or_dataset: str) -> int:
 
 def eval_datasets(task_or_dataset: str, root: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
     """(dataset name, parquet path) for a task's eval sets, a dataset name, or a parquet path."""
-    from mirage.data.rows import resolve_dataset
-
     names = list(get_task(task_or_dataset).evals) if task_or_dataset in load_tasks() else [task_or_dataset]
     return [resolve_dataset(name, root) for name in names]
 
@@ -63,8 +62,6 @@ def load_problems(name: str, path: str | os.PathLike) -> pd.DataFrame:
     ``problem_id`` is ``extra_info.index`` when every row has one, else the row position
     (``mirage.data.rows.load_rows``, which names the file, row and field of a bad row).
     """
-    from mirage.data.rows import load_rows
-
     rows = load_rows(path, unique_ids=True)
     out = pd.DataFrame([{"problem_id": r["problem_id"], "data_source": r["data_source"], "prompt": r["prompt"],
                          "ground_truth": str(r["reward_model"]["ground_truth"]), "extra_info": r["extra_info"]}

@@ -50,6 +50,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from mirage.conditions import condition_order
+from mirage.passk import counts_from_samples, default_ks, pass_at_k
+from mirage.rewards import cluster_answers
+from mirage.rewards.routing import route
+
 SATURATION_GAP = 0.01  # pass@n - pass@(n // 2) below this: the pass@k curve is saturated at n
 PREDICTORS = ["pass_at_1", "pass_at_half", "pass_at_n", "saturation_gap", "k_knee", "majority_share", "maj_at_n",
               "mean_token_entropy", "format_rate", "format_free_accuracy", "procedure_correct", "procedure_buggy",
@@ -66,8 +71,6 @@ PREDICTOR_COLUMNS = ["dataset", "n", "n_problems", *PREDICTORS[:4], "saturated",
 # --- the predictors of one evaluation -----------------------------------------------------
 def passk_predictors(counts: pd.DataFrame) -> dict[str, Any]:
     """pass@1, pass@(n // 2), pass@n, the saturation gap and flag, and k_knee, from per-problem n and c."""
-    from mirage.passk import default_ks, pass_at_k
-
     n_values = counts["n"].unique()
     if len(n_values) != 1:
         raise ValueError(f"passk_predictors: every problem needs the same n, got {sorted(n_values)}")
@@ -83,8 +86,6 @@ def passk_predictors(counts: pd.DataFrame) -> dict[str, Any]:
 def majority(preds: Sequence[Any], correct: Sequence[bool], data_source: str) -> tuple[float, float]:
     """(share of the largest answer cluster among all samples, its correctness; ties: the tied clusters'
     mean correctness) of one problem's samples. No answer at all: (0, 0)."""
-    from mirage.rewards import cluster_answers
-
     labels = cluster_answers(list(preds), data_source)
     sizes: dict[int, int] = {}
     right: dict[int, bool] = {}
@@ -130,8 +131,6 @@ def predictor_table(samples: pd.DataFrame, problems: Mapping[str, pd.DataFrame] 
     ``problems`` ({dataset: ``load_problems`` frame}) gives the testbed's procedure shares (the buggy
     answer is in each problem's extra_info); without it, or on another task, they are NaN.
     """
-    from mirage.passk import counts_from_samples
-
     if samples.empty:
         raise ValueError("predictor_table: no samples")
     out = []
@@ -156,8 +155,6 @@ def predictor_table(samples: pd.DataFrame, problems: Mapping[str, pd.DataFrame] 
 def _procedures(rows: pd.DataFrame, problems: pd.DataFrame | None) -> dict[str, float]:
     """The procedure shares where every row's checker entry says which procedure an answer follows
     (``Checker.procedure``: the testbed's), all with the same function; NaN otherwise."""
-    from mirage.rewards.checkers import route
-
     nan = {f"procedure_{name}": float("nan") for name in ("correct", "buggy", "neither")}
     if problems is None:
         return nan
@@ -238,8 +235,6 @@ def predictor_correlations(predictors: pd.DataFrame, gains: pd.DataFrame, names:
     model x task x dataset (the alignment step's predictors table); ``names``: default ``RANKED``. A
     predictor that is NaN for some pair, or constant over the pairs, gets rho NaN. One row per (predictor,
     condition, regime)."""
-    from mirage.study.results import condition_order
-
     names = [p for p in (names or RANKED) if p in predictors.columns]
     dup = predictors.duplicated(["model", "task", "dataset"])
     if dup.any():
@@ -435,8 +430,6 @@ def predictor_outcomes(predictors: pd.DataFrame, gains: pd.DataFrame, names: Seq
     baseline, gain, baseline_gain); ``predictors``: one row per model x task x dataset. Columns
     ``OUTCOME_COLUMNS``, one row per (condition, regime, outcome, predictor, stratum); ``reading`` follows the
     CI's width (``reading``)."""
-    from mirage.study.results import condition_order
-
     names = [p for p in (names or RANKED) if p in predictors.columns]
     keys = ["model", "task", "dataset"]
     dup = predictors.duplicated(keys)

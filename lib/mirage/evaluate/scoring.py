@@ -15,6 +15,11 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Sequence
 
 from mirage.models import resolve_model
+from mirage.rewards import compute_score
+from mirage.rewards.format_free import format_free_acc
+from mirage.sample import parallel
+from mirage.sample.base import apply_chat_template
+from mirage.sample.vllm import VLLMSampler
 
 
 # --- samplers ----------------------------------------------------------------------
@@ -30,7 +35,7 @@ def make_sampler(backend: str, model: str, *, seed: int = 0, tensor_parallel_siz
     a sweep over checkpoints frees each engine's GPU memory when it is closed.
     """
     if backend == "hf":
-        from mirage.sample.hf import HFSampler
+        from mirage.sample.hf import HFSampler  # why: torch, which importing mirage.evaluate.scoring does not need
 
         path = resolve_model(model)
         try:
@@ -40,9 +45,6 @@ def make_sampler(backend: str, model: str, *, seed: int = 0, tensor_parallel_siz
         except Exception as e:  # noqa: BLE001 - safetensors / json errors name no file
             raise CheckpointError(f"{path}: the model cannot be loaded ({type(e).__name__}: {e})") from None
     if backend == "vllm":
-        from mirage.sample import parallel
-        from mirage.sample.vllm import VLLMSampler
-
         factory = functools.partial(VLLMSampler, resolve_model(model), tensor_parallel_size=tensor_parallel_size,
                                     seed=seed, **kwargs)
         if use_ray or gpus:
@@ -58,8 +60,6 @@ def render_prompt(sampler, messages) -> str | None:
     if hasattr(sampler, "render_prompt"):
         return sampler.render_prompt(messages)
     if hasattr(sampler, "tokenizer"):
-        from mirage.sample.base import apply_chat_template
-
         return apply_chat_template(sampler.tokenizer, messages)
     return None
 
@@ -67,9 +67,6 @@ def render_prompt(sampler, messages) -> str | None:
 # --- scoring (runs in worker processes) --------------------------------------------
 def score_samples(items: Sequence[tuple], format_gated: bool, score_kwargs: dict) -> list[dict]:
     """Score (data_source, text, ground_truth, extra_info) items with mirage.rewards.compute_score."""
-    from mirage.rewards import compute_score
-    from mirage.rewards.lenient import format_free_acc
-
     out = []
     for data_source, text, ground_truth, extra_info in items:
         r = compute_score(data_source, text, ground_truth, extra_info=extra_info,

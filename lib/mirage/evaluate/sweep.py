@@ -18,6 +18,7 @@ from mirage.evaluate.scoring import CheckpointError
 from mirage.runs import Status, checkpoint_eval_dir, list_checkpoints, read_manifest, slug, update_manifest
 from mirage.runs.files import check_link
 from mirage.runs.layout import incomplete_checkpoints
+from mirage.train.verl.command import merge_checkpoint
 
 
 def evaluate_run(run_dir: str | os.PathLike, n: int | None = None, *, backend: str = "hf",
@@ -55,7 +56,7 @@ def evaluate_run(run_dir: str | os.PathLike, n: int | None = None, *, backend: s
                                     f"with verl's model merger, `{merge}`, then rerun")
         raise FileNotFoundError(f"{bad[0]}: not a checkpoint (no actor/huggingface/config.json with *.safetensors "
                                 f"weights{more}): delete it (a save that never finished) or write its HF weights "
-                                "(verl's model merger: mirage.train.verl.merge_checkpoint), then rerun")
+                                "(verl's model merger: mirage.train.verl.command.merge_checkpoint), then rerun")
     targets = ([(0, str(model))] if include_base else []) + [(s, str(p)) for s, p in list_checkpoints(run_dir)]
     if steps is not None:
         targets = [(s, p) for s, p in targets if s in set(steps)]
@@ -78,8 +79,6 @@ def evaluate_run(run_dir: str | os.PathLike, n: int | None = None, *, backend: s
 def merge_checkpoint_argv(run_dir: str | os.PathLike, step: int) -> list[str]:
     """verl's model-merger command for one checkpoint (mirage.train.verl.command.merge_checkpoint: light to import,
     no verl needed to print it)."""
-    from mirage.train.verl.command import merge_checkpoint
-
     return merge_checkpoint(run_dir, step)
 
 

@@ -12,8 +12,10 @@ import seaborn as sns
 
 # The untrained model is no condition of the registry; it keeps one grey in every figure (the registry
 # owns the colour, so a condition registered with it is refused there).
+from mirage.conditions import get_condition
 from mirage.conditions import BASE_COLOUR  # noqa: F401 - part of plots' API
-from mirage.study.results import BASE, condition_order  # noqa: F401 - condition_order is part of plots' API
+from mirage.conditions import BASE, condition_order  # noqa: F401 - condition_order is part of plots' API
+from mirage.tasks import TASKS, load_tasks
 
 
 def style() -> None:
@@ -24,8 +26,6 @@ def style() -> None:
 
 def color(condition: str) -> str:
     """A condition's colour, from its registry entry (``Condition.colour``); the base model's grey."""
-    from mirage.conditions import get_condition
-
     if condition == BASE:
         return BASE_COLOUR
     try:
@@ -37,16 +37,12 @@ def color(condition: str) -> str:
 
 def task_marker(task: str) -> str:
     """A task's marker, from its registry entry (``Task.marker``); 'o' for a task the registry does not know."""
-    from mirage.tasks import TASKS, load_tasks
-
     load_tasks()
     return TASKS[task].marker if task in TASKS else "o"
 
 
 def task_order(tasks: Iterable[str]) -> list[str]:
     """Tasks in registry order, names the registry does not know last."""
-    from mirage.tasks import load_tasks
-
     names = list(dict.fromkeys(tasks))
     known = [t for t in load_tasks() if t in names]
     return known + sorted(t for t in names if t not in known)

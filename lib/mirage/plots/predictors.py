@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from mirage.evaluate.predictors import STRATIFIED, UNINFORMATIVE_WIDTH
 from mirage.plots.base import color, grid, require
 
 LABELS = {"pass_at_1": "pass@1", "pass_at_half": "pass@(n/2)", "pass_at_n": "pass@n",
@@ -64,7 +65,6 @@ def plot_predictor_outcomes(table: pd.DataFrame) -> plt.Figure:
     uninformative width is drawn dashed. Never a line across tasks."""
     require(table, ["predictor", "condition", "outcome", "stratum", "rho", "ci_low", "ci_high", "n_pairs"],
             "predictor outcome table")
-    from mirage.evaluate.predictors import STRATIFIED, UNINFORMATIVE_WIDTH
 
     table = table.assign(regime=table["regime"].fillna("") if "regime" in table else "")
     columns = list(dict.fromkeys(zip(table["condition"], table["regime"])))

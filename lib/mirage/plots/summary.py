@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from mirage.plots.base import color, condition_order, grid, require, task_marker, task_order
+from mirage.study.seeds import t_quantile
 
 TASK_LINESTYLES = ["-", "--", ":", "-."]
 
@@ -15,8 +16,6 @@ def seed_means(points: pd.DataFrame, xcol: str, col: str) -> pd.DataFrame:
     """Per model x task x dataset: the x value, the mean of ``col`` over seeds, the number of seeds and the
     half-width of its 95% t-interval over seeds (NaN with one seed): the seed term of the effect's interval
     (docs/science.md, section 2), without the problem term, so it is the narrowest the full interval can be."""
-    from mirage.study.seeds import t_quantile
-
     g = points.groupby(["model", "task", "dataset"], as_index=False).agg(
         x=(xcol, "first"), mean=(col, "mean"), sd=(col, "std"), n=(col, "size"))
     g["half"] = [t_quantile(int(n) - 1) * sd / np.sqrt(n) if n > 1 else np.nan for n, sd in zip(g["n"], g["sd"])]

@@ -62,7 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _contamination(args: argparse.Namespace) -> int:
-    from mirage.probe.contamination import probe_contamination
+    from mirage.probe.contamination import probe_contamination  # why: pandas, which importing mirage.probe.cli does not need
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size: an integer >= 1, got {args.batch_size}")
@@ -75,7 +75,7 @@ def _contamination(args: argparse.Namespace) -> int:
 
 
 def _forced(args: argparse.Namespace) -> int:
-    from mirage.probe.forced import probe_forced
+    from mirage.probe.forced import probe_forced  # why: pandas, which importing mirage.probe.cli does not need
 
     kwargs = {"threads": args.threads} if args.backend == "hf" else {"tensor_parallel_size": args.tensor_parallel_size}
     summary = probe_forced(args.model, args.task, prefix_steps=args.prefix_steps, n=args.n,

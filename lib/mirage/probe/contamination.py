@@ -30,9 +30,13 @@ from typing import Any
 import pandas as pd
 
 from mirage import runs
-from mirage.probe import runner as probe_runner
-from mirage.probe import text as P
+from mirage.evaluate.datasets import default_max_tokens, eval_datasets, load_problems
+from mirage.evaluate.scoring import score_samples
+from mirage.models import resolve_model
+from mirage.probe import runner as probe_runner, text as P
 from mirage.probe.runner import run_probe
+from mirage.ranges import check_parameters
+from mirage.sample.base import RawText, SamplingParams, prompt_seed
 
 MANIFEST = "probe_manifest.json"
 FRACTIONS = (0.4, 0.6, 0.8)
@@ -69,7 +73,6 @@ def load_tokenizer(model: str, sampler: Any = None):
     tokenizer = getattr(sampler, "tokenizer", None)
     if tokenizer is not None:
         return tokenizer
-    from mirage.models import resolve_model
 
     path = resolve_model(model)
     try:
@@ -84,8 +87,6 @@ def load_tokenizer(model: str, sampler: Any = None):
 
 def load_probe_problems(task_or_dataset: str, limit: int | None, fractions: tuple[float, ...]):
     """(dataset name, path, problems with statement) per evaluation set; empty statements are refused."""
-    from mirage.evaluate.datasets import eval_datasets, load_problems
-
     out = []
     for name, path in eval_datasets(task_or_dataset):
         problems = load_problems(name, path)
@@ -127,8 +128,6 @@ def probe_contamination(model: str, task_or_dataset: str, *, fractions=FRACTIONS
                         answer_max_tokens: int | None = None, batch_size: int = 64,
                         sampler_kwargs: dict | None = None, progress: bool = True) -> pd.DataFrame:
     """Run (or resume) the probe; returns the summary table (dataset x fraction)."""
-    from mirage.evaluate.datasets import default_max_tokens
-
     fractions = P.parse_fractions(",".join(map(str, fractions))) if not isinstance(fractions, str) \
         else P.parse_fractions(fractions)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -171,8 +170,6 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _probe(model, datasets, lengths, sampler, settings: ProbeSettings, manifest: dict, out_dir: Path,
            batch_size: int, sampler_kwargs, progress: bool) -> pd.DataFrame:
-    from mirage.evaluate.scoring import score_samples
-
     record = {"kind": "probe", "config": settings.to_dict(),
               "datasets": [{"name": n, "path": str(p), "n_problems": len(pr), "continuation_tokens": lengths[n]}
                            for n, p, pr in datasets]}
@@ -187,8 +184,6 @@ def _probe(model, datasets, lengths, sampler, settings: ProbeSettings, manifest:
 def _probe_chunk(chunk: list, sampler, settings: ProbeSettings, continuation_tokens: int, score) -> pd.DataFrame:
     """Rows of one chunk: greedy continuations of the raw prefixes, greedy answers to the truncated and
     the whole problem, scored."""
-    from mirage.sample.base import RawText, SamplingParams, prompt_seed
-
     cells = [(dataset, row, f, P.cut(row.statement, f)) for dataset, _, row in chunk for f in settings.fractions]
     seeds = [prompt_seed(0, f"{d}/{row.problem_id}/{f}") for d, row, f, _ in cells]
     greedy = dict(n=1, temperature=0.0, top_p=1.0)
@@ -220,8 +215,6 @@ def probe_models(models, task_or_dataset: str, out_root: str | os.PathLike, *, f
                  limit: int | None = None, progress: bool = True, **kwargs: Any) -> pd.DataFrame:
     """``probe_contamination`` of each model (``<out_root>/<model>/<task>``, resumed), summaries stacked
     with a ``model`` column."""
-    from mirage.ranges import check_parameters
-
     check_parameters({"models": models}, {"models": list})  # the contamination notebook's parameter
     frames = []
     for model in models:

@@ -38,9 +38,16 @@ from typing import Any
 import pandas as pd
 
 from mirage import runs
+from mirage.evaluate.datasets import default_max_tokens, eval_datasets, load_problems
+from mirage.evaluate.scoring import score_samples
 from mirage.probe import runner as probe_runner
+from mirage.probe.contamination import load_tokenizer
 from mirage.probe.runner import run_probe
+from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, TOKENS, Range, check_fields
 from mirage.rewards.response import THINK_OPEN
+from mirage.rewards.routing import route
+from mirage.sample.base import (RawText, SamplingParams, apply_chat_template, prompt_seed, prompt_token_ids,
+                                raw_token_ids)
 
 MANIFEST = "forced_manifest.json"
 ROW_DTYPES = {"dataset": "string", "problem_id": "string", "data_source": "string", "sample_index": "int64",
@@ -87,8 +94,6 @@ def forced_prefix(steps: str, prefix_steps: int) -> str:
 def load_forced_problems(task_or_dataset: str, limit: int | None, prefix_steps: int):
     """(dataset name, path, problems) per evaluation set; every problem needs a worked solution longer than
     the prefix (a one-line error naming the problem otherwise)."""
-    from mirage.evaluate.datasets import eval_datasets, load_problems
-
     out = []
     for name, path in eval_datasets(task_or_dataset):
         problems = load_problems(name, path)
@@ -113,15 +118,12 @@ def prompt_renderer(model: str, sampler: Any):
     or None when the sampler renders its own prompts)."""
     tokenizer = getattr(sampler, "tokenizer", None)
     if tokenizer is None and isinstance(sampler, str):
-        from mirage.probe.contamination import load_tokenizer
-
         tokenizer = load_tokenizer(model)
     if tokenizer is None:  # a sampler that renders its own prompts (tests' fakes)
         if not hasattr(sampler, "render_prompt"):
             raise ValueError(f"--model {model}: the sampler has neither a tokenizer nor render_prompt; the forced "
                              "probe needs the chat template's text")
         return sampler.render_prompt, None
-    from mirage.sample.base import apply_chat_template
 
     bos = getattr(tokenizer, "bos_token", None)
 
@@ -135,8 +137,6 @@ def prompt_renderer(model: str, sampler: Any):
 
 def check_rendering(render, tokenizer, messages) -> None:
     """The raw text of the rendered prompt must encode to the chat prompt's tokens exactly."""
-    from mirage.sample.base import prompt_token_ids, raw_token_ids
-
     if tokenizer is not None and raw_token_ids(tokenizer, render(messages)) != prompt_token_ids(tokenizer, messages):
         raise ValueError("the rendered chat prompt, encoded as raw text, differs from the chat prompt's tokens "
                          "(a template this probe cannot reproduce); the forced probe would ask another prompt")
@@ -157,9 +157,6 @@ def probe_forced(model: str, task_or_dataset: str, *, prefix_steps: int = 1, n: 
                  out_dir: str | os.PathLike | None = None, limit: int | None = None, batch_size: int = 64,
                  sampler_kwargs: dict | None = None, progress: bool = True) -> pd.DataFrame:
     """Run (or resume) the probe; returns the summary (one row per dataset; module docstring)."""
-    from mirage.evaluate.datasets import default_max_tokens
-    from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, TOKENS, Range, check_fields
-
     max_tokens = default_max_tokens(task_or_dataset) if max_tokens is None else max_tokens
     check_fields({"prefix_steps": prefix_steps, "n": n, "temperature": temperature, "max_tokens": max_tokens,
                   "seed": seed, "limit": limit, "batch_size": batch_size},
@@ -219,10 +216,6 @@ def _probe(model, datasets, render, sampler, settings: ForcedSettings, manifest:
 
 def _probe_chunk(chunk: list, sampler, render, settings: ForcedSettings) -> pd.DataFrame:
     """Rows of one chunk: each problem asked plainly and with the forced prefix, ``n`` samples each, scored."""
-    from mirage.evaluate.scoring import score_samples
-    from mirage.sample.base import RawText, SamplingParams, prompt_seed
-    from mirage.rewards.checkers import route
-
     params = SamplingParams(n=settings.n, temperature=settings.temperature, top_p=1.0,
                             max_tokens=settings.max_tokens, seed=settings.seed)
     prefixes = [forced_prefix(row.extra_info["steps"], settings.prefix_steps) for _, _, row in chunk]

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from mirage import runs
+from mirage.evaluate.scoring import make_sampler
 
 
 def parts(out_dir: Path, dataset: str) -> list[Path]:
@@ -41,8 +42,6 @@ def run_probe(model: str, datasets: list, sampler: Any, *, out_dir: Path, manife
     sampler)``: the rows of one chunk of (dataset, position, problem) items.
     """
     from tqdm.auto import tqdm
-
-    from mirage.evaluate.scoring import make_sampler
 
     todo = []
     for name, _, problems in datasets:

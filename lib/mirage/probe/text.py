@@ -26,15 +26,15 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from mirage.data.math_data import INSTRUCTION as MATH
+from mirage.tasks.toy import INSTRUCTION as TOY
+
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _STATEMENT_KEYS = ("question", "problem", "original_question")
 
 
 def known_instructions() -> tuple[str, ...]:
     """Instructions mirage's datasets put before the problem (a blank line between)."""
-    from mirage.data.math_data import INSTRUCTION as MATH
-    from mirage.tasks.toy import INSTRUCTION as TOY
-
     return (MATH, TOY)
 
 

@@ -20,7 +20,7 @@ from mirage.rewards import variants  # noqa: F401  (registers the response rewar
 from mirage.rewards.base import REWARDS, ResponseRecord, Responses, Reward, get_reward, register_reward
 from mirage.rewards.group import cluster_answers, majority_vote_rewards, mean_token_logprob
 from mirage.rewards.response import extract_answer, format_ok
-from mirage.rewards.checkers import result_keys
+from mirage.rewards.routing import result_keys
 from mirage.rewards.score import compute_score, compute_scores, random_coin, source_family
 
 VARIANTS = tuple(name for name in REWARDS if REWARDS[name].scope == "response")  # as registered at import

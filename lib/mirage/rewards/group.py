@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from mirage.rewards.base import Responses, Reward, register_reward
+from mirage.rewards.checkers import default_cluster
+from mirage.rewards.routing import parse_options, route
 
 # keywords of a condition's score_kwargs that concern the response reward, not answer comparison
 _REWARD_KEYS = ("variant", "p", "seed", "step", "sample_index", "release_faithful")
@@ -24,8 +26,6 @@ def cluster_answers(preds: Sequence[str | None], data_source: str, release_faith
     math-verify, so ``0.5``, ``\\frac12`` and ``1/2`` share a label); by default,
     stripped strings. ``options`` are checker options (``math_checker``, ...).
     """
-    from mirage.rewards.checkers import default_cluster, parse_options, route
-
     checker = route(data_source)
     opts = parse_options({k: v for k, v in options.items() if k not in _REWARD_KEYS})[checker.name]
     valid = [i for i, p in enumerate(preds) if isinstance(p, str) and p.strip()]  # None / NaN: no vote

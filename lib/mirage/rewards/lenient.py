@@ -1,7 +1,7 @@
 """Format-free accuracy: the answer of a response scored whatever its format.
 
 ``compute_score``'s ``acc`` reads the answer from the ``<answer>`` block only, so a response
-that states the right answer without the tags scores 0 there. ``format_free_acc`` scores:
+that states the right answer without the tags scores 0 there. ``format_free_acc`` (``mirage.rewards.format_free``) scores:
 
 * a well-formatted response: its ``acc`` (the same answer, the same check);
 * a response that breaks the format: the checker's ``check`` on the answer its family reads
@@ -26,13 +26,10 @@ Pass@1, the format rate and this accuracy together split a gain into "learned th
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any
 
-from mirage.rewards.response import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer, format_ok
+from mirage.rewards.response import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer
 
-# compute_score keywords that are not checker options
-_NOT_OPTIONS = ("variant", "p", "seed", "step", "sample_index", "release_faithful", "reward_router_address",
-                "reward_model_tokenizer", "return_dict")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _TAGS = re.compile("|".join(re.escape(t) for t in (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)))
 
@@ -69,36 +66,6 @@ def last_boxed(text: str) -> str | None:
                 best = (start, i)
         i += 1
     return text[best[0]:best[1]] if best else None
-
-
-def format_free_acc(data_source: str, text: str, ground_truth: Any, extra_info: Mapping | None = None, *,
-                    result: Mapping | None = None, **options: Any) -> float:
-    """1.0 / 0.0: the answer correct whatever the format, NaN where the family reads no answer leniently.
-
-    ``result``: this response's ``compute_score`` result, when already computed (its ``format`` and
-    ``acc`` are reused for a well-formatted response). ``options``: compute_score's keywords.
-    """
-    from mirage.rewards.checkers import parse_options, route
-
-    release_faithful = bool(options.get("release_faithful", False))
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    if not isinstance(text, str):
-        return 0.0
-    fmt = bool(result["format"]) if result is not None else format_ok(text, release_faithful)
-    if fmt:
-        if result is not None:
-            return float(result["acc"])
-        from mirage.rewards.score import compute_score
-
-        return float(compute_score(data_source, text, ground_truth, extra_info, **options)["acc"])
-    checker = route(data_source)
-    if checker.lenient_answer is None:
-        return float("nan")
-    opts = parse_options({k: v for k, v in options.items() if k not in _NOT_OPTIONS})[checker.name]
-    answer = checker.lenient_answer(text, str(data_source), opts)
-    verdict = checker.check(data_source, text, answer, ground_truth, extra_info, opts, release_faithful)
-    return float(bool(verdict.acc)) if verdict.error is None else 0.0
 
 
 # --- the shipped families' lenient readings ----------------------------------------------------

@@ -23,8 +23,9 @@ from multiprocessing import get_context
 from typing import Any, Iterable, Mapping
 
 from mirage.rewards.base import REWARDS, ResponseRecord
-from mirage.rewards.checkers import Verdict, parse_options, result_keys, result_values, route
+from mirage.rewards.checkers import Verdict, result_values
 from mirage.rewards.response import extract_answer, format_ok
+from mirage.rewards.routing import parse_options, result_keys, route
 
 # keywords verl's reward managers may add to every call; they concern reward models, not mirage
 VERL_PASSTHROUGH = ("reward_router_address", "reward_model_tokenizer", "return_dict")
@@ -56,7 +57,7 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     """Reward of one response. See the module docstring and docs/rewards.md.
 
     ``variant``: a response-scope reward of ``mirage.rewards.REWARDS``. ``options`` are the
-    registered checkers' typed options (``mirage.rewards.checkers.option_names()``: math_checker,
+    registered checkers' typed options (``mirage.rewards.routing.option_names()``: math_checker,
     synlogic_path, ..., and those of checkers registered by plugins); an unknown keyword is a
     ValueError naming it.
     """

@@ -2,7 +2,7 @@
 
     cfg = RunConfig(model="dial-90", task="toy-math", condition="nsr", seed=0)
     cfg = cfg.resolved()          # recipe and run_dir filled in, every name checked
-    mirage.train.run(cfg)         # -> the local engine or verl, by cfg.backend
+    mirage.train.dispatch.run(cfg)  # -> the local engine or verl, by cfg.backend
 
 ``resolved()`` checks everything a run needs before any work starts (the condition,
 the task, the recipe and its overrides, the seed, the names that become folders) and
@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from mirage.conditions import get_condition
 from mirage.ranges import SEED, THREADS, Range, check_fields
 from mirage.recipes import PAPER_RECIPE, TESTBED_RECIPE, Recipe
+from mirage.runs.files import resolve
 from mirage.runs.layout import run_dir as default_run_dir
+from mirage.tasks import get_task
 
 BACKENDS = ("local", "verl")
 
@@ -63,9 +66,6 @@ class RunConfig:
 
     def resolved(self) -> "RunConfig":
         """This config with the recipe and run_dir filled in; an error naming the field at fault."""
-        from mirage.conditions import get_condition
-        from mirage.tasks import get_task
-
         if self.backend not in BACKENDS:
             raise ValueError(f"backend: must be one of {BACKENDS}, got {self.backend!r}")
         check_fields(self, RANGES)
@@ -75,7 +75,6 @@ class RunConfig:
         recipe.check()
         run = Path(self.run_dir) if self.run_dir else default_run_dir(
             self.model, task.name, condition.name, self.seed, Path("runs") / self.backend)
-        from mirage.runs.files import resolve
 
         bad = [name for name in self.loggers if name not in LOGGERS]
         if bad:

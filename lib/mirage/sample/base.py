@@ -26,6 +26,9 @@ class RawText:
 
 @dataclass(frozen=True)
 class SamplingParams:
+    """How responses are sampled; the one definition of the sampling defaults (temperature, top_p,
+    max_tokens, seed), which ``mirage.evaluate.EvalSettings`` and the study's ``StudyEval`` take."""
+
     n: int = 1
     temperature: float = 1.0
     top_p: float = 1.0

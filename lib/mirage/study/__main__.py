@@ -11,16 +11,14 @@ import json
 import sys
 from pathlib import Path
 
+from mirage.study.cell import ensure_history, measure_pair
+
 
 def measure(params: dict) -> None:
-    from mirage.study.cell import measure_pair
-
     measure_pair(params["model"], params["task"], params["out_dir"], params["eval"], params["backend"])
 
 
 def history(params: dict) -> None:
-    from mirage.study.cell import ensure_history
-
     if params["backend"] != "local":
         raise NotImplementedError("history runs are for the CPU testbed; on verl the paper's published history "
                                   "(mirage data one-shot --history ...) selects the example")

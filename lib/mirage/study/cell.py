@@ -19,8 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mirage.runs import run_dir as run_folder
-from mirage.runs import slug
+from mirage.conditions import get_condition, history_condition
+from mirage.data.rows import load_rows
+from mirage.ranges import check_parameters
+from mirage.recipes import RECIPES
+from mirage.runs import (RunConfig, atomic_path, is_finished, list_checkpoints, load_metrics, read_manifest,
+                         run_dir as run_folder, slug, write_parquet_atomic)
+from mirage.study.preset import StudyEval
+from mirage.tasks import dataset_file, dataset_path, get_task
+from mirage.train.dispatch import run as train_run
 
 NOTEBOOK_RUNS = Path("runs") / "notebooks"
 # the types the notebooks' parameter cells promise (a papermill -p value arrives as text: refused, showing -y)
@@ -72,7 +79,7 @@ def greedy_pair_dir(out_dir: str | os.PathLike, model: str, task: str) -> Path:
 def measure_pair(model: str, task: str, out_dir: str | os.PathLike, eval: Mapping[str, Any], backend: str = "local"):
     """Base pass@k of one model on one task (``mirage.evaluate.align``, cached in ``pair_dir``); with
     ``eval["greedy"]`` also its greedy accuracy (T = 0, n = 1) in ``greedy_pair_dir``."""
-    from mirage.evaluate import align
+    from mirage.evaluate import align  # why: pandas, which importing mirage.study.cell does not need
 
     kw = {"backend": sampler_backend(backend), "top_p": eval["top_p"], "max_tokens": eval["max_tokens"],
           "seed": eval["seed"]}
@@ -92,11 +99,10 @@ def measure_alignment(models: Sequence[str], tasks: Sequence[str], out_dir: str 
     """
     import pandas as pd
 
-    from mirage.evaluate.alignment import write_predictors
-    from mirage.ranges import check_parameters
-    from mirage.runs import atomic_path, write_parquet_atomic
+    from mirage.evaluate.alignment import write_predictors  # why: pandas, which importing mirage.study.cell does not need
 
     check_parameters(dict(models=models, tasks=tasks, eval=eval, backend=backend, pairs=pairs), NOTEBOOK_PARAMETERS)
+    eval = {**ALIGNMENT_EVAL, **dict(eval)}  # a key left out: the notebook's default
     out_dir = resolve(out_dir)
     pairs = [tuple(p) for p in pairs] or [(m, t) for m in models for t in tasks]
     table = pd.concat([measure_pair(m, t, out_dir, eval, backend) for m, t in pairs], ignore_index=True)
@@ -123,16 +129,11 @@ def base_curves(alignment_table: str | os.PathLike, model: str, task: str):
 def train(model: str, task: str, condition: str, seed: int, run_dir: str | os.PathLike, *, backend: str = "local",
           recipe: str = "testbed", recipe_overrides: Mapping[str, Any] | None = None,
           history_run: str | os.PathLike = "", progress: bool = True) -> Path:
-    """Train one cell through ``mirage.train.run``, or return its finished run (an interrupted one resumes).
+    """Train one cell through ``mirage.train.dispatch.run``, or return its finished run (an interrupted one resumes).
 
     A testbed ``one_shot`` run needs a history run: without ``history_run`` one is trained
     next to the run (``<run_dir>/../../one_shot_history``) with the default pool.
     """
-    from mirage.conditions import get_condition
-    from mirage.recipes import RECIPES
-    from mirage.runs import RunConfig, is_finished, read_manifest
-    from mirage.train import run as train_run
-
     run_dir = Path(run_dir)
     if backend == "verl" and is_finished(read_manifest(run_dir)):
         return run_dir  # launching verl only to find the last checkpoint costs a Ray start-up
@@ -156,13 +157,6 @@ def ensure_history(model: str, task: str, run_dir: str | os.PathLike, *, recipe:
     written as the run's own data root, so the trainer reads it like any dataset.
     """
     import pyarrow.parquet as pq
-
-    from mirage.conditions import history_condition  # (imports torch, through the estimators)
-    from mirage.data.rows import load_rows
-    from mirage.recipes import RECIPES
-    from mirage.runs import RunConfig, atomic_path
-    from mirage.tasks import dataset_file, dataset_path, get_task
-    from mirage.train import run as train_run
 
     run_dir = Path(run_dir)
     task_obj = get_task(task)
@@ -193,17 +187,13 @@ def ensure_history(model: str, task: str, run_dir: str | os.PathLike, *, recipe:
 
 def accuracy_history(run_dir: str | os.PathLike) -> dict[str, list[float]]:
     """{example index: [training accuracy per epoch]} of a history run."""
-    from mirage.train.loop import accuracy_history as history
+    from mirage.train.loop import accuracy_history as history  # why: torch, which importing mirage.study.cell does not need
 
     return history(run_dir)
 
 
 def one_shot_choice(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Which example a one-shot run trained on (as the trainer recorded it), with its dataset row."""
-    from mirage.data.rows import load_rows
-    from mirage.runs import read_manifest
-    from mirage.tasks import get_task
-
     manifest = read_manifest(run_dir)
     if manifest.get("backend") == "verl":  # trained on a prepared one-shot parquet: its rows are the example
         train_file = manifest["data"]["train"]
@@ -221,8 +211,6 @@ def one_shot_choice(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 def run_dynamics(run_dir: str | os.PathLike, **identity: Any):
     """A run's training metrics (``mirage.runs.load_metrics``), identity columns set from the caller."""
-    from mirage.runs import load_metrics
-
     dyn = load_metrics(run_dir)
     if dyn.empty:
         raise ValueError(f"{run_dir}: no training metrics under logs/metrics-*.jsonl")
@@ -238,8 +226,7 @@ def evaluate(run_dir: str | os.PathLike, eval: Mapping[str, Any], backend: str =
     ``gpus``: the GPUs the cell holds (verl cells: the recipe's n_gpus_per_node), one vLLM engine on each
     (tensor parallel 1: a 7-8 B model fits one GPU), taken within CUDA_VISIBLE_DEVICES; 0: one engine.
     """
-    from mirage.evaluate import evaluate_run
-    from mirage.runs import list_checkpoints
+    from mirage.evaluate import evaluate_run  # why: pandas, which importing mirage.study.cell does not need
 
     ckpts = [s for s, _ in list_checkpoints(run_dir)]
     if not ckpts:
@@ -257,14 +244,19 @@ def cell_gpus(backend: str, recipe: str, recipe_overrides: Mapping[str, Any] | N
     """The GPUs a cell holds on its first node: the recipe's n_gpus_per_node for verl cells, none for the testbed."""
     if backend != "verl":
         return 0
-    from mirage.recipes import RECIPES
 
     return RECIPES[recipe].with_overrides(recipe_overrides).n_gpus_per_node
 
 
 # --- one call per RQ notebook ------------------------------------------------------------------
-DEFAULT_EVAL = {"n": 16, "temperature": 1.0, "top_p": 1.0, "max_tokens": None, "seed": 0, "checkpoints": "all",
-                "greedy": False}
+# An RQ notebook's evaluation: the study's (StudyEval), except that an interactive cell evaluates every saved
+# checkpoint (a study: the last, unless its preset says "all"). The notebooks' parameter cells state these
+# values (tests/test_settings.py holds them equal).
+DEFAULT_EVAL = {"n": StudyEval.n, "temperature": StudyEval.temperature, "top_p": StudyEval.top_p,
+                "max_tokens": StudyEval.max_tokens, "seed": StudyEval.seed, "checkpoints": "all", "greedy": StudyEval.greedy}
+# The alignment notebook's: the study's, with fewer samples and an explicit k for a quick interactive table.
+ALIGNMENT_EVAL = {"align_n": 32, "alignment_k": 16, "temperature": StudyEval.temperature, "top_p": StudyEval.top_p,
+                  "max_tokens": StudyEval.max_tokens, "seed": StudyEval.seed}
 
 
 @dataclass
@@ -303,9 +295,6 @@ def run(model: str, task: str, condition: str, seed: int = 0, *, regime: str = "
     notebook only (they say which study ran it).
     """
     import pandas as pd
-
-    from mirage.conditions import get_condition
-    from mirage.ranges import check_parameters
 
     check_parameters(dict(model=model, task=task, condition=condition, seed=seed, regime=regime, backend=backend,
                           recipe=recipe, recipe_overrides=recipe_overrides or {}, eval=eval or {}), NOTEBOOK_PARAMETERS)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from mirage.study.plan import STAGES
+from mirage.ranges import flag_type
+from mirage.study import executors
+from mirage.study.plan import STAGES, parse_only
+from mirage.study.preset import PRESET_RANGES, list_presets, load_preset
+from mirage.study.runner import dry_run, run_study, verify_study
 
 
 def configure_cli(parser: argparse.ArgumentParser) -> None:
-    from mirage.ranges import flag_type
-    from mirage.study.preset import PRESET_RANGES, list_presets
-
     parser.add_argument("--preset", default="testbed-quick",
                         help=f"a shipped preset ({', '.join(list_presets())}) or a preset YAML/JSON file "
                              "(default testbed-quick; docs/study.md describes the keys)")
@@ -48,10 +49,6 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from mirage.study.plan import parse_only
-    from mirage.study.preset import list_presets, load_preset
-    from mirage.study.runner import dry_run, run_study, verify_study
-
     if args.list:
         for name in list_presets():
             p = load_preset(name)
@@ -65,8 +62,6 @@ def main(args: argparse.Namespace) -> int:
                              "--force-analysis, --status or --executor with it")
         return verify_study(preset, args.out, only, args.figures)
     if args.status or args.executor != "inline":
-        from mirage.study import executors
-
         if args.status:
             executors.study_status(preset, args.out, only, args.figures)
             return 0

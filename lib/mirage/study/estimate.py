@@ -23,6 +23,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from mirage.study.resources import resources_for
+from mirage.tasks import dataset_path, get_task
+from mirage.train.verl.attention import attention_implementation
+
 # vLLM generated tokens/s of ONE engine serving a 7-8 B model with long outputs on H100s, by tensor
 # parallelism. TP 4: docs/cluster.md section 6 (10-15 k tokens/s per TP-4 engine; the middle). TP 1: the same
 # per-GPU rate as TP 4 plus a little for no all-reduce (assumed, not measured).
@@ -61,8 +65,6 @@ def eval_problems(task: str) -> int:
     stated = DEFAULT_EVAL_PROBLEMS
     try:
         import pyarrow.parquet as pq
-
-        from mirage.tasks import dataset_path, get_task
 
         entry = get_task(task)
         stated = entry.eval_problems or DEFAULT_EVAL_PROBLEMS
@@ -123,9 +125,6 @@ def cell_problems(recipe: Any, estimate: CellEstimate) -> list[str]:
 
 def dry_run_cell(preset: Any, step: Any, ev: dict[str, Any], log: Any) -> list[str]:
     """The dry-run's per-cell layout and estimate line (verl cells); returns the cell's problems."""
-    from mirage.study.executors import resources_for
-    from mirage.train.verl.attention import attention_implementation
-
     recipe = preset.recipe_obj(step.cell.regime)
     timeout = resources_for(preset)["cell"].get("timeout_min")
     est = estimate_cell(recipe, step.cell.task, int(ev["n"]), int(ev["max_tokens"] or recipe.max_response_length),

@@ -37,60 +37,20 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from mirage.runs import FolderLock, Status, write_json_atomic
+from mirage.runs.files import MAX_AGE_ENV
+from mirage.study.folders import check_study_file, default_dirs, results_digest
+from mirage.study.plan import plan
+from mirage.study.preset import load_preset
+from mirage.study.resources import DEFAULT_RESOURCES, KINDS, RESOURCE_OF, check_resources, parse_slurm, resources_for
+from mirage.study.runner import run_steps, run_study
+from mirage.study.verify import check_step
 
 Log = Callable[[str], None]
-KINDS = ("alignment", "cell", "analysis")
-RESOURCE_OF = {"measure": "alignment", "alignment": "analysis", "history": "cell", "cell": "cell",
-               "analysis": "analysis"}
-# mem_gb is always asked for: a site's default memory per CPU would otherwise decide it (a verl cell gathers the
-# full fp32 state dict of a 7-8 B model, ~30 GB, on its first rank when it saves HF weights, beside Ray's object store)
-DEFAULT_RESOURCES = {"alignment": {"nodes": 1, "cpus_per_task": 2, "timeout_min": 240, "mem_gb": 64},
-                     "cell": {"nodes": 1, "cpus_per_task": 2, "timeout_min": 240, "mem_gb": 256},
-                     "analysis": {"nodes": 1, "cpus_per_task": 2, "timeout_min": 60, "mem_gb": 16}}
 GENERIC = ("name", "timeout_min", "mem_gb", "nodes", "cpus_per_task", "gpus_per_node", "tasks_per_node",
            "stderr_to_stdout")  # submitit's own names; any other key is passed to SLURM as slurm_<key>
 LIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED", "REQUEUE_HOLD",
         "REQUEUE_FED"}
 JOBS_FILE = "jobs.json"
-
-
-# --- resources --------------------------------------------------------------------------------------
-def check_resources(resources: Any, where: str) -> dict[str, dict[str, Any]]:
-    """A preset's ``resources`` block: {alignment|cell|analysis: {key: value}}; an error names the bad key."""
-    if not isinstance(resources, Mapping):
-        raise ValueError(f"{where}: resources must be a mapping of {KINDS}, got {resources!r}")
-    out = {}
-    for kind, keys in resources.items():
-        if kind not in KINDS:
-            raise ValueError(f"{where}: resources: unknown step kind {kind!r}; known: {', '.join(KINDS)}")
-        if not isinstance(keys, Mapping) or not all(isinstance(k, str) for k in keys):
-            raise ValueError(f"{where}: resources.{kind} must be a mapping of sbatch settings, got {keys!r}")
-        out[kind] = dict(keys)
-    return out
-
-
-def parse_slurm(items: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``--slurm KEY=VALUE`` (every kind) or ``KIND.KEY=VALUE`` -> {kind: {key: value}}; values read as YAML."""
-    import yaml
-
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--slurm: expected [KIND.]KEY=VALUE, got {item!r}")
-        key, text = (s.strip() for s in item.split("=", 1))
-        kind, _, name = key.rpartition(".")
-        if kind and kind not in KINDS:
-            raise ValueError(f"--slurm {item}: unknown step kind {kind!r}; known: {', '.join(KINDS)}")
-        value = yaml.safe_load(text) if text else ""
-        for k in [kind] if kind else KINDS:
-            out.setdefault(k, {})[name] = value
-    return out
-
-
-def resources_for(preset, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """Per kind: the defaults, then the preset's ``resources``, then ``--slurm``."""
-    mine = dict(preset.resources or {})
-    return {k: {**DEFAULT_RESOURCES[k], **mine.get(k, {}), **(overrides or {}).get(k, {})} for k in KINDS}
 
 
 def make_executor(kind: str, folder: Path, params: Mapping[str, Any], name: str):
@@ -118,9 +78,6 @@ def run_step_job(preset_name: str, out: str, step_id: str, figures_dir: str) -> 
     """What each job runs: its one step through the inline runner (the record is written the same way);
     the analysis job runs the analysis stage (results tables, then every analysis notebook). Raises on
     failure, so that SLURM marks the job FAILED and ``afterok`` dependants do not start."""
-    from mirage.study.plan import plan
-    from mirage.study.preset import load_preset
-    from mirage.study.runner import run_steps, run_study
 
     preset = load_preset(preset_name)
     steps = plan(preset, out, None, figures_dir)
@@ -131,7 +88,6 @@ def run_step_job(preset_name: str, out: str, step_id: str, figures_dir: str) -> 
         if run_study(preset, out, stage="analysis", figures_dir=figures_dir) != 0:
             raise RuntimeError(f"study {out}: the analysis failed (see its step records)")
         return Status.FINISHED.value
-    from mirage.study.verify import check_step
 
     status = run_steps([step], jobs=1, plugins=preset.plugins, outside=[s for s in steps if s.id in step.deps],
                        check=check_step)
@@ -155,8 +111,6 @@ class StepJob:
         if rank != 0:
             return f"task {rank}: the step runs on task 0"
         if self.timeout_min:
-            from mirage.runs.files import MAX_AGE_ENV
-
             os.environ.setdefault(MAX_AGE_ENV, f"{self.timeout_min / 60:g}")
         return run_step_job(preset_name, out, step_id, figures_dir)
 
@@ -228,15 +182,13 @@ def is_live(entry: Mapping[str, Any], state: str) -> bool:
 def job_steps(preset, out: Path, only, figures_dir: Path) -> tuple[list, dict[str, bool]]:
     """(the steps that become jobs, {step id: finished}). The analysis notebooks are one job (the analysis
     stage runs them all), finished when each ran on the results as they are now (the runner's digest)."""
-    from mirage.study.plan import plan
-    from mirage.study.runner import _digest
 
     steps = plan(preset, out, only, figures_dir)
     jobs = [s for s in steps if s.kind != "analysis"]
     done = {s.id: s.finished for s in jobs}
     analyses = [s for s in plan(preset, out, None, figures_dir) if s.kind == "analysis"]
     if analyses:
-        digest = _digest(plan(preset, out, None, figures_dir))
+        digest = results_digest(plan(preset, out, None, figures_dir))
         for a in analyses:
             a.params["results_digest"] = digest
         jobs.append(analyses[0])
@@ -248,14 +200,13 @@ def submit_study(preset, out: str | os.PathLike | None = None, executor: str = "
                  only: Mapping[str, set[str]] | None = None, slurm: Sequence[str] = (), jobs: int | None = None,
                  figures_dir: str | os.PathLike | None = None, log: Log = print) -> int:
     """Submit (slurm) or run (local) the study's unfinished steps as submitit jobs. Returns an exit status."""
-    from mirage.study.runner import _check_study_file, default_dirs
 
     if executor not in ("slurm", "local"):
         raise ValueError(f"--executor: one of inline, local, slurm; got {executor!r}")
     out, figures_dir = default_dirs(preset, out, figures_dir)
     resources = resources_for(preset, parse_slurm(slurm))
     with FolderLock(out / "jobs", "study submission"):
-        _check_study_file(out, preset)
+        check_study_file(out, preset)
         steps, done = job_steps(preset, out, only, figures_dir)
         if executor == "local":
             return _run_local(preset, out, steps, done, resources, jobs or preset.jobs, figures_dir, log)
@@ -356,7 +307,6 @@ def study_status(preset, out: str | os.PathLike | None = None, only: Mapping[str
                  figures_dir: str | os.PathLike | None = None, log: Log = print) -> dict[str, str]:
     """One line per step: finished / failed / job id, its SLURM state, elapsed time and log / not submitted.
     -> {step id: state}."""
-    from mirage.study.runner import default_dirs
 
     out, figures_dir = default_dirs(preset, out, figures_dir)
     recorded = read_jobs(out)

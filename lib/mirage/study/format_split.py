@@ -24,14 +24,14 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from mirage.evaluate.core import FORMAT_COLUMNS, format_table, read_samples
+
 SPLIT_COLUMNS = ["dataset", "pass_at_1_base", "pass_at_1_final", "gain", "format_rate_base", "format_rate_final",
                  "format_rate_change", "format_free_base", "format_free_final", "answers_better", "learned_format"]
 
 
 def _table(evaluation: Any) -> pd.DataFrame:
     """A format table from a format table, a sample frame, or an evaluation folder."""
-    from mirage.evaluate.core import FORMAT_COLUMNS, format_table, read_samples
-
     if isinstance(evaluation, (str, os.PathLike)):
         path = Path(evaluation)
         if not (path / "samples").is_dir():

@@ -15,14 +15,51 @@ regime "" (no regime: the run folder has no regime level, the cell id is unchang
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from mirage.conditions import CONDITIONS, get_condition
+from mirage.runs import run_dir
 
 GRID_KEYS = ("models", "tasks", "pairs", "conditions", "regimes", "seeds")
 NO_REGIME = ""  # the regime of every cell of a preset that defines none
 # a regime name is one path component and one --only value: no separators, no "|" or ","
 REGIME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# The notebook that runs a cell, by research question of its condition.
+RQ_NOTEBOOKS = {"RQ1": "10_rq1_reward_signal.ipynb", "RQ2": "20_rq2_one_shot.ipynb",
+                "RQ3": "30_rq3_sample_polarity.ipynb"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    task: str
+    condition: str
+    seed: int
+    regime: str = ""  # a named recipe variant of the preset; "" = none (no level in the id or the run folder)
+
+    @property
+    def id(self) -> str:
+        regime = f"{self.regime}/" if self.regime else ""
+        return f"{self.model}/{self.task}/{self.condition}/{regime}seed{self.seed}"
+
+    def run_dir(self, out: str | os.PathLike) -> Path:
+        return run_dir(self.model, self.task, self.condition, self.seed, Path(out) / "runs", regime=self.regime or None)
+
+    @property
+    def rq(self) -> str:
+        return get_condition(self.condition).rq
+
+    @property
+    def notebook(self) -> str:
+        if self.rq not in RQ_NOTEBOOKS:
+            raise KeyError(f"condition {self.condition!r} has research question {self.rq!r}, which has no notebook; "
+                           f"known: {RQ_NOTEBOOKS}")
+        return RQ_NOTEBOOKS[self.rq]
+
 
 
 class GridError(ValueError):
@@ -39,8 +76,6 @@ class Grid:
     seeds: tuple[int, ...]
 
     def cells(self) -> list:
-        from mirage.study.plan import Cell
-
         return [Cell(m, t, c, s, r) for m, t in self.pairs for c in self.conditions for r in self.regimes
                 for s in self.seeds]
 
@@ -124,7 +159,6 @@ def resolve_grids(top: Mapping[str, Any], grids: Sequence[Mapping[str, Any]]) ->
         combos = combos or top_combos
         conditions = spec.get("conditions") or top.get("conditions")
         if conditions == "all":  # every registered condition (mirage.study.preset.ALL_CONDITIONS)
-            from mirage.conditions import CONDITIONS
 
             conditions = tuple(CONDITIONS)
         missing = [k for k, v in (("models/tasks or pairs", combos), ("conditions", conditions)) if not v]

@@ -25,48 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mirage.runs import Status, read_manifest, run_dir, slug
+from mirage.conditions import get_condition
+from mirage.runs import Status, read_manifest, slug
+from mirage.study.cell import checkout, pair_dir
+from mirage.study.grid import RQ_NOTEBOOKS, Cell  # noqa: F401  (the plan's names)
 from mirage.study.preset import Preset
 
-# The notebook that runs a cell, by research question of its condition.
-RQ_NOTEBOOKS = {"RQ1": "10_rq1_reward_signal.ipynb", "RQ2": "20_rq2_one_shot.ipynb",
-                "RQ3": "30_rq3_sample_polarity.ipynb"}
 ALIGNMENT_NOTEBOOK = "00_alignment.ipynb"
 FIGURES_NOTEBOOK = "90_figures.ipynb"
 STEP_RECORD = "study_step.json"  # a step's record; a cell's folder is its run folder, whose manifest.json is training's
 STAGES = ("all", "alignment", "cells", "analysis")
 NBEXEC = "mirage.study.nbexec"  # papermill's command line (python -m NBEXEC NOTEBOOK OUTPUT ...)
 ONLY_KEYS = ("model", "task", "condition", "regime", "seed")
-
-
-@dataclass(frozen=True)
-class Cell:
-    model: str
-    task: str
-    condition: str
-    seed: int
-    regime: str = ""  # a named recipe variant of the preset; "" = none (no level in the id or the run folder)
-
-    @property
-    def id(self) -> str:
-        regime = f"{self.regime}/" if self.regime else ""
-        return f"{self.model}/{self.task}/{self.condition}/{regime}seed{self.seed}"
-
-    def run_dir(self, out: str | os.PathLike) -> Path:
-        return run_dir(self.model, self.task, self.condition, self.seed, Path(out) / "runs", regime=self.regime or None)
-
-    @property
-    def rq(self) -> str:
-        from mirage.conditions import get_condition
-
-        return get_condition(self.condition).rq
-
-    @property
-    def notebook(self) -> str:
-        if self.rq not in RQ_NOTEBOOKS:
-            raise KeyError(f"condition {self.condition!r} has research question {self.rq!r}, which has no notebook; "
-                           f"known: {RQ_NOTEBOOKS}")
-        return RQ_NOTEBOOKS[self.rq]
 
 
 @dataclass
@@ -121,8 +91,6 @@ def _portable(params: Any) -> Any:
 
 def notebooks_dir() -> Path:
     """The checkout's ``notebooks/`` folder ($MIRAGE_NOTEBOOKS; the notebooks are not in the installed package)."""
-    from mirage.study.cell import checkout
-
     d = Path(os.environ.get("MIRAGE_NOTEBOOKS") or (checkout() or Path.cwd()) / "notebooks")
     if not (d / ALIGNMENT_NOTEBOOK).exists():
         raise FileNotFoundError(f"notebooks not found in {d}: run from a mirage checkout or set MIRAGE_NOTEBOOKS")
@@ -185,9 +153,6 @@ def eval_params(preset: Preset) -> tuple[dict, dict]:
 def plan(preset: Preset, out: str | os.PathLike, only: Mapping[str, set[str]] | None = None,
          figures_dir: str | os.PathLike | None = None) -> list[Step]:
     """The steps of a study, in launch order, with their dependencies."""
-    from mirage.conditions import get_condition
-    from mirage.study.cell import pair_dir
-
     out = Path(out).resolve()
     nb = notebooks_dir()
     only = only or {}

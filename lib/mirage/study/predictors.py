@@ -19,6 +19,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mirage.runs import atomic_path
+from mirage.study.results import gain_table, load_results
+
 PREDICTORS_FILE = Path("alignment") / "predictors.parquet"
 N_BOOT = 2000
 
@@ -35,8 +38,7 @@ def load_predictors(study_dir: str | os.PathLike):
 def correlations(study_dir: str | os.PathLike, results=None, n_boot: int = N_BOOT, seed: int = 0):
     """Spearman's rho of every predictor with every condition's outcome (``predictor_correlations``), or None
     without a predictors table. ``results``: the study's results table (read from ``study_dir`` when None)."""
-    from mirage.evaluate.predictors import predictor_correlations
-    from mirage.study.results import gain_table, load_results
+    from mirage.evaluate.predictors import predictor_correlations  # why: pandas, which importing mirage.study.predictors does not need
 
     predictors = load_predictors(study_dir)
     if predictors is None:
@@ -47,8 +49,7 @@ def correlations(study_dir: str | os.PathLike, results=None, n_boot: int = N_BOO
 
 def outcomes(study_dir: str | os.PathLike, results=None, n_boot: int = N_BOOT, seed: int = 0):
     """``predictor_outcomes`` of the study's predictors and gains, or None without a predictors table."""
-    from mirage.evaluate.predictors import predictor_outcomes
-    from mirage.study.results import gain_table, load_results
+    from mirage.evaluate.predictors import predictor_outcomes  # why: pandas, which importing mirage.study.predictors does not need
 
     predictors = load_predictors(study_dir)
     if predictors is None:
@@ -71,8 +72,7 @@ def committed_outcomes(figures_dir: str | os.PathLike, n_boot: int = N_BOOT, see
     ``predictor_outcomes.csv`` beside them holds); a missing file is a FileNotFoundError naming it."""
     import pandas as pd
 
-    from mirage.evaluate.predictors import predictor_outcomes
-    from mirage.study.results import gain_table
+    from mirage.evaluate.predictors import predictor_outcomes  # why: pandas, which importing mirage.study.predictors does not need
 
     folder = Path(figures_dir)
     missing = [n for n in ("results.csv", "predictors.csv") if not (folder / n).exists()]
@@ -84,8 +84,6 @@ def committed_outcomes(figures_dir: str | os.PathLike, n_boot: int = N_BOOT, see
 
 def write_csv(frame, path: str | os.PathLike) -> Path:
     """``frame`` as CSV at ``path`` (atomic; 4 decimals, as every table beside the figures)."""
-    from mirage.runs import atomic_path
-
     path = Path(path)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.4f")
@@ -112,7 +110,7 @@ def draw(study_dir: str | os.PathLike, figures_dir: str | os.PathLike, results=N
     figure, the outcomes figure], the figures saved as ``predictor_correlations`` and ``predictor_outcomes``
     (PNG + PDF) and the three CSVs written beside them (``publish_predictors``); or [a line saying why there is
     nothing to draw]."""
-    from mirage import plots
+    from mirage import plots  # why: matplotlib, pandas, seaborn, which importing mirage.study.predictors does not need
 
     table = correlations(study_dir, results)
     if table is None or table.empty:

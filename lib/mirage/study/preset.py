@@ -42,7 +42,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from mirage.conditions import CONDITIONS
 from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, TOP_P, Range, check_fields
+from mirage.recipes import RECIPES
+from mirage.registry import load_plugins
+from mirage.sample.base import SamplingParams
+from mirage.study.grid import GridError, check_list, check_pairs, check_regimes, resolve_grids, unique_cells
+from mirage.study.resources import check_resources
+from mirage.tasks import load_tasks
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 DEFAULT_ANALYSIS = ("90_figures.ipynb",)
@@ -68,10 +75,10 @@ class StudyEval:
 
     n: int = 16  # samples per problem for trained checkpoints (k = 1, 2, 4, ..., n)
     align_n: int = 64  # samples per problem for the base models (alignment reads large k)
-    temperature: float = 1.0
-    top_p: float = 1.0
+    temperature: float = SamplingParams.temperature
+    top_p: float = SamplingParams.top_p
     max_tokens: int | None = None  # None: the recipe's max_response_length (what training sampled)
-    seed: int = 0
+    seed: int = SamplingParams.seed
     checkpoints: str = "last"  # "last": the final checkpoint; "all": every saved checkpoint
     # the k at which the base model's pass@k is read as its alignment (None: the largest k measured)
     alignment_k: int | None = None
@@ -140,7 +147,6 @@ class Preset:
 
     def __post_init__(self):
         if self.conditions == ALL_CONDITIONS:  # every registered condition, a plugin's included
-            from mirage.conditions import CONDITIONS
 
             load_plugin_modules(tuple(self.plugins), self.where)
             object.__setattr__(self, "conditions", tuple(CONDITIONS))
@@ -159,11 +165,6 @@ class Preset:
         return self.source or self.name
 
     def check(self) -> None:
-        from mirage.conditions import CONDITIONS
-        from mirage.recipes import RECIPES
-        from mirage.study.grid import GridError, check_list, check_pairs, check_regimes, resolve_grids
-        from mirage.tasks import load_tasks
-
         where = self.where
         if not isinstance(self.name, str) or not _FOLDER_NAME.fullmatch(self.name):
             raise PresetError(f"{where}: name must be one folder name (letters, digits and . _ = , @ + -, not "
@@ -211,8 +212,6 @@ class Preset:
         self.one_shot.check(where)
         for seed in dict.fromkeys([*self.seeds, *(s for g in grids for s in g.seeds)]):
             _check_ranges({"seeds": seed}, PRESET_RANGES, where)
-        from mirage.study.executors import check_resources
-
         try:
             object.__setattr__(self, "resources", check_resources(self.resources, where))
         except ValueError as e:
@@ -236,15 +235,11 @@ class Preset:
 
     def grid(self) -> list:
         """The resolved sub-grids (``mirage.study.grid.Grid``; one when the preset has no ``grids``)."""
-        from mirage.study.grid import resolve_grids
-
         return resolve_grids({"models": self.models, "tasks": self.tasks, "pairs": self.pairs,
                               "conditions": self.conditions, "regimes": self.regimes, "seeds": self.seeds}, self.grids)
 
     def cells(self) -> list:
         """Every cell (model x task x condition x regime x seed) once, in grid order."""
-        from mirage.study.grid import unique_cells
-
         return unique_cells(self.grid())
 
     def describe_grid(self) -> str:
@@ -265,8 +260,6 @@ class Preset:
         return {**self.overrides, **(self.regimes.get(regime) or {})}
 
     def recipe_obj(self, regime: str = ""):
-        from mirage.recipes import RECIPES
-
         return RECIPES[self.recipe].with_overrides(self.cell_overrides(regime))
 
     def recipe_dict(self, regime: str = "") -> dict[str, Any]:
@@ -332,8 +325,6 @@ class Preset:
 
 def load_plugin_modules(modules: tuple[str, ...], where: str) -> None:
     """Import a preset's plugin modules (what ``$MIRAGE_PLUGINS`` does for a process) before its names are checked."""
-    from mirage.registry import load_plugins
-
     load_plugins()
     for module in modules:
         try:

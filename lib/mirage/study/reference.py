@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mirage.study.cell import checkout
+
 # Absolute, on every number of the tables (pass@k, CIs, gains, alignment, predictors). Measured:
 # torch's AVX-512 vs AVX2 kernels (unpinned) changed one sample in 3,200 of one of testbed-quick's
 # 30 cells: its pass@k by at most 7.1e-4, a bootstrap CI bound by 2.2e-3. 0.01 is 4.5x that
@@ -39,8 +41,6 @@ class TableCheck:
 
 def committed_dir(preset_name: str, home: str | os.PathLike | None = None) -> Path | None:
     """The checkout's committed ``figures/<preset>`` folder, if it holds tables (``home``: the checkout)."""
-    from mirage.study.cell import checkout
-
     root = Path(home) if home else checkout()
     folder = root / "figures" / preset_name if root else None
     return folder if folder and any(folder.glob("*.csv")) else None

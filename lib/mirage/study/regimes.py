@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from mirage.study.results import BASE, RUN_KEYS, eval_rows, gain_table, with_defaults
+from mirage.mechanism import BanditSettings, simulate_bandit, summarise
+from mirage.ranges import check_parameters
+from mirage.study.results import BASE, RUN_KEYS, condition_order, eval_rows, gain_table, with_defaults
+from mirage.study.seeds import natural_key
 
 # the training metrics a run is summarised by (their mean over the run's steps)
 CLIP_METRICS = {"clipfrac": "actor/pg_clipfrac", "clipfrac_high": "actor/pg_clipfrac_high",
@@ -63,9 +66,6 @@ def run_table(results, dynamics):
 def regime_summary(runs):
     """Per model x task x condition x regime: the number of seeds and the median over seeds of the gains
     and clip fractions of ``run_table`` (the mean gain beside the median: they part where a few seeds drift)."""
-    from mirage.study.results import condition_order
-    from mirage.study.seeds import natural_key
-
     keys = ["model", "task", "condition", "regime"]
     cols = [c for c in ("gain", "greedy_gain", "clipfrac", "clipfrac_high", "clipfrac_low", "abs_log_ratio")
             if c in runs and runs[c].notna().any()]
@@ -119,9 +119,6 @@ def bandit_runs(settings: Mapping[str, Any] | None, variants: Mapping[str, Mappi
     defaults; empty = the defaults) with each variant's overrides on top. -> {variant: result}."""
     import dataclasses
 
-    from mirage.mechanism import BanditSettings, simulate_bandit
-    from mirage.ranges import check_parameters
-
     check_parameters({"bandit": settings or {}, "bandit_variants": variants}, {"bandit": dict, "bandit_variants": dict})
     known = {f.name for f in dataclasses.fields(BanditSettings)}
     out = {}
@@ -138,8 +135,6 @@ def bandit_table(runs: Mapping[str, dict]):
     """One row per variant: ``mirage.mechanism.summarise`` (start, median, mean, quartiles, median shift,
     clip fraction) and the settings that differ between variants."""
     import pandas as pd
-
-    from mirage.mechanism import summarise
 
     table = pd.DataFrame({name: summarise(r) for name, r in runs.items()}).T
     settings = pd.DataFrame({name: r["settings"] for name, r in runs.items()}).T

@@ -18,8 +18,14 @@ name no condition, and order them as the registry does.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
+
+from mirage.conditions import get_condition
+from mirage.conditions import BASE, condition_order  # noqa: F401  (the tables' names)
+from mirage.runs import atomic_path, load_metrics, write_parquet_atomic
+from mirage.study.cell import greedy_pair_dir
 
 RESULT_COLUMNS = ["preset", "backend", "model", "task", "condition", "rq", "regime", "seed", "step", "dataset",
                   "eval_tag", "k", "pass_at_k", "ci_low", "ci_high", "n_problems", "n", "temperature", "top_p",
@@ -33,16 +39,10 @@ RUN_KEYS = ["model", "task", "condition", "regime", "seed"]  # one training run
 # below this pass@1 gain (about the noise of one testbed evaluation) the ratio is left undefined
 # (NaN) rather than exploding.
 MIN_GT_GAIN = 0.03
-BASE = "base"  # the pseudo-condition of the untrained model (step 0)
-
-
-def condition_order(conditions: Iterable[str]) -> list[str]:
-    """Conditions in registry order ("base" first), names the registry does not know last."""
-    from mirage.conditions import CONDITIONS
-
-    names = list(dict.fromkeys(conditions))
-    known = [c for c in (BASE, *CONDITIONS) if c in names]
-    return known + sorted(c for c in names if c not in known)
+def natural_key(text: str) -> tuple:
+    """Sort key that orders "u2" < "u8" < "u16" < "u16_hi" (numbers compared as numbers)."""
+    parts = [p for p in re.split(r"(\d+)", str(text)) if p]
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
 
 
 def with_defaults(table):
@@ -71,9 +71,7 @@ def collect(out: str | os.PathLike, steps: Sequence, preset):
     atomically. Returns (results, dynamics)."""
     import pandas as pd
 
-    from mirage.conditions import get_condition
-    from mirage.evaluate import load_eval
-    from mirage.runs import atomic_path, load_metrics, write_parquet_atomic
+    from mirage.evaluate import load_eval  # why: pandas, which importing mirage.study.results does not need
 
     out = Path(out)
     align_path = out / "alignment" / "alignment.parquet"
@@ -117,8 +115,6 @@ def base_tables(out: Path, alignment):
     measured it (eval greedy), each pair's greedy accuracy; condition "base", step 0."""
     import pandas as pd
 
-    from mirage.study.cell import greedy_pair_dir
-
     frames = [alignment.assign(eval_tag="")]
     for model, task in alignment[["model", "task"]].drop_duplicates().itertuples(index=False):
         path = greedy_pair_dir(out / "alignment", model, task) / "alignment.parquet"
@@ -133,8 +129,8 @@ def problem_counts(evals, identity: dict, out: Path):
     read from its samples (``mirage.evaluate.read_samples``), labelled with ``identity``."""
     import pandas as pd
 
-    from mirage.evaluate import read_samples
-    from mirage.passk import counts_from_samples
+    from mirage.evaluate import read_samples  # why: pandas, which importing mirage.study.results does not need
+    from mirage.passk import counts_from_samples  # why: pandas, which importing mirage.study.results does not need
 
     frames = []
     keys = ["model", "task", "eval_dir", "step", "eval_tag"]
@@ -208,8 +204,6 @@ def gain_table(results, min_gt_gain: float = MIN_GT_GAIN, eval_tag: str = ""):
     import numpy as np
     import pandas as pd
 
-    from mirage.conditions import get_condition
-
     r1 = eval_rows(results, eval_tag)
     r1 = r1[r1["k"] == 1]
     keys = ["model", "task", "dataset"]
@@ -259,8 +253,6 @@ def summary_table(results):
 
 
 def _column_key(columns, column: str, order: dict) -> tuple:
-    from mirage.study.seeds import natural_key
-
     row = columns[columns["column"] == column].iloc[0]
     return order[row["condition"]], natural_key(row["regime"])
 

@@ -32,22 +32,19 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from mirage.registry import PLUGINS_ENV
-from mirage.runs import FolderLock, Status, end_attempt, start_attempt, update_manifest
-from mirage.runs import write_json_atomic
-from mirage.study.plan import STAGES, STEP_RECORD, Step, plan, stage_steps
-from mirage.study.preset import NOT_IDENTITY, Preset
+from mirage.runs import FolderBusy, FolderLock, Status, end_attempt, start_attempt, update_manifest, write_json_atomic
+from mirage.study.cell import sampler_backend
+from mirage.study.estimate import dry_run_cell
+from mirage.study.folders import check_study_file, default_dirs, results_digest
+from mirage.study.plan import STAGES, STEP_RECORD, Step, only_arg, plan, stage_steps
+from mirage.study.preset import Preset
+from mirage.study.reference import log_comparison
+from mirage.study.results import MIN_GT_GAIN, collect, gain_table, load_problems, recovered_table, summary_table
+from mirage.study.seeds import ci_tables, seeds_per_run
 from mirage.study.verify import Damage, StudyDamaged, check_step, check_tables, move_aside
+from mirage.train.verl.command import build_command
 
 Log = Callable[[str], None]
-
-
-def default_dirs(preset: Preset, out: str | os.PathLike | None = None,
-                 figures_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """(study dir, figures dir): study/<preset> under the current directory (or --out), and its
-    figures/ inside it. Never the checkout's committed figures/<preset> unless named (--figures):
-    the study compares its tables with those instead (``mirage.study.reference``)."""
-    out = Path("study") / preset.name if out is None else Path(out)
-    return out.resolve(), Path(figures_dir or out / "figures").resolve()
 
 
 def fmt_s(seconds: float) -> str:
@@ -75,8 +72,6 @@ def _lock(out: Path, stage: str, only: Mapping[str, set[str]] | None) -> FolderL
 def _check_no_study_runner(out: Path) -> None:
     """A runner of one stage or some cells shares the folder with others of its kind, not with a runner of
     the whole study (which runs every step and the analysis itself): refuse while one holds the folder."""
-    from mirage.runs import FolderBusy
-
     if not (out / ".lock").exists():
         return
     probe = FolderLock(out, "study")
@@ -91,31 +86,6 @@ def _check_no_study_runner(out: Path) -> None:
         raise FolderBusy(f"{out}: this study folder is locked by another mirage study runner ({who}), which runs "
                          "every step and the analysis itself; wait for it to finish, or stop it") from None
     probe.release()
-
-
-def _check_study_file(out: Path, preset: Preset, write: bool = True) -> None:
-    """A study directory belongs to one preset: refuse to mix two grids' results in one table."""
-    from mirage.runs import config_diff
-
-    path = out / "study.json"
-    if path.exists():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))["preset"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}: unreadable ({type(e).__name__}: {e}); use another --out") from None
-        diff = config_diff({k: v for k, v in stored.items() if k not in NOT_IDENTITY}, preset.identity())
-        if diff:
-            shown = "; ".join(f"{k}: {_short(a)} there, {_short(b)} here" for k, (a, b) in diff.items())
-            raise ValueError(f"{out} holds a study of another preset ({stored.get('name')!r}; {shown}): "
-                             f"give this one another --out, or move {out} aside to start over")
-        return
-    if write:
-        write_json_atomic(path, {"preset": preset.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-
-
-def _short(value: Any, width: int = 60) -> str:
-    text = json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def step_env(threads: int, plugins: Sequence[str] = ()) -> dict[str, str]:
@@ -283,10 +253,10 @@ def verify_study(preset: Preset, out: str | os.PathLike | None = None, only: Map
     out, figures_dir = default_dirs(preset, out, figures_dir)
     if not (out / "study.json").is_file():
         raise FileNotFoundError(f"{out}: no study here (no study.json); give the study's folder with --out")
-    _check_study_file(out, preset, write=False)
+    check_study_file(out, preset, write=False)
     steps = plan(preset, out, only, figures_dir)
     for analysis in (s for s in steps if s.kind == "analysis"):
-        analysis.params["results_digest"] = _digest(steps)
+        analysis.params["results_digest"] = results_digest(steps)
     finished = [s for s in steps if s.finished]
     damage = [d for s in finished for d in check_step(s)]
     if (out / "results.parquet").exists() or any(s.kind == "analysis" for s in finished):
@@ -305,28 +275,17 @@ def verify_study(preset: Preset, out: str | os.PathLike | None = None, only: Map
     return 1 if damage else 0
 
 
-def _digest(steps: Sequence[Step]) -> str:
-    """Identity of the stored results: which steps finished, and when."""
-    h = hashlib.sha256()
-    for s in steps:
-        if s.kind != "analysis" and s.finished:
-            h.update(f"{s.id}\0{s.record().get('finished')}\n".encode())
-    return h.hexdigest()[:16]
-
-
 def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | None = None,
               only: Mapping[str, set[str]] | None = None, stage: str = "all", force_analysis: bool = False,
               figures_dir: str | os.PathLike | None = None, log: Log = print) -> int:
     """Run (or resume) a study. Returns 0 when every step finished, 1 otherwise."""
-    from mirage.study.results import collect
-
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     out, figures_dir = default_dirs(preset, out, figures_dir)
     jobs = jobs or preset.jobs
     t0 = time.time()
     with _lock(out, stage, only):
-        _check_study_file(out, preset)
+        check_study_file(out, preset)
         steps = plan(preset, out, only, figures_dir)
         n_cells = sum(s.kind == "cell" for s in steps)
         log(f"[study] preset {preset.cli_name}: {n_cells} cells ({preset.describe_grid()}"
@@ -352,14 +311,13 @@ def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | 
             else:
                 results, _ = collect(out, every, preset)
                 for analysis in analyses:  # the preset's analysis notebooks, in order
-                    analysis.params["results_digest"] = _digest(every)
+                    analysis.params["results_digest"] = results_digest(every)
                     if force_analysis:
                         analysis.record_path.unlink(missing_ok=True)
                     if run_steps([analysis], jobs=1, log=log, plugins=preset.plugins)[analysis.id] != "finished":
                         failed.append(analysis)
         print_summary(out, preset, steps, failed, results, time.time() - t0, log)
         if results is not None and not any(s.kind == "analysis" for s in failed):  # issue 22.3: checkout untouched
-            from mirage.study.reference import log_comparison
 
             log_comparison(preset.name, figures_dir, log)
         return 1 if failed else 0
@@ -368,16 +326,12 @@ def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | 
 
 def print_summary(out: Path, preset: Preset, steps: list[Step], failed: list[Step], results, seconds: float,
                   log: Log = print) -> None:
-    from mirage.study.results import MIN_GT_GAIN, gain_table, recovered_table, summary_table
-
     cells = [s for s in steps if s.kind == "cell"]
     log("")
     log(f"[study] {preset.cli_name}: {sum(s.finished for s in cells)}/{len(cells)} cells finished, {len(failed)} "
         f"step(s) failed, wall time this invocation {fmt_s(seconds)}; study dir {out}")
     if results is not None:
         import pandas as pd
-
-        from mirage.study.seeds import seeds_per_run
 
         with pd.option_context("display.width", 250, "display.max_columns", 40, "display.precision", 3):
             ks = sorted({int(k) for k in results["align_k"].dropna()})
@@ -413,9 +367,6 @@ def print_summary(out: Path, preset: Preset, steps: list[Step], failed: list[Ste
 def log_seed_cis(out: Path, log: Log = print) -> None:
     """The mean over seeds with its 95% CI over seeds and problems (``mirage.study.seeds``), of
     pass@1 and of the gain over the base model, for each evaluation the study made."""
-    from mirage.study.results import load_problems
-    from mirage.study.seeds import ci_tables
-
     log("mean over seeds [95% CI over seeds and problems, mirage.study.seeds]; * the gain survives Holm over its family:")
     log(ci_tables(load_problems(out)).to_string())
 
@@ -431,9 +382,6 @@ def _shell(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
 def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[str, set[str]] | None = None,
             figures_dir: str | os.PathLike | None = None, log: Log = print) -> list[Step]:
     """Print every step (with its done/pending state) and, per cell, the commands it runs. Writes nothing."""
-    from mirage.study.cell import sampler_backend
-    from mirage.study.plan import only_arg
-
     out, figures_dir = default_dirs(preset, out, figures_dir)
     steps = plan(preset, out, only, figures_dir)
     base = ["mirage", "study", "--preset", preset.cli_name, "--out", str(out)]
@@ -474,8 +422,6 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
             log(f"\n## [{state}] cell {s.id} ({c.rq}, notebook {c.notebook})")
             log(_shell(base + ["--stage", "cells", "--only", only_arg(c)], env))
             if preset.backend == "verl":
-                from mirage.train.verl import build_command
-
                 venv, argv = build_command(c.model, c.task, c.condition, c.seed, s.dir, preset.recipe_obj(c.regime))
                 log("#   trains: " + _shell(argv, {**env, **venv}))
             else:
@@ -491,7 +437,6 @@ def dry_run(preset: Preset, out: str | os.PathLike | None = None, only: Mapping[
                 log(f"#   and greedily: the same checkpoints at temperature 0, n 1 -> {s.dir / 'eval' / 'greedy'} "
                     "(mirage.study.cell.evaluate(..., greedy=True), run by the cell's notebook)")
             if preset.backend == "verl":  # GPUs, attention, rollout TP, estimated hours vs the time limit
-                from mirage.study.estimate import dry_run_cell
 
                 refused += dry_run_cell(preset, s, ev, log)
         elif s.id == next(x.id for x in steps if x.kind == "analysis"):

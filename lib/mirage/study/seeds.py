@@ -42,9 +42,12 @@ drift shows in the median); it is not the interval's quantity. Nothing in the t-
 from __future__ import annotations
 
 import functools
-import re
 
 import numpy as np
+
+from mirage.runs import atomic_path
+from mirage.study.results import (BASE, RUN_KEYS, column_label, condition_order, load_problems, load_results,
+                                  natural_key, with_defaults)
 
 N_BOOT = 1000
 ALPHA = 0.05
@@ -52,12 +55,6 @@ P_FLOOR = 1e-12  # p below this is written as this (only its rank against 0.05 /
 # "shared" (default): one problem resample per draw, for all its seeds (the seeds share the test set);
 # "per_seed": problems drawn again for each resampled seed (too narrow by up to sqrt(S); kept to compare)
 RESAMPLE = "shared"
-
-
-def natural_key(text: str) -> tuple:
-    """Sort key that orders "u2" < "u8" < "u16" < "u16_hi" (numbers compared as numbers)."""
-    parts = [p for p in re.split(r"(\d+)", str(text)) if p]
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
 
 
 # --- Student's t, through mpmath's regularized incomplete beta ----------------------------------------
@@ -297,8 +294,6 @@ def seed_summary(problems, gain: bool = False, eval_tag: str = "", per_step: boo
     """
     import pandas as pd
 
-    from mirage.study.results import BASE, RUN_KEYS, condition_order, with_defaults
-
     p = with_defaults(problems)
     p = p[p["eval_tag"].fillna("") == eval_tag].assign(score=lambda d: d["c"] / d["n"])
     keys = ["model", "task", "dataset"]
@@ -350,7 +345,6 @@ def ci_table(summary, digits: int = 3, signed: bool = False):
     followed by ``*`` where the effect survives Holm over its family: per model x task x dataset one
     column per condition; where the study has regimes, one row per condition x regime instead (too many
     columns)."""
-    from mirage.study.results import column_label
 
     marks = ([False] * len(summary) if "holm_survives" not in summary
              else summary["holm_survives"].fillna(False).astype(bool))
@@ -373,8 +367,6 @@ def ci_tables(problems, digits: int = 3, n_boot: int = N_BOOT):
     [95% CI over seeds and problems]", ``*``: the gain survives Holm over its statistic's family."""
     import pandas as pd
 
-    from mirage.study.results import with_defaults
-
     frames = {}
     for tag in sorted(set(with_defaults(problems)["eval_tag"].fillna(""))):
         what = "greedy accuracy (T = 0)" if tag else "pass@1"
@@ -393,8 +385,6 @@ def seed_summaries(problems, n_boot: int = N_BOOT):
     greedy accuracy and its gain where evaluated): what ``publish`` writes as seed_summary.csv. Each gain
     statistic is one Holm family (every condition x model x task x dataset x regime of the study)."""
     import pandas as pd
-
-    from mirage.study.results import with_defaults
 
     frames = []
     for tag in sorted(set(with_defaults(problems)["eval_tag"].fillna(""))):
@@ -415,9 +405,6 @@ def publish(study_dir, figures_dir, n_boot: int = N_BOOT) -> list:
     condition x regime x seed x step x dataset x k) and seed_summary.csv (``seed_summaries``)."""
     from pathlib import Path
 
-    from mirage.runs import atomic_path
-    from mirage.study.results import load_problems, load_results
-
     figures_dir = Path(figures_dir)
     results = load_results(study_dir)[0]
     summaries = seed_summaries(load_problems(study_dir), n_boot)
@@ -431,7 +418,6 @@ def publish(study_dir, figures_dir, n_boot: int = N_BOOT) -> list:
 
 def seeds_per_run(results) -> int:
     """The largest number of seeds any model x task x condition x regime has (1: no seed CI to show)."""
-    from mirage.study.results import BASE, with_defaults
 
     r = with_defaults(results)
     r = r[r["condition"] != BASE]

@@ -35,7 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from mirage.runs import Status, check_parts, checkpoint_eval_dir, list_checkpoints, read_manifest
+from mirage.conditions import history_condition
+from mirage.recipes import RECIPES
+from mirage.runs import (Status, check_parts, checkpoint_eval_dir, list_checkpoints, load_metrics, read_jsonl,
+                         read_manifest)
+from mirage.study.cell import GREEDY
+from mirage.study.results import RUN_KEYS, local_dir, with_defaults
 
 EVAL_MANIFEST = "eval_manifest.json"  # mirage.evaluate.core.MANIFEST (not imported: that pulls in torch)
 DAMAGED = ".damaged"  # <study>/.damaged/<time>/<path in the study>: what a repair moved aside
@@ -82,7 +87,7 @@ def _present(path: Path, sid: str) -> list[Damage]:
 # --- one evaluation folder -------------------------------------------------------------------------
 def check_eval_folder(folder: str | os.PathLike, sid: str) -> list[Damage]:
     """Every damage of one evaluation folder (``mirage.evaluate``'s layout), none when it is sound."""
-    from mirage.passk import default_ks
+    from mirage.passk import default_ks  # why: pandas, which importing mirage.study.verify does not need
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -129,9 +134,6 @@ def check_step(step) -> list[Damage]:
 
 
 def _check_measure(step) -> list[Damage]:
-    from mirage.study.cell import GREEDY
-    from mirage.study.results import local_dir
-
     out = Path(step.params["study_dir"])
     folders = [step.dir] + ([step.dir / GREEDY] if step.params["eval"].get("greedy") else [])
     damage = []
@@ -185,9 +187,6 @@ def _check_training(step, identity: dict) -> tuple[dict, list[Damage]]:
 
 
 def _check_history(step) -> list[Damage]:
-    from mirage.conditions import history_condition  # (imports torch, through the estimators)
-    from mirage.runs import read_jsonl
-
     p = step.params
     _, damage = _check_training(step, {"model": p["model"], "task": p["task"],
                                        "condition": history_condition().name, "seed": p["seed"]})
@@ -216,10 +215,6 @@ def evaluated_steps(recipe: dict, checkpoints: str) -> list[int]:
 
 
 def _check_cell(step) -> list[Damage]:
-    from mirage.recipes import RECIPES
-    from mirage.runs import load_metrics
-    from mirage.study.cell import GREEDY
-
     p, c = step.params, step.cell
     manifest, damage = _check_training(step, {"model": c.model, "task": c.task, "condition": c.condition,
                                               "seed": c.seed})
@@ -252,8 +247,6 @@ CHECKS = {"measure": _check_measure, "alignment": _check_alignment, "history": _
 def check_tables(out: str | os.PathLike, steps: Sequence, sid: str = "analysis") -> list[Damage]:
     """The results tables against each other: every evaluation's n_problems in results.parquet is the
     number of problems problems.parquet holds for it, and every finished cell has rows in both."""
-    from mirage.study.results import RUN_KEYS, with_defaults
-
     out = Path(out)
     results, damage = _read_parquet(out / "results.parquet", sid)
     problems, bad = _read_parquet(out / "problems.parquet", sid)

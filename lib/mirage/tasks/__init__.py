@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from mirage.registry import Registry, RegistryError, load_plugins
+from mirage.registry import Registry, RegistryError, load_all
+from mirage.rewards.checkers import CHECKERS, register_source
+# the shipped checkers register themselves on import (a task's sources name them)
+import mirage.rewards.checkers.code  # noqa: F401,E402
+import mirage.rewards.checkers.exact  # noqa: F401,E402
+import mirage.rewards.checkers.korbench  # noqa: F401,E402
+import mirage.rewards.checkers.math  # noqa: F401,E402
+import mirage.rewards.checkers.synlogic  # noqa: F401,E402
 
 KINDS = ("testbed", "paper")  # testbed: tiny models on CPU (testbed recipe); paper: real models (paper recipe)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+=,@-]*$")
@@ -111,8 +118,6 @@ class Task:
 
 
 def _validate(task: Task) -> None:
-    from mirage.rewards.checkers import CHECKERS
-
     for source, checker in task.sources.items():
         if checker not in CHECKERS:
             raise RegistryError(f"task {task.name!r}: data source {source!r} names unknown checker {checker!r}; "
@@ -124,29 +129,15 @@ TASKS: Registry[Task] = Registry("task", validate=_validate)
 
 def register_task(task: Task, replace: bool = False) -> Task:
     """Register ``task`` and route its data sources to its checker."""
-    from mirage.rewards.checkers import register_source
-
     TASKS.register(task, replace=replace)
     for source, checker in task.sources.items():
         register_source(source, checker)
     return task
 
 
-_BUILTIN = ("mirage.tasks.toy", "mirage.tasks.math", "mirage.tasks.logic", "mirage.tasks.reasoning_gym",
-            "mirage.tasks.code")
-_loaded = False
-
-
 def load_tasks() -> Registry[Task]:
     """Import the task files (and plugins) once; returns the registry."""
-    global _loaded
-    if not _loaded:
-        import importlib
-
-        _loaded = True  # set first: the task files call back into this package while importing
-        for module in _BUILTIN:
-            importlib.import_module(module)
-        load_plugins()
+    load_all()
     return TASKS
 
 

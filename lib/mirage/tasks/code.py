@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mirage.data.code_data import convert_deepcoder, convert_humaneval
 from mirage.data.hub import snapshot_source
 from mirage.data.prepare import Dataset, register_dataset
 from mirage.tasks import Task, register_task
@@ -52,14 +53,10 @@ def humaneval_file() -> Path:
 
 
 def _humaneval(src: Path, skip: bool):
-    from mirage.data.code_data import convert_humaneval
-
     return convert_humaneval(src)
 
 
 def _deepcoder(src: Path, skip: bool):
-    from mirage.data.code_data import convert_deepcoder
-
     return convert_deepcoder(src)
 
 

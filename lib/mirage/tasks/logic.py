@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from mirage.data.hub import hub_source, korbench_source
+from mirage.data.korbench import convert_korbench
 from mirage.data.prepare import Dataset, register_dataset
+from mirage.data.synlogic import convert_synlogic
 from mirage.rewards.checkers.korbench import CATEGORIES
 from mirage.rewards.checkers.synlogic import task_name
 from mirage.tasks import Task, register_task
@@ -43,8 +45,6 @@ register_task(Task(
 # --- its prepared datasets: converters (mirage.data.korbench, .synlogic), local layout, download source ---
 def _korbench(category: str):
     def convert(src: Path, skip: bool):
-        from mirage.data.korbench import convert_korbench
-
         return convert_korbench(src, category)
 
     return convert
@@ -52,8 +52,6 @@ def _korbench(category: str):
 
 def _synlogic(split: str):
     def convert(src: Path, skip: bool):
-        from mirage.data.synlogic import convert_synlogic
-
         return convert_synlogic(src, split)
 
     return convert

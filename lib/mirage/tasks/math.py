@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mirage.data.hub import hub_source
-from mirage.data.prepare import Dataset, register_dataset
+from mirage.data.math_data import convert_deepscaler, convert_math_eval
+from mirage.data.prepare import Dataset, register_dataset, write_one_shot
 from mirage.tasks import Task, register_task
 
 EVALS = ("math500", "aime24", "amc23")
@@ -45,15 +46,11 @@ ONE_SHOT_HISTORY = "deepscaler/one_shot_rlvr/acc_step_500.json"  # One-Shot-RLVR
 
 
 def _deepscaler(src: Path, skip: bool):
-    from mirage.data.math_data import convert_deepscaler
-
     return convert_deepscaler(src, skip_empty_answers=skip)
 
 
 def _eval_set(name: str):
     def convert(src: Path, skip: bool):
-        from mirage.data.math_data import convert_math_eval
-
         return convert_math_eval(src, name)
 
     return convert
@@ -61,8 +58,7 @@ def _eval_set(name: str):
 
 def _one_shot_sets(root: Path, local: Path) -> list[str]:
     """The paper's one-shot sets from DSR-sub and One-Shot-RLVR's accuracy history (when both are there)."""
-    from mirage.data.one_shot import load_history
-    from mirage.data.prepare import write_one_shot
+    from mirage.data.one_shot import load_history  # why: pandas, which importing mirage.tasks.math does not need
 
     source, history = root / "verl" / "deepscaler_dsr_sub.parquet", local / ONE_SHOT_HISTORY
     if not (source.exists() and history.exists()):

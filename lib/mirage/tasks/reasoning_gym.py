@@ -31,10 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mirage.data.math_data import math_prompt
 from mirage.registry import RegistryError
 from mirage.rewards import worker
 from mirage.rewards.checkers import Checker, Verdict, register_checker, register_source
-from mirage.tasks import TASKS, Task
+from mirage.runs import write_json_atomic, write_parquet_atomic
+from mirage.tasks import TASKS, Task, dataset_path
 
 PREFIX = "rg:"
 SOURCE_PREFIX = "rg/"
@@ -219,8 +221,6 @@ def _entries(dataset: str, config: dict, seed: int, size: int) -> list[dict]:
 
 
 def _prompt(question: str) -> list[dict[str, str]]:
-    from mirage.data.math_data import math_prompt
-
     return [{"role": "user", "content": math_prompt(question)}]
 
 
@@ -254,9 +254,6 @@ def ensure_dataset(name: str, dataset_name: str, root: Any = None) -> Path:
     from importlib.metadata import version
 
     import pandas as pd
-
-    from mirage.runs import write_json_atomic, write_parquet_atomic
-    from mirage.tasks import dataset_path
 
     train, test = dataset_names(name)
     if dataset_name not in (train, test):

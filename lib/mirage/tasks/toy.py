@@ -35,6 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from mirage.rewards.checkers import Checker, Verdict, register_checker
+from mirage.rewards.checkers.exact import same
+from mirage.rewards.lenient import after_think, last_number
+from mirage.rewards.response import extract_answer
+from mirage.runs import write_json_atomic, write_parquet_atomic
+from mirage.tasks import Task, dataset_path, register_task
+
 
 
 TASK_NAMES = ("toy-math", "toy-logic")
@@ -270,9 +277,6 @@ def ensure_dataset(name: str, root: str | os.PathLike | None = None, n: int | No
     """
     import json
 
-    from mirage.runs import write_json_atomic, write_parquet_atomic
-    from mirage.tasks import dataset_path
-
     task, split = parse_dataset_name(name)
     path = dataset_path(name, root)
     meta = path.with_suffix(".meta.json")
@@ -303,8 +307,6 @@ def check_answer(data_source: str, pred: Any, ground_truth: Any, extra_info: Any
     ``pred`` is model text (the inside of ``<answer>``); any value, however odd,
     gives True or False and never raises.
     """
-    from mirage.rewards.checkers.exact import same
-
     task = data_source[4:] if isinstance(data_source, str) and data_source.startswith("val/") else data_source
     _check_task(task)
     return same(pred, ground_truth)
@@ -313,8 +315,6 @@ def check_answer(data_source: str, pred: Any, ground_truth: Any, extra_info: Any
 # --- the checker and the registry entries ------------------------------------------------
 def procedure_of(pred: Any, ground_truth: Any, extra_info: Any) -> str:
     """Which procedure an answer follows: the problems are built so that the two give different answers."""
-    from mirage.rewards.checkers.exact import same
-
     if same(pred, ground_truth):
         return "correct"
     buggy = (extra_info or {}).get("buggy_answer")
@@ -322,8 +322,6 @@ def procedure_of(pred: Any, ground_truth: Any, extra_info: Any) -> str:
 
 
 def _check(data_source, text, answer, ground_truth, extra_info, options, release_faithful):
-    from mirage.rewards.checkers import Verdict
-
     procedure = procedure_of(answer, ground_truth, extra_info)
     return Verdict(procedure == "correct", answer, None, procedure)
 
@@ -332,9 +330,6 @@ def lenient_answer(text: str, data_source: str, options: Any = None) -> str | No
     """The answer read whatever the format (format-free accuracy, ``mirage.rewards.lenient``): the
     ``<answer>`` block, else the last number (toy-math) or the last lowercase word (toy-logic) after the
     last ``</think>`` (the whole text without one)."""
-    from mirage.rewards.lenient import after_think, last_number
-    from mirage.rewards.response import extract_answer
-
     answer = extract_answer(text)
     if answer is not None:
         return answer
@@ -346,9 +341,6 @@ def lenient_answer(text: str, data_source: str, options: Any = None) -> str | No
 
 
 def _register() -> None:
-    from mirage.rewards.checkers import Checker, register_checker
-    from mirage.tasks import Task, register_task
-
     register_checker(Checker("toy", _check, lenient_answer=lenient_answer, procedure=procedure_of,
                              summary="the testbed: exact answer (up to whitespace), and which "
                                      "procedure it follows (correct / buggy / neither)"))

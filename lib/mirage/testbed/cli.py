@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 
+from mirage.models import list_models
 from mirage.ranges import THREADS, count_flag, flag_type
+from mirage.tasks.toy import DEFAULT_SIZES, TASK_NAMES, ensure_dataset
+from mirage.testbed.pretrain import SHIPPED, pretrain_family
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +50,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from mirage.tasks.toy import DEFAULT_SIZES, TASK_NAMES, ensure_dataset
-
     for task in args.task or TASK_NAMES:
         for split, n in (("train", args.n_train), ("test", args.n_test)):
             n = DEFAULT_SIZES[split] if n is None else n  # the command's defaults, not what a file records
@@ -59,8 +60,6 @@ def _data(args: argparse.Namespace) -> int:
 
 def _models(args: argparse.Namespace) -> int:
     import json
-
-    from mirage.models import list_models
 
     models = list_models()
     if args.json:
@@ -87,8 +86,6 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from mirage.testbed.pretrain import SHIPPED, pretrain_family
-
     names = list(SHIPPED) if args.all else args.name
     unknown = [n for n in names if n not in SHIPPED]
     if unknown:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mirage.rewards import extract_answer, format_ok
+from mirage.sample.base import apply_chat_template, prompt_seed
 from mirage.tasks import toy as T
 
 
@@ -30,7 +31,7 @@ def generate(model, tokenizer, prompts: list[list[int]], seeds: list[int], n: in
 
     Uses the project's KV-cache sampler: each prompt's samples depend only on its seed.
     """
-    from mirage.sample.hf import sample_tokens
+    from mirage.sample.hf import sample_tokens  # why: torch, which importing mirage.testbed.measure does not need
 
     batch = sample_tokens(model, prompts, seeds, n=n, temperature=temperature, max_tokens=max_new_tokens,
                           stop_token_ids=[tokenizer.eos_token_id], pad_token_id=tokenizer.pad_token_id,
@@ -51,8 +52,7 @@ def measure_task(model, tokenizer, task: str, n: int = 16, n_problems: int = 200
                  max_new_tokens: int = 48, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    from mirage.passk import default_ks, pass_at_k
-    from mirage.sample.base import apply_chat_template, prompt_seed
+    from mirage.passk import default_ks, pass_at_k  # why: pandas, which importing mirage.testbed.measure does not need
 
     problems = eval_problems(task, n_problems)
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731

@@ -31,7 +31,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mirage.models import CHECKOUT_MODELS, read_card
+from mirage.runs import atomic_dir
+from mirage.sample.base import apply_chat_template
 from mirage.tasks import toy as T
+from mirage.testbed.card import write_card
+from mirage.testbed.measure import measure_alignment
+from mirage.testbed.models import count_parameters, make_model
+from mirage.testbed.tokenizer import make_tokenizer
 
 
 LEAK_FORMS = ("raw", "chat")
@@ -166,8 +173,6 @@ def leaked_documents(config: PretrainConfig, task: str, n_task: int) -> list[tup
 
 def document_text(problem: T.Problem, correct: bool, form: str, tokenizer) -> str:
     """One corpus document: the chat format, or (a leak) the statement then the solution as plain text."""
-    from mirage.sample.base import apply_chat_template
-
     if form == "raw":  # BOS: a document start, as the contamination probe's raw prompts begin
         return tokenizer.bos_token + problem.question + "\n" + problem.response(correct) + tokenizer.eos_token
     return apply_chat_template(tokenizer, problem.prompt()) + problem.response(correct) + tokenizer.eos_token
@@ -258,9 +263,6 @@ def train(config: PretrainConfig, progress: bool = True):
     import torch
     from tqdm.auto import tqdm
 
-    from mirage.testbed.models import count_parameters, make_model
-    from mirage.testbed.tokenizer import make_tokenizer
-
     tokenizer = make_tokenizer()
     sequences = encode_corpus(config, tokenizer)
     raw = [form == "raw" for *_, form in build_corpus(config)]  # a leak's plain-text documents
@@ -322,10 +324,6 @@ def _environment() -> dict[str, Any]:
 
 def pretrain_one(config: PretrainConfig, out: str | os.PathLike, progress: bool = True) -> Path:
     """Train, measure and save one model to ``out/<name>`` (swapped in atomically)."""
-    from mirage.runs import atomic_dir
-    from mirage.testbed.card import write_card
-    from mirage.testbed.measure import measure_alignment
-
     model, tokenizer, stats = train(config, progress=progress)
     start = time.perf_counter()
     alignment = measure_alignment(model, tokenizer, n=config.eval_n, n_problems=config.eval_problems,
@@ -360,8 +358,6 @@ def pretrain_family(names: list[str], out: str | os.PathLike | None = None, forc
     import multiprocessing
 
     import torch
-
-    from mirage.models import CHECKOUT_MODELS, read_card
 
     out = Path(out) if out else CHECKOUT_MODELS
     configs = {**FAMILY, **LEAKED}  # looked up now: a test may add a model to either

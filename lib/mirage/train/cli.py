@@ -2,7 +2,7 @@
 
 The flags become one ``RunConfig``; the backend is the only thing that differs:
 ``local`` is the CPU testbed's GRPO loop (``mirage.train.loop``), ``verl`` builds and
-launches a verl 0.9.1 run (``mirage.train.verl.launch``). Both read the same
+launches a verl 0.9.1 run (``mirage.train.verl.launcher.launch``). Both read the same
 condition, task and recipe registries.
 """
 
@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import argparse
 
+from mirage import runs
+from mirage.conditions import get_condition
 from mirage.ranges import SEED, SEED_MAX, flag_type
+from mirage.recipes import RANGES as RECIPE_RANGES
+from mirage.runs import RunConfig
+from mirage.runs.config import LOGGERS, RANGES as RUN_RANGES
+from mirage.runs.files import resolve
+from mirage.train.verl.launcher import launch
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -77,8 +84,6 @@ _seed = flag_type(SEED)  # mirage.runs.config.RANGES["seed"]
 
 
 def _loggers(text: str) -> tuple[str, ...]:
-    from mirage.runs.config import LOGGERS
-
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     bad = [n for n in names if n not in LOGGERS]
     if bad or not names:
@@ -87,21 +92,14 @@ def _loggers(text: str) -> tuple[str, ...]:
 
 
 def _resume_step(text: str) -> int:
-    from mirage.runs.config import RANGES
-
-    return flag_type(RANGES["resume_from"])(text)
+    return flag_type(RUN_RANGES["resume_from"])(text)
 
 
 def _recipe_flag(key: str):
-    from mirage.recipes import RANGES
-
-    return flag_type(RANGES[key])
+    return flag_type(RECIPE_RANGES[key])
 
 
 def config_from_args(args: argparse.Namespace):
-    from mirage.runs import RunConfig
-    from mirage.runs.files import resolve
-
     verl_only = [flag for flag, value in (("--train-file", args.train_file), ("--n-gpus-per-node", args.n_gpus_per_node),
                                           ("--nnodes", args.nnodes), ("--extra", args.extra),
                                           ("--max-model-len", args.max_model_len),
@@ -126,20 +124,14 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from mirage import runs
-
     cfg = config_from_args(args)
     if cfg.backend == "verl":
-        from mirage.train.verl import launch
-
         return launch(cfg, dry_run=args.dry_run, no_launch=args.no_launch, doctor=not args.skip_preflight)
     if args.dry_run:
-        from mirage.conditions import get_condition
-
         print(json.dumps({"run_dir": cfg.run_dir, "condition": get_condition(cfg.condition).to_dict(),
                           "recipe": cfg.recipe.to_dict()}, indent=2))
         return 0
-    from mirage.train.loop import train
+    from mirage.train.loop import train  # why: torch, which importing mirage.train.cli does not need
 
     run_dir = train(cfg)
     status = runs.read_manifest(run_dir).get("status")

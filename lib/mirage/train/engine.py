@@ -37,6 +37,7 @@ import torch
 from mirage.conditions import Condition
 from mirage.objectives import get_estimator, policy_loss
 from mirage.recipes import Recipe
+from mirage.rewards import Responses, compute_score
 from mirage.sample.base import apply_chat_template, prompt_seed
 from mirage.sample.hf import left_pad, positions_from_mask, sample_tokens, stop_token_ids
 from mirage.train import sampling
@@ -141,8 +142,6 @@ class Policy:
 def score_responses(rows: list[dict], group: torch.Tensor, texts: list[str], kwargs: dict[str, Any],
                     sample_offset: int = 0) -> list[dict]:
     """``compute_score`` for every response (``sample_index`` keeps equal texts' coins independent)."""
-    from mirage.rewards import compute_score
-
     out = []
     for r, (g, text) in enumerate(zip(group.tolist(), texts)):
         row = rows[g]
@@ -169,7 +168,6 @@ def rollout(policy: Policy, rows: list[dict], condition: Condition, recipe: Reci
     preds = [s.get("pred") for s in scored]
     reward = condition.reward_spec
     if reward.scope != "response":  # a group / log-prob reward re-scores the finished groups
-        from mirage.rewards import Responses
 
         responses = Responses(group=sampled.prompt_index.tolist(), data_source=[r["data_source"] for r in rows],
                               pred=preds, format=fmt.tolist(), logprobs=sampled.logprobs, mask=sampled.response_mask)

@@ -28,13 +28,15 @@ import numpy as np
 import torch
 
 from mirage import runs
-from mirage.conditions import Condition, get_condition
+from mirage.conditions import Condition, get_condition, history_condition
 from mirage.data.rows import load_rows
+from mirage.models import resolve_model
 from mirage.recipes import Recipe
+from mirage.rewards import compute_score
 from mirage.runs import RunConfig, Status
-from mirage.tasks import get_task
 from mirage.runs.metrics import VAL_ACC
 from mirage.sample.base import prompt_seed
+from mirage.tasks import get_task
 from mirage.train.engine import Policy, row_index, train_step
 
 TRAINER_STATE = "trainer_state.pt"  # optimizer + loader state, next to actor/huggingface
@@ -87,7 +89,7 @@ def accuracy_history(run_dir: Any, per: str = "epoch") -> dict[str, list[float]]
 def select_one_shot(condition: Condition, rows: list[dict], seed: int, run_dir: Path,
                     history_run: Any = None, index: Any = None) -> dict[str, Any]:
     """Which training example a one-shot condition uses, and why (recorded in the manifest)."""
-    from mirage.data import one_shot
+    from mirage.data import one_shot  # why: pandas, which importing mirage.train.loop does not need
 
     ids = [str(row_index(r, i)) for i, r in enumerate(rows)]
     if index is not None:
@@ -95,8 +97,6 @@ def select_one_shot(condition: Condition, rows: list[dict], seed: int, run_dir: 
     elif condition.data == "one_shot_random":
         choice = {"index": one_shot.select_random(ids, seed), "criterion": f"random(seed={seed})"}
     else:
-        from mirage.conditions import history_condition
-
         given = bool(history_run)
         ranked = history_condition().name  # the condition whose full-data runs one-shot selection ranks
         history_run = Path(history_run) if given else run_dir.parent.parent / ranked / run_dir.name
@@ -126,8 +126,6 @@ def select_one_shot(condition: Condition, rows: list[dict], seed: int, run_dir: 
 def validate(policy: Policy, val_sets: dict[str, list[dict]], recipe: Recipe, seed: int,
              batch_size: int = 256) -> dict[str, float]:
     """``val-core/<data_source>/acc/mean@<val_n>``: accuracy without the format gate, as verl's validation."""
-    from mirage.rewards import compute_score
-
     sums: dict[str, list[float]] = {}
     for name, rows in val_sets.items():
         for start in range(0, len(rows), batch_size):
@@ -279,8 +277,6 @@ def train(cfg: RunConfig) -> Path:
 
 def _run(cfg: RunConfig, run_dir: Path, manifest: dict) -> None:
     from tqdm.auto import tqdm
-
-    from mirage.models import resolve_model
 
     cond, task, recipe, seed = get_condition(cfg.condition), get_task(cfg.task), cfg.recipe, cfg.seed
     threads = int(cfg.threads or manifest.get("threads") or runs.default_threads())  # floats depend on it

@@ -18,6 +18,9 @@ from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from mirage.objectives import get_estimator, kept_responses
+from mirage.rewards.checkers import PROCEDURES
+
 TRAIN, GENERATE, FALLBACK = "train", "generate", "fallback"
 
 
@@ -47,8 +50,6 @@ def group_normalised(estimator: str) -> bool:
     """True when an all-equal group gets zero advantage, i.e. dynamic sampling loses nothing."""
     import torch
 
-    from mirage.objectives import get_estimator
-
     est = get_estimator(estimator)
     for value in (0.0, 1.0):
         adv, _ = est.fn(token_level_rewards=torch.full((2, 1), value), response_mask=torch.ones(2, 1), index=[0, 0])
@@ -60,8 +61,6 @@ def group_normalised(estimator: str) -> bool:
 def drop_mask(estimator: str, token_level_rewards: Any, response_mask: Any, index: Iterable[Hashable],
               **estimator_kwargs: Any):
     """(keep per response, advantages): which responses stay in the batch under ``estimator``."""
-    from mirage.objectives import get_estimator, kept_responses
-
     advantages, _ = get_estimator(estimator)(token_level_rewards, response_mask, index, **estimator_kwargs)
     return kept_responses(estimator, advantages), advantages
 
@@ -72,7 +71,6 @@ def procedure_shares(procedures: Iterable[str | None]) -> dict[str, float]:
     labels = [p for p in procedures if p is not None]
     if not labels:
         return {}
-    from mirage.rewards.checkers import PROCEDURES
 
     names = list(PROCEDURES) + sorted(set(labels) - set(PROCEDURES))
     return {f"train/procedure/{name}": labels.count(name) / len(labels) for name in names}

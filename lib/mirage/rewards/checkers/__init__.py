@@ -16,11 +16,16 @@ data sources their rows carry (``mirage.tasks``), so adding a task adds its rout
 
     CHECKERS                 the registry (name -> Checker)
     register_source(match, checker)   match: a data_source string, or a predicate
-    route(data_source)       -> Checker (a ``val/`` prefix is ignored)
-    parse_options(options)   -> {checker name: options dataclass}, validated once
-    result_columns()         -> the columns the registered checkers add to compute_score's result
-    recorded_options()       -> {option: default} an evaluation records in its settings
-    add_option_flags(parser) / options_from_args(args): the CLI flags of every checker option
+    routed(data_source)      -> the checker name routed so far (``mirage.rewards.routing.route``
+                                loads the tasks first and returns the Checker)
+    result_values(checker, options, verdict) -> every registered checker's result columns
+
+``mirage.rewards.routing`` answers the questions about every loaded task: ``route``,
+``parse_options``, ``result_keys``, ``recorded_options``, ``add_option_flags`` /
+``options_from_args`` (the CLI flags of every checker option).
+
+The shipped checkers (code, exact, korbench, math, synlogic) register themselves when their
+modules are imported, which ``mirage.tasks`` does.
 """
 
 from __future__ import annotations
@@ -113,18 +118,22 @@ def _validate(checker: Checker) -> None:
         other = next((c.name for c in CHECKERS.values() if c.name != checker.name and column in c.result_columns), None)
         if other:
             raise RegistryError(f"checker {checker.name!r}: result column {column!r} is already checker {other!r}'s")
-    owners = _owners()
+    owners = option_owners()
     for f in dataclasses.fields(checker.options):
         owner = owners.get(f.name)
         if owner not in (None, checker.name):
             raise RegistryError(f"checker {checker.name!r}: option {f.name!r} is already an option of checker {owner!r}")
-    _parse.cache_clear()  # parsed options hold every checker's dataclass
+    for hook in _ON_REGISTER:  # caches above this module hold every checker's dataclass or columns
+        hook()
     _columns.cache_clear()
 
 
-def _owners() -> dict[str, str]:
-    """option name -> the registered checker it belongs to."""
-    return {f.name: c.name for c in CHECKERS.values() for f in dataclasses.fields(c.options)}
+_ON_REGISTER: list[Callable[[], None]] = []  # cache_clear of caches built from the registered checkers
+
+
+def on_register(hook: Callable[[], None]) -> None:
+    """Call ``hook`` whenever a checker is registered (``mirage.rewards.routing`` clears its caches)."""
+    _ON_REGISTER.append(hook)
 
 
 CHECKERS: Registry[Checker] = Registry("checker", validate=_validate)
@@ -155,66 +164,20 @@ def _route_cached(data_source: str) -> str | None:
     return None
 
 
-def route(data_source: str) -> Checker:
-    """The checker that scores ``data_source``; an error naming the known sources otherwise."""
-    from mirage.tasks import load_tasks
-
-    load_tasks()  # task files declare the routes
-    name = _route_cached(str(data_source))
-    if name is None:
-        known = sorted({m for m, _ in _ROUTES if isinstance(m, str)})
-        patterns = sorted({getattr(m, "__doc__", None) or getattr(m, "__name__", "?") for m, _ in _ROUTES
-                           if not isinstance(m, str)})
-        raise KeyError(f"unknown data_source {data_source!r}: no task declares it; known: {known}"
-                       + (f", and {'; '.join(p.strip().splitlines()[0] for p in patterns)}" if patterns else ""))
-    return CHECKERS[name]
+def routed(data_source: str) -> str | None:
+    """The name of the checker routed to ``data_source`` among the routes registered so far (no task
+    is loaded: ``mirage.rewards.routing.route`` loads them and names the known sources when none)."""
+    return _route_cached(str(data_source))
 
 
-# --- options -------------------------------------------------------------------------------
-def option_names() -> dict[str, str]:
-    """Every checker option -> the checker it belongs to."""
-    from mirage.tasks import load_tasks
-
-    load_tasks()
-    return _owners()
+def routes() -> list[Any]:
+    """Every registered route's match (a data_source string or a predicate), in registration order."""
+    return [m for m, _ in _ROUTES]
 
 
-@functools.lru_cache(maxsize=256)
-def _parse(items: tuple) -> Mapping[str, Any]:
-    owners = option_names()
-    per: dict[str, dict[str, Any]] = {}
-    for key, value in items:
-        if key not in owners:
-            raise ValueError(f"unknown reward option {key!r}; checker options: "
-                            + "; ".join(f"{c}: {', '.join(sorted(k for k, o in owners.items() if o == c))}"
-                                        for c in sorted(set(owners.values()))))
-        per.setdefault(owners[key], {})[key] = value
-    out = {}
-    for name in CHECKERS:
-        checker = CHECKERS[name]
-        try:
-            out[name] = checker.options(**per.get(name, {}))
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"checker {name!r} options {per.get(name, {})}: {e}") from None
-    return out
-
-
-def parse_options(options: Mapping[str, Any]) -> Mapping[str, Any]:
-    """{checker name: its options dataclass}; an unknown option is a ValueError naming it."""
-    try:
-        items = tuple(sorted(options.items()))
-        hash(items)
-    except TypeError:  # an unhashable value (a list): parse without the cache
-        return _parse.__wrapped__(tuple(sorted(options.items())))
-    return _parse(items)
-
-
-def result_columns() -> tuple[str, ...]:
-    """The columns the registered checkers add to ``compute_score``'s result, in registration order."""
-    from mirage.tasks import load_tasks
-
-    load_tasks()
-    return tuple(dict.fromkeys(c for checker in CHECKERS.values() for c in checker.result_columns))
+def option_owners() -> dict[str, str]:
+    """Every option of the checkers registered so far -> the checker it belongs to."""
+    return {f.name: c.name for c in CHECKERS.values() for f in dataclasses.fields(c.options)}
 
 
 @functools.lru_cache(maxsize=8)
@@ -228,89 +191,7 @@ def result_values(checker: Checker, options: Any, verdict: Verdict) -> dict[str,
             for column, owner, fn in _columns(tuple(CHECKERS))}
 
 
-def result_keys() -> tuple[str, ...]:
-    """Every key of a ``compute_score`` result: its own, with the checkers' columns before error / procedure."""
-    return BASE_RESULT_KEYS + result_columns() + TAIL_RESULT_KEYS
-
-
-def recorded_options() -> dict[str, Any]:
-    """{option: its default} of every option a checker asks an evaluation to record even when not given."""
-    from mirage.tasks import load_tasks
-
-    load_tasks()
-    out = {}
-    for checker in CHECKERS.values():
-        defaults = {f.name: f.default for f in dataclasses.fields(checker.options)}
-        out.update({name: defaults[name] for name in checker.recorded_options})
-    return out
-
-
-# --- the command line: one flag per checker option, generated from the options dataclasses ------
-def _flag_type(name: str, hint: Any, meta: Mapping[str, Any]) -> Callable[[str], Any]:
-    import typing
-
-    args = [a for a in (typing.get_args(hint) or (hint,)) if a is not type(None)]
-    base = args[0] if len(args) == 1 else str
-    if meta.get("path"):
-        def parse(text: str) -> str:
-            from pathlib import Path
-
-            return str(Path(text).expanduser().resolve())
-    elif base is bool:
-        def parse(text: str) -> bool:
-            if text.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(text)
-            return text.lower() in ("true", "1")
-    elif base in (int, float):
-        def parse(text: str) -> Any:
-            return base(text)
-    else:
-        def parse(text: str) -> str:
-            return text
-    parse.__name__ = name  # argparse names the option in its error
-    return parse
-
-
-def option_fields() -> list[tuple[Checker, Any, Any]]:
-    """(checker, dataclass field, type hint) of every checker option, checkers in registration order."""
-    import typing
-
-    from mirage.tasks import load_tasks
-
-    load_tasks()
-    out = []
-    for checker in CHECKERS.values():
-        hints = typing.get_type_hints(checker.options)
-        out += [(checker, f, hints.get(f.name, str)) for f in dataclasses.fields(checker.options)]
-    return out
-
-
-def add_option_flags(parser: Any) -> None:
-    """Add ``--<option>`` for every checker option (underscores as dashes), in an argument group."""
-    group = parser.add_argument_group("checker options (passed to compute_score; default: the checker's own)")
-    for checker, f, hint in option_fields():
-        meta = dict(f.metadata)
-        default = f.default if f.default is not dataclasses.MISSING else None
-        helptext = meta.get("help") or f"{checker.name} checker option {f.name}"
-        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
-                           type=_flag_type(f.name, hint, meta), choices=meta.get("choices"),
-                           help=f"{helptext} (checker {checker.name!r}; default {default!r})")
-
-
-def options_from_args(args: Any) -> dict[str, Any]:
-    """The checker options given on the command line (``add_option_flags``), by option name."""
-    return {f.name: getattr(args, f.name) for _, f, _ in option_fields() if getattr(args, f.name, None) is not None}
-
-
 def default_cluster(answers: Sequence[str], data_source: str, options: Any, release_faithful: bool) -> list[int]:
     """Equal after stripping: each answer's label is the index of its first equal."""
     first: dict[str, int] = {}
     return [first.setdefault(a.strip(), i) for i, a in enumerate(answers)]
-
-
-def _register_builtin() -> None:
-    # the families shipped with mirage; each module registers its checker on import
-    from mirage.rewards.checkers import code, exact, korbench, math, synlogic  # noqa: F401
-
-
-_register_builtin()

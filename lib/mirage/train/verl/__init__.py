@@ -2,7 +2,7 @@
 
     command.py  RunConfig pieces -> the exact ``python -m verl.trainer.main_ppo`` command (Hydra overrides, env),
                 composed and validated with verl's own config on CPU
-    launcher.py ``launch(cfg)``: checks, run folder, plugin preflight, launch and stream (a library call)
+    launcher.py ``launch(cfg)`` (not re-exported here: it calls ``mirage.doctor``, which reads ``command``): checks, run folder, plugin preflight, launch and stream (a library call)
     plugin.py   registers mirage's advantage estimators with verl (VERL_USE_EXTERNAL_MODULES)
     reward.py   the reward manager: verl's process-based ``remote`` manager plus each sample's identity
     sampler.py  the V1 trainer's replay buffer: group / log-prob rewards, capped dynamic sampling, +-1 dropping
@@ -10,7 +10,6 @@
 
 from mirage.train.verl.command import (build_command, build_overrides, compose_config, data_files, format_command,
                                        hydra_value, merge_checkpoint, overrides_of, validate, verl_config_dir)
-from mirage.train.verl.launcher import launch
 
 __all__ = ["build_command", "build_overrides", "compose_config", "data_files", "format_command", "hydra_value",
-           "merge_checkpoint", "overrides_of", "validate", "verl_config_dir", "launch"]
+           "merge_checkpoint", "overrides_of", "validate", "verl_config_dir"]

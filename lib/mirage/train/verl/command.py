@@ -35,6 +35,9 @@ from mirage.tasks import Task, dataset_path, get_task
 from mirage.train.sampling import group_normalised
 # attention_implementation: re-exported for the doctor (the attention is decided in attention.py)
 from mirage.train.verl.attention import attention_implementation, attention_overrides  # noqa: F401
+from mirage.models import resolve_model
+from mirage.rewards.checkers import CHECKERS
+from mirage.rewards.routing import parse_options
 
 ENTRY = ("-m", "verl.trainer.main_ppo")
 PLUGIN = "mirage.train.verl.plugin"
@@ -62,8 +65,6 @@ def data_files(task: Task, condition: Condition, data_root: str | os.PathLike | 
 def model_path(model: str) -> str:
     """A shipped model name or a local directory becomes absolute (verl needs absolute paths); a hub id, or a
     path of the machine the job will run on, stays as it is."""
-    from mirage.models import resolve_model
-
     return resolve_model(model, strict=False)
 
 
@@ -230,8 +231,6 @@ def build_overrides(model: str, task: Task, condition: Condition, seed: int, run
 def forwarded_env(task: Task) -> tuple[str, ...]:
     """Settings read inside verl's scoring and worker processes, which on other nodes do not see ours:
     the task's checkers' (e.g. the SynLogic checkout) and mirage's plugin list."""
-    from mirage.rewards.checkers import CHECKERS
-
     return tuple(dict.fromkeys([v for c in task.checkers for v in CHECKERS[c].env_vars] + [PLUGINS_ENV]))
 
 
@@ -248,8 +247,6 @@ def job_env(metrics_path: Path, task: Task) -> dict[str, str]:
 
 def setup_problems(task: Task, condition: Condition, release_faithful: bool = False) -> list[str]:
     """Why the task's checkers cannot score here (a missing checkout), one line each."""
-    from mirage.rewards.checkers import CHECKERS, parse_options
-
     own = condition.reward_spec.options  # the reward's own keywords (random: p) are not checker options
     options = parse_options({k: v for k, v in condition.reward_kwargs.items() if k not in own})
     return [problem for c in task.checkers if CHECKERS[c].setup_problem

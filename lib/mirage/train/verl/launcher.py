@@ -20,15 +20,14 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from mirage import runs
+from mirage import doctor as preflight_checks, runs
 from mirage.conditions import Condition, get_condition
 from mirage.objectives import POLICY_LOSSES, get_estimator
 from mirage.runs import RunConfig, Status, write_json_atomic, write_text_atomic
 from mirage.tasks import get_task
 from mirage.train.verl.attention import attention_implementation, attention_overrides, explain
-from mirage.train.verl.command import (ENTRY, PLUGIN, REWARD_FN, REWARD_MANAGER, SAMPLER, build_command,
-                                       compose_config, data_files, format_command, model_path, overrides_of,
-                                       setup_problems, validate)
+from mirage.train.verl.command import (ENTRY, PLUGIN, REWARD_FN, REWARD_MANAGER, SAMPLER, build_command, compose_config,
+                                       data_files, format_command, model_path, overrides_of, setup_problems, validate)
 
 
 def versions() -> dict[str, str | None]:
@@ -111,8 +110,6 @@ def launch(cfg: RunConfig, *, dry_run: bool = False, no_launch: bool = False, do
     checkers, then ``mirage.doctor`` (driver, flash-attn, GPUs and CPUs, context length, vLLM's
     limits, over-long prompts), whose errors stop the launch unless ``doctor`` is False.
     """
-    from mirage import doctor as preflight_checks
-
     cfg = cfg.resolved()
     task, condition, recipe = get_task(cfg.task), get_condition(cfg.condition), cfg.recipe
     run_dir = Path(cfg.run_dir)
