@@ -204,3 +204,126 @@ def test_the_predictor_paragraphs_quote_committed_numbers_from_the_right_rows(do
     math_rows = [r for r in rows.values() if r["stratum"] == "toy-math"]
     assert f"{sum(float(r['ci_width']) > 1 for r in math_rows)} of {len(math_rows)}" in flat
     assert all(r["reading"] == "uninformative" for r in rows.values() if float(r["ci_width"] or "nan") > 1)
+
+
+# --- the clipping-bias mechanism: the bandit table and the testbed sweep, from the rows they name ---------------
+MECHANISM_CHAPTER = "## 4. The clipping-bias mechanism"
+MECHANISM = ROOT / "figures" / "testbed-mechanism"
+# docs/science.md's bandit table: row label -> variant of figures/testbed-mechanism/bandit.csv
+BANDIT_ROWS = {"clipped, eps 0.2/0.2": "clip", "clipped, eps 0.1/0.1": "eps_0.1",
+               "clip-higher, eps 0.2/0.28": "clip_higher", "no clipping (same loss, ratio unclipped)": "no_clip",
+               "RLOO, on-policy (1 update per rollout)": "rloo_on_policy"}
+PAIRS = [("dial-90", "toy-math"), ("dial-10", "toy-logic"), ("dial-10", "toy-math")]
+
+
+def chapter(text: str, heading: str) -> str:
+    """From ``heading`` to the next heading of the same level ("## ")."""
+    start = text.find("\n" + heading)
+    assert start >= 0, f"no heading {heading!r}"
+    end = text.find("\n## ", start + len(heading) + 1)
+    return text[start:end if end >= 0 else len(text)]
+
+
+def _rows(name: str) -> list[dict]:
+    with open(MECHANISM / name, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _bandit() -> dict:
+    return {r["variant"]: r for r in _rows("bandit.csv")}
+
+
+def _f3(v: str) -> str:
+    return f"{float(v):.3f}"
+
+
+def test_the_bandit_quotes_are_the_committed_bandit_table():
+    """docs/science.md's bandit table and prose and README's bandit sentence quote figures/testbed-mechanism/
+    bandit.csv, each number from the variant it names (the old table quoted ranges over base seeds no CSV held)."""
+    bandit = _bandit()
+    assert set(bandit) == set(BANDIT_ROWS.values())
+    text = chapter((ROOT / "docs" / "science.md").read_text(encoding="utf-8"), MECHANISM_CHAPTER)
+    for label, variant in BANDIT_ROWS.items():
+        r = bandit[variant]
+        c = float(r["clipfrac"])
+        row = (f"| {label} | {_f3(r['median'])} | {_f3(r['mean'])} | {_f3(r['q25'])}-{_f3(r['q75'])} | "
+               f"{f'{c:.3f}' if c else '0'} |")
+        assert row in text, f"docs/science.md: the bandit row should read {row!r} (bandit.csv, {variant})"
+        assert _f3(r["start"]) == "0.700"
+    flat = " ".join(text.split())
+    clip, eps, hi = bandit["clip"], bandit["eps_0.1"], bandit["clip_higher"]
+    for quote in (f"rises 0.70 -> {_f3(clip['median'])} while the mean *falls* ({_f3(clip['mean'])})",
+                  f"falls below the start ({_f3(hi['median'])})", f"(eps 0.1: {_f3(eps['median'])})"):
+        assert quote in flat, f"docs/science.md: {quote!r} (bandit.csv)"
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    for quote in (f"0.70 -> {_f3(clip['median'])} with clip 0.2",
+                  f"not without clipping ({_f3(bandit['no_clip']['median'])})",
+                  f"on-policy RLOO ({_f3(bandit['rloo_on_policy']['median'])})", f"it reverses ({_f3(hi['median'])})"):
+        assert quote in readme, f"README.md: {quote!r} (bandit.csv)"
+
+
+def test_the_testbed_sweep_quotes_its_seed_summary_rows():
+    """The sweep's table (median [CI] per regime x pair, random / random_ungated), the greedy medians and the
+    means chains are the seed_summary.csv / seed_ci_bounds.csv rows they name; every signed or decimal number of
+    the chapter is in a committed CSV; and nothing whose per-step table is not committed (clip fractions in %,
+    procedure shares and entropies as "a -> b") is quoted in the sweep's subsection."""
+    text = chapter((ROOT / "docs" / "science.md").read_text(encoding="utf-8"), MECHANISM_CHAPTER)
+    pool = csv_numbers(ROOT / "figures")
+    missing = sorted({n for n in quoted_numbers(text) if not found(n, pool)})
+    assert not missing, f"docs/science.md section 4 quotes numbers no figures/**/*.csv holds: {missing}"
+    summary = {(r["statistic"], r["model"], r["task"], r["condition"], r["regime"]): r
+               for r in _rows("seed_summary.csv")}
+
+    def old(model, task, condition, regime, statistic="pass@1 gain"):
+        r = summary[(statistic, model, task, condition, regime)]
+        return f"{_signed(r['median'])} [{_signed(r['ci_low'])}, {_signed(r['ci_high'])}]"
+
+    for regime in ("u2", "u8", "u16", "u16_hi", "u16_noclip", "u16_rloo"):
+        cells = " | ".join(f"{old(m, t, 'random', regime)} / {old(m, t, 'random_ungated', regime)}" for m, t in PAIRS)
+        row = f"| {regime} | {cells} |"
+        assert row in text, f"docs/science.md: the sweep row should read {row!r} (seed_summary.csv)"
+    for regime in ("u2", "u16"):
+        row = f"| ground truth, {regime} | " + " | ".join(old(m, t, "ground_truth", regime) for m, t in PAIRS) + " |"
+        assert row in text, f"docs/science.md: {row!r} (seed_summary.csv)"
+    for regime in ("steps300_clip", "steps300_noclip"):
+        assert f"| {regime} (lr 1e-5) | {old('dial-90', 'toy-math', 'random', regime)} |" in text
+    greedy = {g: _signed(summary[("greedy gain", "dial-90", "toy-math", "random", g)]["median"])
+              for g in ("u2", "u16", "u16_noclip", "steps300_clip", "steps300_noclip")}
+    flat = " ".join(text.split())
+    assert (f"random: u2 {greedy['u2']}, u16 {greedy['u16']}, u16_noclip {greedy['u16_noclip']}, steps300 clip "
+            f"{greedy['steps300_clip']} vs no-clip {greedy['steps300_noclip']})") in flat
+    means = {(r["model"], r["task"], r["condition"], r["regime"]): r["mean"] for r in _rows("seed_ci_bounds.csv")
+             if r["statistic"] == "pass@1 gain"}
+    for m, t in PAIRS[:2]:
+        chain = " -> ".join(_signed(means[(m, t, "random", g)]) for g in ("u2", "u8", "u16"))
+        assert f"{m} x {t} {chain}" in flat, f"docs/science.md: the means chain of {m} x {t} should read {chain}"
+    sweep = section(text, "### The testbed sweep")
+    percents = [m for m in re.findall(r"(?<![\d.])\d+(?:\.\d+)?%", sweep) if m != "95%"]  # 95% CIs are settings
+    assert not percents, f"clip fractions quoted ({percents}): their per-step table is not committed"
+    assert not re.findall(r"(?<![\w.+\-])\d\.\d+ -> \d\.\d+", sweep), \
+        "a share or entropy 'a -> b' quoted: its per-step table is not committed"
+
+
+def _bandit_script(*args):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "bandit_table.py"), *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+
+
+@pytest.mark.slow  # ~25 s of one core: the five bandit variants
+def test_the_committed_bandit_table_is_what_the_script_writes(tmp_path):
+    out = tmp_path / "bandit.csv"
+    r = _bandit_script("--csv", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == (MECHANISM / "bandit.csv").read_bytes()
+    assert f"wrote {out}" in r.stdout
+
+
+def test_the_bandit_script_refuses_a_missing_folder_in_one_line_before_any_work(tmp_path):
+    r = _bandit_script("--csv", str(tmp_path / "no" / "b.csv"))
+    assert r.returncode == 2 and f"--csv: no folder {tmp_path / 'no'}" in r.stderr
+    assert not list(tmp_path.iterdir())
