@@ -172,8 +172,9 @@ def throughput(args) -> None:
 
 
 def one_run(args) -> None:
-    from mirage import runs, train
+    from mirage import runs
     from mirage.runs import RunConfig
+    from mirage.train.dispatch import run as train_run
 
     torch.set_num_threads(args.threads)
     overrides = dict(total_steps=args.total_steps) if args.total_steps else {}
@@ -182,7 +183,7 @@ def one_run(args) -> None:
         cfg = RunConfig(args.model, args.task, "ground_truth", seed=0, run_dir=str(Path(tmp) / "run"),
                         data_root=str(Path(tmp) / "data"), threads=args.threads, progress=not args.smoke,
                         overrides=overrides, val_problems=args.val_problems).resolved()
-        run_dir = train.run(cfg)
+        run_dir = train_run(cfg)
         wall = time.perf_counter() - start
         frame = runs.load_metrics(run_dir)
         steps = frame[frame.metric == "timing_s/step"]["value"]
