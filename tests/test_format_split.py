@@ -135,3 +135,25 @@ def test_problem_counts_count_the_formatted_and_the_format_free_correct():
     samples.loc[0, "acc_any_format"] = float("nan")
     assert math.isnan(format_counts(samples)["a"].iloc[0]) and format_counts(samples)["a"].iloc[1] == 2
     assert format_counts(samples.drop(columns=["acc_any_format"]))["a"].isna().all()
+
+
+def test_the_format_split_figure_draws_every_panel_and_marks_holm(tmp_path):
+    from mirage.plots import save
+    from mirage.plots.format_channel import SPLIT_PANELS, plot_format_split
+    from mirage.study.format_split import format_dial_labels, format_summary
+
+    seeds = {s: [(4, 3)] * (20 + s) + [(2, 3)] * (10 - s) for s in range(3)}
+    problems = pd.concat([study_problems([(2, 3)] * 30, seeds, "format"),
+                          study_problems([(2, 3)] * 30, {s: [(2, 3)] * 30 for s in range(3)}, "random_ungated")
+                          .query("condition != 'base'")], ignore_index=True)
+    summary = format_summary(problems)
+    assert format_dial_labels(["fmt-60", "m"]) == {"fmt-60": "fmt-60\nF = 0.6", "m": "m"}
+    fig = plot_format_split(summary, {"m": "m (F = 0.5)"})
+    assert [ax.get_title() for ax in fig.axes] == [title for _, title in SPLIT_PANELS]
+    gain = fig.axes[0]
+    filled = [c for c in gain.collections if c.get_label() == "format"]
+    assert filled and filled[0].get_offsets()[0][1] == pytest.approx(81 / 120 - 0.5)  # survives Holm: filled
+    assert [t.get_text() for t in gain.get_xticklabels()] == ["m (F = 0.5)"]
+    assert all(p.exists() for p in save(fig, "format_split", tmp_path))
+    with pytest.raises(ValueError, match="no row"):
+        plot_format_split(summary[summary["statistic"] == "pass@1"])

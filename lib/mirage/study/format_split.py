@@ -172,3 +172,12 @@ def publish_format(study_dir: str | os.PathLike, figures_dir: str | os.PathLike)
             frame.to_csv(tmp, index=False, float_format="%.4f")
         paths.append(Path(figures_dir) / name)
     return paths
+
+
+def format_dial_labels(models) -> dict[str, str]:
+    """A tick label per model: its name and, for a shipped testbed model, its toy-math format-break share F
+    (``mirage.testbed.pretrain``); a model that is not shipped keeps its name."""
+    from mirage.testbed.pretrain import SHIPPED
+
+    return {m: f"{m}\nF = {SHIPPED[m].broken_share('toy-math'):g}" if m in SHIPPED else str(m)
+            for m in dict.fromkeys(models)}

@@ -416,13 +416,11 @@ def seed_summaries(problems, n_boot: int = N_BOOT):
 
 def publish(study_dir, figures_dir, n_boot: int = N_BOOT) -> list:
     """Write the study's small tables beside its figures: results.csv (one row per model x task x
-    condition x regime x seed x step x dataset x k) and seed_summary.csv (``seed_summaries``); where
-    the per-problem table holds the format counts, also format.csv and format_summary.csv (the
-    format split per seed and over seeds: ``mirage.study.format_split.publish_format``)."""
+    condition x regime x seed x step x dataset x k) and seed_summary.csv (``seed_summaries``). The format
+    split's tables (format.csv, format_summary.csv) are ``mirage.study.format_split.publish_format``'s."""
     from pathlib import Path
 
     from mirage.runs import atomic_path
-    from mirage.study.format_split import publish_format
     from mirage.study.results import load_problems, load_results
 
     figures_dir = Path(figures_dir)
@@ -433,7 +431,7 @@ def publish(study_dir, figures_dir, n_boot: int = N_BOOT) -> list:
         with atomic_path(figures_dir / name) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.4f")
         paths.append(figures_dir / name)
-    return paths + publish_format(study_dir, figures_dir)
+    return paths
 
 
 def seeds_per_run(results) -> int:
