@@ -288,6 +288,26 @@ def test_shipped_family_spans_the_dial():
     assert total < 20e6
 
 
+def test_the_format_dial_breaks_the_format_about_f_of_the_time_and_keeps_its_answers():
+    """fmt-30 / fmt-60 write the format about 1 - F of the time while their answers, read whatever the format,
+    are as good as dial-60's (F = 0: the same corpus otherwise); their cards say so, dial-60's has no such section."""
+    from mirage.models import read_card, resolve_model
+    from mirage.testbed.card import format_section
+
+    dial = read_card(resolve_model("dial-60"))
+    assert format_section(dial["config"].get("format_break"), 48_000, dial["share"], dial["passk"]) == []
+    for name, config in FORMAT.items():
+        folder = resolve_model(name)
+        card, rate = read_card(folder), config.broken_share("toy-math")
+        math, logic = card["passk"]["toy-math"], card["passk"]["toy-logic"]
+        assert abs(math["format_rate"] - (1 - rate)) < 0.06, (name, math)
+        assert abs(math["acc_any_format"] - dial["passk"]["toy-math"]["pass@1"]) < 0.06, (name, math)
+        assert math["pass@1"] < dial["passk"]["toy-math"]["pass@1"] - rate / 3  # pass@1 sees the broken format
+        assert logic["format_rate"] > 0.99  # toy-logic's corpus is untouched
+        readme = open(f"{folder}/README.md").read()
+        assert f"F = {rate} -- " in readme and f"Measured format rate {math['format_rate']:.3f}" in readme
+
+
 def test_card_json_is_machine_readable():
     for folder in shipped():
         card = json.loads((folder / "card.json").read_text())

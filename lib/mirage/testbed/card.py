@@ -134,8 +134,10 @@ def format_section(format_break: dict[str, float] | None, corpus_size: int, shar
             f"{measured.get('format_rate', float('nan')):.3f} (1 - F = {1 - rate:.3f}); accuracy whatever the "
             f"format (the answer read leniently) {measured.get('acc_any_format', float('nan')):.3f}.")
     lines += [
-        "- pass@k below scores the `<answer>` block only (as the rewards do), so a broken-format sample counts "
-        "as wrong there even when its answer is right; `any-format acc` reads the answer whatever the format.",
+        "- pass@k, `buggy` and `forced` below read the `<answer>` block only (as the rewards do), so a broken-format "
+        "sample counts as wrong there even when its answer is right (greedy decoding writes the corpus' majority "
+        "form, so at F > 0.5 `forced` measures the format, not the capability); `any-format acc` reads the answer "
+        "whatever the format (the last number after `</think>` when there is no `<answer>` block).",
         "",
     ]
     return lines
