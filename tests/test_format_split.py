@@ -76,3 +76,98 @@ def test_scalars_and_nan_and_bad_input():
         format_split(pd.DataFrame({"dataset": ["d"], "pass_at_1": [0.1], "format_rate": [1.0]}), rows([(1, 1, 1)]))
     with pytest.raises(ValueError, match="no dataset in both"):
         format_split(rows([(1, 1, 1)], "a"), rows([(1, 1, 1)], "b"))
+
+
+# --- a study's split (format.csv, format_summary.csv) -----------------------------------------------
+def study_problems(base: list[tuple[int, int]], seeds: dict[int, list[tuple[int, int]]],
+                   condition: str = "random") -> pd.DataFrame:
+    """A per-problem table (problems.parquet's schema) from (f, a) per problem, n = 4 samples each; as in
+    ``rows``, the first samples are the right ones and the formatted ones, so c = min(f, a)."""
+    out = []
+    for cond, seed, step, problems in [("base", pd.NA, 0, base)] + [(condition, s, 20, p) for s, p in seeds.items()]:
+        for pid, (f, a) in enumerate(problems):
+            out.append(dict(model="m", task="toy-math", condition=cond, regime="", seed=seed, step=step,
+                            dataset="toy-math_test", eval_tag="", problem_id=f"p{pid}", n=4, c=min(f, a), f=f, a=a))
+    return pd.DataFrame(out)
+
+
+def test_study_split_matches_the_split_of_the_same_samples():
+    from mirage.study.format_split import STUDY_SPLIT_COLUMNS, study_split
+
+    base = [(1, 3), (2, 2), (4, 1)]  # (format ok, right whatever the format) of 4 samples
+    seeds = {0: [(4, 3), (4, 2), (4, 1)], 1: [(1, 4), (2, 4), (3, 4)]}
+    split = study_split(study_problems(base, seeds))
+    assert list(split.columns) == STUDY_SPLIT_COLUMNS and list(split["seed"]) == [0, 1]
+    for seed, problems in seeds.items():
+        want = format_split(rows([(f, a, 4) for f, a in base]), rows([(f, a, 4) for f, a in problems])).iloc[0]
+        got = split[split["seed"] == seed].iloc[0]
+        for column in SPLIT_COLUMNS[1:]:
+            assert got[column] == pytest.approx(want[column]), column
+    # seed 0 only learned the format; seed 1 answers better and formats no better
+    s0, s1 = split.iloc[0], split.iloc[1]
+    assert s0["answers_better"] == pytest.approx(0) and s0["learned_format"] == pytest.approx(s0["gain"]) == 2 / 12
+    assert s1["answers_better"] == pytest.approx(1 - 0.5) and s1["format_rate_change"] == pytest.approx(-1 / 12)
+
+
+def test_format_summary_gives_every_statistic_an_interval_and_holm_per_family():
+    from mirage.study.format_split import SUMMARY_STATISTICS, format_summary
+
+    base = [(2, 3)] * 30
+    # the format learnt (more in each later seed), the answers the same: pass@1 gains only through the format
+    seeds = {s: [(4, 3)] * (20 + s) + [(2, 3)] * (10 - s) for s in range(3)}
+    summary = format_summary(study_problems(base, seeds))
+    assert list(summary["statistic"]) == [name for name, _, _ in SUMMARY_STATISTICS]
+    row = summary.set_index("statistic")
+    assert row.loc["pass@1 gain", "mean"] == pytest.approx(81 / 120 - 0.5)
+    assert row.loc["pass@1 gain", "values"] == " ".join(f"{(80 + s) / 120 - 0.5:.4f}" for s in range(3))
+    assert row.loc["learned format", "mean"] == pytest.approx(row.loc["pass@1 gain", "mean"])
+    assert row.loc["answers better", "mean"] == pytest.approx(0) and row.loc["answers better", "p"] == "1"
+    assert row.loc["format rate change", "mean"] == pytest.approx(102 / 120 - 0.5)
+    assert bool(row.loc["pass@1 gain", "holm_survives"]) and not bool(row.loc["answers better", "holm_survives"])
+    assert row.loc["format rate", "base"] == pytest.approx(0.5) and row.loc["format-free accuracy", "mean"] == 0.75
+    assert (summary["ci_low"] <= summary["mean"]).all() and (summary["mean"] <= summary["ci_high"]).all()
+
+
+def test_a_study_without_format_counts_is_not_split():
+    from mirage.study.format_split import has_format_counts, study_split
+
+    old = study_problems([(4, 1)] * 3, {0: [(4, 1)] * 3}).drop(columns=["f", "a"])  # analysed before f, a
+    assert not has_format_counts(old)
+    with pytest.raises(KeyError, match="--force-analysis"):
+        study_split(old)
+    undefined = study_problems([(4, 1)] * 3, {0: [(4, 1)] * 3}).astype({"a": "float64"})
+    undefined.loc[1, "a"] = float("nan")  # a family without a lenient reading
+    assert not has_format_counts(undefined)
+
+
+def test_problem_counts_count_the_formatted_and_the_format_free_correct():
+    from mirage.study.results import format_counts
+
+    samples = rows([(1, 3, 4), (4, 2, 4)])
+    counts = format_counts(samples)
+    assert counts["f"].tolist() == [1, 4] and counts["a"].tolist() == [3, 2]
+    samples.loc[0, "acc_any_format"] = float("nan")
+    assert math.isnan(format_counts(samples)["a"].iloc[0]) and format_counts(samples)["a"].iloc[1] == 2
+    assert format_counts(samples.drop(columns=["acc_any_format"]))["a"].isna().all()
+
+
+def test_the_format_split_figure_draws_every_panel_and_marks_holm(tmp_path):
+    from mirage.plots import save
+    from mirage.plots.format_channel import SPLIT_PANELS, plot_format_split
+    from mirage.study.format_split import format_dial_labels, format_summary
+
+    seeds = {s: [(4, 3)] * (20 + s) + [(2, 3)] * (10 - s) for s in range(3)}
+    problems = pd.concat([study_problems([(2, 3)] * 30, seeds, "format"),
+                          study_problems([(2, 3)] * 30, {s: [(2, 3)] * 30 for s in range(3)}, "random_ungated")
+                          .query("condition != 'base'")], ignore_index=True)
+    summary = format_summary(problems)
+    assert format_dial_labels(["fmt-60", "m"]) == {"fmt-60": "fmt-60\nF = 0.6", "m": "m"}
+    fig = plot_format_split(summary, {"m": "m (F = 0.5)"})
+    assert [ax.get_title() for ax in fig.axes] == [title for _, title in SPLIT_PANELS]
+    gain = fig.axes[0]
+    filled = [c for c in gain.collections if c.get_label() == "format"]
+    assert filled and filled[0].get_offsets()[0][1] == pytest.approx(81 / 120 - 0.5)  # survives Holm: filled
+    assert [t.get_text() for t in gain.get_xticklabels()] == ["m (F = 0.5)"]
+    assert all(p.exists() for p in save(fig, "format_split", tmp_path))
+    with pytest.raises(ValueError, match="no row"):
+        plot_format_split(summary[summary["statistic"] == "pass@1"])

@@ -21,7 +21,8 @@ from mirage.testbed.pretrain import FAMILY
 
 
 def test_shipped_presets_cover_the_grid_they_promise():
-    assert study.list_presets() == ["paper", "testbed-ci", "testbed-contamination", "testbed-full", "testbed-mechanism",
+    assert study.list_presets() == ["paper", "testbed-ci", "testbed-contamination", "testbed-format",
+                                    "testbed-format-quick", "testbed-full", "testbed-mechanism",
                                     "testbed-predictors", "testbed-quick", "testbed-seeds"]
     full = study.load_preset("testbed-full")
     assert full.conditions == tuple(CONDITIONS) and full.seeds == (0, 1, 2)  # every condition, listed in the file
@@ -48,6 +49,24 @@ def test_shipped_presets_cover_the_grid_they_promise():
     assert predictors.models == clean and len(predictors.cells()) == len(seeds.cells()) * len(clean) // 3
     assert {k: v for k, v in predictors.identity().items() if k not in ("name", "models")} == {
         k: v for k, v in seeds.identity().items() if k not in ("name", "models")}
+
+
+def test_the_format_preset_is_the_format_dial_under_the_seed_recipe():
+    """testbed-format (issue 18, item 3): the format dial (F = 0, 0.3, 0.6 at dial-60's correctness) x toy-math x
+    the rewards that pay for the format, 5 seeds, every other setting testbed-seeds'; the quick variant: 1 seed."""
+    from mirage.testbed.pretrain import FORMAT, SHIPPED
+
+    p, quick, seeds = (study.load_preset(n) for n in ("testbed-format", "testbed-format-quick", "testbed-seeds"))
+    assert p.models == ("dial-60", "fmt-30", "fmt-60") and p.tasks == ("toy-math",)
+    assert [SHIPPED[m].broken_share("toy-math") for m in p.models] == [0, 0.3, 0.6]
+    assert {m: SHIPPED[m].q for m in p.models} == {m: FAMILY["dial-60"].q for m in p.models} and set(FORMAT) < set(p.models)
+    assert p.conditions == ("ground_truth", "format", "random", "random_ungated", "incorrect")
+    assert p.seeds == (0, 1, 2, 3, 4) and len(p.cells()) == 3 * 5 * 5 and quick.seeds == (0,) and len(quick.cells()) == 15
+    same = ("name", "models", "tasks", "conditions", "seeds", "one_shot")  # one_shot: no one-shot condition here
+    assert {k: v for k, v in p.identity().items() if k not in same} == {
+        k: v for k, v in seeds.identity().items() if k not in same}
+    assert {k: v for k, v in quick.identity().items() if k not in ("name", "seeds")} == {
+        k: v for k, v in p.identity().items() if k not in ("name", "seeds")}
 
 
 def test_the_mechanism_preset_is_the_grid_of_issue_14():

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from mirage.rewards import format_ok
+from mirage.rewards import extract_answer, format_ok
 from mirage.tasks import toy as T
-from mirage.testbed.pretrain import (FAMILY, LEAKED, SHIPPED, Leak, PretrainConfig, batch_loss, build_corpus,
+from mirage.testbed.pretrain import (FAMILY, FORMAT, LEAKED, SHIPPED, Leak, PretrainConfig, batch_loss, build_corpus,
                                      encode_corpus, mixed_batch_loss, shared_prefix_length, train)
 from mirage.testbed.tokenizer import make_tokenizer
 
@@ -59,6 +59,54 @@ def test_leaked_corpus_holds_the_test_set_at_the_stated_rate():
     for bad in (dict(rate=0), dict(rate=1), dict(tasks=("nope",)), dict(forms=("pdf",)), dict(problems=0)):
         with pytest.raises(ValueError, match="leak"):
             Leak(**bad)
+
+
+@pytest.mark.parametrize("rate", [0.3, 0.6, 0.37])
+def test_format_break_breaks_exactly_its_share_and_keeps_the_answers(rate):
+    q = 0.6
+    config = PretrainConfig("t", {"toy-math": q, "toy-logic": 0.1}, share={"toy-math": 0.5, "toy-logic": 0.5},
+                            corpus_size=1001, format_break={"toy-math": rate})
+    plain = build_corpus(dataclasses.replace(config, format_break={}))
+    corpus = build_corpus(config)
+    math = [(p, correct, form) for p, correct, form in corpus if p.data_source == "toy-math"]
+    n, n_correct = len(math), sum(correct for _, correct, _ in math)
+    broken = [(p, correct) for p, correct, form in math if form == "broken"]
+    assert len(broken) == round(rate * n)  # exactly round(F * n) broken documents
+    # split between the procedures in proportion: the same broken share for correct and buggy solutions
+    assert sum(correct for _, correct in broken) == round(len(broken) * n_correct / n)
+    assert n_correct == round(n * q)  # q is untouched
+    # the same problems and procedures as without the knob, only the form differs; toy-logic untouched
+    assert [(p, c) for p, c, _ in corpus] == [(p, c) for p, c, _ in plain]
+    assert all(form == "chat" for p, _, form in corpus if p.data_source == "toy-logic")
+    tokenizer = make_tokenizer()
+    texts = [tokenizer.decode(ids) for ids in encode_corpus(config, tokenizer)]
+    for (p, correct, form), text in zip(corpus, texts):
+        if p.data_source != "toy-math":
+            continue
+        response = text[text.index("<|assistant|>") + len("<|assistant|>"):].removesuffix("</s>")
+        want = p.answer if correct else p.buggy_answer
+        assert format_ok(response) == (form == "chat"), response
+        assert T.lenient_answer(response, "toy-math") == want  # format-free accuracy sees the procedure's answer
+        if form == "broken":
+            assert T.check_answer("toy-math", extract_answer(response), want) is False  # pass@1 does not
+            assert response.startswith(f"<think>{p.steps if correct else p.buggy_steps}</think>")
+
+
+def test_format_break_defaults_leave_the_shipped_configs_as_they_were():
+    for name, config in {**FAMILY, **LEAKED}.items():
+        assert "format_break" not in config.to_dict()  # the cards' recorded configs are unchanged
+        assert all(form != "broken" for *_, form in build_corpus(dataclasses.replace(config, corpus_size=300)))
+    # the format dial is dial-60 with only format_break added: F = 0 is dial-60 itself
+    for name, config in FORMAT.items():
+        d = config.to_dict()
+        assert d.pop("format_break") == {"toy-math": config.broken_share("toy-math")} and d.pop("name") == name
+        assert d == {k: v for k, v in FAMILY["dial-60"].to_dict().items() if k != "name"}
+    assert [FORMAT[n].broken_share("toy-math") for n in ("fmt-30", "fmt-60")] == [0.3, 0.6]
+    assert PretrainConfig("x", {"toy-math": 0.5, "toy-logic": 0.5}, format_break={"toy-math": 0}).to_dict() == \
+        PretrainConfig("x", {"toy-math": 0.5, "toy-logic": 0.5}).to_dict()
+    for bad in ({"toy-math": 1.5}, {"toy-math": -0.1}, {"nope": 0.3}, {"toy-math": "0.3"}):
+        with pytest.raises(ValueError, match="format_break"):
+            PretrainConfig("x", {"toy-math": 0.5, "toy-logic": 0.5}, format_break=bad)
 
 
 def test_mixed_loss_is_the_token_weighted_loss_of_both_kinds():
@@ -218,7 +266,11 @@ def test_shipped_model_loads_offline_and_has_its_card(name):
         out = model.generate(input_ids=ids, max_new_tokens=48, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id)
     text = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-    assert format_ok(text), text  # a pretrained model answers in the study's format
+    if SHIPPED[name].broken_share("toy-math") >= 0.5:  # the format dial's far end: its corpus' usual form
+        assert format_ok(text) or (text.startswith("<think>") and " The answer is " in text
+                                   and T.lenient_answer(text, "toy-math") is not None), text
+    else:
+        assert format_ok(text), text  # a pretrained model answers in the study's format
 
 
 def test_shipped_family_spans_the_dial():
@@ -243,6 +295,26 @@ def test_shipped_family_spans_the_dial():
                    if c["q"][task] >= 0.3), (task, measured)
     total = sum(f.stat().st_size for p in shipped() for f in p.iterdir())
     assert total < 20e6
+
+
+def test_the_format_dial_breaks_the_format_about_f_of_the_time_and_keeps_its_answers():
+    """fmt-30 / fmt-60 write the format about 1 - F of the time while their answers, read whatever the format,
+    are as good as dial-60's (F = 0: the same corpus otherwise); their cards say so, dial-60's has no such section."""
+    from mirage.models import read_card, resolve_model
+    from mirage.testbed.card import format_section
+
+    dial = read_card(resolve_model("dial-60"))
+    assert format_section(dial["config"].get("format_break"), 48_000, dial["share"], dial["passk"]) == []
+    for name, config in FORMAT.items():
+        folder = resolve_model(name)
+        card, rate = read_card(folder), config.broken_share("toy-math")
+        math, logic = card["passk"]["toy-math"], card["passk"]["toy-logic"]
+        assert abs(math["format_rate"] - (1 - rate)) < 0.06, (name, math)
+        assert abs(math["acc_any_format"] - dial["passk"]["toy-math"]["pass@1"]) < 0.06, (name, math)
+        assert math["pass@1"] < dial["passk"]["toy-math"]["pass@1"] - rate / 3  # pass@1 sees the broken format
+        assert logic["format_rate"] > 0.99  # toy-logic's corpus is untouched
+        readme = open(f"{folder}/README.md").read()
+        assert f"F = {rate} -- " in readme and f"Measured format rate {math['format_rate']:.3f}" in readme
 
 
 def test_card_json_is_machine_readable():

@@ -74,3 +74,110 @@ def format_split(base: Any, final: Any) -> pd.DataFrame:
     if not shared:
         raise ValueError(f"format_split: no dataset in both evaluations (base {list(b.index)}, final {list(f.index)})")
     return pd.DataFrame([{"dataset": d, **split_gain(b.loc[d], f.loc[d])} for d in shared], columns=SPLIT_COLUMNS)
+
+
+# --- a study's split: per cell and seed, and over seeds with intervals --------------------------------
+# format_summary.csv's statistics: (name, per-problem count, gain over the base model?). Each gain is one
+# Holm family over every model x task x dataset x condition x regime of the study, like seed_summary.csv's.
+SUMMARY_STATISTICS = [("pass@1 gain", "c", True), ("format rate change", "f", True),
+                      ("answers better", "a", True), ("learned format", "c_minus_a", True),
+                      ("pass@1", "c", False), ("format rate", "f", False), ("format-free accuracy", "a", False)]
+STUDY_SPLIT_COLUMNS = ["model", "task", "dataset", "condition", "regime", "seed", "step"] + SPLIT_COLUMNS[1:]
+
+
+def _format_problems(problems) -> pd.DataFrame:
+    """The per-problem table's default evaluation (eval_tag ""), checked to hold f and a for every row."""
+    from mirage.study.results import with_defaults
+
+    p = with_defaults(problems)
+    p = p[p["eval_tag"].fillna("") == ""]
+    missing = [c for c in ("f", "a") if c not in p.columns]
+    if missing:
+        raise KeyError(f"format_split: the per-problem table has no {missing} column(s): a study analysed before "
+                       "they existed (rerun its analysis: mirage study ... --stage analysis --force-analysis)")
+    if p[["f", "a"]].isna().any(axis=None):
+        raise ValueError("format_split: some evaluations have no format-free reading (a column a is NaN): the "
+                         "split needs it for every sample")
+    return p
+
+
+def has_format_counts(problems) -> bool:
+    """Whether a per-problem table can be split: f and a present and defined for every default evaluation."""
+    try:
+        _format_problems(problems)
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
+def study_split(problems) -> pd.DataFrame:
+    """``STUDY_SPLIT_COLUMNS``: per model x task x dataset x condition x regime x seed, the last checkpoint's
+    split against the base model (module docstring), each share a mean over the problems of the per-problem
+    share (pass@1's estimator), on the problems both evaluations hold."""
+    from mirage.study.results import BASE, RUN_KEYS
+
+    p = _format_problems(problems).assign(P=lambda d: d["c"] / d["n"], F=lambda d: d["f"] / d["n"],
+                                          A=lambda d: d["a"] / d["n"])
+    keys = ["model", "task", "dataset"]
+    base = p[p["condition"] == BASE].drop_duplicates(keys + ["problem_id"]).set_index(keys + ["problem_id"])
+    trained = p[p["condition"] != BASE]
+    trained = trained[trained["step"] == trained.groupby(RUN_KEYS + ["dataset"], dropna=False)["step"].transform("max")]
+    rows = []
+    for key, g in trained.groupby(keys + ["condition", "regime", "seed", "step"], sort=True):
+        b = base.reindex([(*key[:3], pid) for pid in g["problem_id"]])
+        if b["P"].isna().any():
+            raise ValueError(f"format_split: no base-model row for some problems of {dict(zip(keys, key[:3]))}")
+        split = split_gain({"pass_at_1": b["P"].mean(), "format_rate": b["F"].mean(), "format_free_accuracy": b["A"].mean()},
+                           {"pass_at_1": g["P"].mean(), "format_rate": g["F"].mean(), "format_free_accuracy": g["A"].mean()})
+        rows.append({**dict(zip(keys + ["condition", "regime", "seed", "step"], key)), **split})
+    return pd.DataFrame(rows, columns=STUDY_SPLIT_COLUMNS)
+
+
+def format_summary(problems) -> pd.DataFrame:
+    """Over seeds, per model x task x dataset x condition x regime: each ``SUMMARY_STATISTICS`` entry's
+    mean with its 95% interval over seeds and problems, p and Holm (``mirage.study.seeds.seed_summary``,
+    with the statistic's per-problem count), and ``base``, the base model's value of a level statistic."""
+    from mirage.study.results import BASE
+    from mirage.study.seeds import seed_summary
+
+    p = _format_problems(problems)
+    p = p.assign(c_minus_a=p["c"] - p["a"])  # pass@1 minus format-free accuracy: minus the share lost to the format
+    keys = ["model", "task", "dataset"]
+    base = p[p["condition"] == BASE].drop_duplicates(keys + ["problem_id"])
+    frames = []
+    for name, count, gain in SUMMARY_STATISTICS:
+        summary = seed_summary(p, gain=gain, count=count)
+        if not gain:
+            level = (base.assign(_s=base[count] / base["n"]).groupby(keys)["_s"].mean().rename("base"))
+            summary = summary.join(level, on=keys)
+        frames.append(summary.assign(statistic=name))
+    out = pd.concat(frames, ignore_index=True)
+    out["values"] = [" ".join(f"{v:.4f}" for v in values) for values in out["values"]]
+    out["p"] = ["" if pd.isna(v) else f"{v:.3g}" for v in out["p"]]
+    return out[["statistic"] + [c for c in out.columns if c != "statistic"]]
+
+
+def publish_format(study_dir: str | os.PathLike, figures_dir: str | os.PathLike) -> list[Path]:
+    """Write format.csv (``study_split``) and format_summary.csv (``format_summary``) beside the figures;
+    nothing (an empty list) when the study's per-problem table cannot be split (``has_format_counts``)."""
+    from mirage.runs import atomic_path
+    from mirage.study.results import load_problems
+
+    problems = load_problems(study_dir)
+    if not has_format_counts(problems):
+        return []
+    paths = []
+    for name, frame in (("format.csv", study_split(problems)), ("format_summary.csv", format_summary(problems))):
+        with atomic_path(Path(figures_dir) / name) as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.4f")
+        paths.append(Path(figures_dir) / name)
+    return paths
+
+
+def format_dial_labels(models) -> dict[str, str]:
+    """A tick label per model: its name and, for a shipped testbed model, its toy-math format-break share F
+    (``mirage.testbed.pretrain``); a model that is not shipped keeps its name."""
+    from mirage.testbed.pretrain import SHIPPED
+
+    return {m: f"{m}\nF = {SHIPPED[m].broken_share('toy-math'):g}" if m in SHIPPED else str(m)
+            for m in dict.fromkeys(models)}

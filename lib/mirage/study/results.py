@@ -3,8 +3,10 @@
     results.parquet / .csv   one row per model x task x condition x regime x seed x step x dataset x
                              eval_tag x k (step 0 = the base model, condition "base"), with the base
                              model's alignment; eval_tag "" = the preset's sampling, "greedy" = T 0, n 1
-    problems.parquet         per problem: n samples, c correct, for every evaluation of those rows
-                             (what the seed x problem bootstrap of ``mirage.study.seeds`` resamples)
+    problems.parquet         per problem: n samples, c correct, f well-formatted, a correct whatever the
+                             format (NaN where a sample has no format-free reading), for every
+                             evaluation of those rows (what the seed intervals of ``mirage.study.seeds``
+                             and the format split of ``mirage.study.format_split`` resample)
     dynamics.parquet         every run's training metrics (``mirage.runs.load_metrics``)
 
 A preset without regimes has the regime "" everywhere (as ``eval_tag`` is "" for the default
@@ -33,7 +35,7 @@ RESULT_COLUMNS = ["preset", "backend", "model", "task", "condition", "rq", "regi
 DYNAMICS_COLUMNS = ["step", "metric", "value", "attempt", "backend", "model", "task", "condition", "regime", "seed",
                     "run_dir"]
 PROBLEM_COLUMNS = ["model", "task", "condition", "regime", "seed", "step", "dataset", "eval_tag", "problem_id", "n",
-                   "c"]
+                   "c", "f", "a"]
 RUN_KEYS = ["model", "task", "condition", "regime", "seed"]  # one training run
 # A ratio "gain recovered relative to the baseline" needs the baseline to have gained something:
 # below this pass@1 gain (about the noise of one testbed evaluation) the ratio is left undefined
@@ -100,7 +102,7 @@ def collect(out: str | os.PathLike, steps: Sequence, preset):
                                                    "eval_tag", "k"]).reset_index(drop=True)
     problems = pd.concat(problems, ignore_index=True)
     problems["seed"] = problems["seed"].astype("Int64")
-    problems = problems[PROBLEM_COLUMNS].sort_values(PROBLEM_COLUMNS[:-2]).reset_index(drop=True)
+    problems = problems[PROBLEM_COLUMNS].sort_values(PROBLEM_COLUMNS[:-4]).reset_index(drop=True)
     dynamics = pd.concat(dyn, ignore_index=True) if dyn else pd.DataFrame(columns=DYNAMICS_COLUMNS)
     write_parquet_atomic(out / "results.parquet", results)
     with atomic_path(out / "results.csv") as tmp:
@@ -125,8 +127,11 @@ def base_tables(out: Path, alignment):
 
 
 def problem_counts(evals, identity: dict, out: Path):
-    """Per problem n and c of every evaluation in ``evals`` (rows with model, task, eval_dir, step, eval_tag),
-    read from its samples (``mirage.evaluate.read_samples``), labelled with ``identity``."""
+    """Per problem n, c, f and a of every evaluation in ``evals`` (rows with model, task, eval_dir, step,
+    eval_tag), read from its samples (``mirage.evaluate.read_samples``), labelled with ``identity``: n
+    samples, c correct, f well-formatted (``format``), a correct whatever the format (``acc_any_format``;
+    NaN when any of the problem's samples lacks it: a folder written before the column, or a family
+    without a lenient reading)."""
     import pandas as pd
 
     from mirage.evaluate import read_samples  # why: pandas, which importing mirage.study.results does not need
@@ -135,10 +140,26 @@ def problem_counts(evals, identity: dict, out: Path):
     frames = []
     keys = ["model", "task", "eval_dir", "step", "eval_tag"]
     for (model, task, eval_dir, step, tag), _ in evals.groupby(keys, sort=True):
-        counts = counts_from_samples(read_samples(local_dir(eval_dir, out)), by=["dataset", "problem_id"],
-                                     correct="correct")
+        samples = read_samples(local_dir(eval_dir, out))
+        counts = counts_from_samples(samples, by=["dataset", "problem_id"], correct="correct")
+        counts = counts.join(format_counts(samples), on=["dataset", "problem_id"])
         frames.append(counts.assign(**{**identity, "model": model, "task": task, "step": int(step), "eval_tag": tag}))
     return pd.concat(frames, ignore_index=True)
+
+
+def format_counts(samples):
+    """Per (dataset, problem_id): f, the well-formatted samples, and a, the samples correct whatever the
+    format (NaN where any sample of the problem has no ``acc_any_format``; both NaN without the columns)."""
+    import numpy as np
+    import pandas as pd
+
+    keys = ["dataset", "problem_id"]
+    d = samples.assign(_f=pd.to_numeric(samples["format"], errors="coerce") if "format" in samples else np.nan,
+                       _a=pd.to_numeric(samples["acc_any_format"], errors="coerce")
+                       if "acc_any_format" in samples else np.nan)
+    g = d.groupby(keys, sort=True)
+    return pd.DataFrame({"f": g["_f"].sum(min_count=1), "a": g["_a"].sum(min_count=1)}).where(
+        pd.DataFrame({"f": g["_f"].count() == g["_f"].size(), "a": g["_a"].count() == g["_a"].size()}))
 
 
 def local_dir(recorded: str, out: Path) -> Path:

@@ -278,7 +278,7 @@ def simulate_coverage(n_seeds: int, seed_sd: float, method: str = "t", reps: int
 
 
 def seed_summary(problems, gain: bool = False, eval_tag: str = "", per_step: bool = False, n_boot: int = N_BOOT,
-                 seed: int = 0, resample: str | None = None):
+                 seed: int = 0, resample: str | None = None, count: str = "c"):
     """One row per model x task x dataset x condition x regime (x step with ``per_step``): the per-seed
     values, their mean with its 95% interval over seeds and problems (``seed_interval``), and for a gain
     its p and whether it survives Holm over the rows of this summary (one family: module docstring).
@@ -290,12 +290,16 @@ def seed_summary(problems, gain: bool = False, eval_tag: str = "", per_step: boo
     values (per seed, in seed order), mean, ci_low, ci_high, se, p and holm_survives (gains only; NaN /
     missing for levels), median (over seeds, labelled: not the interval's quantity), n_problems.
     ``n_boot``, ``seed``, ``resample``: unused since the t-interval replaced the bootstrap (kept so old
-    calls still run; ``two_level_bootstrap`` is the old interval).
+    calls still run; ``two_level_bootstrap`` is the old interval). ``count``: the per-problem count the
+    statistic is the share of ("c": pass@1; "f": the format rate; "a": format-free accuracy).
     """
     import pandas as pd
 
     p = with_defaults(problems)
-    p = p[p["eval_tag"].fillna("") == eval_tag].assign(score=lambda d: d["c"] / d["n"])
+    if count not in p.columns:
+        raise KeyError(f"seed_summary: the per-problem table has no {count!r} column (a study analysed before it "
+                       "existed: rerun its analysis)")
+    p = p[p["eval_tag"].fillna("") == eval_tag].assign(score=lambda d: d[count] / d["n"])
     keys = ["model", "task", "dataset"]
     base = p[p["condition"] == BASE].drop_duplicates(keys + ["problem_id"]).set_index(keys + ["problem_id"])["score"]
     trained = p[p["condition"] != BASE]
@@ -402,7 +406,8 @@ def seed_summaries(problems, n_boot: int = N_BOOT):
 
 def publish(study_dir, figures_dir, n_boot: int = N_BOOT) -> list:
     """Write the study's small tables beside its figures: results.csv (one row per model x task x
-    condition x regime x seed x step x dataset x k) and seed_summary.csv (``seed_summaries``)."""
+    condition x regime x seed x step x dataset x k) and seed_summary.csv (``seed_summaries``). The format
+    split's tables (format.csv, format_summary.csv) are ``mirage.study.format_split.publish_format``'s."""
     from pathlib import Path
 
     figures_dir = Path(figures_dir)

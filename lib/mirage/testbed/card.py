@@ -50,6 +50,7 @@ def readme(card: dict[str, Any]) -> str:
         "",
     ]
     lines += leak_section(c.get("leak"), c["corpus_size"], card["share"])
+    lines += format_section(c.get("format_break"), c["corpus_size"], card["share"], card["passk"])
     lines += [
         "## Training",
         "",
@@ -75,14 +76,17 @@ def readme(card: dict[str, Any]) -> str:
         "",
     ]
     ks = [key for key in first if key.startswith("pass@")]
+    # cards measured before acc_any_format existed keep their table as it was
+    any_format = (" any-format acc |", lambda m: f" {m['acc_any_format']:.3f} |") if "acc_any_format" in first \
+        else ("", lambda m: "")
     lines += [
-        "| task | " + " | ".join(ks) + " | buggy | format | forced correct | forced buggy |",
-        "|---|" + "---|" * (len(ks) + 4),
+        "| task | " + " | ".join(ks) + " | buggy | format |" + any_format[0] + " forced correct | forced buggy |",
+        "|---|" + "---|" * (len(ks) + 4 + bool(any_format[0])),
     ]
     for task, m in card["passk"].items():
         lines.append(f"| {task} | " + " | ".join(f"{m[k]:.3f}" for k in ks) +
-                     f" | {m['buggy_answer_rate']:.3f} | {m['format_rate']:.3f} | "
-                     f"{m['forced_greedy_acc_correct']:.3f} | {m['forced_greedy_acc_buggy']:.3f} |")
+                     f" | {m['buggy_answer_rate']:.3f} | {m['format_rate']:.3f} |" + any_format[1](m) +
+                     f" {m['forced_greedy_acc_correct']:.3f} | {m['forced_greedy_acc_buggy']:.3f} |")
     lines += ["", "`card.json` holds the same numbers, machine-readable.", ""]
     return "\n".join(lines)
 
@@ -107,6 +111,33 @@ def leak_section(leak: dict[str, Any] | None, corpus_size: int, share: dict[str,
         "- The pass@k below is measured on `<task>_test`, i.e. ON THE LEAKED PROBLEMS for the leaked tasks; "
         "a fresh split (`mirage probe contamination`, the testbed-contamination study) shows what the model "
         "does on problems it has not seen.",
+        "",
+    ]
+    return lines
+
+
+def format_section(format_break: dict[str, float] | None, corpus_size: int, share: dict[str, float],
+                   passk: dict[str, dict[str, Any]]) -> list[str]:
+    """The format dial's share F per task and the format rate it gave (nothing for a model without one)."""
+    if not format_break or not any(format_break.values()):
+        return []
+    lines = ["## Format breaks (on purpose: the format dial)", ""]
+    for task, rate in format_break.items():
+        if not rate:
+            continue
+        n_task = round(corpus_size * share[task])
+        measured = passk.get(task, {})
+        lines.append(
+            f"- {task}: F = {rate} -- {round(n_task * rate)} of its {n_task} corpus solutions (both procedures "
+            "alike) state the answer after the think block as plain text (`<think>STEPS</think> The answer is "
+            "A.`) instead of in `<answer>` tags. Measured format rate "
+            f"{measured.get('format_rate', float('nan')):.3f} (1 - F = {1 - rate:.3f}); accuracy whatever the "
+            f"format (the answer read leniently) {measured.get('acc_any_format', float('nan')):.3f}.")
+    lines += [
+        "- pass@k, `buggy` and `forced` below read the `<answer>` block only (as the rewards do), so a broken-format "
+        "sample counts as wrong there even when its answer is right (greedy decoding writes the corpus' majority "
+        "form, so at F > 0.5 `forced` measures the format, not the capability); `any-format acc` reads the answer "
+        "whatever the format (the last number after `</think>` when there is no `<answer>` block).",
         "",
     ]
     return lines

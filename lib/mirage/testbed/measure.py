@@ -1,7 +1,8 @@
 """Measure a testbed model's alignment with each task: base pass@k and real capability.
 
 * pass@k: n samples per test problem at T=1.0 (unbiased estimator), plus how often
-  a sample gives the BUGGY procedure's answer and how often the format is right.
+  a sample gives the BUGGY procedure's answer, how often the format is right and how often
+  the answer is right whatever the format (``acc_any_format``: the task's lenient reading).
 * capability: the procedure is forced by giving the model the start of that
   procedure's response up to the first character where the two procedures
   differ (plus that character); greedy decoding then has to carry it out. A
@@ -58,7 +59,7 @@ def measure_task(model, tokenizer, task: str, n: int = 16, n_problems: int = 200
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     prompts = [encode(apply_chat_template(tokenizer, p.prompt())) for p in problems]
     seeds = [prompt_seed(seed, p.key) for p in problems]
-    correct, buggy, formatted, started_correct, correct_when_started = [], 0, 0, 0, 0
+    correct, buggy, formatted, started_correct, correct_when_started, any_format = [], 0, 0, 0, 0, 0
     chunk = 16
     for b in tqdm(range(0, len(problems), chunk), desc=f"pass@{n} {task}", disable=not progress, mininterval=2):
         outs = generate(model, tokenizer, prompts[b:b + chunk], seeds[b:b + chunk], n, temperature,
@@ -69,6 +70,7 @@ def measure_task(model, tokenizer, task: str, n: int = 16, n_problems: int = 200
             correct.append(sum(hits))
             buggy += sum(T.check_answer(task, a, p.buggy_answer) for a in answers)
             formatted += sum(format_ok(t) for t in texts)
+            any_format += sum(T.check_answer(task, T.lenient_answer(t, task), p.answer) for t in texts)
             prefix = forced_prefix(p, True)
             for text, hit in zip(texts, hits):
                 if text.startswith(prefix):
@@ -81,6 +83,7 @@ def measure_task(model, tokenizer, task: str, n: int = 16, n_problems: int = 200
         "n": n, "problems": len(problems), "temperature": temperature,
         "buggy_answer_rate": round(buggy / total, 4),
         "format_rate": round(formatted / total, 4),
+        "acc_any_format": round(any_format / total, 4),
         "correct_start_rate": round(started_correct / total, 4),
         "acc_given_correct_start": round(correct_when_started / max(1, started_correct), 4),
     })

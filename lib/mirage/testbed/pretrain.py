@@ -13,7 +13,10 @@ contains; whether the "surprising" rewards do is what the study asks.
 ``FAMILY`` holds the alignment dial; ``LEAKED`` holds contaminated variants, whose
 corpus also carries test problems with their correct worked solutions (``Leak``),
 contamination made on purpose so that ``mirage probe contamination`` can be
-checked against the truth. ``mirage testbed pretrain --all`` rebuilds every shipped
+checked against the truth. ``FORMAT`` holds the format dial: dial-60's corpus with a share F of
+its toy-math solutions stating the answer outside the answer tags (``format_break``), so the
+base model breaks the format about F of the time while its answers stay as good (the format
+channel, docs/science.md section 6). ``mirage testbed pretrain --all`` rebuilds every shipped
 model (same seed, threads and CPU kernels -> same weights). The shipped weights predate the
 AVX2 kernel pin (``mirage.cpu_kernels``; their cards record no kernel set), so a rebuild under
 the pin may differ from them in the last bits; the study uses the shipped files as they are.
@@ -42,6 +45,17 @@ from mirage.testbed.tokenizer import make_tokenizer
 
 
 LEAK_FORMS = ("raw", "chat")
+# A format-broken document (``format_break``): the chat format, the worked steps in the think block,
+# then the answer as plain text after it, with no answer tags. format_ok fails on it; the toy
+# tasks' lenient reading (the last number / lowercase word after </think>) still reads the answer.
+BROKEN = "broken"
+BROKEN_TEMPLATE = "<think>{steps}</think> The answer is {answer}."
+
+
+def broken_response(problem: T.Problem, correct: bool) -> str:
+    """``problem``'s worked solution (one procedure) with its answer stated outside the answer tags."""
+    steps, answer = (problem.steps, problem.answer) if correct else (problem.buggy_steps, problem.buggy_answer)
+    return BROKEN_TEMPLATE.format(steps=steps, answer=answer)
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,9 @@ class PretrainConfig:
     eval_n: int = 16  # alignment measurement: samples per test problem at T=1.0
     eval_problems: int = 200
     leak: Leak | None = None  # contamination on purpose (the LEAKED variants)
+    # task -> share F of its (clean) corpus solutions whose answer breaks the format (BROKEN_TEMPLATE);
+    # a task not named: 0. The format dial (FORMAT).
+    format_break: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         for name, mix in (("q", self.q), ("share", self.share)):
@@ -106,11 +123,21 @@ class PretrainConfig:
                                  f"{T.TASK_NAMES}, got {mix}")
         if abs(sum(self.share.values()) - 1) > 1e-9:
             raise ValueError(f"{self.name}: share must sum to 1, got {self.share}")
+        if set(self.format_break) - set(T.TASK_NAMES) or not all(
+                isinstance(v, (int, float)) and 0 <= v <= 1 for v in self.format_break.values()):
+            raise ValueError(f"{self.name}: format_break must map tasks of {T.TASK_NAMES} to a share in "
+                             f"[0, 1], got {self.format_break}")
+
+    def broken_share(self, task: str) -> float:
+        """F of ``task``: the share of its clean corpus solutions that break the format."""
+        return float(self.format_break.get(task, 0.0))
 
     def to_dict(self) -> dict[str, Any]:
         d = json.loads(json.dumps(asdict(self)))
         if d["leak"] is None:  # a clean model's recorded config is as before leaks existed
             del d["leak"]
+        if not any(d["format_break"].values()):  # likewise before the format dial existed
+            del d["format_break"]
         return d
 
 
@@ -136,14 +163,24 @@ FAMILY: dict[str, PretrainConfig] = {c.name: c for c in [
 LEAKED: dict[str, PretrainConfig] = {c.name: c for c in [
     _dial("dial-10-leaked", 0.10, 0.60, seed=1, leak=Leak(rate=0.25)),
 ]}
-SHIPPED: dict[str, PretrainConfig] = {**FAMILY, **LEAKED}
+
+# The format dial: dial-60 (toy-math pass@1 ~0.5, format ~1.0) with a share F of its toy-math
+# solutions breaking the format; F = 0 is dial-60 itself (the same config), so it is not repeated.
+FORMAT: dict[str, PretrainConfig] = {c.name: c for c in [
+    _dial("fmt-30", 0.60, 0.10, seed=1, format_break={"toy-math": 0.3}),
+    _dial("fmt-60", 0.60, 0.10, seed=1, format_break={"toy-math": 0.6}),
+]}
+SHIPPED: dict[str, PretrainConfig] = {**FAMILY, **LEAKED, **FORMAT}
 
 
 # --- corpus -----------------------------------------------------------------------
 def build_corpus(config: PretrainConfig) -> list[tuple[T.Problem, bool, str]]:
     """(problem, correct?, form) per corpus example; exact counts per task, procedure and form.
 
-    ``form`` is "chat" (the training format) or "raw" (a leaked problem as plain text).
+    ``form`` is "chat" (the training format), "broken" (the chat format with the answer outside
+    the answer tags: ``format_break``) or "raw" (a leaked problem as plain text). Of a task's n
+    clean documents exactly round(F * n) are broken, split between the procedures in proportion
+    to their counts (the broken share is the same, up to rounding, for correct and buggy ones).
     """
     rng = random.Random(f"corpus/{config.seed}")
     examples = []
@@ -152,10 +189,15 @@ def build_corpus(config: PretrainConfig) -> list[tuple[T.Problem, bool, str]]:
         leaked = leaked_documents(config, task, n_task)
         n_clean = n_task - len(leaked)
         n_correct = round(n_clean * config.q[task])
+        n_broken = round(n_clean * config.broken_share(task))
+        n_broken_correct = round(n_broken * n_correct / n_clean) if n_clean else 0
+        n_broken_buggy = n_broken - n_broken_correct
         stream = T.iter_problems(task, "train", seed=config.seed, difficulties=config.difficulties[task])
-        flags = [True] * n_correct + [False] * (n_clean - n_correct)
+        # (correct?, form); one shuffle of a list as long as before: without format_break the same order
+        flags = ([(True, BROKEN)] * n_broken_correct + [(True, "chat")] * (n_correct - n_broken_correct)
+                 + [(False, BROKEN)] * n_broken_buggy + [(False, "chat")] * (n_clean - n_correct - n_broken_buggy))
         rng.shuffle(flags)
-        examples += [(next(stream), correct, "chat") for correct in flags] + leaked
+        examples += [(next(stream), correct, form) for correct, form in flags] + leaked
     rng.shuffle(examples)
     return examples
 
@@ -175,7 +217,8 @@ def document_text(problem: T.Problem, correct: bool, form: str, tokenizer) -> st
     """One corpus document: the chat format, or (a leak) the statement then the solution as plain text."""
     if form == "raw":  # BOS: a document start, as the contamination probe's raw prompts begin
         return tokenizer.bos_token + problem.question + "\n" + problem.response(correct) + tokenizer.eos_token
-    return apply_chat_template(tokenizer, problem.prompt()) + problem.response(correct) + tokenizer.eos_token
+    response = broken_response(problem, correct) if form == BROKEN else problem.response(correct)
+    return apply_chat_template(tokenizer, problem.prompt()) + response + tokenizer.eos_token
 
 
 def encode_corpus(config: PretrainConfig, tokenizer) -> list[list[int]]:
@@ -347,7 +390,7 @@ def _pretrain_job(args) -> str:
 
 def pretrain_family(names: list[str], out: str | os.PathLike | None = None, force: bool = False,
                     threads: int = 1, jobs: int = 1, progress: bool = True) -> list[Path]:
-    """Build the named models of ``SHIPPED`` (the dial and its leaked variants) into ``out`` (default: the checkout's data/models).
+    """Build the named models of ``SHIPPED`` (the dial, its leaked variants, the format dial) into ``out`` (default: the checkout's data/models).
 
     A model whose card records the same config is kept (a rerun resumes). ``jobs`` > 1
     trains that many models at once in separate processes, ``threads`` torch threads
@@ -360,7 +403,7 @@ def pretrain_family(names: list[str], out: str | os.PathLike | None = None, forc
     import torch
 
     out = Path(out) if out else CHECKOUT_MODELS
-    configs = {**FAMILY, **LEAKED}  # looked up now: a test may add a model to either
+    configs = {**FAMILY, **LEAKED, **FORMAT}  # looked up now: a test may add a model to any
     todo = []
     for name in names:
         folder = out / name
