@@ -83,6 +83,7 @@ def study_problems(base: list[tuple[int, int]], seeds: dict[int, list[tuple[int,
                    condition: str = "random") -> pd.DataFrame:
     """A per-problem table (problems.parquet's schema) from (f, a) per problem, n = 4 samples each; as in
     ``rows``, the first samples are the right ones and the formatted ones, so c = min(f, a)."""
+    import pandas as pd
     out = []
     for cond, seed, step, problems in [("base", pd.NA, 0, base)] + [(condition, s, 20, p) for s, p in seeds.items()]:
         for pid, (f, a) in enumerate(problems):
@@ -92,7 +93,7 @@ def study_problems(base: list[tuple[int, int]], seeds: dict[int, list[tuple[int,
 
 
 def test_study_split_matches_the_split_of_the_same_samples():
-    from mirage.study.format_split import STUDY_SPLIT_COLUMNS, study_split
+    from mirage.study.format_split import SPLIT_COLUMNS, STUDY_SPLIT_COLUMNS, format_split, study_split
 
     base = [(1, 3), (2, 2), (4, 1)]  # (format ok, right whatever the format) of 4 samples
     seeds = {0: [(4, 3), (4, 2), (4, 1)], 1: [(1, 4), (2, 4), (3, 4)]}
@@ -152,6 +153,7 @@ def test_problem_counts_count_the_formatted_and_the_format_free_correct():
 
 
 def test_the_format_split_figure_draws_every_panel_and_marks_holm(tmp_path):
+    import pandas as pd
     from mirage.plots import save
     from mirage.plots.format_channel import SPLIT_PANELS, plot_format_split
     from mirage.study.format_split import format_dial_labels, format_summary

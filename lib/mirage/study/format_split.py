@@ -25,6 +25,10 @@ from typing import Any, Mapping
 import pandas as pd
 
 from mirage.evaluate.core import FORMAT_COLUMNS, format_table, read_samples
+from mirage.runs import atomic_path
+from mirage.study.results import BASE, RUN_KEYS, load_problems, with_defaults
+from mirage.study.seeds import seed_summary
+from mirage.testbed.pretrain import SHIPPED
 
 SPLIT_COLUMNS = ["dataset", "pass_at_1_base", "pass_at_1_final", "gain", "format_rate_base", "format_rate_final",
                  "format_rate_change", "format_free_base", "format_free_final", "answers_better", "learned_format"]
@@ -87,7 +91,6 @@ STUDY_SPLIT_COLUMNS = ["model", "task", "dataset", "condition", "regime", "seed"
 
 def _format_problems(problems) -> pd.DataFrame:
     """The per-problem table's default evaluation (eval_tag ""), checked to hold f and a for every row."""
-    from mirage.study.results import with_defaults
 
     p = with_defaults(problems)
     p = p[p["eval_tag"].fillna("") == ""]
@@ -114,7 +117,6 @@ def study_split(problems) -> pd.DataFrame:
     """``STUDY_SPLIT_COLUMNS``: per model x task x dataset x condition x regime x seed, the last checkpoint's
     split against the base model (module docstring), each share a mean over the problems of the per-problem
     share (pass@1's estimator), on the problems both evaluations hold."""
-    from mirage.study.results import BASE, RUN_KEYS
 
     p = _format_problems(problems).assign(P=lambda d: d["c"] / d["n"], F=lambda d: d["f"] / d["n"],
                                           A=lambda d: d["a"] / d["n"])
@@ -137,8 +139,6 @@ def format_summary(problems) -> pd.DataFrame:
     """Over seeds, per model x task x dataset x condition x regime: each ``SUMMARY_STATISTICS`` entry's
     mean with its 95% interval over seeds and problems, p and Holm (``mirage.study.seeds.seed_summary``,
     with the statistic's per-problem count), and ``base``, the base model's value of a level statistic."""
-    from mirage.study.results import BASE
-    from mirage.study.seeds import seed_summary
 
     p = _format_problems(problems)
     p = p.assign(c_minus_a=p["c"] - p["a"])  # pass@1 minus format-free accuracy: minus the share lost to the format
@@ -160,8 +160,6 @@ def format_summary(problems) -> pd.DataFrame:
 def publish_format(study_dir: str | os.PathLike, figures_dir: str | os.PathLike) -> list[Path]:
     """Write format.csv (``study_split``) and format_summary.csv (``format_summary``) beside the figures;
     nothing (an empty list) when the study's per-problem table cannot be split (``has_format_counts``)."""
-    from mirage.runs import atomic_path
-    from mirage.study.results import load_problems
 
     problems = load_problems(study_dir)
     if not has_format_counts(problems):
@@ -177,7 +175,6 @@ def publish_format(study_dir: str | os.PathLike, figures_dir: str | os.PathLike)
 def format_dial_labels(models) -> dict[str, str]:
     """A tick label per model: its name and, for a shipped testbed model, its toy-math format-break share F
     (``mirage.testbed.pretrain``); a model that is not shipped keeps its name."""
-    from mirage.testbed.pretrain import SHIPPED
 
     return {m: f"{m}\nF = {SHIPPED[m].broken_share('toy-math'):g}" if m in SHIPPED else str(m)
             for m in dict.fromkeys(models)}
