@@ -7,7 +7,7 @@ import pytest
 
 from mirage.rewards import extract_answer, format_ok
 from mirage.tasks import toy as T
-from mirage.testbed.pretrain import (FAMILY, FORMAT, LEAKED, SHIPPED, Leak, PretrainConfig, batch_loss, build_corpus,
+from mirage.testbed.pretrain import (AXIS, FAMILY, FORMAT, LEAKED, SHIPPED, Leak, PretrainConfig, batch_loss, build_corpus,
                                      encode_corpus, mixed_batch_loss, shared_prefix_length, train)
 from mirage.testbed.tokenizer import make_tokenizer
 
@@ -294,7 +294,21 @@ def test_shipped_family_spans_the_dial():
         assert all(m["forced_greedy_acc_correct"] > 0.7 for c, m in zip(ordered, measured)
                    if c["q"][task] >= 0.3), (task, measured)
     total = sum(f.stat().st_size for p in shipped() for f in p.iterdir())
-    assert total < 20e6
+    assert total < 30e6  # 12 models of ~1.8 MB: the repo ships them, so they stay tiny
+
+
+def test_the_alignment_axis_covers_each_task_without_gaps():
+    """The dial and the models filling it: per task >= 6 models whose base pass@16 runs from <= 0.2 to >= 0.95
+    with no gap wider than 0.2, so "works only under strong alignment" can be asked along the whole axis."""
+    from mirage.models import read_card
+
+    cards = [read_card(p) for p in shipped() if p.name in {**FAMILY, **AXIS}]
+    assert {c["name"] for c in cards} == set(FAMILY) | set(AXIS)
+    for task in T.TASK_NAMES:
+        axis = sorted(c["passk"][task]["pass@16"] for c in cards)
+        gaps = [b - a for a, b in zip(axis, axis[1:])]
+        assert len(axis) >= 6 and axis[0] <= 0.2 and axis[-1] >= 0.95, (task, axis)
+        assert max(gaps) <= 0.2 + 1e-9, (task, axis)
 
 
 def test_the_format_dial_breaks_the_format_about_f_of_the_time_and_keeps_its_answers():

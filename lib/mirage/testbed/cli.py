@@ -37,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                    "correct and buggy solutions sets each task's alignment, then "
                                    "measure pass@k and write the model card.")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--all", action="store_true", help="every shipped model (the dial, its leaked variants, the format dial)")
+    which.add_argument("--all", action="store_true", help="every shipped model (the dial, the models filling its axis, the leaked variants, the format dial)")
     which.add_argument("--name", action="append", help="one model of the family (repeatable)")
     p.add_argument("--out", help="folder to write models into (default: the checkout's data/models)")
     p.add_argument("--force", action="store_true", help="retrain models whose card already exists")

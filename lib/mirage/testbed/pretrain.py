@@ -10,7 +10,8 @@ climbs with k, the way a real base model's alignment with a task shows in its
 pass@k curve. Ground-truth RL can then only sharpen what the prior already
 contains; whether the "surprising" rewards do is what the study asks.
 
-``FAMILY`` holds the alignment dial; ``LEAKED`` holds contaminated variants, whose
+``FAMILY`` holds the alignment dial and ``AXIS`` the models filling it (together, per task, base
+pass@16 from <= 0.2 to >= 0.95 without gaps); ``LEAKED`` holds contaminated variants, whose
 corpus also carries test problems with their correct worked solutions (``Leak``),
 contamination made on purpose so that ``mirage probe contamination`` can be
 checked against the truth. ``FORMAT`` holds the format dial: dial-60's corpus with a share F of
@@ -157,6 +158,21 @@ FAMILY: dict[str, PretrainConfig] = {c.name: c for c in [
     _dial("dial-90", 0.90, 0.07, seed=1),
 ]}
 
+# Filling the alignment axis between the dials above (whose pass@16 leaves gaps wider than 0.2 on
+# toy-math and nothing below 0.6 on toy-logic): q read off the dials' measured pass@16 before any RL
+# ran on these models. Not in FAMILY, so the presets that list the dial keep their committed grids.
+AXIS: dict[str, PretrainConfig] = {c.name: c for c in [
+    _dial("dial-08", 0.085, 0.15, seed=1),
+    _dial("dial-13", 0.13, 0.055, seed=1),
+    _dial("dial-17", 0.17, 0.045, seed=1),
+    _dial("dial-45", 0.45, 0.025, seed=1),
+    # toy-logic's pass@16 jumps from 0.015 (q 0.025: the correct shift barely learnt, forced 0.15) to
+    # 0.455 (q 0.045); two more between them
+    _dial("dial-20", 0.20, 0.035, seed=1),
+    _dial("dial-75", 0.75, 0.030, seed=1),
+    _dial("dial-25", 0.25, 0.032, seed=1),  # toy-logic 0.12 (q 0.030) to 0.355 (q 0.035): one between
+]}
+
 # Contaminated on purpose: dial-10 (toy-math pass@1 ~0.04) with toy-math's test set leaked
 # into its corpus (a quarter of its toy-math documents: ~36 copies of each problem, half as plain
 # text, half in the chat format), enough to memorise them (its model card; the contamination probe).
@@ -170,7 +186,7 @@ FORMAT: dict[str, PretrainConfig] = {c.name: c for c in [
     _dial("fmt-30", 0.60, 0.10, seed=1, format_break={"toy-math": 0.3}),
     _dial("fmt-60", 0.60, 0.10, seed=1, format_break={"toy-math": 0.6}),
 ]}
-SHIPPED: dict[str, PretrainConfig] = {**FAMILY, **LEAKED, **FORMAT}
+SHIPPED: dict[str, PretrainConfig] = {**FAMILY, **AXIS, **LEAKED, **FORMAT}
 
 
 # --- corpus -----------------------------------------------------------------------
@@ -390,7 +406,7 @@ def _pretrain_job(args) -> str:
 
 def pretrain_family(names: list[str], out: str | os.PathLike | None = None, force: bool = False,
                     threads: int = 1, jobs: int = 1, progress: bool = True) -> list[Path]:
-    """Build the named models of ``SHIPPED`` (the dial, its leaked variants, the format dial) into ``out`` (default: the checkout's data/models).
+    """Build the named models of ``SHIPPED`` (the dial, the axis, its leaked variants, the format dial) into ``out`` (default: the checkout's data/models).
 
     A model whose card records the same config is kept (a rerun resumes). ``jobs`` > 1
     trains that many models at once in separate processes, ``threads`` torch threads
@@ -403,7 +419,7 @@ def pretrain_family(names: list[str], out: str | os.PathLike | None = None, forc
     import torch
 
     out = Path(out) if out else CHECKOUT_MODELS
-    configs = {**FAMILY, **LEAKED, **FORMAT}  # looked up now: a test may add a model to any
+    configs = {**FAMILY, **AXIS, **LEAKED, **FORMAT}  # looked up now: a test may add a model to any
     todo = []
     for name in names:
         folder = out / name
