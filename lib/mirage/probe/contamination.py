@@ -113,15 +113,6 @@ def continuation_tokens(tokenizer, problems: pd.DataFrame, fractions: tuple[floa
     return longest + CONTINUATION_MARGIN
 
 
-def _check_settings(out_dir: Path, settings: ProbeSettings) -> dict:
-    manifest = runs.read_manifest(out_dir, MANIFEST)
-    diff = runs.config_diff(manifest.get("config"), settings.to_dict())
-    if diff:
-        raise ValueError(f"{out_dir}: this folder holds a probe with other settings (key: (on disk, requested)) "
-                         f"{diff}; use another --out")
-    return manifest
-
-
 # --- the probe -------------------------------------------------------------------------
 def probe_contamination(model: str, task_or_dataset: str, *, fractions=FRACTIONS, sampler: Any = "hf",
                         out_dir: str | os.PathLike | None = None, limit: int | None = None,
@@ -145,7 +136,7 @@ def probe_contamination(model: str, task_or_dataset: str, *, fractions=FRACTIONS
     lengths = {name: continuation_tokens(tokenizer, problems, fractions) for name, _, problems in datasets}
     out_dir = Path(out_dir) if out_dir else probe_dir(model, task_or_dataset)
     with runs.FolderLock(out_dir, "probe"):
-        manifest = _check_settings(out_dir, settings)
+        manifest = probe_runner.check_settings(out_dir, MANIFEST, settings, "a probe")
         return _probe(model, datasets, lengths, sampler, settings, manifest, out_dir, batch_size,
                       sampler_kwargs, progress)
 

@@ -142,15 +142,6 @@ def check_rendering(render, tokenizer, messages) -> None:
                          "(a template this probe cannot reproduce); the forced probe would ask another prompt")
 
 
-def _check_settings(out_dir: Path, settings: ForcedSettings) -> dict:
-    manifest = runs.read_manifest(out_dir, MANIFEST)
-    diff = runs.config_diff(manifest.get("config"), settings.to_dict())
-    if diff:
-        raise ValueError(f"{out_dir}: this folder holds a forced probe with other settings (key: (on disk, "
-                         f"requested)) {diff}; use another --out")
-    return manifest
-
-
 # --- the probe ----------------------------------------------------------------------------
 def probe_forced(model: str, task_or_dataset: str, *, prefix_steps: int = 1, n: int = 1, temperature: float = 0.0,
                  max_tokens: int | None = None, seed: int = 0, sampler: Any = "hf",
@@ -176,7 +167,7 @@ def probe_forced(model: str, task_or_dataset: str, *, prefix_steps: int = 1, n: 
     check_rendering(render, tokenizer, datasets[0][2]["prompt"].iloc[0])
     out_dir = Path(out_dir) if out_dir else forced_dir(model, task_or_dataset)
     with runs.FolderLock(out_dir, "forced probe"):
-        manifest = _check_settings(out_dir, settings)
+        manifest = probe_runner.check_settings(out_dir, MANIFEST, settings, "a forced probe")
         return _probe(model, datasets, render, sampler, settings, manifest, out_dir, batch_size, sampler_kwargs,
                       progress)
 

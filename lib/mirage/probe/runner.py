@@ -19,6 +19,16 @@ from mirage import runs
 from mirage.evaluate.scoring import make_sampler
 
 
+def check_settings(out_dir: Path, manifest_name: str, settings: Any, what: str) -> dict:
+    """The folder's manifest, or a one-line error when it holds a ``what`` run with other settings."""
+    manifest = runs.read_manifest(out_dir, manifest_name)
+    diff = runs.config_diff(manifest.get("config"), settings.to_dict())
+    if diff:
+        raise ValueError(f"{out_dir}: this folder holds {what} with other settings (key: (on disk, requested)) "
+                         f"{diff}; use another --out")
+    return manifest
+
+
 def parts(out_dir: Path, dataset: str) -> list[Path]:
     return sorted((out_dir / "rows" / dataset).glob("part-*.parquet"))
 
