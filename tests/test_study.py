@@ -21,9 +21,10 @@ from mirage.testbed.pretrain import FAMILY
 
 
 def test_shipped_presets_cover_the_grid_they_promise():
-    assert study.list_presets() == ["paper", "testbed-ci", "testbed-contamination", "testbed-format",
-                                    "testbed-format-quick", "testbed-full", "testbed-mechanism",
-                                    "testbed-predictors", "testbed-quick", "testbed-seeds"]
+    assert study.list_presets() == ["paper", "testbed-axis", "testbed-axis-extra", "testbed-axis-extra-quick",
+                                    "testbed-axis-quick", "testbed-ci", "testbed-contamination", "testbed-format",
+                                    "testbed-format-quick", "testbed-full", "testbed-mechanism", "testbed-noise",
+                                    "testbed-noise-quick", "testbed-predictors", "testbed-quick", "testbed-seeds"]
     full = study.load_preset("testbed-full")
     assert full.conditions == tuple(CONDITIONS) and full.seeds == (0, 1, 2)  # every condition, listed in the file
     assert full.tasks == ("toy-math", "toy-logic") and full.models == tuple(FAMILY)  # every shipped model
@@ -67,6 +68,56 @@ def test_the_format_preset_is_the_format_dial_under_the_seed_recipe():
         k: v for k, v in seeds.identity().items() if k not in same}
     assert {k: v for k, v in quick.identity().items() if k not in ("name", "seeds")} == {
         k: v for k, v in p.identity().items() if k not in ("name", "seeds")}
+
+
+def test_the_axis_presets_cover_each_task_axis_without_gaps():
+    """testbed-axis / -extra (issue 18, items 2 and 6): per toy task, models whose base pass@16 (their cards)
+    runs from <= 0.2 to >= 0.95 with no gap > 0.2, at least 6 per task, x the RQ1-RQ3 conditions (and the
+    four never run on a grid) x 5 seeds, every other setting testbed-seeds'; the quick variants: seed 0 on
+    each task's two ends and middle."""
+    from mirage.models import read_card, resolve_model
+    from mirage.testbed.pretrain import SHIPPED
+
+    seeds = study.load_preset("testbed-seeds")
+    axis, extra = study.load_preset("testbed-axis"), study.load_preset("testbed-axis-extra")
+    assert axis.conditions == ("ground_truth", "random", "one_shot", "nsr")
+    assert {CONDITIONS[c].rq for c in axis.conditions} == {"RQ1", "RQ2", "RQ3"}
+    assert extra.conditions == ("incorrect", "format", "entropy_min", "psr")
+    for p in (axis, extra):
+        assert p.seeds == (0, 1, 2, 3, 4) and len(p.cells()) == 15 * 4 * 5
+        same = ("name", "models", "tasks", "pairs", "conditions", "seeds")
+        assert {k: v for k, v in p.identity().items() if k not in same} == {
+            k: v for k, v in seeds.identity().items() if k not in same}
+        pairs = [(c.model, c.task) for c in p.cells()]
+        for task in ("toy-math", "toy-logic"):
+            models = list(dict.fromkeys(m for m, t in pairs if t == task))
+            assert all(SHIPPED[m].leak is None and SHIPPED[m].broken_share(task) == 0 for m in models)
+            p16 = sorted(read_card(resolve_model(m))["passk"][task]["pass@16"] for m in models)
+            assert len(models) >= 6 and p16[0] <= 0.2 and p16[-1] >= 0.95, (task, p16)
+            assert max(b - a for a, b in zip(p16, p16[1:])) <= 0.2 + 1e-9, (task, p16)
+    assert axis.pairs == extra.pairs
+    for name, full in (("testbed-axis-quick", axis), ("testbed-axis-extra-quick", extra)):
+        quick = study.load_preset(name)
+        assert quick.seeds == (0,) and set(quick.pairs) < set(full.pairs) and len(quick.cells()) == 24
+        assert {k: v for k, v in quick.identity().items() if k not in ("name", "seeds", "pairs")} == {
+            k: v for k, v in full.identity().items() if k not in ("name", "seeds", "pairs")}
+
+
+def test_the_noise_preset_is_the_preregistered_batch_axis():
+    """testbed-noise (issue 18, item 4b; docs/science.md 6): random reward on dial-90 x toy-math at 8 updates per
+    rollout, clip vs no clip, 8 / 32 / 128 prompts per step, 5 seeds; every regime differs only in those keys."""
+    p = study.load_preset("testbed-noise")
+    cells = p.cells()
+    assert {(c.model, c.task, c.condition) for c in cells} == {("dial-90", "toy-math", "random")}
+    assert len(cells) == 6 * 5 and {c.seed for c in cells} == {0, 1, 2, 3, 4}
+    base = p.recipe_dict()
+    for name, regime in p.regimes.items():
+        r = {**base, **regime}
+        prompts = int(name[1:].split("_")[0])
+        assert r["train_batch_size"] == prompts and r["ppo_epochs"] * prompts // r["ppo_mini_batch_size"] == 8
+        assert (r.get("policy_loss") == "no_clip") == name.endswith("_noclip") and r["lr"] == 1.0e-4
+    quick = study.load_preset("testbed-noise-quick")
+    assert quick.seeds == (0,) and len(quick.cells()) == 6
 
 
 def test_the_mechanism_preset_is_the_grid_of_issue_14():
