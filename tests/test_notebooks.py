@@ -104,7 +104,8 @@ regimes: {a: {}, b: {policy_loss: no_clip}}
 eval: {greedy: true}
 analysis: [90_figures.ipynb, {40_clipping_bias.ipynb: {bandit: {steps: 5}, bandit_variants: {clip: {}}}},
            {50_contamination.ipynb: {models: [dial-10-leaked, dial-10], task: toy-math+fresh, fractions: "0.5",
-                                     limit: 2}}, 60_format_channel.ipynb]
+                                     limit: 2}}, 60_format_channel.ipynb,
+           {70_alignment_axis.ipynb: {reference_study: "", contrasts: {}}}, {45_noise_axis.ipynb: {contrasts: {}}}]
 """
 
 
