@@ -175,10 +175,16 @@ def test_axis_table_agrees_with_seed_summary_and_holms_per_condition(axis_frame)
     import pandas as pd
 
     from mirage.passk import pass_at_k
+    from mirage.study.axis import seed_notes
     from mirage.study.seeds import holm, seed_summary
 
     problems, axis = axis_frame
     assert len(axis) == 18 and set(axis["family_size"]) == {6}
+    assert seed_notes(axis) == []  # every cell has its 3 seeds
+    short = axis.assign(seeds=[2] + [3] * 17)
+    first = short.loc[0]
+    expected = f"1 cell(s) have fewer than 3 seeds: {first['condition']} {first['model']} x {first['task']} (2)"
+    assert seed_notes(short) == [expected]
     summary = seed_summary(problems, gain=True).set_index(["condition", "model", "task"])
     for row in axis.itertuples():
         s = summary.loc[(row.condition, row.model, row.task)]

@@ -21,6 +21,7 @@ plugin's condition or task looks the same in every figure without touching this 
                  shares, per-seed gain distributions per regime
     predictors.py which alignment measure predicts which gain: rho with its CI per condition
     format_channel.py  the format dial: each gain split into learned format and better answers
+    axis.py      the alignment axis (gain vs base pass@k per task) and the noise axis (gain per regime)
 """
 
 from mirage.plots.base import BASE_COLOUR, color, condition_order, save, save_all, style, task_marker, task_order

@@ -17,6 +17,9 @@ it into steps and runs them, resumably, and ends with the results tables and eve
     seeds.py     medians over seeds and the two-level (seeds, problems) bootstrap CI
     format_split.py  a pass@1 gain split into "answers better" and "learned the format"
     predictors.py which alignment predictor ranks which gain: the analysis notebook's section
+    axis.py      the alignment axis: gain and pass@k change per condition x pair (Holm per condition),
+                 within-task rank correlations with exact permutation p, contrasts between conditions
+    noise.py     the noise axis: gain per recipe regime and differences between regimes
     regimes.py   tables comparing recipe regimes: per-run gains and clip fractions, steps axis, bandit
     cli.py       the ``mirage study`` subcommand
     __main__.py  ``python -m mirage.study measure|history PARAMS.json`` (the runner's own steps)

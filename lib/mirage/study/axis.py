@@ -376,6 +376,18 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     return path
 
 
+def seed_notes(table: pd.DataFrame, column: str = "seeds") -> list[str]:
+    """A line naming the cells with fewer seeds than the most any cell has (a study still running, or a
+    failed cell), or none."""
+    if table.empty or table[column].nunique() <= 1:
+        return []
+    most = int(table[column].max())
+    short = table[table[column] < most]
+    cells = ", ".join(f"{r.condition} {r.model} x {r.task}{' @' + r.regime if r.regime else ''} ({getattr(r, column)})"
+                      for r in short.itertuples())
+    return [f"{len(short)} cell(s) have fewer than {most} seeds: {cells}"]
+
+
 def publish_axis(study_dir: str | os.PathLike, figures_dir: str | os.PathLike, reference_study: str = "",
                  contrasts: Mapping[str, list] | None = None) -> dict:
     """Compute and write axis.csv, axis_correlations.csv and (when a contrast could be computed)
@@ -386,7 +398,7 @@ def publish_axis(study_dir: str | os.PathLike, figures_dir: str | os.PathLike, r
     k = alignment_k(load_results(study_dir)[0])
     axis = axis_table(problems, k)
     correlations = axis_correlations(axis)
-    notes, reference = [], reference_dir(study_dir, reference_study)
+    notes, reference = seed_notes(axis), reference_dir(study_dir, reference_study)
     ref_problems = None
     if reference is not None:
         if (reference / "problems.parquet").exists():

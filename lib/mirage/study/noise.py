@@ -29,7 +29,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from mirage.study.axis import aligned, difference_interval, gain_matrices, holm_by, write_csv
+from mirage.study.axis import aligned, difference_interval, gain_matrices, holm_by, seed_notes, write_csv
 from mirage.study.regimes import CLIP_METRICS, run_table
 from mirage.study.results import condition_order, load_problems, load_results, natural_key
 from mirage.study.seeds import seed_interval
@@ -94,13 +94,14 @@ def publish_noise(study_dir: str | os.PathLike, figures_dir: str | os.PathLike,
                   contrasts: Mapping[str, list] | None = None) -> dict:
     """Write noise.csv (``noise_table``) and noise_runs.csv (``mirage.study.regimes.run_table``: per run its
     gain and the mean over training of its clip fractions, the numbers a text may quote about how much the
-    clip acted) beside the figures; return {"noise", "runs", "paths"}."""
+    clip acted) beside the figures; return {"noise", "runs", "notes" (cells short of seeds), "paths"}."""
     table = noise_table(load_problems(study_dir), contrasts)
     results, dynamics, _ = load_results(study_dir)
     runs = run_table(results, dynamics)
     figures_dir = Path(figures_dir)
-    return dict(noise=table, runs=runs, paths=[write_csv(table, figures_dir / "noise.csv"),
-                                               write_csv(runs, figures_dir / "noise_runs.csv")])
+    notes = seed_notes(regime_rows(table).rename(columns={"regime_a": "regime", "seeds_a": "seeds"}))
+    return dict(noise=table, runs=runs, notes=notes, paths=[write_csv(table, figures_dir / "noise.csv"),
+                                                            write_csv(runs, figures_dir / "noise_runs.csv")])
 
 
 def clip_summary(runs: pd.DataFrame) -> pd.DataFrame:
