@@ -405,3 +405,25 @@ def test_clip_summary_means_and_maxima_over_seeds():
     assert list(s["regime"]) == ["b8_clip", "b32_noclip", "b128_clip"]  # 8 < 32 < 128, not text order
     assert s.loc[0, "mean gain"] == pytest.approx(-0.3) and s.loc[0, "clipfrac max"] == pytest.approx(0.03)
     assert s.loc[2, "clipfrac mean"] == pytest.approx(0.002) and list(s["seeds"]) == [2, 2, 2]
+
+
+def test_the_axis_and_noise_presets_run_these_analyses_on_what_they_have():
+    """The shipped axis presets list 70_alignment_axis; the extra presets' contrasts compare a condition of
+    their own with one of the study they name as reference (a preset of the same pairs); the noise presets
+    list 45_noise_axis and have every regime its default contrasts name."""
+    from mirage import study
+    from mirage.study.noise import DEFAULT_CONTRASTS
+
+    for axis_name, extra_name in (("testbed-axis", "testbed-axis-extra"),
+                                  ("testbed-axis-quick", "testbed-axis-extra-quick")):
+        axis, extra = study.load_preset(axis_name), study.load_preset(extra_name)
+        assert "70_alignment_axis.ipynb" in dict(axis.analysis_notebooks())
+        own = dict(extra.analysis_notebooks())["70_alignment_axis.ipynb"]
+        assert own["reference_study"] == axis_name and axis.pairs == extra.pairs
+        assert own["contrasts"]
+        for a, b, statistic in own["contrasts"].values():
+            assert a in extra.conditions and b in axis.conditions and statistic in ("pass@1", "pass@k")
+    for name in ("testbed-noise", "testbed-noise-quick"):
+        noise = study.load_preset(name)
+        assert "45_noise_axis.ipynb" in dict(noise.analysis_notebooks())
+        assert {r for spec in DEFAULT_CONTRASTS.values() for r in spec} <= set(noise.regimes)
