@@ -121,6 +121,10 @@ def test_difference_interval_by_hand():
     assert 0 < r["p"] < 1
     with pytest.raises(ValueError, match="same problems"):
         difference_interval(x, y[:, :2])
+    # one seed a side (a quick preset): no seed term, the problem term alone
+    one = difference_interval(x[:1], y[:1])
+    d = x[0] - y[0]
+    assert one["ci_high"] - one["difference"] == pytest.approx(t_quantile(2) * np.sqrt(d.var(ddof=1) / 3))
 
 
 def test_difference_interval_covers_and_the_seed_only_t_does_not():
@@ -277,6 +281,15 @@ def test_publish_axis_on_a_real_study_and_a_missing_reference(tmp_path):
                        contrasts={"nsr - ground_truth": ["nsr", "ground_truth", "pass@1"],
                                   "psr - nsr": ["psr", "nsr", "pass@k"]})
     assert {p.name for p in out["paths"]} == {"axis.csv", "axis_correlations.csv", "axis_contrasts.csv"}
+    # the correlations recompute from the committed axis.csv alone
+    import pandas as pd
+
+    from mirage.study.axis import axis_correlations
+
+    again = axis_correlations(pd.read_csv(figures / "axis.csv"))
+    written = pd.read_csv(figures / "axis_correlations.csv")
+    assert len(again) == len(written) == 12
+    assert again["pairs"].tolist() == written["pairs"].tolist()
     assert any("not-run-yet" in n and "no problems.parquet" in n for n in out["notes"])
     assert len(out["contrasts"]) == 4  # 2 models x 2 tasks
     # a rerun with nothing to contrast removes the stale table rather than leaving it
@@ -427,3 +440,17 @@ def test_the_axis_and_noise_presets_run_these_analyses_on_what_they_have():
         noise = study.load_preset(name)
         assert "45_noise_axis.ipynb" in dict(noise.analysis_notebooks())
         assert {r for spec in DEFAULT_CONTRASTS.values() for r in spec} <= set(noise.regimes)
+
+
+def test_the_correlations_recompute_from_a_written_axis_csv(tmp_path, axis_frame):
+    import pandas as pd
+
+    from mirage.study.axis import axis_correlations, write_csv
+
+    axis = axis_frame[1]
+    direct = axis_correlations(axis)
+    write_csv(axis, tmp_path / "axis.csv")
+    again = axis_correlations(pd.read_csv(tmp_path / "axis.csv"))  # regime "" reads back as NaN
+    assert len(direct) == len(again) == 12 and direct["rho"].notna().all()
+    assert again["rho"].to_numpy() == pytest.approx(direct["rho"].to_numpy(), abs=1e-12)
+    assert again["p_two_sided"].to_numpy() == pytest.approx(direct["p_two_sided"].to_numpy())

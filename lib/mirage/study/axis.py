@@ -282,7 +282,9 @@ PREDICTORS = {"base pass@k": "base_pass_at_k", "base pass@1": "base_pass_at_1"}
 def axis_correlations(axis: pd.DataFrame, outcome: str = "gain") -> pd.DataFrame:
     """``CORRELATION_COLUMNS``: per condition x regime x task x dataset and predictor (base pass@k, base
     pass@1; the predictor label names k), rho of the pairs' mean ``outcome`` with it and its exact
-    permutation p (``rank_correlation``); Holm over the rows of one predictor (module docstring)."""
+    permutation p (``rank_correlation``); Holm over the rows of one predictor (module docstring). ``axis`` may
+    be a committed axis.csv read back (``pd.read_csv``): the correlations need nothing else."""
+    axis = axis.assign(regime=axis["regime"].fillna("").astype(str))  # axis.csv read back: "" is NaN there
     rows = []
     for (condition, regime, task, dataset), g in axis.groupby(["condition", "regime", "task", "dataset"], sort=False):
         for label, column in PREDICTORS.items():
