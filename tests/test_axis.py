@@ -406,6 +406,16 @@ def test_the_noise_notebook_writes_its_tables_and_figure(tmp_path):
     assert {"clipfrac", "gain", "seed"} <= set(pd.read_csv(figures / "noise_runs.csv").columns)
 
 
+def test_write_csv_keeps_small_p_and_clip_fractions(tmp_path):
+    import pandas as pd
+
+    from mirage.study.axis import write_csv
+
+    frame = pd.DataFrame({"gain": [0.123456], "gain_p": [3.2e-7], "clipfrac": [0.000123456], "entropy": [0.5]})
+    write_csv(frame, tmp_path / "t.csv", significant=("clipfrac",))
+    assert (tmp_path / "t.csv").read_text().splitlines()[1] == "0.1235,3.2e-07,0.000123,0.5000"
+
+
 def test_clip_summary_means_and_maxima_over_seeds():
     import pandas as pd
 
@@ -454,3 +464,12 @@ def test_the_correlations_recompute_from_a_written_axis_csv(tmp_path, axis_frame
     assert len(direct) == len(again) == 12 and direct["rho"].notna().all()
     assert again["rho"].to_numpy() == pytest.approx(direct["rho"].to_numpy(), abs=1e-12)
     assert again["p_two_sided"].to_numpy() == pytest.approx(direct["p_two_sided"].to_numpy())
+
+
+def test_noise_figure_legend_names_each_cell_once():
+    from mirage.plots.axis import plot_noise
+    from mirage.study.noise import noise_table
+
+    table = noise_table(noise_problems()).assign(holm_survives=False)  # nothing survives: hollow markers only
+    fig = plot_noise(table)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["random, dial-90 x toy-math"]

@@ -25,7 +25,8 @@ VALUES = {"gain": ("pass@1 gain over the base model", "gain_ci_low", "gain_ci_hi
 
 def _points(ax, x, mean, low, high, survives, colour, marker, label):
     ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="none", ecolor=colour, capsize=2, lw=1.0, alpha=0.9)
-    ax.scatter(x[survives], mean[survives], color=colour, marker=marker, s=28, zorder=3, label=label)
+    ax.scatter(x[survives], mean[survives], color=colour, marker=marker, s=28, zorder=3,
+               label=label if survives.any() else None)
     ax.scatter(x[~survives], mean[~survives], facecolor="white", edgecolor=colour, marker=marker, s=28, zorder=3,
                label=None if survives.any() else label)
 
@@ -109,7 +110,8 @@ def plot_noise(table: pd.DataFrame) -> plt.Figure:
             survives = g["holm_survives"].astype("boolean").fillna(False).to_numpy(dtype=bool)
             label = f"{cell[0]}, {cell[1]} x {cell[2]}"
             ax.errorbar(mean, y, xerr=[mean - low, high - mean], fmt="none", ecolor=color(cell[0]), capsize=2, lw=1.1)
-            ax.scatter(mean[survives], y[survives], color=color(cell[0]), s=26, zorder=3, label=label)
+            ax.scatter(mean[survives], y[survives], color=color(cell[0]), s=26, zorder=3,
+                       label=label if survives.any() else None)
             ax.scatter(mean[~survives], y[~survives], facecolor="white", edgecolor=color(cell[0]), s=26, zorder=3,
                        label=None if survives.any() else label)
         ax.axvline(0, color="black", lw=0.8)

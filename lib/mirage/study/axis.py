@@ -366,12 +366,12 @@ def reference_dir(study_dir: str | os.PathLike, reference: str | os.PathLike) ->
     return path if path.is_absolute() else Path(study_dir).parent / path
 
 
-def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """``frame`` as CSV at ``path`` (atomic; 4 decimals as every table beside the figures, p with 3
-    significant digits: %.4f would write a small p as 0.0000)."""
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike, significant: tuple = ()) -> Path:
+    """``frame`` as CSV at ``path`` (atomic; 4 decimals as every table beside the figures; p, and the columns
+    named in ``significant``, with 3 significant digits: %.4f would write a small p or clip fraction as 0.0000)."""
     path = Path(path)
     frame = frame.copy()
-    for column in [c for c in frame.columns if c == "p" or c.endswith("_p") or c.startswith("p_")]:
+    for column in [c for c in frame.columns if c == "p" or c.endswith("_p") or c.startswith("p_") or c in significant]:
         frame[column] = ["" if pd.isna(v) else f"{v:.3g}" for v in frame[column]]
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.4f")

@@ -101,7 +101,8 @@ def publish_noise(study_dir: str | os.PathLike, figures_dir: str | os.PathLike,
     figures_dir = Path(figures_dir)
     notes = seed_notes(regime_rows(table).rename(columns={"regime_a": "regime", "seeds_a": "seeds"}))
     return dict(noise=table, runs=runs, notes=notes, paths=[write_csv(table, figures_dir / "noise.csv"),
-                                                            write_csv(runs, figures_dir / "noise_runs.csv")])
+                                                            write_csv(runs, figures_dir / "noise_runs.csv",
+                                                                      significant=tuple(CLIP_METRICS))])
 
 
 def clip_summary(runs: pd.DataFrame) -> pd.DataFrame:
