@@ -269,6 +269,11 @@ def test_contrasts_take_a_condition_from_a_reference_study():
     assert table["family_size"].eq(6).all()
     with pytest.raises(ValueError, match="must be"):
         condition_contrasts(here, {"bad": ["psr", "nsr"]}, 16)
+    # a reference still running (seed 2 of its nsr cells missing) is named in the notes
+    running = reference[~((reference["condition"] == "nsr") & (reference["seed"] == 2))]
+    _, notes = condition_contrasts(here, {"psr - nsr": ["psr", "nsr", "pass@k"]}, 16, running)
+    assert notes == ["contrasts draw on cells of [2, 3] seeds (a study still running, or a failed cell): "
+                     "see seeds_a / seeds_b"]
 
 
 def test_publish_axis_on_a_real_study_and_a_missing_reference(tmp_path):

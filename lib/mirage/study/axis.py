@@ -351,6 +351,10 @@ def condition_contrasts(problems, contrasts: Mapping[str, list], k: int, referen
     if out.empty:
         return pd.DataFrame(columns=CONTRAST_COLUMNS), notes
     out["holm_survives"], out["family_size"] = holm_by(out, "p", ["contrast"])
+    counts = sorted(set(out["seeds_a"]) | set(out["seeds_b"]))
+    if len(counts) > 1:  # e.g. a reference study still running
+        notes.append(f"contrasts draw on cells of {counts} seeds (a study still running, or a failed cell): "
+                     "see seeds_a / seeds_b")
     out = out[CONTRAST_COLUMNS].sort_values(["contrast", "task", "dataset", "regime", "base_pass_at_k", "model"],
                                             kind="stable")
     return out.reset_index(drop=True), notes
