@@ -147,6 +147,21 @@ def test_run_table_has_each_runs_gains_and_mean_clip_fraction():
     assert study.run_table(results[results.eval_tag == ""], dynamics)["greedy_gain"].isna().all()
 
 
+def test_regime_summary_of_a_study_without_regimes_and_with_numbered_regimes():
+    """A study without regimes (regime "" everywhere) is summarised too (sorting by natural_key's tuples made
+    pandas build a MultiIndex and fail on the empty tuple), and regimes sort as numbers (u2 < u8 < u16)."""
+    import pandas as pd
+
+    results, dynamics = _results_and_dynamics()
+    plain = results.assign(regime="")
+    summary = study.regime_summary(study.run_table(plain, dynamics.assign(regime="")))
+    assert list(summary.index.get_level_values("regime")) == ["", ""] and list(summary["seeds"]) == [1, 2]
+    many = pd.concat([results.assign(regime=results["regime"].replace({"u16": r})) for r in ("u16", "u8", "u2")])
+    many = many[many.condition != "ground_truth"]
+    summary = study.regime_summary(study.run_table(many, dynamics))
+    assert list(summary.index.get_level_values("regime")) == ["u2", "u8", "u16"]
+
+
 def test_step_gains_start_at_the_base_model_and_skip_single_checkpoint_runs():
     results, _ = _results_and_dynamics()
     steps = study.step_gains(results)

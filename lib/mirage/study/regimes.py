@@ -74,8 +74,11 @@ def regime_summary(runs):
     table.insert(0, "seeds", g["seed"].nunique())
     table.insert(len(table.columns), "mean gain", g["gain"].mean())
     order = {c: i for i, c in enumerate(condition_order(runs["condition"]))}
+    # regimes ranked by natural_key ("u2" < "u16"): an integer rank, since mapping an index to tuples makes
+    # pandas build a MultiIndex (which fails on the empty tuple of a study without regimes)
+    regime_rank = {r: i for i, r in enumerate(sorted(set(runs["regime"]), key=natural_key))}
     return table.sort_index(key=lambda idx: idx.map(order) if idx.name == "condition" else (
-        idx.map(natural_key) if idx.name == "regime" else idx))
+        idx.map(regime_rank) if idx.name == "regime" else idx))
 
 
 def step_gains(results, eval_tag: str = "", min_checkpoints: int = 2):
