@@ -8,7 +8,8 @@ same packages as pip several times faster; where uv cannot be had or fails, with
 configured with on this machine (``pip config list``: index-url, extra-index-url, find-links,
 constraint, cert, timeout, from files or ``PIP_*`` variables) are passed to it, and it chooses
 among them as pip does (``--index-strategy unsafe-best-match``: the best version over every
-index). ``--torch-index`` is PyPI's alternative for torch (PyTorch's CPU wheels), given to either
+index; a pre-release only for a package that has nothing else). Checked on the development
+machine: the same versions as pip, package for package (``pip freeze``). ``--torch-index`` is PyPI's alternative for torch (PyTorch's CPU wheels), given to either
 installer as an extra index.
 """
 
@@ -45,7 +46,7 @@ def pip_config(python: Path | str = sys.executable) -> dict[str, list[str]]:
 
 def uv_arguments(config: dict[str, list[str]], torch_index: str | None) -> tuple[list[str], dict[str, str]]:
     """``uv pip install`` options and environment for pip's configured sources."""
-    args = ["--index-strategy", "unsafe-best-match"]
+    args = ["--index-strategy", "unsafe-best-match", "--prerelease", "if-necessary"]
     env: dict[str, str] = {}
     for url in config.get("index-url", [])[:1]:
         args += ["--index-url", url]
