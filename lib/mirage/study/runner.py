@@ -1,7 +1,9 @@
 """Running a study: the scheduler, its lock and records, the summary it prints.
 
-Every step runs in its own process (papermill -> a Jupyter kernel, or ``python -m
-mirage.study measure|history``) with one torch thread, ``--jobs`` at a time. A step's
+Every step runs with one torch thread, ``--jobs`` at a time: in a process of its own (papermill -> a
+Jupyter kernel, or ``python -m mirage.study measure|history``), or, for the cells' notebooks, in a
+warm kernel kept per job slot (``WarmPool``, ``mirage.study.nbworker``; papermill still executes
+and writes each notebook). A step's
 record (``study_step.json``, the ``mirage.runs`` manifest schema: kind "study-step",
 status, config = its parameters, one entry per attempt) says "running" while it runs
 and "finished" once it succeeded and its outputs read back sound (``mirage.study.verify``);
