@@ -11,7 +11,6 @@ TORCH_INDEX ?=
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mirage-installed
-PIP_INDEX := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 
 .PHONY: study test test-fast install clean-venv
 
@@ -26,12 +25,12 @@ test-fast: $(STAMP)
 
 install: $(STAMP)
 
-# torch is pinned inside the [cpu] extra, so pip resolves it in this same command (an
-# unpinned torch pulled in by another package would take a newer CUDA build).
+# torch is pinned inside the [cpu] extra, so the installer resolves it in this same command (an
+# unpinned torch pulled in by another package would take a newer CUDA build). scripts/install_venv.py
+# installs with uv (from PyPI; the sources pip is configured with, chosen as pip chooses), or with
+# pip where uv cannot be had (MIRAGE_INSTALLER=pip forces pip).
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -e ".[cpu]"
+	$(PYTHON) scripts/install_venv.py $(VENV) --extra cpu $(if $(TORCH_INDEX),--torch-index $(TORCH_INDEX),)
 	touch $(STAMP)
 
 clean-venv:

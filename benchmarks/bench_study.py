@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -73,11 +74,12 @@ def _write(record):
 def _wrap(module, name, fn):
     @functools.wraps(fn)
     def timed(*args, **kwargs):
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         try:
             return fn(*args, **kwargs)
         finally:
-            _write({"pid": os.getpid(), "call": f"{module}.{name}", "t0": t0, "t1": time.time()})
+            _write({"pid": os.getpid(), "call": f"{module}.{name}", "t0": t0, "t1": time.time(), "c0": c0,
+                    "c1": time.process_time()})
     return timed
 
 
@@ -176,10 +178,19 @@ def _is_papermill(proc: dict) -> bool:
     return any(a in ("papermill", "mirage.study.nbexec") for a in argv)
 
 
+def _warm_kernel(start: float, end: float, procs: dict[int, dict]) -> dict | None:
+    """The warm kernel (``mirage.study.nbworker``) that ran a cell's notebook between start and end."""
+    return next((p for p in procs.values() if any(c["call"] == "mirage.study.cell.run" and start <= c["t0"] <= end
+                                                  for c in p["calls"])), None)
+
+
 def cell_breakdown(start: float, end: float, step_dir: Path, procs: dict[int, dict]) -> dict[str, float]:
     """The parts of one notebook step's wall time [start, end] (runner clock); they sum to end - start."""
     papermill = next((pid for pid, p in procs.items() if p.get("cwd") == str(step_dir) and _is_papermill(p)), None)
     kernel = next((p for p in procs.values() if papermill and p.get("ppid") == papermill), None)
+    warm = kernel is None and _warm_kernel(start, end, procs)
+    if warm:
+        kernel = {**warm, "calls": [c for c in warm["calls"] if start <= c["t0"] <= end]}
     papermill = procs.get(papermill, {})
     nb = json.loads((step_dir / "notebook.ipynb").read_text(encoding="utf-8"))
     cells = [c for c in nb["cells"] if c["cell_type"] == "code" and c["metadata"].get("papermill", {}).get("start_time")]
@@ -190,9 +201,12 @@ def cell_breakdown(start: float, end: float, step_dir: Path, procs: dict[int, di
               (c["metadata"].get("tags") or []), "".join(c["source"])) for c in cells]
     calls = kernel["calls"]
     parts: dict[str, float] = defaultdict(float)
-    parts["interpreter start"] = papermill["start"] - start
-    parts["papermill import, kernel launch"] = kernel["start"] - papermill["start"]
-    parts["kernel start"] = spans[0][0] - kernel["start"]
+    if warm:  # the worker's kernel was there already (or started for this cell: then it is in here)
+        parts["warm kernel: reset, papermill to the first cell"] = spans[0][0] - start
+    else:
+        parts["interpreter start"] = papermill["start"] - start
+        parts["papermill import, kernel launch"] = kernel["start"] - papermill["start"]
+        parts["kernel start"] = spans[0][0] - kernel["start"]
     run_call = (_outermost(calls, "mirage.study.cell.run") or _outermost(calls, "mirage.study.cell.measure_alignment"))
     run_cell = next((i for i, s in enumerate(spans) if run_call and s[0] <= run_call[0]["t0"] <= s[1]), None)
     for i, (t0, t1, is_param, _) in enumerate(spans):
@@ -230,9 +244,38 @@ def cell_breakdown(start: float, end: float, step_dir: Path, procs: dict[int, di
             parts["imports"] += t1 - t0
     parts["between cells (papermill, notebook saves)"] = sum(spans[i + 1][0] - spans[i][1]
                                                             for i in range(len(spans) - 1))
-    parts["after the last cell (save, kernel shutdown)"] = papermill.get("exit", end) - spans[-1][1]
-    parts["interpreter exit, runner polling"] = end - papermill.get("exit", end)
+    if warm:
+        parts["after the last cell (save, reply, runner polling)"] = end - spans[-1][1]
+    else:
+        parts["after the last cell (save, kernel shutdown)"] = papermill.get("exit", end) - spans[-1][1]
+        parts["interpreter exit, runner polling"] = end - papermill.get("exit", end)
     return dict(parts)
+
+
+def cpu_split(procs: dict[int, dict], cell_windows: list[tuple[float, float]], steps_cpu: float,
+              children_cpu: float) -> dict[str, float]:
+    """CPU seconds of the cells, split: training steps and evaluation (timed where they run) vs the rest.
+
+    ``children_cpu``: every step process's CPU (the runner's children, waited for: papermill, kernels,
+    workers, ``python -m mirage.study``); ``steps_cpu``: that of the steps other than cells (their exit
+    records). The cells' share is the difference, whether each ran in a process of its own or in a warm
+    kernel (whose CPU is only known at the end)."""
+    calls = [c for p in procs.values() for c in p["calls"] if "c0" in c
+             and any(a <= c["t0"] <= b for a, b in cell_windows)]
+
+    def cpu(name: str) -> float:
+        spans = sorted((c["t0"], c["t1"], c["c1"] - c["c0"]) for c in calls if c["call"] == name)
+        total, end = 0.0, float("-inf")
+        for t0, t1, c in spans:  # nested calls of the same name once
+            if t0 >= end:
+                total += c
+                end = t1
+        return total
+
+    train, evaluation = cpu("mirage.train.loop.train_step"), cpu("mirage.study.cell.evaluate")
+    cells = children_cpu - steps_cpu
+    return {"cells": cells, "training steps": train, "evaluation": evaluation,
+            "everything else": cells - train - evaluation}
 
 
 def cell_cpu(step_dir: Path, procs: dict[int, dict]) -> tuple[float, float]:
@@ -240,6 +283,12 @@ def cell_cpu(step_dir: Path, procs: dict[int, dict]) -> tuple[float, float]:
     papermill = next((pid for pid, p in procs.items() if p.get("cwd") == str(step_dir) and _is_papermill(p)), None)
     kernel = next((p for p in procs.values() if papermill and p.get("ppid") == papermill), {})
     return procs.get(papermill, {}).get("cpu", float("nan")), kernel.get("cpu", float("nan"))
+
+
+def _step_processes(step_dir: Path, procs: dict[int, dict]) -> list[dict]:
+    """A step's own processes: the one started in its folder, and (papermill's) kernel started by it."""
+    own = {pid for pid, p in procs.items() if p.get("cwd") == str(step_dir) and "start" in p}
+    return [p for pid, p in procs.items() if pid in own or p.get("ppid") in own]
 
 
 def install_time(keep: Path) -> float:
@@ -259,6 +308,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the study folder")
     ap.add_argument("--install", action="store_true", help="also time `make install` in a fresh clone of HEAD")
     ap.add_argument("--smoke", action="store_true", help="the testbed-ci preset (3 cells): checks that it runs")
+    ap.add_argument("--fresh-kernels", action="store_true",
+                    help="a papermill process and kernel per cell (mirage study --fresh-kernels), as before warm kernels")
     args = ap.parse_args()
     if args.smoke:
         args.preset = "testbed-ci"
@@ -287,8 +338,10 @@ def main() -> int:
 
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     t0 = time.time()
-    code = run_study(preset, out, jobs=args.jobs, figures_dir=out / "figures", log=log)
+    code = run_study(preset, out, jobs=args.jobs, figures_dir=out / "figures", log=log, warm=not args.fresh_kernels)
     t1 = time.time()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children_cpu = usage.ru_utime + usage.ru_stime
     load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
 
     steps = {s.id: s for s in plan(preset, out, None, out / "figures")}
@@ -302,8 +355,8 @@ def main() -> int:
     procs = read_processes(timing)
 
     print(f"\n=== study breakdown: preset {preset.cli_name}, {sum(s.kind == 'cell' for s in steps.values())} cells, "
-          f"jobs {args.jobs or preset.jobs}, exit status {code}; load average before {load}, after {load_after}; "
-          f"{os.cpu_count()} CPUs")
+          f"jobs {args.jobs or preset.jobs}, {'fresh kernels' if args.fresh_kernels else 'warm kernels'}, exit status "
+          f"{code}; load average before {load}, after {load_after}; {os.cpu_count()} CPUs")
     phases: dict[str, list[str]] = defaultdict(list)
     for sid in spans:
         phases[{"measure": "alignment", "alignment": "alignment", "history": "cells", "cell": "cells",
@@ -352,11 +405,20 @@ def main() -> int:
                     - per_step[sid].get("evaluation", 0) for sid, w in zip(cells, walls)]
         print(f"  per-cell overhead (wall minus training steps, validation, evaluation): "
               f"median {statistics.median(overhead):.2f} s")
-        cpu = [cell_cpu(steps[sid].dir, procs) for sid in cells]
-        both = [a + b for a, b in cpu]
-        print(f"  CPU time of a cell: median {statistics.median(both):.2f} s [{min(both):.2f}-{max(both):.2f}] "
-              f"(papermill process {statistics.median(a for a, _ in cpu):.2f}, kernel "
-              f"{statistics.median(b for _, b in cpu):.2f}), {sum(both):.1f} s over all cells")
+        if args.fresh_kernels:
+            cpu = [cell_cpu(steps[sid].dir, procs) for sid in cells]
+            both = [a + b for a, b in cpu]
+            print(f"  CPU time of a cell: median {statistics.median(both):.2f} s [{min(both):.2f}-{max(both):.2f}] "
+                  f"(papermill process {statistics.median(a for a, _ in cpu):.2f}, kernel "
+                  f"{statistics.median(b for _, b in cpu):.2f}), {sum(both):.1f} s over all cells")
+        others_cpu = sum(p.get("cpu", 0.0) for sid in spans if steps[sid].kind != "cell"
+                         for p in _step_processes(steps[sid].dir, procs))
+        split = cpu_split(procs, [tuple(spans[sid]) for sid in cells], others_cpu, children_cpu)
+        print(f"  CPU of the cells (every step process's CPU {children_cpu:.1f} s minus the other steps' "
+              f"{others_cpu:.1f} s): {split['cells']:.1f} s = training steps {split['training steps']:.1f} + "
+              f"evaluation {split['evaluation']:.1f} + everything else {split['everything else']:.1f}; "
+              f"per cell {split['cells'] / len(cells):.2f} s, of which everything else "
+              f"{split['everything else'] / len(cells):.2f} s")
     others = [sid for sid in per_step if steps[sid].kind != "cell"]
     for sid in others:
         parts = per_step[sid]
@@ -364,7 +426,8 @@ def main() -> int:
               ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
     for sid in spans:
         if steps[sid].notebook is None:
-            print(f"{sid}: {spans[sid][1] - spans[sid][0]:.1f} s (python -m mirage.study)")
+            cpu = sum(p.get("cpu", 0.0) for p in _step_processes(steps[sid].dir, procs))
+            print(f"{sid}: {spans[sid][1] - spans[sid][0]:.1f} s wall, {cpu:.1f} s CPU (python -m mirage.study)")
 
     if args.install:
         print(f"\nmake install in a fresh clone of HEAD: {install_time(work):.1f} s")

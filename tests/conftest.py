@@ -19,7 +19,7 @@ FAST_MODULES = frozenset({
     "test_import_graph", "test_settings", "test_registries", "test_rewards", "test_rewards_fuzz", "test_rewards_korbench",
     "test_rewards_synlogic", "test_objectives", "test_passk", "test_runs", "test_format_free", "test_study_estimate",
     "test_study_executors", "test_study", "test_doctor", "test_doctor_stack", "test_gpu_layout", "test_predictors",
-    "test_cli_fuzz", "test_hostile_inputs", "test_inputs", "test_data_one_shot",
+    "test_cli_fuzz", "test_hostile_inputs", "test_inputs", "test_data_one_shot", "test_install_venv",
 })
 
 

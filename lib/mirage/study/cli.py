@@ -31,6 +31,9 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--figures", default=None,
                         help="figures and tables folder (default <study dir>/figures; name figures/<preset> to "
                              "publish over the checkout's committed ones)")
+    parser.add_argument("--fresh-kernels", action="store_true",
+                        help="run every cell's notebook in a fresh papermill process and kernel (the default keeps one "
+                             "warm kernel per job slot for the cells: the same results, imports paid once)")
     parser.add_argument("--list", action="store_true", help="list the shipped presets and exit")
     parser.add_argument("--executor", choices=["inline", "local", "slurm"], default="inline",
                         help="inline (default): run the steps here as processes; slurm: submit every step as a SLURM "
@@ -75,4 +78,4 @@ def main(args: argparse.Namespace) -> int:
         dry_run(preset, args.out, only, args.figures)
         return 0
     return run_study(preset, args.out, jobs=args.jobs, only=only, stage=args.stage,
-                     force_analysis=args.force_analysis, figures_dir=args.figures)
+                     force_analysis=args.force_analysis, figures_dir=args.figures, warm=not args.fresh_kernels)

@@ -1,7 +1,9 @@
 """Running a study: the scheduler, its lock and records, the summary it prints.
 
-Every step runs in its own process (papermill -> a Jupyter kernel, or ``python -m
-mirage.study measure|history``) with one torch thread, ``--jobs`` at a time. A step's
+Every step runs with one torch thread, ``--jobs`` at a time: in a process of its own (papermill -> a
+Jupyter kernel, or ``python -m mirage.study measure|history``), or, for the cells' notebooks, in a
+warm kernel kept per job slot (``WarmPool``, ``mirage.study.nbworker``; papermill still executes
+and writes each notebook). A step's
 record (``study_step.json``, the ``mirage.runs`` manifest schema: kind "study-step",
 status, config = its parameters, one entry per attempt) says "running" while it runs
 and "finished" once it succeeded and its outputs read back sound (``mirage.study.verify``);
@@ -36,7 +38,7 @@ from mirage.runs import FolderBusy, FolderLock, Status, end_attempt, start_attem
 from mirage.study.cell import sampler_backend
 from mirage.study.estimate import dry_run_cell
 from mirage.study.folders import check_study_file, default_dirs, results_digest
-from mirage.study.plan import STAGES, STEP_RECORD, Step, only_arg, plan, stage_steps
+from mirage.study.plan import NBEXEC, STAGES, STEP_RECORD, Step, only_arg, plan, stage_steps
 from mirage.study.preset import Preset
 from mirage.study.reference import log_comparison
 from mirage.study.results import MIN_GT_GAIN, collect, gain_table, load_problems, recovered_table, summary_table
@@ -98,7 +100,7 @@ def step_env(threads: int, plugins: Sequence[str] = ()) -> dict[str, str]:
     return env
 
 
-def _start(step: Step, env: dict[str, str]) -> tuple[subprocess.Popen, Any]:
+def _start(step: Step, env: dict[str, str], pool: WarmPool | None = None) -> tuple[Any, Any]:
     step.dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(step.dir / "params.json", step.params)
     update_manifest(step.dir, STEP_RECORD, kind="study-step", step=step.id, step_kind=step.kind, config=step.params,
@@ -106,13 +108,115 @@ def _start(step: Step, env: dict[str, str]) -> tuple[subprocess.Popen, Any]:
                     log=str(step.dir / "step.log"))
     start_attempt(step.dir, STEP_RECORD, command=" ".join(step.argv))
     log = open(step.dir / "step.log", "a", encoding="utf-8")
-    log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(step.argv)}\n")
+    request = pool.request(step) if pool is not None else None
+    log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(step.argv)}"
+              f"{' (in a warm kernel: mirage.study.nbworker)' if request else ''}\n")
     log.flush()
+    if request:
+        return pool.submit(request, env), log
     # Same process group as the runner (killing the group kills the step too), and on Linux the
     # step is killed when the runner dies however it dies (kill -9 of the runner alone included).
     proc = subprocess.Popen(step.argv, cwd=step.dir, env=env, stdout=log, stderr=subprocess.STDOUT,
                             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     return proc, log
+
+
+class WarmPool:
+    """The warm kernels of one ``run_steps``: at most ``jobs`` workers (``python -m mirage.study.nbworker``),
+    each keeping one Jupyter kernel alive from one cell's notebook to the next (docs/study.md). A worker
+    is started when a cell's notebook finds none idle, and dies with the runner (``PR_SET_PDEATHSIG``),
+    its kernel with it; a worker that died (or was killed) fails the step it ran and is replaced."""
+
+    def __init__(self, jobs: int):
+        self.jobs = max(1, jobs)
+        self.workers: list[_Worker] = []
+
+    @staticmethod
+    def request(step: Step) -> dict[str, str] | None:
+        """The worker's request for a cell's notebook step (``plan._papermill``'s command), else None."""
+        argv = step.argv
+        if step.kind != "cell" or NBEXEC not in argv or "-f" not in argv or "--cwd" not in argv:
+            return None
+        i = argv.index(NBEXEC)
+        return {"input": argv[i + 1], "output": argv[i + 2], "parameters_file": argv[argv.index("-f") + 1],
+                "cwd": argv[argv.index("--cwd") + 1], "log": str(step.dir / "step.log")}
+
+    def submit(self, request: dict[str, str], env: dict[str, str]) -> _WarmStep:
+        self.workers = [w for w in self.workers if w.proc.poll() is None or w.busy]
+        worker = next((w for w in self.workers if not w.busy), None)
+        if worker is None:
+            worker = _Worker(env)
+            self.workers.append(worker)
+        return worker.send(request)
+
+    def close(self, timeout: float = 20) -> None:
+        for w in self.workers:
+            w.close()
+        t0 = time.time()
+        for w in self.workers:
+            try:
+                w.proc.wait(timeout=max(0.1, timeout - (time.time() - t0)))
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+                w.proc.wait()
+        self.workers = []
+
+
+class _Worker:
+    def __init__(self, env: dict[str, str]):
+        self.proc = subprocess.Popen([sys.executable, "-m", "mirage.study.nbworker"], env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=os.getcwd(),
+                                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.buffer = b""
+        self.busy: _WarmStep | None = None
+
+    def send(self, request: dict[str, str]) -> _WarmStep:
+        step = _WarmStep(self)
+        self.busy = step
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the worker is gone: poll() says so
+        return step
+
+    def reply(self) -> int | None:
+        """The exit status of the running notebook once the worker says it is done (or has died)."""
+        try:
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+        except BlockingIOError:
+            chunk = None
+        if chunk:
+            self.buffer += chunk
+        if b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            self.busy = None
+            return int(json.loads(line)["rc"])
+        if chunk == b"" or self.proc.poll() is not None:  # died mid-notebook: the step fails, the worker is replaced
+            self.busy = None
+            rc = self.proc.wait()
+            return rc if rc else 1
+        return None
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+
+class _WarmStep:
+    """A notebook running in a worker, with the ``poll`` of a process."""
+
+    def __init__(self, worker: _Worker):
+        self.worker = worker
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self.worker.reply()
+        return self.returncode
 
 
 def _die_with_parent() -> None:
@@ -123,7 +227,8 @@ def _die_with_parent() -> None:
 
 
 def run_steps(steps: list[Step], jobs: int = 1, log: Log = print, plugins: Sequence[str] = (),
-              outside: Sequence[Step] = (), check: Callable[[Step], list] | None = None) -> dict[str, str]:
+              outside: Sequence[Step] = (), check: Callable[[Step], list] | None = None,
+              warm: bool = False) -> dict[str, str]:
     """Run steps (dependencies first, ``jobs`` at a time); skip finished ones. -> {step id: status}.
 
     ``outside``: steps this call does not run that some of ``steps`` depend on (``--stage cells``
@@ -136,7 +241,20 @@ def run_steps(steps: list[Step], jobs: int = 1, log: Log = print, plugins: Seque
     Each step gets ONE torch thread: the testbed's models are too small for intra-op
     parallelism to pay, and on a loaded 2-core machine 2 threads per process measured
     13x slower than 1 (threads spin-waiting on each other). Parallelism comes from ``jobs``.
+
+    ``warm``: the cells' notebooks run in warm kernels (``WarmPool``, ``mirage.study.nbworker``), at most
+    ``jobs`` of them; every other step is a process of its own.
     """
+    pool = WarmPool(jobs) if warm else None
+    try:
+        return _run_steps(steps, jobs, log, plugins, outside, check, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _run_steps(steps: list[Step], jobs: int, log: Log, plugins: Sequence[str], outside: Sequence[Step],
+               check: Callable[[Step], list] | None, pool: WarmPool | None) -> dict[str, str]:
     env = step_env(1, plugins)
     by_id = {s.id: s for s in steps}
     status = {s.id: (Status.FINISHED.value if s.finished else "pending") for s in steps}
@@ -148,7 +266,7 @@ def run_steps(steps: list[Step], jobs: int = 1, log: Log = print, plugins: Seque
     done_cells = sum(status[s.id] == Status.FINISHED.value for s in cells)
     if done_cells:
         log(f"[study] resuming: {done_cells}/{len(cells)} cells already finished")
-    running: dict[str, tuple[subprocess.Popen, Any, float]] = {}
+    running: dict[str, tuple[Any, Any, float]] = {}
     durations: list[float] = []
     t0 = time.time()
 
@@ -176,7 +294,7 @@ def run_steps(steps: list[Step], jobs: int = 1, log: Log = print, plugins: Seque
                 continue
             if any(d != Status.FINISHED.value for d in dep_states):
                 continue
-            proc, fh = _start(s, env)
+            proc, fh = _start(s, env, pool)
             running[s.id] = (proc, fh, time.time())
             status[s.id] = Status.RUNNING.value
             todo.remove(s)
@@ -277,8 +395,10 @@ def verify_study(preset: Preset, out: str | os.PathLike | None = None, only: Map
 
 def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | None = None,
               only: Mapping[str, set[str]] | None = None, stage: str = "all", force_analysis: bool = False,
-              figures_dir: str | os.PathLike | None = None, log: Log = print) -> int:
-    """Run (or resume) a study. Returns 0 when every step finished, 1 otherwise."""
+              figures_dir: str | os.PathLike | None = None, log: Log = print, warm: bool = True) -> int:
+    """Run (or resume) a study. Returns 0 when every step finished, 1 otherwise.
+
+    ``warm``: the cells' notebooks run in warm kernels, one per job slot (``run_steps``)."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     out, figures_dir = default_dirs(preset, out, figures_dir)
@@ -296,7 +416,7 @@ def run_study(preset: Preset, out: str | os.PathLike | None = None, jobs: int | 
         read = plan(preset, out, None, figures_dir) if stage in ("all", "analysis") else []
         force_analysis = repair(out, preset, work, read, log) or force_analysis
         status = run_steps(work, jobs=jobs, log=log, plugins=preset.plugins,
-                           outside=[s for s in steps if s not in work], check=check_step)
+                           outside=[s for s in steps if s not in work], check=check_step, warm=warm)
         failed = [s for s in work if status[s.id] in (Status.FAILED.value, Status.BLOCKED.value)]
 
         results = None
