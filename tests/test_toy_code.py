@@ -1,0 +1,161 @@
+"""toy-code, the testbed's code task: generated rows scored by the real code checker (the sandbox) through
+compute_score; its procedures, token budget, verdict cache; majority vote on code by behaviour."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mirage.rewards import REWARDS, Responses, compute_score
+from mirage.rewards.checkers import code
+from mirage.rewards.group import majority_vote_rewards, vote_values
+from mirage.tasks import toy_code as C
+
+
+def _wrap(program: str, think: str = "plan") -> str:
+    """A model answer: think block, then the program in the answer block."""
+    return f"<think>{think}</think> <answer>{program}</answer>"
+
+
+def _score(row, text):
+    return compute_score(row["data_source"], text, row["reward_model"]["ground_truth"], row["extra_info"])
+
+
+def _rows(split: str, n: int, seed: int, difficulties=None):
+    return [C.to_row(p, i, split) for i, p in enumerate(C.generate(split, n, seed, difficulties))]
+
+
+def test_every_generated_rows_reference_scores_1_and_its_buggy_program_0():
+    """Issue 20 item 4: the reference program of each row of toy-code_test (the evaluation set, 200 rows) and of
+    train rows of every difficulty, wrapped as a model answer, scores 1 through compute_score (the sandbox);
+    the buggy program scores 0 and is named buggy. A checker that rejects everything fails here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = _rows("test", 200, 1) + _rows("train", 20, 0, difficulties=(2, 3, 4))
+
+    def check(i: int) -> None:
+        row = rows[i]
+        info = row["extra_info"]
+        reference = info["reference_solution"]
+        if i % 40 == 0:  # the fenced form a real model writes is accepted too
+            reference = f"```python\n{reference}\n```"
+        result = _score(row, _wrap(reference, info["steps"]))
+        assert (result["score"], result["acc"], result["procedure"]) == (1.0, 1.0, "correct"), (info, result)
+        assert json.loads(info["buggy_outputs"]) != json.loads(row["reward_model"]["ground_truth"])["outputs"]
+        if i % 5 == 0:
+            result = _score(row, _wrap(info["buggy_solution"], info["buggy_steps"]))
+            assert (result["score"], result["procedure"]) == (0.0, "buggy"), (info, result)
+
+    with ThreadPoolExecutor(2) as pool:  # the sandbox bounds how many run at once
+        list(pool.map(check, range(len(rows))))
+
+
+def test_wrong_or_hostile_programs_score_0():
+    row = _rows("test", 1, 1)[0]
+    for program in ("def f(n):\n return 0", "def f(n):\n import os; os._exit(0)", "def g(n):\n return 1",
+                    "print('PASS')", "def f(n)\n return n"):
+        result = _score(row, _wrap(program))
+        assert result["score"] == 0.0 and result["procedure"] == "neither", (program, result)
+    assert _score(row, "no answer block")["score"] == 0.0
+
+
+def test_rows_fit_the_testbed_models_and_the_splits_are_disjoint(tmp_path):
+    from mirage.sample.base import apply_chat_template
+    from mirage.testbed.tokenizer import make_tokenizer
+
+    tokenizer = make_tokenizer()
+    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    problems = C.generate("train", 200, 0, difficulties=(2, 3, 4))
+    assert max(count(apply_chat_template(tokenizer, p.prompt())) for p in problems) <= 64  # testbed max_prompt_length
+    longest = max(count(p.response(c) + tokenizer.eos_token) for p in problems for c in (True, False))
+    assert longest <= C.MAX_RESPONSE_TOKENS and 64 + C.MAX_RESPONSE_TOKENS <= 160  # the models' positions
+    test_keys = {p.key for p in C.generate("test", 200, 1)}
+    assert not test_keys & {p.key for p in C.generate("train", 1000, 0)}
+    # the tokenizer has every character a program needs (no <unk>)
+    assert tokenizer.unk_token_id not in tokenizer(problems[0].response(True))["input_ids"]
+
+
+def test_ensure_dataset_is_deterministic_and_regenerates_a_stale_file(tmp_path):
+    import pandas as pd
+    from mirage.tasks import dataset_file
+
+    path = C.ensure_dataset("toy-code_test", tmp_path)
+    first = path.read_bytes()
+    frame = pd.read_parquet(path)
+    assert len(frame) == 200 and set(frame.data_source) == {"toy-code"}
+    assert dataset_file("toy-code_test", tmp_path) == path and path.read_bytes() == first  # kept
+    meta = path.with_suffix(".meta.json")
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "generator_version": 0}))
+    C.ensure_dataset("toy-code_test", tmp_path)
+    assert path.read_bytes() == first and json.loads(meta.read_text())["generator_version"] == C.GENERATOR_VERSION
+    with pytest.raises(ValueError, match="not a toy-code dataset"):
+        C.ensure_dataset("toy-code_valid", tmp_path)
+    with pytest.raises(ValueError, match="difficulties"):
+        C.ensure_dataset("toy-code_train", tmp_path, difficulties=(9,))
+
+
+def test_verdicts_are_cached_by_program_and_tests():
+    code.clear_cache()
+    row = _rows("test", 3, 1)[2]
+    text = _wrap(row["extra_info"]["reference_solution"])
+    first = _score(row, text)
+    runs = code.CACHE_STATS["runs"]
+    assert runs == 1
+    assert _score(row, text) == first and code.CACHE_STATS == {"hits": 1, "runs": 1}
+    other = _rows("test", 4, 1)[3]  # same program text, other tests: run again
+    _score(other, text)
+    assert code.CACHE_STATS["runs"] == 2
+
+
+# --- majority vote on code: by behaviour, not by text -----------------------------------------------
+def _group():
+    row = _rows("test", 1, 1)[0]
+    info = row["extra_info"]
+    term, lower = info["question"].split("sum ")[1].split(", i=")
+    lower = lower.split("..")[0]
+    loop = f"def f(n):\n s=0\n for i in range({lower},n+1):\n  s+={term}\n return s"
+    spaced = info["reference_solution"].replace(" for i in", "  for i in")
+    # 3 correct programs, all different texts; the buggy one twice (the largest cluster of equal texts)
+    texts = [_wrap(info["reference_solution"]), _wrap(loop), _wrap(spaced),
+             _wrap(info["buggy_solution"]), _wrap(info["buggy_solution"]), _wrap("def f(n):\n return 1/0")]
+    return row, [_score(row, t) for t in texts]
+
+
+def test_majority_vote_clusters_code_by_what_it_does_on_the_test_inputs():
+    _, results = _group()
+    assert [r["acc"] for r in results] == [1, 1, 1, 0, 0, 0]
+    assert len({r["pred"] for r in results[:3]}) == 3  # three texts ...
+    assert len({r["code_vote"] for r in results[:3]}) == 1  # ... one behaviour
+    assert results[5]["code_vote"] is None  # crashed on every input: no vote
+    sources = ["toy-code"] * len(results)
+    votes = vote_values(results, sources)
+    responses = Responses(group=[0] * 6, data_source=sources, pred=[r["pred"] for r in results],
+                          format=[r["format"] for r in results], vote=votes)
+    # by text the buggy program (2 equal texts) would win; by behaviour the correct one (3) does
+    assert REWARDS["majority_vote"].rescore(responses, {}) == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    assert "vote" in REWARDS["majority_vote"].needs
+
+
+def test_the_vote_key_never_reads_the_expected_outputs():
+    row, results = _group()
+    gt = json.loads(row["reward_model"]["ground_truth"])
+    wrong = dict(row, reward_model={"style": "rule", "ground_truth": json.dumps({**gt, "outputs": [0, 0, 0]})})
+    text = _wrap(row["extra_info"]["reference_solution"])
+    assert _score(wrong, text)["code_vote"] == results[0]["code_vote"]
+
+
+def test_majority_vote_on_code_without_votes_is_an_error_not_a_text_vote():
+    _, results = _group()
+    with pytest.raises(ValueError, match="code_vote"):
+        majority_vote_rewards([r["pred"] for r in results], [1.0] * 6, "toy-code")
+    # other checkers' rows vote by their answers, as before
+    assert majority_vote_rewards(["3", "3", "4"], [1, 1, 1], "toy-math") == [1.0, 1.0, 0.0]
+
+
+def test_a_vote_column_must_be_a_result_column_of_its_checker():
+    from mirage.registry import RegistryError
+    from mirage.rewards.checkers import CHECKERS, Checker, Verdict
+
+    with pytest.raises(RegistryError, match="vote_column"):
+        CHECKERS.register(Checker("vote-test", lambda *a: Verdict(False, None), vote_column="nowhere"))
+    assert "vote-test" not in CHECKERS
