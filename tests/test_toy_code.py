@@ -159,3 +159,40 @@ def test_a_vote_column_must_be_a_result_column_of_its_checker():
     with pytest.raises(RegistryError, match="vote_column"):
         CHECKERS.register(Checker("vote-test", lambda *a: Verdict(False, None), vote_column="nowhere"))
     assert "vote-test" not in CHECKERS
+
+
+# --- the toy-code model family and its presets ----------------------------------------------------
+def test_a_code_config_trains_on_toy_code_alone_with_exactly_q_correct():
+    import dataclasses
+
+    from mirage.testbed import pretrain as P
+
+    config = dataclasses.replace(P.CODE["code-30"], corpus_size=400)
+    corpus = P.build_corpus(config)
+    assert len(corpus) == 400 and sum(correct for _, correct, _ in corpus) == round(0.3 * 400)
+    assert {p.data_source for p, _, _ in corpus} == {"toy-code"} and config.tasks == ("toy-code",)
+    assert all(p.split == "train" for p, _, _ in corpus)
+    problem, correct, _ = corpus[0]
+    assert problem.response(correct).endswith(f"{problem.answer if correct else problem.buggy_answer}</answer>")
+    # a family is one task set: toy-code does not join the classic pair's corpus
+    with pytest.raises(ValueError, match="q must name the tasks"):
+        P.PretrainConfig("mixed", {"toy-math": 0.5, "toy-logic": 0.5, "toy-code": 0.5})
+    with pytest.raises(ValueError, match="share"):
+        P.PretrainConfig("bad-share", {"toy-code": 0.5})  # the classic pair's default shares
+    assert set(P.CODE) <= set(P.SHIPPED)
+
+
+def test_the_code_presets_run_toy_code_on_its_own_models_with_room_for_its_responses():
+    from mirage import study
+    from mirage.conditions import CONDITIONS
+    from mirage.testbed.pretrain import CODE
+
+    for name in ("testbed-code", "testbed-code-quick"):
+        preset = study.load_preset(name)
+        assert preset.tasks == ("toy-code",) and set(preset.models) <= set(CODE), name
+        assert preset.recipe_dict()["max_response_length"] >= C.MAX_RESPONSE_TOKENS
+        assert {CONDITIONS[c].rq for c in preset.conditions} == {"RQ1", "RQ2", "RQ3"}
+    full = study.load_preset("testbed-code")
+    assert full.models == tuple(CODE) and len(full.seeds) >= 3
+    quick = study.load_preset("testbed-code-quick")
+    assert quick.seeds == (0,) and len(quick.models) >= 3
