@@ -175,7 +175,7 @@ def test_a_code_config_trains_on_toy_code_alone_with_exactly_q_correct():
     problem, correct, _ = corpus[0]
     assert problem.response(correct).endswith(f"{problem.answer if correct else problem.buggy_answer}</answer>")
     # a family is one task set: toy-code does not join the classic pair's corpus
-    with pytest.raises(ValueError, match="q must name the tasks"):
+    with pytest.raises(ValueError, match="q must give a value for each task of one family"):
         P.PretrainConfig("mixed", {"toy-math": 0.5, "toy-logic": 0.5, "toy-code": 0.5})
     with pytest.raises(ValueError, match="share"):
         P.PretrainConfig("bad-share", {"toy-code": 0.5})  # the classic pair's default shares

@@ -133,7 +133,8 @@ class PretrainConfig:
     def __post_init__(self):
         tasks = next((ts for ts in TASK_SETS if set(self.q) == set(ts)), None)
         if tasks is None:
-            raise ValueError(f"{self.name}: q must name the tasks of one of {TASK_SETS}, got {sorted(self.q)}")
+            raise ValueError(f"{self.name}: q must give a value for each task of one family, one of {TASK_SETS} "
+                             f"(a family's corpus is its tasks alone), got {sorted(self.q)}")
         for name, mix in (("q", self.q), ("share", self.share)):
             if set(mix) != set(tasks) or not all(0 <= v <= 1 for v in mix.values()):
                 raise ValueError(f"{self.name}: {name} must give a value in [0, 1] for each of "
