@@ -220,11 +220,12 @@ def _code(name: str, q: float, **kw) -> PretrainConfig:
 # is ~1.6x as long, and the shared 2-core machine could not afford 1,500 steps per model. q read off
 # measured pass@16 (docs/testbed.md, "toy-code").
 CODE: dict[str, PretrainConfig] = {c.name: c for c in [
-    # first round: 0.03 and 0.30 (pass@16 0.030 and 0.795); second: 0.10 between them, 0.70 for the top
+    # q 0.03 / 0.30: base pass@16 0.030 / 0.795. A second round, q 0.10 and 0.70, is NOT shipped: at 700
+    # steps neither learnt to copy the expression (forced greedy accuracy <= 0.15 on BOTH procedures, final
+    # loss 0.133 vs 0.117), so their pass@k measured incapability, not a habit (docs/testbed.md); the dial
+    # needs the classic dial's 1,500-step budget before more models are placed on it.
     _code("code-03", 0.03, seed=1),
-    _code("code-10", 0.10, seed=1),
     _code("code-30", 0.30, seed=1),
-    _code("code-70", 0.70, seed=1),
 ]}
 SHIPPED: dict[str, PretrainConfig] = {**FAMILY, **AXIS, **LEAKED, **FORMAT, **CODE}
 
