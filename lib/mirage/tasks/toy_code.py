@@ -36,7 +36,7 @@ from typing import Any, Iterator
 from mirage.rewards.checkers import code as _code_checker  # noqa: F401  (registers the "code" checker)
 from mirage.runs import write_json_atomic, write_parquet_atomic
 from mirage.tasks import Task, dataset_path, register_task
-from mirage.tasks.toy import DEFAULT_SEEDS, DEFAULT_SIZES, SPLITS, Problem, split_of
+from mirage.tasks.toy import DEFAULT_SEEDS, DEFAULT_SIZES, SPLITS, Problem
 
 TASK = "toy-code"
 FN_NAME = "f"
