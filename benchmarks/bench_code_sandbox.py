@@ -7,7 +7,10 @@ have a handful) scored through the code checker (sandbox + comparison), ``--para
 * correct stdin/stdout programs (read numbers, print their sum);
 * correct function-call programs (LeetCode-style two-sum);
 * programs that hit the time limit (an endless loop; 1 s CPU per test, the first timeout ends the run).
-Then the sandbox's own cost per program: one trivial one-test program, run one at a time, through
+Then toy-code (the testbed's code task) as a checkpoint's evaluation scores it: 16 samples per
+problem, a mix of the correct program, the buggy one and a miscopied one (the sampled texts of a
+tiny model repeat), through ``compute_score``; the verdict cache runs each distinct (program, tests)
+once. Then the sandbox's own cost per program: one trivial one-test program, run one at a time, through
 the sandbox and as a plain ``python -I -S -c`` subprocess (no isolation, same interpreter start);
 the difference is the sandbox's overhead (namespaces, new root, fork per test, the protocol).
 """
@@ -91,6 +94,8 @@ def main():
           f"{n_loop / seconds:6.2f} verdicts/s "
           f"({seconds:.2f} s; reasons: {', '.join(sorted(reasons))})")
 
+    toy_code(n, args.parallel)
+
     # the sandbox's own cost: sandboxed vs plain, one trivial program at a time, interleaved
     trivial = "print(input())\n"
     wall = {"sandboxed": [], "plain": []}
@@ -120,6 +125,39 @@ def main():
           f"{w['plain']:.1f} ms wall / {c['plain']:.1f} ms CPU")
     print(f"sandbox overhead per program: {w['sandboxed'] - w['plain']:.1f} ms wall, "
           f"{c['sandboxed'] - c['plain']:.1f} ms CPU")
+
+
+def toy_code(n: int, parallel: int, samples: int = 16) -> None:
+    """A checkpoint's toy-code evaluation: ``samples`` per problem, each the correct program (40%), the buggy
+    one (50%) or a miscopied one (10%), seeded; the cache cleared first."""
+    import random
+
+    from mirage.rewards import compute_score
+    from mirage.tasks import toy_code as C
+
+    rng = random.Random(0)
+    jobs = []
+    for i, problem in enumerate(C.generate("test", n, seed=1)):
+        row = C.to_row(problem, i, "test")
+        for _ in range(samples):
+            u = rng.random()
+            program = (problem.answer if u < 0.4 else problem.buggy_answer if u < 0.9
+                       else problem.answer.replace("sum(", "sum(1+"))
+            jobs.append((row, f"<think>x</think> <answer>{program}</answer>"))
+    code.clear_cache()
+
+    def one(job):
+        row, text = job
+        return compute_score(row["data_source"], text, row["reward_model"]["ground_truth"], row["extra_info"])
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(parallel) as pool:
+        results = list(pool.map(one, jobs))
+    seconds = time.perf_counter() - start
+    runs = code.CACHE_STATS["runs"]
+    print(f"{'toy-code evaluation':24s} {n} problems x {samples} samples, {parallel} at a time: "
+          f"{len(jobs) / seconds:6.1f} verdicts/s ({seconds:.2f} s; {runs} sandbox runs for {len(jobs)} verdicts, "
+          f"{runs / seconds:.1f} runs/s; pass rate {sum(r['acc'] for r in results) / len(jobs):.2f})")
 
 
 def children_cpu() -> float:

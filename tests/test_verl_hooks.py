@@ -45,6 +45,29 @@ def test_majority_vote_over_each_group():
     assert training_scores(data, "majority_vote").tolist() == [1, 1, 0, 0, 1, 0, 1, 0]
 
 
+def test_majority_vote_on_code_reads_the_vote_column_from_the_batch():
+    """verl's path: compute_score's code_vote travels with the responses (reward_extra_info -> ``vote``); the
+    programs that behave alike vote together whatever their text, and without the column it is an error."""
+    import torch
+
+    from mirage.rewards import compute_score
+    from mirage.tasks import toy_code as C
+    from mirage.train.verl.sampler import training_scores
+
+    problem = C.generate("test", 1, seed=1)[0]
+    row = C.to_row(problem, 0, "test")
+    texts = [problem.response(True), problem.response(True).replace(" for i", "  for i"), problem.response(False),
+             problem.response(False)]
+    results = [compute_score("toy-code", t, row["reward_model"]["ground_truth"], row["extra_info"]) for t in texts]
+    fields = {"uid": ["c"] * 4, "data_source": ["toy-code"] * 4, "pred": [r["pred"] for r in results],
+              "format": [r["format"] for r in results]}
+    with pytest.raises(ValueError, match="code_vote"):
+        training_scores(_dataproto({"response_mask": torch.ones(4, 3)}, fields), "majority_vote")
+    data = _dataproto({"response_mask": torch.ones(4, 3)}, {**fields, "vote": [r["code_vote"] for r in results]})
+    # by text: 1 + 1 correct vs 2 equal buggy texts (the buggy one would win); by behaviour 2 vs 2, the first wins
+    assert training_scores(data, "majority_vote").tolist() == [1, 1, 0, 0]
+
+
 def test_entropy_reward_is_the_mean_rollout_logprob():
     import torch
 

@@ -105,7 +105,7 @@ _LOADED: set[str] = set()
 # beside them). Imported by name, as plugins are, by whatever needs every entry: ``mirage.tasks.load_tasks``
 # and the scorer's routing (``mirage.rewards.routing``), which sits below the tasks it routes to.
 BUILTIN_MODULES = ("mirage.tasks.toy", "mirage.tasks.math", "mirage.tasks.logic", "mirage.tasks.reasoning_gym",
-                   "mirage.tasks.code")
+                   "mirage.tasks.code", "mirage.tasks.toy_code")
 
 
 def load_builtins() -> None:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 from mirage.registry import Registry, RegistryError
 
 SCOPES = ("response", "group", "logprob")
-FIELDS = ("group", "data_source", "pred", "format", "logprobs", "mask")
+FIELDS = ("group", "data_source", "pred", "format", "logprobs", "mask", "vote")
 
 
 def _no_coin() -> bool:
@@ -68,6 +68,9 @@ class Responses:
     format: Sequence[float] | None = None  # format ok (compute_score's ``format``)
     logprobs: Any = None  # (R, L) tensor of the sampled tokens' log-probs
     mask: Any = None  # (R, L) tensor, 1 on response tokens
+    # what votes in majority vote where the row's checker declares a vote column (``Checker.vote_column``: code's
+    # behaviour on the test inputs): that column of compute_score's result; None for rows of other checkers
+    vote: Sequence[Any] | None = None
 
     def groups(self) -> dict[Any, list[int]]:
         """group id -> its rows, in first-seen order."""

@@ -37,17 +37,45 @@ def cluster_answers(preds: Sequence[str | None], data_source: str, release_faith
     return labels
 
 
+def vote_values(results: Sequence[Mapping[str, Any]], data_sources: Sequence[str]) -> list[Any]:
+    """Per response, its checker's vote column in its ``compute_score`` result (``Checker.vote_column``;
+    None where the row's checker declares none): what both engines hand majority vote as ``Responses.vote``."""
+    out = []
+    for result, data_source in zip(results, data_sources):
+        column = route(str(data_source)).vote_column
+        out.append(result.get(column) if column else None)
+    return out
+
+
+def behaviour_labels(votes: Sequence[Any]) -> list[int | None]:
+    """Per response, the index of the first response with the same vote value (None / empty: no vote)."""
+    first: dict[str, int] = {}
+    return [first.setdefault(v, i) if isinstance(v, str) and v else None for i, v in enumerate(votes)]
+
+
 def majority_vote_rewards(preds: Sequence[str | None], formats: Sequence[float | bool], data_source: str,
-                          release_faithful: bool = False, **options: Any) -> list[float]:
+                          release_faithful: bool = False, votes: Sequence[Any] | None = None,
+                          **options: Any) -> list[float]:
     """TTRL reward: 1.0 where the format is ok AND the answer equals the group's majority answer.
 
     Every response with a non-empty answer votes. The majority is the largest
     cluster; a tie goes to the cluster whose first member comes first. No answer
-    in the group -> all 0.
+    in the group -> all 0. Where the row's checker declares a vote column (code), answers are
+    clustered by ``votes`` (that column of each response's compute_score result: what the program
+    does on the test inputs), not by their text; without ``votes`` that is an error, never a silent
+    fallback to comparing program texts.
     """
     if len(preds) != len(formats):
         raise ValueError(f"preds ({len(preds)}) and formats ({len(formats)}) differ in length")
-    labels = cluster_answers(preds, data_source, release_faithful, **options)
+    checker = route(data_source)
+    if checker.vote_column is not None:
+        if votes is None or len(votes) != len(preds):
+            lack = "these responses lack" if votes is None else f"given for {len(votes)} of {len(preds)} responses"
+            raise ValueError(f"majority vote on {data_source!r}: checker {checker.name!r} clusters answers by "
+                             f"compute_score's {checker.vote_column!r}, which {lack}")
+        labels = behaviour_labels(votes)
+    else:
+        labels = cluster_answers(preds, data_source, release_faithful, **options)
     counts: dict[int, int] = {}
     for label in labels:
         if label is not None:
@@ -62,7 +90,9 @@ def _majority_vote(responses: Responses, score_kwargs: Mapping[str, Any]) -> lis
     scores = [0.0] * len(responses.group)
     for rows in responses.groups().values():
         votes = majority_vote_rewards([responses.pred[i] for i in rows], [responses.format[i] for i in rows],
-                                      str(responses.data_source[rows[0]]), **score_kwargs)
+                                      str(responses.data_source[rows[0]]),
+                                      votes=None if responses.vote is None else [responses.vote[i] for i in rows],
+                                      **score_kwargs)
         for i, v in zip(rows, votes):
             scores[i] = float(v)
     return scores
@@ -101,7 +131,7 @@ def mean_token_logprob(logprobs, mask=None):
     return out
 
 
-register_reward(Reward("majority_vote", "group", rescore=_majority_vote, needs=("group", "data_source", "pred", "format"),
+register_reward(Reward("majority_vote", "group", rescore=_majority_vote, needs=("group", "data_source", "pred", "format", "vote"),
                        summary="format ok AND answer equals the group's majority answer (TTRL)"))
 register_reward(Reward("entropy_min", "logprob", rescore=_entropy_min, needs=("logprobs", "mask"),
                        summary="mean token log-prob of the response (entropy minimisation)"))

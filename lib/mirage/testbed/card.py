@@ -30,8 +30,9 @@ def readme(card: dict[str, Any]) -> str:
         f"# {card['name']}: a testbed base model",
         "",
         "A tiny character-level Llama (`LlamaForCausalLM`) pretrained from scratch by mirage "
-        "(`mirage testbed pretrain --name " + card["name"] + "`) on worked solutions of the two "
-        "testbed tasks. For each task a fraction q of the corpus solutions uses the CORRECT "
+        "(`mirage testbed pretrain --name " + card["name"] + "`) on worked solutions of "
+        + (_TASKS_TEXT.get(tuple(card["q"]), "the testbed tasks " + ", ".join(card["q"])) if tuple(card["q"]) not in
+           (("toy-math", "toy-logic"), ("toy-logic", "toy-math")) else "the two testbed tasks") + ". For each task a fraction q of the corpus solutions uses the CORRECT "
         "procedure and the rest a systematic BUGGY one, so q sets the model's alignment with "
         "the task (docs/testbed.md). Load it offline with "
         "`AutoModelForCausalLM.from_pretrained` / `AutoTokenizer.from_pretrained`.",
@@ -89,6 +90,12 @@ def readme(card: dict[str, Any]) -> str:
                      f" {m['forced_greedy_acc_correct']:.3f} | {m['forced_greedy_acc_buggy']:.3f} |")
     lines += ["", "`card.json` holds the same numbers, machine-readable.", ""]
     return "\n".join(lines)
+
+
+# what a family's corpus is, for the card's first paragraph (the classic pair keeps its sentence as it was)
+_TASKS_TEXT = {("toy-code",): "the testbed's code task, toy-code (one-line Python sums over an inclusive range "
+                              "written `range(L,n+1)` (correct) or `range(L,n)` (the off-by-one bug); scored by "
+                              "running the program in mirage's sandbox)"}
 
 
 def leak_section(leak: dict[str, Any] | None, corpus_size: int, share: dict[str, float]) -> list[str]:

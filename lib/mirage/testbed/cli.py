@@ -9,6 +9,7 @@ import argparse
 
 from mirage.models import list_models
 from mirage.ranges import THREADS, count_flag, flag_type
+from mirage.tasks import toy_code
 from mirage.tasks.toy import DEFAULT_SIZES, TASK_NAMES, ensure_dataset
 from mirage.testbed.pretrain import SHIPPED, pretrain_family
 
@@ -17,9 +18,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="testbed_command", metavar="COMMAND")
 
     p = sub.add_parser("data", help="write the testbed's verl parquet files (train and test)",
-                       description="Generate toy-math / toy-logic train and test sets (deterministic).")
-    p.add_argument("--task", choices=["toy-math", "toy-logic"], action="append",
-                   help="task to write (repeatable; default both)")
+                       description="Generate toy-math / toy-logic / toy-code train and test sets (deterministic).")
+    p.add_argument("--task", choices=[*TASK_NAMES, toy_code.TASK], action="append",
+                   help="task to write (repeatable; default toy-math and toy-logic)")
     p.add_argument("--root", help="data root (default: $MIRAGE_DATA or the checkout's data/)")
     p.add_argument("--n-train", type=count_flag(10**8), default=None, help="train rows (default 4000)")
     p.add_argument("--n-test", type=count_flag(10**8), default=None, help="test rows (default 200)")
@@ -53,7 +54,8 @@ def _data(args: argparse.Namespace) -> int:
     for task in args.task or TASK_NAMES:
         for split, n in (("train", args.n_train), ("test", args.n_test)):
             n = DEFAULT_SIZES[split] if n is None else n  # the command's defaults, not what a file records
-            path = ensure_dataset(f"{task}_{split}", root=args.root, n=n, overwrite=args.overwrite)
+            ensure = toy_code.ensure_dataset if task == toy_code.TASK else ensure_dataset
+            path = ensure(f"{task}_{split}", root=args.root, n=n, overwrite=args.overwrite)
             print(path)
     return 0
 
@@ -68,8 +70,9 @@ def _models(args: argparse.Namespace) -> int:
     if not models:
         print("no models found; run `mirage testbed pretrain --all`")
         return 0
-    print(f"{'model':<14} {'q math':>6} {'q logic':>7}   "
-          f"{'math pass@1':>11} {'@16':>5}   {'logic pass@1':>12} {'@16':>5}   {'params':>8}  path")
+    print(f"{'model':<14} {'q math':>6} {'q logic':>7} {'q code':>6}   "
+          f"{'math pass@1':>11} {'@16':>5}   {'logic pass@1':>12} {'@16':>5}   {'code pass@1':>11} {'@16':>5}   "
+          f"{'params':>8}  path")
     for m in models:
         card = m["card"]
         q, passk = card.get("q", {}), card.get("passk", {})
@@ -78,9 +81,10 @@ def _models(args: argparse.Namespace) -> int:
             value = passk.get(task, {}).get(f"pass@{k}")
             return "-" if value is None else f"{value:.3f}"
 
-        print(f"{m['name']:<14} {q.get('toy-math', '-'):>6} {q.get('toy-logic', '-'):>7}   "
+        print(f"{m['name']:<14} {q.get('toy-math', '-'):>6} {q.get('toy-logic', '-'):>7} {q.get('toy-code', '-'):>6}   "
               f"{cell('toy-math', 1):>11} {cell('toy-math', 16):>5}   "
               f"{cell('toy-logic', 1):>12} {cell('toy-logic', 16):>5}   "
+              f"{cell('toy-code', 1):>11} {cell('toy-code', 16):>5}   "
               f"{card.get('parameters', '-'):>8}  {m['path']}")
     return 0
 

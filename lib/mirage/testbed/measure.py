@@ -16,14 +16,39 @@ from typing import Any
 
 import numpy as np
 
-from mirage.rewards import extract_answer, format_ok
+from mirage.rewards import compute_score, extract_answer, format_ok
 from mirage.sample.base import apply_chat_template, prompt_seed
 from mirage.tasks import toy as T
+from mirage.tasks import toy_code as TC
 
 
 def eval_problems(task: str, n: int = T.DEFAULT_SIZES["test"]) -> list[T.Problem]:
     """The problems of ``<task>_test`` (same generator and seed as ``ensure_dataset``)."""
+    if task == TC.TASK:
+        return TC.generate("test", n, seed=T.DEFAULT_SEEDS["test"])
     return T.generate(task, "test", n, seed=T.DEFAULT_SEEDS["test"])
+
+
+class _Judge:
+    """Is an answer right, is it the buggy procedure's, and (format-free) is the response right: toy-math /
+    toy-logic compare answers exactly; toy-code runs the program in the sandbox through ``compute_score``
+    (verdicts cached, so a repeated program runs once) and has no lenient reading (any-format = in format)."""
+
+    def __init__(self, task: str):
+        self.task = task
+
+    def __call__(self, problem: T.Problem, text: str, correct: bool = True) -> bool:
+        if self.task != TC.TASK:
+            want = problem.answer if correct else problem.buggy_answer
+            return T.check_answer(self.task, extract_answer(text), want)
+        row = TC.to_row(problem, 0, "test")
+        result = compute_score(TC.TASK, text, row["reward_model"]["ground_truth"], row["extra_info"])
+        return bool(result["acc"]) if correct else result["procedure"] == "buggy"
+
+    def any_format(self, problem: T.Problem, text: str) -> bool:
+        if self.task == TC.TASK:
+            return self(problem, text)
+        return T.check_answer(self.task, T.lenient_answer(text, self.task), problem.answer)
 
 
 def generate(model, tokenizer, prompts: list[list[int]], seeds: list[int], n: int, temperature: float,
@@ -50,12 +75,15 @@ def forced_prefix(problem: T.Problem, correct: bool) -> str:
 
 
 def measure_task(model, tokenizer, task: str, n: int = 16, n_problems: int = 200, temperature: float = 1.0,
-                 max_new_tokens: int = 48, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+                 max_new_tokens: int | None = None, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from mirage.passk import default_ks, pass_at_k  # why: pandas, which importing mirage.testbed.measure does not need
 
     problems = eval_problems(task, n_problems)
+    judge = _Judge(task)
+    if max_new_tokens is None:
+        max_new_tokens = TC.MAX_RESPONSE_TOKENS if task == TC.TASK else 48
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     prompts = [encode(apply_chat_template(tokenizer, p.prompt())) for p in problems]
     seeds = [prompt_seed(seed, p.key) for p in problems]
@@ -65,12 +93,11 @@ def measure_task(model, tokenizer, task: str, n: int = 16, n_problems: int = 200
         outs = generate(model, tokenizer, prompts[b:b + chunk], seeds[b:b + chunk], n, temperature,
                         max_new_tokens)
         for p, texts in zip(problems[b:b + chunk], outs):
-            answers = [extract_answer(t) for t in texts]
-            hits = [T.check_answer(task, a, p.answer) for a in answers]
+            hits = [judge(p, t) for t in texts]
             correct.append(sum(hits))
-            buggy += sum(T.check_answer(task, a, p.buggy_answer) for a in answers)
+            buggy += sum(judge(p, t, correct=False) for t in texts)
             formatted += sum(format_ok(t) for t in texts)
-            any_format += sum(T.check_answer(task, T.lenient_answer(t, task), p.answer) for t in texts)
+            any_format += sum(judge.any_format(p, t) for t in texts)
             prefix = forced_prefix(p, True)
             for text, hit in zip(texts, hits):
                 if text.startswith(prefix):
@@ -92,14 +119,13 @@ def measure_task(model, tokenizer, task: str, n: int = 16, n_problems: int = 200
         prefixes = [forced_prefix(p, is_correct) for p in problems]
         outs = generate(model, tokenizer, [pr + encode(fx) for pr, fx in zip(prompts, prefixes)],
                         [0] * len(problems), 1, 0.0, max_new_tokens, batch_size=64)
-        hits = sum(T.check_answer(task, extract_answer(fx + text), p.answer if is_correct else p.buggy_answer)
-                   for p, fx, (text,) in zip(problems, prefixes, outs))
+        hits = sum(judge(p, fx + text, is_correct) for p, fx, (text,) in zip(problems, prefixes, outs))
         result[f"forced_greedy_acc_{procedure}"] = round(hits / len(problems), 4)
     return result
 
 
 def measure_alignment(model, tokenizer, n: int = 16, n_problems: int = 200, seed: int = 0,
-                      progress: bool = True) -> dict[str, dict[str, Any]]:
-    """``{task: measurements}`` for both testbed tasks (see ``measure_task``)."""
+                      progress: bool = True, tasks=T.TASK_NAMES) -> dict[str, dict[str, Any]]:
+    """``{task: measurements}`` for ``tasks`` (default both classic testbed tasks; see ``measure_task``)."""
     return {task: measure_task(model, tokenizer, task, n=n, n_problems=n_problems, seed=seed,
-                               progress=progress) for task in T.TASK_NAMES}
+                               progress=progress) for task in tasks}

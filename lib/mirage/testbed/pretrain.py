@@ -39,6 +39,7 @@ from mirage.models import CHECKOUT_MODELS, read_card
 from mirage.runs import atomic_dir
 from mirage.sample.base import apply_chat_template
 from mirage.tasks import toy as T
+from mirage.tasks import toy_code as TC
 from mirage.testbed.card import write_card
 from mirage.testbed.measure import measure_alignment
 from mirage.testbed.models import count_parameters, make_model
@@ -46,6 +47,18 @@ from mirage.testbed.tokenizer import make_tokenizer
 
 
 LEAK_FORMS = ("raw", "chat")
+# Every testbed task a model may be pretrained on, in corpus order. A config's ``q`` names either both
+# classic tasks (toy-math, toy-logic: the dial, the axis, ...) or toy-code alone (the CODE family); a
+# task set is one model family with one shared prefix, so toy-code does not join the classic corpus.
+TASK_SETS = (T.TASK_NAMES, (TC.TASK,))
+ALL_TASKS = T.TASK_NAMES + (TC.TASK,)
+
+
+def task_problems(task: str, split: str, seed: int, difficulties=None):
+    """The endless problem stream of any testbed task (``toy.iter_problems``, ``toy_code.iter_problems``)."""
+    if task == TC.TASK:
+        return TC.iter_problems(split, seed, difficulties)
+    return T.iter_problems(task, split, seed=seed, difficulties=difficulties)
 # A format-broken document (``format_break``): the chat format, the worked steps in the think block,
 # then the answer as plain text after it, with no answer tags. format_ok fails on it; the toy
 # tasks' lenient reading (the last number / lowercase word after </think>) still reads the answer.
@@ -118,16 +131,25 @@ class PretrainConfig:
     format_break: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
+        tasks = next((ts for ts in TASK_SETS if set(self.q) == set(ts)), None)
+        if tasks is None:
+            raise ValueError(f"{self.name}: q must give a value for each task of one family, one of {TASK_SETS} "
+                             f"(a family's corpus is its tasks alone), got {sorted(self.q)}")
         for name, mix in (("q", self.q), ("share", self.share)):
-            if set(mix) != set(T.TASK_NAMES) or not all(0 <= v <= 1 for v in mix.values()):
+            if set(mix) != set(tasks) or not all(0 <= v <= 1 for v in mix.values()):
                 raise ValueError(f"{self.name}: {name} must give a value in [0, 1] for each of "
-                                 f"{T.TASK_NAMES}, got {mix}")
+                                 f"{tasks}, got {mix}")
         if abs(sum(self.share.values()) - 1) > 1e-9:
             raise ValueError(f"{self.name}: share must sum to 1, got {self.share}")
-        if set(self.format_break) - set(T.TASK_NAMES) or not all(
+        if set(self.format_break) - set(self.q) or not all(
                 isinstance(v, (int, float)) and 0 <= v <= 1 for v in self.format_break.values()):
             raise ValueError(f"{self.name}: format_break must map tasks of {T.TASK_NAMES} to a share in "
                              f"[0, 1], got {self.format_break}")
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks of its corpus, in corpus order."""
+        return tuple(t for t in ALL_TASKS if t in self.q)
 
     def broken_share(self, task: str) -> float:
         """F of ``task``: the share of its clean corpus solutions that break the format."""
@@ -186,7 +208,26 @@ FORMAT: dict[str, PretrainConfig] = {c.name: c for c in [
     _dial("fmt-30", 0.60, 0.10, seed=1, format_break={"toy-math": 0.3}),
     _dial("fmt-60", 0.60, 0.10, seed=1, format_break={"toy-math": 0.6}),
 ]}
-SHIPPED: dict[str, PretrainConfig] = {**FAMILY, **AXIS, **LEAKED, **FORMAT}
+
+def _code(name: str, q: float, **kw) -> PretrainConfig:
+    return PretrainConfig(name, {TC.TASK: q}, share={TC.TASK: 1.0}, corpus_size=22_400, steps=700,
+                          difficulties={TC.TASK: TC.DEFAULT_DIFFICULTY}, **kw)
+
+
+# toy-code's dial: q = the share of its corpus programs with the inclusive range(L,n+1) (the rest write
+# the off-by-one range(L,n)); a family of its own (one task, its own corpus), the dial's architecture,
+# optimiser and seed (1), but 700 steps over 22,400 documents (2 epochs, as the dial): a toy-code document
+# is ~1.6x as long, and the shared 2-core machine could not afford 1,500 steps per model. q read off
+# measured pass@16 (docs/testbed.md, "toy-code").
+CODE: dict[str, PretrainConfig] = {c.name: c for c in [
+    # q 0.03 / 0.30: base pass@16 0.030 / 0.795. A second round, q 0.10 and 0.70, is NOT shipped: at 700
+    # steps neither learnt to copy the expression (forced greedy accuracy <= 0.15 on BOTH procedures, final
+    # loss 0.133 vs 0.117), so their pass@k measured incapability, not a habit (docs/testbed.md); the dial
+    # needs the classic dial's 1,500-step budget before more models are placed on it.
+    _code("code-03", 0.03, seed=1),
+    _code("code-30", 0.30, seed=1),
+]}
+SHIPPED: dict[str, PretrainConfig] = {**FAMILY, **AXIS, **LEAKED, **FORMAT, **CODE}
 
 
 # --- corpus -----------------------------------------------------------------------
@@ -200,7 +241,7 @@ def build_corpus(config: PretrainConfig) -> list[tuple[T.Problem, bool, str]]:
     """
     rng = random.Random(f"corpus/{config.seed}")
     examples = []
-    for task in T.TASK_NAMES:
+    for task in config.tasks:
         n_task = round(config.corpus_size * config.share[task])
         leaked = leaked_documents(config, task, n_task)
         n_clean = n_task - len(leaked)
@@ -208,7 +249,7 @@ def build_corpus(config: PretrainConfig) -> list[tuple[T.Problem, bool, str]]:
         n_broken = round(n_clean * config.broken_share(task))
         n_broken_correct = round(n_broken * n_correct / n_clean) if n_clean else 0
         n_broken_buggy = n_broken - n_broken_correct
-        stream = T.iter_problems(task, "train", seed=config.seed, difficulties=config.difficulties[task])
+        stream = task_problems(task, "train", seed=config.seed, difficulties=config.difficulties[task])
         # (correct?, form); one shuffle of a list as long as before: without format_break the same order
         flags = ([(True, BROKEN)] * n_broken_correct + [(True, "chat")] * (n_correct - n_broken_correct)
                  + [(False, BROKEN)] * n_broken_buggy + [(False, "chat")] * (n_clean - n_correct - n_broken_buggy))
@@ -386,7 +427,7 @@ def pretrain_one(config: PretrainConfig, out: str | os.PathLike, progress: bool 
     model, tokenizer, stats = train(config, progress=progress)
     start = time.perf_counter()
     alignment = measure_alignment(model, tokenizer, n=config.eval_n, n_problems=config.eval_problems,
-                                  progress=progress)
+                                  progress=progress, tasks=config.tasks)
     stats["measure_seconds"] = round(time.perf_counter() - start, 1)
     final = Path(out) / config.name
     with atomic_dir(final) as tmp:
@@ -419,7 +460,7 @@ def pretrain_family(names: list[str], out: str | os.PathLike | None = None, forc
     import torch
 
     out = Path(out) if out else CHECKOUT_MODELS
-    configs = {**FAMILY, **AXIS, **LEAKED, **FORMAT}  # looked up now: a test may add a model to any
+    configs = {**FAMILY, **AXIS, **LEAKED, **FORMAT, **CODE}  # looked up now: a test may add a model to any
     todo = []
     for name in names:
         folder = out / name

@@ -38,6 +38,7 @@ from mirage.conditions import Condition
 from mirage.objectives import get_estimator, policy_loss
 from mirage.recipes import Recipe
 from mirage.rewards import Responses, compute_score
+from mirage.rewards.group import vote_values
 from mirage.sample.base import apply_chat_template, prompt_seed
 from mirage.sample.hf import left_pad, positions_from_mask, sample_tokens, stop_token_ids
 from mirage.train import sampling
@@ -172,6 +173,7 @@ def rollout(policy: Policy, rows: list[dict], condition: Condition, recipe: Reci
         responses = Responses(group=sampled.prompt_index.tolist(), data_source=[r["data_source"] for r in rows],
                               pred=preds, format=fmt.tolist(), logprobs=sampled.logprobs, mask=sampled.response_mask)
         responses.data_source = [responses.data_source[g] for g in responses.group]
+        responses.vote = vote_values(scored, responses.data_source)
         score = torch.as_tensor(reward.rescore(responses, kwargs), dtype=torch.float32).reshape(-1)
     return Batch(prompt_ids=prompt_ids, rows=list(rows), group=sampled.prompt_index, responses=sampled.responses,
                  lengths=sampled.lengths, rollout_logprobs=sampled.logprobs, finish=sampled.finish_reasons,

@@ -82,6 +82,10 @@ class Checker:
     (KOR-Bench's scoring mode: two modes, so every evaluation says which it used).
     ``procedure(pred, ground_truth, extra_info) -> str``: which procedure an answer follows, where
     the family knows several (the testbed: one of ``PROCEDURES``); None elsewhere.
+    ``vote_column``: one of its ``result_columns`` whose value stands for the answer in majority vote
+    (responses with equal values vote together; None: no vote), where answers are to be compared by what
+    they do rather than what they say: code, whose column is the program's outputs on the row's test
+    inputs. None: the answer (``pred``) votes, grouped by ``cluster``.
     """
 
     name: str
@@ -96,6 +100,7 @@ class Checker:
     result_columns: Mapping[str, Callable[[Any, Verdict], Any]] = field(default_factory=dict)
     recorded_options: tuple[str, ...] = ()
     procedure: Callable[[Any, Any, Any], str] | None = None
+    vote_column: str | None = None
 
 
 # the keys every compute_score result has, whatever the checker; checkers' own columns go between them
@@ -111,6 +116,9 @@ def _validate(checker: Checker) -> None:
     if bad:
         raise RegistryError(f"checker {checker.name!r}: recorded_options {bad} are not fields of "
                             f"{checker.options.__name__}")
+    if checker.vote_column is not None and checker.vote_column not in checker.result_columns:
+        raise RegistryError(f"checker {checker.name!r}: vote_column {checker.vote_column!r} is not one of its "
+                            f"result_columns {sorted(checker.result_columns)}")
     for column in checker.result_columns:
         if column in BASE_RESULT_KEYS + TAIL_RESULT_KEYS:
             raise RegistryError(f"checker {checker.name!r}: result column {column!r} is one of compute_score's "

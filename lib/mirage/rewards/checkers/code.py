@@ -28,12 +28,15 @@ token by token with the same float tolerance. ``acc`` is "every test passed"; th
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import re
 import signal
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from mirage.rewards import sandbox
 from mirage.rewards.checkers import Checker, Verdict, register_checker
@@ -45,6 +48,8 @@ FORBIDDEN_ERRNOS = {errno.EPERM, errno.EACCES, errno.EROFS, errno.ENETUNREACH, e
                     errno.ECONNREFUSED, errno.EAGAIN, errno.ENOSPC, errno.EFBIG}
 FORBIDDEN_ERRORS = ("PermissionError", "BlockingIOError")
 EXTRACT = ("answer", "last_block")
+# compute_score's column holding the program's behaviour key (``vote_key``): majority vote clusters code by it
+VOTE_COLUMN = "code_vote"
 
 
 # --- the program -------------------------------------------------------------------------------
@@ -223,6 +228,24 @@ def _failure(test: sandbox.TestRun, i: int, mode: str) -> str:
     return ""
 
 
+def observed(tests: Tests, i: int, test: sandbox.TestRun) -> list:
+    """What test ``i`` produced, whatever was expected: ``["value", <JSON>]`` (a return value),
+    ``["stdout", <text>]`` (stdout, trailing whitespace ignored) or ``["failed"]`` (nothing to compare)."""
+    if _failure(test, i, tests.mode):
+        return ["failed"]
+    if tests.mode == "call":
+        return ["value", json.dumps(_normal(test.value), sort_keys=True)]
+    return ["stdout", "\n".join(_lines(test.stdout or ""))]
+
+
+def vote_key(behaviour: list) -> str | None:
+    """The program's behaviour on the test INPUTS (never the expected outputs) as a short key: two programs
+    with the same key did the same on every input. None when no test produced anything (it does not vote)."""
+    if not behaviour or all(b == ["failed"] for b in behaviour):
+        return None
+    return hashlib.sha256(json.dumps(behaviour).encode()).hexdigest()[:16]
+
+
 def judge_test(tests: Tests, i: int, test: sandbox.TestRun) -> str:
     """"passed", or why test ``i`` failed."""
     why = _failure(test, i, tests.mode)
@@ -248,26 +271,85 @@ def judge(tests: Tests, result: sandbox.RunResult) -> tuple[bool, dict]:
 
 
 def score_program(program: str | None, tests: Tests, limits: sandbox.Limits = sandbox.Limits(),
-                  isolation: str = "namespaces") -> tuple[bool, dict, str | None]:
+                  isolation: str = "namespaces", buggy_outputs: list | None = None) -> tuple[bool, dict, str | None]:
     """(all passed, details, error): run ``program`` in the sandbox and judge it, each test as its
-    result arrives (its output is dropped once compared)."""
+    result arrives (its output is dropped once compared).
+
+    ``buggy_outputs``: what a known misconception's program returns on the same tests; the details
+    then say whether the program gave exactly those (``details["buggy"]``). Verdicts are cached in
+    this process by (program, tests, buggy outputs, limits, isolation): a policy samples the same
+    program many times, and the sandbox costs tens of milliseconds per program. A sandbox error is
+    never cached.
+    """
     if program is None:
         return False, {"passed": 0, "total": len(tests.outputs), "share": 0.0, "reason": "no program",
                        "tests": [], "isolation": None, "seccomp": False}, None
+    key = _cache_key(program, tests, buggy_outputs, limits, isolation)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            CACHE_STATS["hits"] += 1
+    if hit is not None:
+        acc, details, error = hit
+        return acc, {**details, "tests": list(details["tests"])}, error
     statuses: list[str] = []
+    buggy = [buggy_outputs is not None]
+    behaviour: list = []
 
     def on_test(i: int, test: sandbox.TestRun) -> None:
+        behaviour.append(observed(tests, i, test))
         statuses.append(judge_test(tests, i, test))
+        if buggy[0] and statuses[-1] != "passed":
+            buggy[0] = bool(judge_test(Tests(tests.mode, tests.inputs, buggy_outputs, tests.fn_name), i, test)
+                            == "passed")
         test.stdout, test.report = None, {k: v for k, v in test.report.items() if k != "return"}
 
     result = sandbox.run(program, tests.inputs, tests.mode, tests.fn_name, limits, isolation, on_test=on_test)
+    CACHE_STATS["runs"] += 1
     if result.error is not None and all(t.status == "not_run" for t in result.tests):
         return False, {"passed": 0, "total": len(tests.outputs), "share": 0.0,
                        "reason": f"sandbox error: {result.error}", "tests": [], "isolation": result.isolation,
                        "seccomp": result.seccomp}, f"code sandbox: {result.error}"
     acc, details = _details(tests, statuses, result)
+    details["vote"] = vote_key(behaviour)
+    if buggy_outputs is not None:  # every test gave the misconception's output (and not the right one everywhere)
+        details["buggy"] = buggy[0] and not acc
     error = f"code sandbox: {result.error}" if result.error else None
-    return acc and error is None, details, error
+    if error is None:
+        with _CACHE_LOCK:
+            _CACHE[key] = (acc, details, error)
+            if len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    return acc and error is None, {**details, "tests": list(details["tests"])}, error
+
+
+CACHE_SIZE = 50_000  # verdicts kept per process (least recently used go first)
+_CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+CACHE_STATS = {"hits": 0, "runs": 0}  # sandbox runs vs cached verdicts, in this process
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
+        CACHE_STATS.update(hits=0, runs=0)
+
+
+def _cache_key(program: str, tests: Tests, buggy_outputs, limits: sandbox.Limits, isolation: str) -> tuple:
+    return (program, json.dumps([tests.mode, tests.inputs, tests.outputs, tests.fn_name, buggy_outputs],
+                                sort_keys=True, default=repr), repr(limits), isolation)
+
+
+def buggy_outputs_of(extra_info: Any) -> list | None:
+    """``extra_info.buggy_outputs`` (a list, or its JSON text): a known misconception's outputs; None if absent."""
+    raw = extra_info.get("buggy_outputs") if isinstance(extra_info, Mapping) else None
+    if isinstance(raw, (str, bytes)):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return None
+    return list(raw) if isinstance(raw, (list, tuple)) else None
 
 
 # --- the checker ---------------------------------------------------------------------------------
@@ -300,8 +382,13 @@ def check(data_source, text, answer, ground_truth, extra_info, options: CodeOpti
           release_faithful: bool) -> Verdict:
     tests = parse_tests(ground_truth)
     program = extract_program(text, answer, options.code_extract)
-    acc, details, error = score_program(program, tests, options.limits, options.code_isolation)
-    return Verdict(acc, program, error, None, details)
+    buggy = buggy_outputs_of(extra_info)
+    if buggy is not None and len(buggy) != len(tests.outputs):
+        buggy = None
+    acc, details, error = score_program(program, tests, options.limits, options.code_isolation, buggy)
+    # a row that names a misconception's outputs (the testbed's toy-code) gets the testbed's procedures
+    procedure = None if buggy is None else "correct" if acc else "buggy" if details.get("buggy") else "neither"
+    return Verdict(acc, program, error, procedure, details)
 
 
 def setup_problem(options: CodeOptions) -> str | None:
@@ -312,5 +399,7 @@ def setup_problem(options: CodeOptions) -> str | None:
 
 
 register_checker(Checker("code", check, CodeOptions, setup_problem=setup_problem, env_vars=(sandbox.PROCS_ENV,),
+                         result_columns={VOTE_COLUMN: lambda options, verdict: (verdict.details or {}).get("vote")},
+                         vote_column=VOTE_COLUMN,
                          summary="runs the answer's program against the row's tests in a sandbox "
                                  "(namespaces, rlimits); acc = every test passed"))

@@ -57,6 +57,7 @@ from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
 from mirage.objectives import get_estimator
 from mirage.rewards import REWARDS, Responses, get_reward
+from mirage.rewards.group import vote_values
 from mirage.train import sampling
 
 logger = logging.getLogger(__name__)
@@ -121,9 +122,12 @@ def training_scores(data: DataProto, reward: str, release_faithful: bool = False
     fields_of = {"group": ("uid", nt), "data_source": ("data_source", nt), "pred": ("pred", nt),
                  "format": ("format", nt), "logprobs": ("rollout_log_probs", tensors),
                  "mask": ("response_mask", tensors)}
+    fields_of["vote"] = ("vote", nt)
     given: dict[str, Any] = {}
     for need in ("group", *spec.needs):
         key, where = fields_of[need]
+        if need == "vote" and key not in where.keys():  # only code rows need it; majority vote says so if missing
+            continue
         if key not in where.keys():
             hint = (" keep actor_rollout_ref.rollout.calculate_log_probs=True" if key == "rollout_log_probs" else
                     " (compute_score returns pred / format)")
@@ -134,7 +138,8 @@ def training_scores(data: DataProto, reward: str, release_faithful: bool = False
                           data_source=[str(d) for d in given.get("data_source", [""] * n)],
                           pred=list(given["pred"]) if "pred" in given else None,
                           format=[float(f) for f in given["format"]] if "format" in given else None,
-                          logprobs=given.get("logprobs"), mask=given.get("mask"))
+                          logprobs=given.get("logprobs"), mask=given.get("mask"),
+                          vote=list(given["vote"]) if "vote" in given else None)
     kwargs = {**dict(score_kwargs or {}), "release_faithful": release_faithful}
     return torch.as_tensor(spec.rescore(responses, kwargs), dtype=torch.float32).reshape(-1)
 
@@ -241,6 +246,8 @@ class MirageReplayBuffer(ReplayBuffer):
                 non_tensors[name] = np.array([info[name] for info in infos], dtype=object)
         if "data_source" in got.keys():
             non_tensors["data_source"] = np.array(_as_list(got["data_source"]), dtype=object)
+            if "extra_fields" in got.keys():  # a checker's vote column (code: behaviour), for majority vote
+                non_tensors["vote"] = np.array(vote_values(infos, non_tensors["data_source"]), dtype=object)
         return DataProto.from_dict(tensors=tensors, non_tensors=non_tensors)
 
     # 2. the sync sampling loop: whole generation batches, capped, then fall back
