@@ -22,8 +22,8 @@ from mirage.testbed.pretrain import FAMILY
 
 def test_shipped_presets_cover_the_grid_they_promise():
     assert study.list_presets() == ["paper", "testbed-axis", "testbed-axis-extra", "testbed-axis-extra-quick",
-                                    "testbed-axis-quick", "testbed-ci", "testbed-contamination", "testbed-format",
-                                    "testbed-format-quick", "testbed-full", "testbed-mechanism", "testbed-noise",
+                                    "testbed-axis-quick", "testbed-ci", "testbed-code", "testbed-code-quick",
+                                    "testbed-contamination", "testbed-format", "testbed-format-quick", "testbed-full", "testbed-mechanism", "testbed-noise",
                                     "testbed-noise-quick", "testbed-predictors", "testbed-quick", "testbed-seeds"]
     full = study.load_preset("testbed-full")
     assert full.conditions == tuple(CONDITIONS) and full.seeds == (0, 1, 2)  # every condition, listed in the file
