@@ -7,7 +7,7 @@ import pytest
 
 from mirage.rewards import extract_answer, format_ok
 from mirage.tasks import toy as T
-from mirage.testbed.pretrain import (AXIS, FAMILY, FORMAT, LEAKED, SHIPPED, Leak, PretrainConfig, batch_loss, build_corpus,
+from mirage.testbed.pretrain import (AXIS, FAMILY, FORMAT, LEAKED, SHIPPED, TASK_SETS, Leak, PretrainConfig, batch_loss, build_corpus,
                                      encode_corpus, mixed_batch_loss, shared_prefix_length, train)
 from mirage.testbed.tokenizer import make_tokenizer
 
@@ -339,5 +339,6 @@ def test_card_json_is_machine_readable():
         card = json.loads((folder / "card.json").read_text())
         for key in ("q", "share", "parameters", "config", "training", "passk", "environment"):
             assert key in card, (folder, key)
-        for task in T.TASK_NAMES:
+        for task in card["q"]:  # every task of the model's family (toy-math + toy-logic, or toy-code)
             assert {"pass@1", "pass@4", "pass@16"} <= set(card["passk"][task])
+        assert set(card["q"]) in [set(tasks) for tasks in TASK_SETS], (folder, card["q"])
