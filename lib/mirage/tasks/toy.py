@@ -186,18 +186,24 @@ def iter_problems(task: str, split: str, seed: int, difficulties=None) -> Iterat
             yield problem
 
 
-def generate(task: str, split: str, n: int, seed: int = 0, difficulties=None) -> list[Problem]:
-    """``n`` distinct problems of one split, deterministic in (task, split, seed, difficulties)."""
-    seen: dict[str, Problem] = {}
-    stream = iter_problems(task, split, seed, difficulties)
+def take_distinct(stream: Iterator[Problem], n: int, error: str) -> list:
+    """The first ``n`` distinct problems (by key) of an endless ``stream``, in order; ValueError(``error``)
+    once 50 n + 10,000 draws have not found them (the space is too small). Shared by every generated task."""
+    seen: dict[str, Any] = {}
     for attempts, problem in enumerate(stream):
         seen.setdefault(problem.key, problem)
         if len(seen) >= n:
-            break
+            return list(seen.values())
         if attempts > 50 * n + 10_000:
-            raise ValueError(f"{task}/{split}: could not find {n} distinct problems "
-                             f"(difficulties {difficulties}); the space is too small")
-    return list(seen.values())
+            break
+    raise ValueError(error)
+
+
+def generate(task: str, split: str, n: int, seed: int = 0, difficulties=None) -> list[Problem]:
+    """``n`` distinct problems of one split, deterministic in (task, split, seed, difficulties)."""
+    return take_distinct(iter_problems(task, split, seed, difficulties), n,
+                         f"{task}/{split}: could not find {n} distinct problems (difficulties {difficulties}); "
+                         f"the space is too small")
 
 
 def fresh_problems(task: str, n: int, seed: int = FRESH_SEED, difficulties=None) -> list[Problem]:

@@ -36,7 +36,7 @@ from typing import Any, Iterator
 from mirage.rewards.checkers import code as _code_checker  # noqa: F401  (registers the "code" checker)
 from mirage.runs import write_json_atomic, write_parquet_atomic
 from mirage.tasks import Task, dataset_path, register_task
-from mirage.tasks.toy import DEFAULT_SEEDS, DEFAULT_SIZES, SPLITS, Problem
+from mirage.tasks.toy import DEFAULT_SEEDS, DEFAULT_SIZES, SPLITS, Problem, take_distinct
 
 TASK = "toy-code"
 FN_NAME = "f"
@@ -113,14 +113,8 @@ def iter_problems(split: str, seed: int, difficulties=None) -> Iterator[Problem]
 
 def generate(split: str, n: int, seed: int = 0, difficulties=None) -> list[Problem]:
     """``n`` distinct problems of one split, deterministic in (split, seed, difficulties)."""
-    seen: dict[str, Problem] = {}
-    for attempts, problem in enumerate(iter_problems(split, seed, difficulties)):
-        seen.setdefault(problem.key, problem)
-        if len(seen) >= n:
-            return list(seen.values())
-        if attempts > 50 * n + 10_000:
-            break
-    raise ValueError(f"{TASK}/{split}: could not find {n} distinct problems (difficulties {difficulties})")
+    return take_distinct(iter_problems(split, seed, difficulties), n,
+                         f"{TASK}/{split}: could not find {n} distinct problems (difficulties {difficulties})")
 
 
 def to_row(problem: Problem, index: int, split: str) -> dict[str, Any]:
