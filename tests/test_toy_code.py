@@ -216,3 +216,30 @@ def test_the_shipped_code_dial_follows_q():
     for card, m in zip(cards, measured):
         assert abs(m["correct_start_rate"] - card["q"]["toy-code"]) < 0.12, (card["name"], m)
         assert card["config"] == CODE[card["name"]].to_dict()
+
+
+def test_train_and_eval_default_to_the_tasks_response_length_on_toy_code_only():
+    """A toy-code run without --set max_response_length / --max-tokens gets the 80 tokens its programs need
+    (the testbed's 48 would cut every longer program, which then scores 0); other tasks keep the recipe's."""
+    from mirage.evaluate.datasets import default_max_tokens
+    from mirage.recipes import TESTBED_RECIPE
+    from mirage.runs.config import RunConfig
+
+    def recipe(task, **overrides):
+        return RunConfig(model="code-30", task=task, condition="ground_truth", seed=0, backend="local",
+                         overrides=overrides, run_dir="/tmp/unused-run").resolved().recipe
+
+    assert TESTBED_RECIPE.max_response_length < C.MAX_RESPONSE_TOKENS
+    assert recipe("toy-code").max_response_length == C.MAX_RESPONSE_TOKENS
+    assert recipe("toy-math").max_response_length == TESTBED_RECIPE.max_response_length
+    assert recipe("toy-code", max_response_length="64").max_response_length == 64  # a value given still wins
+    assert default_max_tokens("toy-code") == default_max_tokens("toy-code_test") == C.MAX_RESPONSE_TOKENS
+    assert default_max_tokens("toy-math") == TESTBED_RECIPE.max_response_length
+
+
+def test_a_task_response_length_is_checked_when_registered():
+    from mirage.registry import RegistryError
+    from mirage.tasks import Task
+
+    with pytest.raises(RegistryError, match="response_tokens"):
+        Task("bad-length", "testbed", train="x", evals=("y",), response_tokens=-1)

@@ -17,12 +17,11 @@ from typing import Any
 import pandas as pd
 
 from mirage import runs
-from mirage.evaluate.datasets import DEFAULT_N, eval_datasets, load_problems, task_kind
+from mirage.evaluate.datasets import DEFAULT_N, default_max_tokens, eval_datasets, load_problems, task_kind
 from mirage.evaluate.scoring import ScorePool, make_sampler, render_prompt
 from mirage.models import resolve_model
 from mirage.passk import bootstrap_ci, counts_from_samples, default_ks
 from mirage.ranges import SAMPLE_TEMPERATURE, SAMPLES, SEED, THREADS, TOKENS, TOP_P, Range, check_fields
-from mirage.recipes import RECIPES
 from mirage.rewards.routing import parse_options, recorded_options
 from mirage.sample.base import SamplingParams, prompt_seed, prompt_token_ids
 from mirage.sample.vllm import BATCH_INVARIANCE, SEEDING
@@ -198,7 +197,7 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
     """
     kind = task_kind(task_or_dataset)  # (reads a parquet's data sources: once)
     n = DEFAULT_N[kind] if n is None else n
-    max_tokens = RECIPES[kind].max_response_length if max_tokens is None else max_tokens
+    max_tokens = default_max_tokens(task_or_dataset) if max_tokens is None else max_tokens
     check_fields({"n": n, "max_tokens": max_tokens, "seed": seed, "temperature": temperature, "top_p": top_p,
                   "step": step, "batch_size": batch_size, "score_processes": score_processes,
                   **{k: v for k, v in (sampler_kwargs or {}).items() if k in EVAL_RANGES}}, EVAL_RANGES)

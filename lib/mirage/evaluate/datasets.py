@@ -46,8 +46,12 @@ def default_n(task_or_dataset: str) -> int:
 
 
 def default_max_tokens(task_or_dataset: str) -> int:
-    """The response length training allowed (the recipe of the task's kind)."""
-    return RECIPES[task_kind(task_or_dataset)].max_response_length
+    """The response length training allowed by default: the recipe of the task's kind, or the
+    task's own ``response_tokens`` where its answers need more (toy-code)."""
+    recipe_tokens = RECIPES[task_kind(task_or_dataset)].max_response_length
+    tasks = load_tasks()
+    task = tasks[task_or_dataset] if task_or_dataset in tasks else task_of_dataset(Path(task_or_dataset).stem)
+    return max(recipe_tokens, task.response_tokens if task is not None else 0)
 
 
 def eval_datasets(task_or_dataset: str, root: str | os.PathLike | None = None) -> list[tuple[str, Path]]:

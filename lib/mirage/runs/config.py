@@ -71,6 +71,9 @@ class RunConfig:
         check_fields(self, RANGES)
         condition, task = get_condition(self.condition), get_task(self.task)
         base = self.recipe or (TESTBED_RECIPE if task.kind == "testbed" and self.backend == "local" else PAPER_RECIPE)
+        if self.recipe is None and task.response_tokens > base.max_response_length:
+            # a task whose answers are longer than its kind's default (toy-code): the default would cut every one
+            base = dataclasses.replace(base, max_response_length=task.response_tokens)
         recipe = base.with_overrides(self.overrides)
         recipe.check()
         run = Path(self.run_dir) if self.run_dir else default_run_dir(

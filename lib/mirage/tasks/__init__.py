@@ -63,6 +63,9 @@ class Task:
     options: Mapping[str, Any] = field(default_factory=dict)  # for families built from a name (rg:<dataset>)
     # problems in its evaluation sets, for cost estimates where they are not prepared here (0: unknown)
     eval_problems: int = 0
+    # the response length its answers need, when longer than its kind's recipe allows (toy-code's programs:
+    # 80 tokens against the testbed's 48); training and evaluation default to the larger (0: the recipe's)
+    response_tokens: int = 0
 
     def __post_init__(self):
         if not _NAME.match(self.name) or ".." in self.name or "/" in self.name:
@@ -71,6 +74,10 @@ class Task:
             raise RegistryError(f"task {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
         if not self.evals:
             raise RegistryError(f"task {self.name!r}: needs at least one evaluation dataset")
+        if not isinstance(self.response_tokens, int) or isinstance(self.response_tokens, bool) \
+                or not 0 <= self.response_tokens <= 1_000_000:
+            raise RegistryError(f"task {self.name!r}: response_tokens must be an integer in [0, 1000000], "
+                                f"got {self.response_tokens!r}")
         object.__setattr__(self, "evals", tuple(self.evals))
         object.__setattr__(self, "sources", dict(self.sources))
 

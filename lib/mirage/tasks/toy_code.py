@@ -21,7 +21,8 @@ program in ``extra_info.reference_solution`` and the buggy program's outputs in
 ``extra_info.buggy_outputs`` (the checker then says which procedure an answer follows).
 
 Prompts are ~50 tokens and responses <= 70 with the testbed tokenizer (one token per character), so
-a toy-code run needs ``max_response_length`` 80 (the ``testbed-code`` presets set it). Train and
+a toy-code run needs ``max_response_length`` 80: the task says so (``response_tokens``), so ``mirage
+train`` / ``mirage eval`` default to 80 on it (the testbed's 48 elsewhere), and the presets set it. Train and
 test are disjoint by the same hash as toy-math / toy-logic (``mirage.tasks.toy.split_of``).
 """
 
@@ -166,4 +167,5 @@ def ensure_dataset(name: str, root: str | os.PathLike | None = None, n: int | No
 register_task(Task(TASK, "testbed", train=f"{TASK}_train", evals=(f"{TASK}_test",), sources={TASK: "code"},
                    description="testbed: a one-line Python sum over an inclusive range, run in the sandbox "
                                "(generated; range(L,n+1) vs the off-by-one range(L,n))",
-                   colour="#6b8e23", marker="^", ensure=lambda dataset, root: ensure_dataset(dataset, root)))
+                   colour="#6b8e23", marker="^", ensure=lambda dataset, root: ensure_dataset(dataset, root),
+                   response_tokens=MAX_RESPONSE_TOKENS))
