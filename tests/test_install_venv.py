@@ -60,6 +60,8 @@ def test_uv_installs_and_pip_takes_over_where_uv_fails(install_venv, monkeypatch
     assert install_venv.install(venv, "cpu", None) == expected
     uv = [c for c in calls if c[0] == "/fake/uv"]
     assert len(uv) == 1 and uv[0][1:3] == ["pip", "install"] and uv[0][-2:] == ["-e", f"{ROOT}[cpu]"]
+    # bytecode compiled at install, as pip does: with PYTHONDONTWRITEBYTECODE set nothing would write it later
+    assert "--compile-bytecode" in uv[0]
     pip = [c for c in calls if c[1:4] == ["-m", "pip", "install"]]
     assert bool(pip) == (expected == "pip") and all(c[-2:] == ["-e", f"{ROOT}[cpu]"] for c in pip[-1:])
 
