@@ -197,7 +197,7 @@ def evaluate(model: str, task_or_dataset: str, n: int | None = None, sampler: An
     """
     kind = task_kind(task_or_dataset)  # (reads a parquet's data sources: once)
     n = DEFAULT_N[kind] if n is None else n
-    max_tokens = default_max_tokens(task_or_dataset) if max_tokens is None else max_tokens
+    max_tokens = default_max_tokens(task_or_dataset, kind) if max_tokens is None else max_tokens
     check_fields({"n": n, "max_tokens": max_tokens, "seed": seed, "temperature": temperature, "top_p": top_p,
                   "step": step, "batch_size": batch_size, "score_processes": score_processes,
                   **{k: v for k, v in (sampler_kwargs or {}).items() if k in EVAL_RANGES}}, EVAL_RANGES)

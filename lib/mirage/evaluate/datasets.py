@@ -15,9 +15,15 @@ import pandas as pd
 
 from mirage.data.rows import load_rows, resolve_dataset
 from mirage.recipes import RECIPES
-from mirage.tasks import get_task, load_tasks, task_of_dataset, task_of_source
+from mirage.tasks import Task, get_task, load_tasks, task_of_dataset, task_of_source
 
 DEFAULT_N = {"testbed": 64, "paper": 256}  # n large enough for the k the curves report
+
+
+def known_task(task_or_dataset: str) -> Task | None:
+    """The registered task named, or owning the dataset named (by file stem); None for anything else."""
+    tasks = load_tasks()
+    return tasks[task_or_dataset] if task_or_dataset in tasks else task_of_dataset(Path(task_or_dataset).stem)
 
 
 def task_kind(task_or_dataset: str) -> str:
@@ -26,13 +32,10 @@ def task_kind(task_or_dataset: str) -> str:
     A task or a known dataset name says it; a parquet file is 'testbed' when all its
     rows come from testbed tasks (by data_source).
     """
-    tasks = load_tasks()
-    if task_or_dataset in tasks:
-        return tasks[task_or_dataset].kind
-    path = Path(task_or_dataset)
-    task = task_of_dataset(path.stem)
+    task = known_task(task_or_dataset)
     if task is not None:
         return task.kind
+    path = Path(task_or_dataset)
     if path.suffix == ".parquet" and path.exists():
         sources = set(pd.read_parquet(path, columns=["data_source"])["data_source"])
         owners = [task_of_source(str(s)) for s in sources]
@@ -45,12 +48,12 @@ def default_n(task_or_dataset: str) -> int:
     return DEFAULT_N[task_kind(task_or_dataset)]
 
 
-def default_max_tokens(task_or_dataset: str) -> int:
+def default_max_tokens(task_or_dataset: str, kind: str | None = None) -> int:
     """The response length training allowed by default: the recipe of the task's kind, or the
-    task's own ``response_tokens`` where its answers need more (toy-code)."""
-    recipe_tokens = RECIPES[task_kind(task_or_dataset)].max_response_length
-    tasks = load_tasks()
-    task = tasks[task_or_dataset] if task_or_dataset in tasks else task_of_dataset(Path(task_or_dataset).stem)
+    task's own ``response_tokens`` where its answers need more (toy-code). ``kind``: task_kind's
+    answer where the caller has it (for a parquet it reads the file)."""
+    recipe_tokens = RECIPES[kind or task_kind(task_or_dataset)].max_response_length
+    task = known_task(task_or_dataset)
     return max(recipe_tokens, task.response_tokens if task is not None else 0)
 
 
